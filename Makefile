@@ -1,0 +1,30 @@
+# detbalance — `make demo` (main job) and `make test` do all set-up themselves on a fresh machine.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.detbalance-setup
+SETUP_INPUTS := requirements/constraints.txt setup.py tools/build/setup_env.sh tools/build/install_detectron2.sh \
+                tools/build/cxx20
+PYTEST_ARGS ?=
+DEMO_ARGS ?=
+
+.PHONY: setup test demo bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): $(SETUP_INPUTS)
+	PYTHON=$(PYTHON) VENV=$(CURDIR)/$(VENV) bash tools/build/setup_env.sh
+	@touch $@
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) tools/demo.py $(DEMO_ARGS)
+
+bench: setup
+	$(PY) tools/bench_losses.py
+	$(PY) tools/bench_compute_weights.py
+
+clean-venv:
+	rm -rf $(VENV)
