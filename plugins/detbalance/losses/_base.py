@@ -1,0 +1,81 @@
+"""What every loss module shares: stored settings, the logit layout, accuracy, and reading class statistics.
+
+A loss module stores ``num_classes`` (K), ``reduction`` and ``ignore_index``; its ``forward`` checks the column
+count against K and delegates to the matching function. ``from_stats`` class methods read a
+``detbalance.weights.ClassStats`` (attributes ``class_names``, ``instance_counts``, ``image_counts``,
+``num_images``) or an object carrying one as ``.stats`` (a ``WeightsFile``), by attribute name only.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ._validate import check_columns, check_num_classes, check_reduction
+from .activations import score_accuracy
+
+
+class ClassificationLoss(nn.Module):
+    """Base of the loss modules; subclasses set ``extra_columns``/``layout`` and implement ``predict_scores``."""
+
+    extra_columns: int = 0
+    layout: str = "[R, K]"
+
+    def __init__(self, num_classes: int, *, reduction: str = "mean", ignore_index: int = -1) -> None:
+        super().__init__()
+        self.num_classes = check_num_classes(num_classes)
+        self.reduction = check_reduction(reduction)
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or 0 <= ignore_index <= num_classes:
+            raise ValueError(f"ignore_index must be an int outside [0, {num_classes}], got {ignore_index!r}")
+        self.ignore_index = ignore_index
+
+    @property
+    def num_logits(self) -> int:
+        """Number of columns the classifier must output for this loss."""
+        return self.num_classes + self.extra_columns
+
+    def _reduction(self, reduction_override: Optional[str]) -> str:
+        return self.reduction if reduction_override is None else check_reduction(reduction_override)
+
+    def _check_columns(self, logits: Tensor) -> None:
+        check_columns(logits, self.num_logits, self.num_classes, self.layout)
+
+    def predict_scores(self, logits: Tensor) -> Tensor:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def class_accuracy(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Percent of non-ignored proposals whose arg-max of :meth:`predict_scores` equals the label."""
+        self._check_columns(logits)
+        return score_accuracy(self.predict_scores(logits), labels, self.ignore_index)
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes}, reduction={self.reduction!r}, ignore_index={self.ignore_index}"
+
+
+def class_stats(stats: Any, num_classes: int) -> Any:
+    """Return the ClassStats inside ``stats`` (itself or its ``.stats``) after checking it describes K classes."""
+    inner = getattr(stats, "stats", stats)
+    missing = [name for name in ("class_names", "instance_counts", "image_counts", "num_images")
+               if not hasattr(inner, name)]
+    if missing:
+        raise ValueError(
+            f"stats must be a ClassStats or a WeightsFile holding one; {type(stats).__name__} lacks {missing}")
+    if len(inner.class_names) != num_classes:
+        raise ValueError(
+            f"stats describe {len(inner.class_names)} classes but num_classes={num_classes}")
+    return inner
+
+
+def weights_with_background(weights_file: Any, num_classes: int) -> list[float]:
+    """``weights[K] + [background_weight]`` from a WeightsFile (after checking its statistics match K)."""
+    class_stats(weights_file, num_classes)
+    if not hasattr(weights_file, "weights") or not hasattr(weights_file, "background_weight"):
+        raise ValueError(
+            f"class weights need a WeightsFile (with .weights and .background_weight), got "
+            f"{type(weights_file).__name__}")
+    weights = [float(w) for w in weights_file.weights]
+    if len(weights) != num_classes:
+        raise ValueError(f"the weights file holds {len(weights)} class weights but num_classes={num_classes}")
+    return weights + [float(weights_file.background_weight)]

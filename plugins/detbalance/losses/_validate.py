@@ -1,0 +1,189 @@
+"""Eager input validation and the shared reduction step of the core losses.
+
+Shape letters (used by every loss in this package):
+
+* ``R``: number of proposals (rows of ``logits``),
+* ``K``: number of foreground classes; a label equal to ``K`` is background,
+* ``ignore_index``: a label value outside ``[0, K]`` that excludes a proposal everywhere.
+
+Every check raises :class:`ValueError` naming the offending value and the expected one. The value checks
+(labels in range, finite logits, finite statistics) read tensor contents, so on an accelerator they synchronise
+with the host once per call; that cost buys a clear error instead of a silent NaN several iterations later.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Optional, Union
+
+import torch
+from torch import Tensor
+
+REDUCTIONS = ("none", "mean", "sum")
+
+Statistic = Union[Tensor, Sequence[float]]
+Normalizer = Union[float, int, Tensor]
+
+
+def compute_dtype(logits: Tensor) -> torch.dtype:
+    """float64 for float64 logits, float32 for everything else (float16/bfloat16 under autocast included)."""
+    return torch.float64 if logits.dtype == torch.float64 else torch.float32
+
+
+def check_logits(logits: Tensor, extra_columns: int, layout: str) -> tuple[Tensor, int]:
+    """Validate ``logits[R, K + extra_columns]``; return them cast to the compute dtype and ``K``.
+
+    Logits holding NaN or +-inf raise: every loss here would turn them into a NaN loss (or NaN gradients) that
+    poisons the weights silently, so the guard reports the first bad position instead.
+    """
+    if not isinstance(logits, Tensor):
+        raise ValueError(f"logits must be a torch.Tensor of shape {layout}, got {type(logits).__name__}")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be 2-D with shape {layout}, got shape {tuple(logits.shape)}")
+    if not logits.is_floating_point():
+        raise ValueError(f"logits must be a floating tensor, got dtype {logits.dtype}")
+    num_classes = logits.shape[1] - extra_columns
+    if num_classes < 1:
+        raise ValueError(
+            f"logits must have at least {extra_columns + 1} columns ({layout}), got {logits.shape[1]}")
+    finite = torch.isfinite(logits)
+    if not bool(finite.all()):
+        row, col = (~finite).nonzero()[0].tolist()
+        raise ValueError(
+            f"logits must be finite, got {logits[row, col].item()} at row {row}, column {col}")
+    return logits.to(compute_dtype(logits)), num_classes
+
+
+def check_labels(labels: Tensor, num_rows: int, num_classes: int, ignore_index: int) -> Tensor:
+    """Validate int64 ``labels[R]`` in ``[0, K]`` or ``ignore_index``; return the boolean mask of kept rows."""
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise ValueError(f"ignore_index must be an int, got {ignore_index!r}")
+    if 0 <= ignore_index <= num_classes:
+        raise ValueError(
+            f"ignore_index must lie outside the label range [0, {num_classes}], got {ignore_index}")
+    if not isinstance(labels, Tensor):
+        raise ValueError(f"labels must be a torch.Tensor of shape [R], got {type(labels).__name__}")
+    if labels.dtype != torch.int64:
+        raise ValueError(f"labels must have dtype torch.int64, got {labels.dtype}")
+    if labels.dim() != 1 or labels.shape[0] != num_rows:
+        raise ValueError(f"labels must have shape [R] = [{num_rows}], got {tuple(labels.shape)}")
+    valid = labels != ignore_index
+    bad = valid & ((labels < 0) | (labels > num_classes))
+    if bool(bad.any()):
+        position = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}] ({num_classes} = background) or equal "
+            f"ignore_index={ignore_index}, got {int(labels[position])} at position {position}")
+    return valid
+
+
+def check_sample_weight(sample_weight: Optional[Tensor], num_rows: int, like: Tensor) -> Optional[Tensor]:
+    """Validate an optional finite, non-negative ``sample_weight[R]``; return it in ``like``'s dtype/device."""
+    if sample_weight is None:
+        return None
+    if not isinstance(sample_weight, Tensor):
+        raise ValueError(f"sample_weight must be a torch.Tensor of shape [R], got {type(sample_weight).__name__}")
+    if sample_weight.dim() != 1 or sample_weight.shape[0] != num_rows:
+        raise ValueError(f"sample_weight must have shape [R] = [{num_rows}], got {tuple(sample_weight.shape)}")
+    sample_weight = sample_weight.to(dtype=like.dtype, device=like.device)
+    bad = ~torch.isfinite(sample_weight) | (sample_weight < 0)
+    if bool(bad.any()):
+        position = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"sample_weight must be finite and >= 0, got {sample_weight[position].item()} at position {position}")
+    return sample_weight
+
+
+def as_statistic(values: Statistic, name: str, length: Optional[int], like: Optional[Tensor] = None) -> Tensor:
+    """Validate a per-class statistic: ``length`` (any when None) finite, non-negative numbers.
+
+    Returns a 1-D tensor in ``like``'s dtype and device (float32 on the CPU when ``like`` is None).
+    """
+    if isinstance(values, Tensor):
+        tensor = values.detach()
+    else:
+        try:
+            tensor = torch.as_tensor(values, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(f"{name} must be a sequence of {length} numbers: {error}") from None
+    if tensor.dim() != 1 or (length is not None and tensor.shape[0] != length):
+        raise ValueError(f"{name} must have shape [{'K' if length is None else length}], "
+                         f"got {tuple(tensor.shape)}")
+    if like is None:
+        tensor = tensor.to(torch.float32)
+    else:
+        tensor = tensor.to(dtype=like.dtype, device=like.device)
+    bad = ~torch.isfinite(tensor) | (tensor < 0)
+    if bool(bad.any()):
+        position = int(bad.nonzero()[0, 0])
+        raise ValueError(f"{name} must be finite and >= 0, got {tensor[position].item()} at index {position}")
+    return tensor
+
+
+def check_number(value: float, name: str, *, low: float = -math.inf, high: float = math.inf,
+                 low_open: bool = False, high_open: bool = False) -> float:
+    """Validate a scalar hyper-parameter in the interval described by ``low``/``high``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must lie in {interval}, got {value}")
+    return float(value)
+
+
+def check_num_classes(num_classes: int) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    return num_classes
+
+
+def check_reduction(reduction: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+def check_columns(logits: Tensor, expected: int, num_classes: int, layout: str) -> None:
+    """Module-side check that the classifier produced the column count the loss was built for."""
+    if logits.dim() != 2 or logits.shape[1] != expected:
+        raise ValueError(
+            f"logits must have shape {layout} = [R, {expected}] for num_classes={num_classes}, "
+            f"got {tuple(logits.shape)}")
+
+
+def reduce_loss(loss: Tensor, reduction: str, normalizer: Optional[Normalizer], denominator: Tensor,
+                anchor: Tensor) -> Tensor:
+    """Reduce a per-proposal ``loss[R]`` (ignored rows already 0).
+
+    'mean' divides by ``normalizer`` when given (mmdet's ``avg_factor``), else by the loss's default
+    ``denominator``. A zero denominator means nothing contributes; the result is then ``anchor.sum() * 0`` so the
+    graph stays connected. A zero normalizer is clamped to float32's eps, as mmdet does, instead of yielding NaN.
+    """
+    check_reduction(reduction)
+    if reduction == "none":
+        return loss
+    if loss.numel() == 0:
+        return anchor.sum() * 0
+    total = loss.sum()
+    if reduction == "sum":
+        return total
+    if normalizer is None:
+        if not bool(denominator > 0):
+            return anchor.sum() * 0
+        return total / denominator
+    return total / _normalizer(normalizer, total)
+
+
+def _normalizer(normalizer: Normalizer, like: Tensor) -> Tensor:
+    eps = torch.finfo(torch.float32).eps
+    if isinstance(normalizer, Tensor):
+        if normalizer.numel() != 1:
+            raise ValueError(f"normalizer must be a number or a 0-dim tensor, got shape {tuple(normalizer.shape)}")
+        value = normalizer.reshape(()).to(dtype=like.dtype, device=like.device)
+        if not bool(torch.isfinite(value)) or bool(value < 0):
+            raise ValueError(f"normalizer must be finite and >= 0, got {value.item()}")
+        return value.clamp(min=eps)
+    number = check_number(normalizer, "normalizer", low=0.0)
+    return like.new_tensor(max(number, eps))

@@ -1,0 +1,152 @@
+"""Class-balanced sigmoid focal loss (Cui et al., "Class-Balanced Loss Based on Effective Number of Samples",
+CVPR 2019)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._base import ClassificationLoss, class_stats
+from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_number,
+                        check_reduction, check_sample_weight, reduce_loss)
+from .activations import sigmoid_scores
+
+
+def class_balanced_weights(samples_per_class: Statistic, beta: float = 0.999) -> Tensor:
+    r"""Cui et al.'s per-class weights :math:`w_c \propto (1 - \beta) / (1 - \beta^{n_c})`, summing to K.
+
+    :math:`(1 - \beta^{n}) / (1 - \beta)` is the effective number of ``n`` samples; a class with no sample has
+    effective number 0 and no finite weight, so zero counts raise. Returns float64 ``[K]``.
+
+    Example:
+        >>> class_balanced_weights([10, 10], beta=0.9).tolist()
+        [1.0, 1.0]
+    """
+    device = samples_per_class.device if isinstance(samples_per_class, Tensor) else None
+    counts = as_statistic(samples_per_class, "samples_per_class", None,
+                          torch.empty(0, dtype=torch.float64, device=device))
+    beta = check_number(beta, "beta", low=0.0, high=1.0, high_open=True)
+    if not bool((counts > 0).all()):
+        empty = (counts == 0).nonzero().flatten().tolist()
+        raise ValueError(f"samples_per_class must be > 0 for every class (effective number 0 has no weight); "
+                         f"classes {empty} have 0 samples")
+    weights = (1.0 - beta) / (1.0 - torch.pow(torch.full_like(counts, beta), counts))
+    return weights * (counts.numel() / weights.sum())
+
+
+def class_balanced_focal_loss(logits: Tensor, labels: Tensor, samples_per_class: Statistic, *,
+                              beta: float = 0.999, gamma: float = 2.0, background_weight: float = 1.0,
+                              sample_weight: Optional[Tensor] = None, ignore_index: int = -1,
+                              reduction: str = "mean", normalizer: Optional[Normalizer] = None) -> Tensor:
+    r"""Class-balanced sigmoid focal loss over the K foreground logits.
+
+    Cui et al., "Class-Balanced Loss Based on Effective Number of Samples", CVPR 2019 (focal term of Lin et al.,
+    ICCV 2017, without its alpha):
+
+    .. math::
+
+        \ell_i = s_i \, \omega_i \sum_{j=0}^{K-1} -(1 - p^t_{ij})^{\gamma} \log p^t_{ij},\qquad
+        p^t_{ij} = \begin{cases} \sigma(x_{ij}) & j = y_i \\ 1 - \sigma(x_{ij}) & j \ne y_i \end{cases}
+
+    with :math:`\omega_i = w_{y_i}` for a foreground proposal, :math:`w_c = \frac{1-\beta}{1-\beta^{n_c}}`
+    rescaled so that :math:`\sum_c w_c = K` (:func:`class_balanced_weights`), and
+    :math:`\omega_i` = ``background_weight`` for a background proposal (all-zero target). 'mean' divides by the
+    number of non-ignored proposals R, unless ``normalizer`` is given.
+
+    Args:
+        logits: ``[R, K]`` foreground logits (no background column).
+        labels: ``[R]`` int64 in ``[0, K]`` (K = background) or ``ignore_index``.
+        samples_per_class: ``[K]`` positive training instance counts :math:`n_c`.
+        beta: in ``[0, 1)``; 0 gives equal weights, values near 1 weight by inverse counts.
+        gamma: focusing exponent, >= 0.
+        background_weight: weight of background proposals, >= 0.
+        sample_weight, ignore_index, reduction, normalizer: see :func:`weighted_cross_entropy`.
+
+    Returns:
+        ``[R]`` for 'none', else a scalar; float32 (float64 for float64 logits).
+
+    Example:
+        >>> import torch
+        >>> logits = torch.randn(4, 3, requires_grad=True)
+        >>> loss = class_balanced_focal_loss(logits, torch.tensor([0, 2, 3, 1]), [500, 20, 3])
+        >>> loss.backward()
+    """
+    x, num_classes = check_logits(logits, 0, "[R, K]")
+    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    check_reduction(reduction)
+    gamma = check_number(gamma, "gamma", low=0.0)
+    background_weight = check_number(background_weight, "background_weight", low=0.0)
+    weight = check_sample_weight(sample_weight, x.shape[0], x)
+    class_weight = class_balanced_weights(
+        as_statistic(samples_per_class, "samples_per_class", num_classes, x), beta).to(x.dtype)
+
+    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
+    target = F.one_hot(safe_labels, num_classes + 1)[:, :num_classes].to(x.dtype)
+    prob = torch.sigmoid(x)
+    p_t = prob * target + (1.0 - prob) * (1.0 - target)
+    ce = F.binary_cross_entropy_with_logits(x, target, reduction="none")
+    per_row = (ce * (1.0 - p_t).pow(gamma)).sum(dim=1)
+
+    padded = torch.cat([class_weight, class_weight.new_tensor([background_weight])])
+    row_weight = padded[safe_labels] * valid.to(x.dtype)
+    if weight is not None:
+        row_weight = row_weight * weight
+    return reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x)
+
+
+class ClassBalancedFocalLoss(ClassificationLoss):
+    """Module form of :func:`class_balanced_focal_loss`; scores at test time with :func:`sigmoid_scores`.
+
+    Args:
+        num_classes: K (the classifier outputs K logits).
+        samples_per_class: ``[K]`` positive training instance counts.
+        beta, gamma, background_weight: see :func:`class_balanced_focal_loss`.
+        reduction, ignore_index: defaults for :meth:`forward`.
+
+    Example:
+        >>> import torch
+        >>> loss_fn = ClassBalancedFocalLoss(3, [500, 20, 3], beta=0.99)
+        >>> loss = loss_fn(torch.randn(4, 3), torch.tensor([0, 2, 3, 1]))
+        >>> loss_fn.predict_scores(torch.zeros(1, 3)).shape
+        torch.Size([1, 4])
+    """
+
+    def __init__(self, num_classes: int, samples_per_class: Statistic, *, beta: float = 0.999,
+                 gamma: float = 2.0, background_weight: float = 1.0, reduction: str = "mean",
+                 ignore_index: int = -1) -> None:
+        super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        counts = as_statistic(samples_per_class, "samples_per_class", num_classes)
+        class_balanced_weights(counts, beta)  # validates beta and the counts now rather than at the first step
+        self.register_buffer("samples_per_class", counts, persistent=False)
+        self.beta = beta
+        self.gamma = check_number(gamma, "gamma", low=0.0)
+        self.background_weight = check_number(background_weight, "background_weight", low=0.0)
+
+    @classmethod
+    def from_stats(cls, num_classes: int, stats: Any, *, beta: float = 0.999, gamma: float = 2.0,
+                   background_weight: float = 1.0, reduction: str = "mean",
+                   ignore_index: int = -1) -> "ClassBalancedFocalLoss":
+        """Build from a ClassStats (or WeightsFile): ``samples_per_class`` = its instance counts."""
+        counts = list(class_stats(stats, num_classes).instance_counts)
+        return cls(num_classes, counts, beta=beta, gamma=gamma, background_weight=background_weight,
+                   reduction=reduction, ignore_index=ignore_index)
+
+    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
+                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+        self._check_columns(logits)
+        return class_balanced_focal_loss(
+            logits, labels, self.samples_per_class, beta=self.beta, gamma=self.gamma,
+            background_weight=self.background_weight, sample_weight=sample_weight, ignore_index=self.ignore_index,
+            reduction=self._reduction(reduction_override), normalizer=normalizer)
+
+    def predict_scores(self, logits: Tensor) -> Tensor:
+        return sigmoid_scores(logits)
+
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, beta={self.beta}, gamma={self.gamma}, "
+                f"background_weight={self.background_weight}")
+
+
+__all__ = ["class_balanced_weights", "class_balanced_focal_loss", "ClassBalancedFocalLoss"]

@@ -1,0 +1,124 @@
+"""Equalization loss (Tan et al., "Equalization Loss for Long-Tailed Object Recognition", CVPR 2020)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._base import ClassificationLoss, class_stats
+from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_number,
+                        check_reduction, check_sample_weight, reduce_loss)
+from .activations import sigmoid_scores
+
+
+def equalization_loss(logits: Tensor, labels: Tensor, class_freq: Statistic, *, lambda_: float = 1.76e-3,
+                      sample_weight: Optional[Tensor] = None, ignore_index: int = -1, reduction: str = "mean",
+                      normalizer: Optional[Normalizer] = None) -> Tensor:
+    r"""Sigmoid equalization loss: rare classes are spared the negative gradients of foreground proposals.
+
+    Tan et al., "Equalization Loss for Long-Tailed Object Recognition", CVPR 2020, as defined by the official
+    eql.detectron2 code:
+
+    .. math::
+
+        \ell_i = s_i \sum_{j=0}^{K-1} w_{ij}\,\mathrm{BCE}(x_{ij}, y_{ij}),\qquad
+        w_{ij} = 1 - E(i)\, T_\lambda(f_j)\, (1 - y_{ij})
+
+    :math:`y_{ij}` is the one-hot target (all zeros for a background proposal), :math:`E(i) = 1` for a
+    foreground proposal and 0 for a background one (background proposals keep suppressing every class), and
+    :math:`T_\lambda(f) = 1` when the class's image frequency :math:`f_j < \lambda`. 'mean' divides by the number
+    of non-ignored proposals R, unless ``normalizer`` is given.
+
+    Args:
+        logits: ``[R, K]`` foreground logits.
+        labels: ``[R]`` int64 in ``[0, K]`` (K = background) or ``ignore_index``.
+        class_freq: ``[K]`` fraction of training images containing each class, :math:`f_j` in ``[0, 1]``.
+        lambda_: frequency threshold below which a class is "rare" (1.76e-3 on LVIS v0.5 in the paper).
+        sample_weight, ignore_index, reduction, normalizer: see :func:`weighted_cross_entropy`.
+
+    Returns:
+        ``[R]`` for 'none', else a scalar; float32 (float64 for float64 logits).
+
+    Example:
+        >>> import torch
+        >>> logits = torch.zeros(2, 2, requires_grad=True)
+        >>> # class 1 is rare: the foreground proposal of class 0 does not push it down, background does
+        >>> loss = equalization_loss(logits, torch.tensor([0, 2]), [0.5, 0.001], lambda_=0.01, reduction="none")
+        >>> [round(v, 4) for v in loss.tolist()]
+        [0.6931, 1.3863]
+    """
+    x, num_classes = check_logits(logits, 0, "[R, K]")
+    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    check_reduction(reduction)
+    lambda_ = check_number(lambda_, "lambda_", low=0.0)
+    weight = check_sample_weight(sample_weight, x.shape[0], x)
+    freq = as_statistic(class_freq, "class_freq", num_classes, x)
+    if bool((freq > 1).any()):
+        index = int((freq > 1).nonzero()[0, 0])
+        raise ValueError(f"class_freq holds image fractions in [0, 1], got {freq[index].item()} at index {index}")
+
+    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
+    target = F.one_hot(safe_labels, num_classes + 1)[:, :num_classes].to(x.dtype)
+    is_foreground = (safe_labels < num_classes).to(x.dtype)[:, None]
+    is_rare = (freq < lambda_).to(x.dtype)[None, :]
+    eql_weight = 1.0 - is_foreground * is_rare * (1.0 - target)
+    ce = F.binary_cross_entropy_with_logits(x, target, reduction="none")
+    row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
+    per_row = (ce * eql_weight).sum(dim=1) * row_weight
+    return reduce_loss(per_row, reduction, normalizer, valid.sum(), x)
+
+
+class EqualizationLoss(ClassificationLoss):
+    """Module form of :func:`equalization_loss`; scores at test time with :func:`sigmoid_scores`.
+
+    Args:
+        num_classes: K (the classifier outputs K logits).
+        class_freq: ``[K]`` image fractions :math:`f_j` in ``[0, 1]``.
+        lambda_: rare-class threshold.
+        reduction, ignore_index: defaults for :meth:`forward`.
+
+    Example:
+        >>> import torch
+        >>> loss_fn = EqualizationLoss(2, [0.5, 0.001], lambda_=0.01)
+        >>> loss = loss_fn(torch.zeros(2, 2), torch.tensor([0, 2]))
+        >>> round(loss.item(), 4)
+        1.0397
+    """
+
+    def __init__(self, num_classes: int, class_freq: Statistic, *, lambda_: float = 1.76e-3,
+                 reduction: str = "mean", ignore_index: int = -1) -> None:
+        super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        freq = as_statistic(class_freq, "class_freq", num_classes)
+        if bool((freq > 1).any()):
+            raise ValueError(f"class_freq holds image fractions in [0, 1], got max {freq.max().item()}")
+        self.register_buffer("class_freq", freq, persistent=False)
+        self.lambda_ = check_number(lambda_, "lambda_", low=0.0)
+
+    @classmethod
+    def from_stats(cls, num_classes: int, stats: Any, *, lambda_: float = 1.76e-3, reduction: str = "mean",
+                   ignore_index: int = -1) -> "EqualizationLoss":
+        """Build from a ClassStats (or WeightsFile): ``class_freq`` = image counts / number of images."""
+        inner = class_stats(stats, num_classes)
+        num_images = int(inner.num_images)
+        if num_images < 1:
+            raise ValueError(f"stats.num_images must be >= 1, got {inner.num_images}")
+        freq = [float(count) / num_images for count in inner.image_counts]
+        return cls(num_classes, freq, lambda_=lambda_, reduction=reduction, ignore_index=ignore_index)
+
+    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
+                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+        self._check_columns(logits)
+        return equalization_loss(logits, labels, self.class_freq, lambda_=self.lambda_, sample_weight=sample_weight,
+                                 ignore_index=self.ignore_index, reduction=self._reduction(reduction_override),
+                                 normalizer=normalizer)
+
+    def predict_scores(self, logits: Tensor) -> Tensor:
+        return sigmoid_scores(logits)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, lambda_={self.lambda_}"
+
+
+__all__ = ["equalization_loss", "EqualizationLoss"]

@@ -1,0 +1,187 @@
+"""Equalization loss v2 (Tan et al., "Equalization Loss v2: A New Gradient Balance Approach for Long-tailed
+Object Detection", CVPR 2021)."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._base import ClassificationLoss, class_stats
+from ._distributed import all_reduce_sum
+from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_number,
+                        check_reduction, check_sample_weight, reduce_loss)
+from .activations import sigmoid_scores
+
+#: Initial positive/negative gradient ratio: large, so that both weights start at 1 (as the reference code).
+INITIAL_POS_NEG = 100.0
+_RATIO_EPS = 1e-10
+
+
+def eqlv2_weights(pos_neg: Tensor, *, mu: float = 0.8, gamma: float = 12.0,
+                  alpha: float = 4.0) -> tuple[Tensor, Tensor]:
+    r"""Per-class ``(pos_w[K], neg_w[K])`` from the gradient ratio :math:`g_j` = ``pos_neg[j]``.
+
+    :math:`\mathrm{neg}_j = f(g_j) = 1 / (1 + e^{-\gamma (g_j - \mu)})`, :math:`\mathrm{pos}_j = 1 + \alpha
+    (1 - \mathrm{neg}_j)`.
+    """
+    neg_w = torch.sigmoid(gamma * (pos_neg - mu))
+    return 1.0 + alpha * (1.0 - neg_w), neg_w
+
+
+def _prepare(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamma: float, alpha: float,
+             sample_weight: Optional[Tensor], ignore_index: int):
+    """Validated logits, one-hot targets, element weights ``w[R, K]``, row weights ``[R]`` and the kept mask."""
+    x, num_classes = check_logits(logits, 0, "[R, K]")
+    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    check_number(mu, "mu")
+    check_number(gamma, "gamma", low=0.0)
+    check_number(alpha, "alpha", low=0.0)
+    weight = check_sample_weight(sample_weight, x.shape[0], x)
+    ratio = as_statistic(pos_neg, "pos_neg", num_classes, x)
+    pos_w, neg_w = eqlv2_weights(ratio, mu=mu, gamma=gamma, alpha=alpha)
+    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
+    target = F.one_hot(safe_labels, num_classes + 1)[:, :num_classes].to(x.dtype)
+    element_weight = pos_w[None, :] * target + neg_w[None, :] * (1.0 - target)
+    row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
+    return x, target, element_weight, row_weight, valid
+
+
+def eqlv2_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float = 0.8, gamma: float = 12.0,
+               alpha: float = 4.0, sample_weight: Optional[Tensor] = None, ignore_index: int = -1,
+               reduction: str = "mean", normalizer: Optional[Normalizer] = None) -> Tensor:
+    r"""Sigmoid BCE re-weighted by the accumulated positive/negative gradient ratio of each class.
+
+    Tan et al., "Equalization Loss v2", CVPR 2021:
+
+    .. math::
+
+        \ell_i = s_i \sum_{j=0}^{K-1} \big(y_{ij}\,\mathrm{pos}_j + (1 - y_{ij})\,\mathrm{neg}_j\big)
+        \mathrm{BCE}(x_{ij}, y_{ij}),\quad \mathrm{neg}_j = \frac{1}{1 + e^{-\gamma (g_j - \mu)}},\quad
+        \mathrm{pos}_j = 1 + \alpha (1 - \mathrm{neg}_j)
+
+    where :math:`g_j` (``pos_neg``) is the ratio of accumulated positive to negative gradient magnitudes of
+    class j; :class:`EQLv2Loss` keeps and updates it. Background proposals have an all-zero target. 'mean'
+    divides by the number of non-ignored proposals R (the reference divides by the number of rows), unless
+    ``normalizer`` is given.
+
+    Args:
+        logits: ``[R, K]`` foreground logits.
+        labels: ``[R]`` int64 in ``[0, K]`` (K = background) or ``ignore_index``.
+        pos_neg: ``[K]`` current gradient ratios :math:`g_j` (>= 0).
+        mu, gamma, alpha: the mapping's centre, steepness and the positive boost.
+        sample_weight, ignore_index, reduction, normalizer: see :func:`weighted_cross_entropy`.
+
+    Returns:
+        ``[R]`` for 'none', else a scalar; float32 (float64 for float64 logits).
+
+    Example:
+        >>> import torch
+        >>> logits = torch.zeros(3, 2, requires_grad=True)
+        >>> loss = eqlv2_loss(logits, torch.tensor([0, 1, 2]), torch.tensor([100.0, 100.0]))  # weights 1
+        >>> round(loss.item(), 4)  # 2 * ln 2
+        1.3863
+    """
+    check_reduction(reduction)
+    x, target, element_weight, row_weight, valid = _prepare(
+        logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index)
+    ce = F.binary_cross_entropy_with_logits(x, target, reduction="none")
+    per_row = (ce * element_weight).sum(dim=1) * row_weight
+    return reduce_loss(per_row, reduction, normalizer, valid.sum(), x)
+
+
+@torch.no_grad()
+def eqlv2_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float = 0.8,
+                              gamma: float = 12.0, alpha: float = 4.0, sample_weight: Optional[Tensor] = None,
+                              ignore_index: int = -1) -> tuple[Tensor, Tensor]:
+    r"""One step's ``(pos_grad[K], neg_grad[K])``: weighted gradient magnitudes of the BCE w.r.t. the logits.
+
+    .. math::
+
+        \mathrm{pos}^{grad}_j = \sum_i r_i\, w_{ij}\, y_{ij}\, |\sigma(x_{ij}) - y_{ij}|,\qquad
+        \mathrm{neg}^{grad}_j = \sum_i r_i\, w_{ij}\, (1 - y_{ij})\, |\sigma(x_{ij}) - y_{ij}|
+
+    with :math:`w_{ij}` the element weight of :func:`eqlv2_loss` and :math:`r_i` the sample weight (0 for
+    ignored proposals). The loss's normalisation is left out, as in the reference code, so the ratio does not
+    depend on batch size, loss weight or gradient scaling.
+    """
+    x, target, element_weight, row_weight, _ = _prepare(
+        logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index)
+    grad = (torch.sigmoid(x) - target).abs() * element_weight * row_weight[:, None]
+    return (grad * target).sum(dim=0), (grad * (1.0 - target)).sum(dim=0)
+
+
+class EQLv2Loss(ClassificationLoss):
+    r"""Module form of :func:`eqlv2_loss` that owns the gradient statistics; test-time scores are sigmoid.
+
+    Buffers (in ``state_dict``): ``pos_grad[K]`` and ``neg_grad[K]`` (accumulated
+    :func:`eqlv2_gradient_statistics`) and ``pos_neg[K] = pos_grad / (neg_grad + 1e-10)``, initially 100 so that
+    every weight starts at 1.
+
+    The statistics of a step are computed during ``forward`` and added when the gradient reaches the logits
+    (a tensor hook), summed over ranks when ``torch.distributed`` is initialized. A forward pass that is not
+    back-propagated (evaluation, ``torch.no_grad``, logits that do not require grad) leaves the state
+    unchanged, and so does a step without any proposal on any rank.
+
+    Args:
+        num_classes: K (the classifier outputs K logits).
+        mu, gamma, alpha: see :func:`eqlv2_loss` (defaults of the paper: 0.8, 12, 4).
+        reduction, ignore_index: defaults for :meth:`forward`.
+
+    Example:
+        >>> import torch
+        >>> loss_fn = EQLv2Loss(3)
+        >>> logits = torch.randn(4, 3, requires_grad=True)
+        >>> loss_fn(logits, torch.tensor([0, 2, 3, 1])).backward()
+        >>> bool((loss_fn.pos_grad > 0).all())
+        True
+    """
+
+    def __init__(self, num_classes: int, *, mu: float = 0.8, gamma: float = 12.0, alpha: float = 4.0,
+                 reduction: str = "mean", ignore_index: int = -1) -> None:
+        super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        self.mu = check_number(mu, "mu")
+        self.gamma = check_number(gamma, "gamma", low=0.0)
+        self.alpha = check_number(alpha, "alpha", low=0.0)
+        self.register_buffer("pos_grad", torch.zeros(num_classes))
+        self.register_buffer("neg_grad", torch.zeros(num_classes))
+        self.register_buffer("pos_neg", torch.full((num_classes,), INITIAL_POS_NEG))
+
+    @classmethod
+    def from_stats(cls, num_classes: int, stats: Any, *, mu: float = 0.8, gamma: float = 12.0,
+                   alpha: float = 4.0, reduction: str = "mean", ignore_index: int = -1) -> "EQLv2Loss":
+        """Build for the classes of ``stats`` (checked against K); EQLv2 learns its statistics while training."""
+        class_stats(stats, num_classes)
+        return cls(num_classes, mu=mu, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
+
+    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
+                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+        self._check_columns(logits)
+        settings = dict(mu=self.mu, gamma=self.gamma, alpha=self.alpha, sample_weight=sample_weight,
+                        ignore_index=self.ignore_index)
+        loss = eqlv2_loss(logits, labels, self.pos_neg, reduction=self._reduction(reduction_override),
+                          normalizer=normalizer, **settings)
+        if torch.is_grad_enabled() and logits.requires_grad:
+            pos, neg = eqlv2_gradient_statistics(logits.detach(), labels, self.pos_neg, **settings)
+            logits.register_hook(partial(self._collect, torch.stack([pos, neg])))
+        return loss
+
+    @torch.no_grad()
+    def _collect(self, step: Tensor, grad: Tensor) -> None:
+        step = all_reduce_sum(step.to(self.pos_grad.dtype))
+        if not bool(step.any()):  # nothing seen on any rank: keep the ratio (the initial 100 included)
+            return
+        self.pos_grad += step[0]
+        self.neg_grad += step[1]
+        self.pos_neg.copy_(self.pos_grad / (self.neg_grad + _RATIO_EPS))
+
+    def predict_scores(self, logits: Tensor) -> Tensor:
+        return sigmoid_scores(logits)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, mu={self.mu}, gamma={self.gamma}, alpha={self.alpha}"
+
+
+__all__ = ["eqlv2_weights", "eqlv2_loss", "eqlv2_gradient_statistics", "EQLv2Loss"]

@@ -1,0 +1,173 @@
+"""Federated sigmoid loss (Zhou et al., "Probabilistic two-stage detection", 2021)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._base import ClassificationLoss, class_stats
+from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_number,
+                        check_reduction, check_sample_weight, reduce_loss)
+from .activations import sigmoid_scores
+
+
+def _check_num_sampled(num_sampled: int) -> int:
+    if isinstance(num_sampled, bool) or not isinstance(num_sampled, int) or num_sampled < 1:
+        raise ValueError(f"num_sampled must be a positive int, got {num_sampled!r}")
+    return num_sampled
+
+
+def federated_classes(labels: Tensor, image_counts: Tensor, *, num_sampled: int = 50, freq_power: float = 0.5,
+                      generator: Optional[torch.Generator] = None, ignore_index: int = -1) -> Tensor:
+    r"""The classes a federated loss trains on: the labels present plus sampled negatives.
+
+    As detectron2's ``get_fed_loss_classes``: the distinct non-ignored labels of the batch (background K
+    included when present, so it takes one of the ``num_sampled`` places) are kept, and further classes are drawn
+    without replacement with probability :math:`\propto n_j^{\text{freq\_power}}` (:math:`n_j` = images
+    containing class j) until ``num_sampled`` classes are reached (or no class with non-zero probability is
+    left). Sampling runs in float32 on the generator's device (the labels' device without one).
+
+    Args:
+        labels: ``[R]`` int64 labels, already validated.
+        image_counts: ``[K]`` non-negative image counts.
+        num_sampled, freq_power, generator, ignore_index: see :func:`federated_loss`.
+
+    Returns:
+        int64 class indices (present labels first, then sampled ones) on ``labels``' device; may contain K.
+    """
+    num_classes = image_counts.shape[0]
+    device = generator.device if generator is not None else labels.device
+    present = torch.unique(labels[labels != ignore_index]).to(device)
+    if present.numel() >= num_sampled:
+        return present.to(labels.device)
+    prob = torch.zeros(num_classes + 1, dtype=torch.float32, device=device)
+    prob[:num_classes] = image_counts.detach().to(device=device, dtype=torch.float32).pow(freq_power)
+    prob[present] = 0.0
+    draws = min(num_sampled - present.numel(), int((prob > 0).sum()))
+    if draws == 0:
+        return present.to(labels.device)
+    sampled = torch.multinomial(prob, draws, replacement=False, generator=generator)
+    return torch.cat([present, sampled]).to(labels.device)
+
+
+def federated_loss(logits: Tensor, labels: Tensor, image_counts: Statistic, *, num_sampled: int = 50,
+                   freq_power: float = 0.5, generator: Optional[torch.Generator] = None,
+                   sample_weight: Optional[Tensor] = None, ignore_index: int = -1, reduction: str = "mean",
+                   normalizer: Optional[Normalizer] = None) -> Tensor:
+    r"""Sigmoid BCE restricted to the batch's classes plus frequency-sampled negative classes.
+
+    Zhou, Koltun, Krähenbühl, "Probabilistic two-stage detection", arXiv:2103.07461, 2021 (federated loss, as
+    detectron2's ``FastRCNNOutputLayers`` with ``use_fed_loss``):
+
+    .. math::
+
+        \ell_i = s_i \sum_{j \in \mathcal{C}} \mathrm{BCE}(x_{ij}, y_{ij})
+
+    where :math:`\mathcal{C}` is :func:`federated_classes` (labels of the batch and negatives sampled
+    :math:`\propto n_j^{\text{freq\_power}}`, ``num_sampled`` classes in all) and :math:`y_{ij}` the one-hot
+    target (all zeros for background). 'mean' divides by the number of non-ignored proposals R, as detectron2,
+    unless ``normalizer`` is given.
+
+    Args:
+        logits: ``[R, K]`` foreground logits.
+        labels: ``[R]`` int64 in ``[0, K]`` (K = background) or ``ignore_index``.
+        image_counts: ``[K]`` number of training images containing each class.
+        num_sampled: number of classes per batch, present ones included (50 in the paper and detectron2).
+        freq_power: exponent of the image counts in the sampling probability (0.5).
+        generator: ``torch.Generator`` for the sampling (its device is where sampling runs), or None for the
+            global generator.
+        sample_weight, ignore_index, reduction, normalizer: see :func:`weighted_cross_entropy`.
+
+    Returns:
+        ``[R]`` for 'none', else a scalar; float32 (float64 for float64 logits).
+
+    Example:
+        >>> import torch
+        >>> logits = torch.randn(4, 6, requires_grad=True)
+        >>> loss = federated_loss(logits, torch.tensor([0, 2, 6, 1]), [90, 40, 10, 5, 1, 1], num_sampled=5,
+        ...                       generator=torch.Generator().manual_seed(0))
+        >>> loss.backward()
+        >>> # 5 places: present classes 0, 1, 2, background (6), and one sampled negative class
+        >>> int((logits.grad.abs().sum(dim=0) > 0).sum())
+        4
+    """
+    x, num_classes = check_logits(logits, 0, "[R, K]")
+    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    check_reduction(reduction)
+    num_sampled = _check_num_sampled(num_sampled)
+    freq_power = check_number(freq_power, "freq_power", low=0.0)
+    weight = check_sample_weight(sample_weight, x.shape[0], x)
+    counts = as_statistic(image_counts, "image_counts", num_classes, x)
+
+    classes = federated_classes(labels, counts, num_sampled=num_sampled, freq_power=freq_power,
+                                generator=generator, ignore_index=ignore_index)
+    class_mask = torch.zeros(num_classes + 1, dtype=x.dtype, device=x.device)
+    class_mask[classes.to(x.device)] = 1.0
+    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
+    target = F.one_hot(safe_labels, num_classes + 1)[:, :num_classes].to(x.dtype)
+    ce = F.binary_cross_entropy_with_logits(x, target, reduction="none")
+    row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
+    per_row = (ce * class_mask[None, :num_classes]).sum(dim=1) * row_weight
+    return reduce_loss(per_row, reduction, normalizer, valid.sum(), x)
+
+
+class FederatedLoss(ClassificationLoss):
+    """Module form of :func:`federated_loss` owning its sampling generator; test-time scores are sigmoid.
+
+    Args:
+        num_classes: K (the classifier outputs K logits).
+        image_counts: ``[K]`` number of training images containing each class.
+        num_sampled, freq_power: see :func:`federated_loss`.
+        seed: seed of the module's CPU ``torch.Generator``; None draws it from the global torch generator at
+            construction (reproducible under ``torch.manual_seed``, and different per rank when ranks are seeded
+            differently). The generator state is not checkpointed.
+        reduction, ignore_index: defaults for :meth:`forward`.
+
+    Example:
+        >>> import torch
+        >>> loss_fn = FederatedLoss(6, [90, 40, 10, 5, 1, 1], num_sampled=4, seed=0)
+        >>> loss = loss_fn(torch.randn(4, 6), torch.tensor([0, 2, 6, 1]))
+    """
+
+    def __init__(self, num_classes: int, image_counts: Statistic, *, num_sampled: int = 50,
+                 freq_power: float = 0.5, seed: Optional[int] = None, reduction: str = "mean",
+                 ignore_index: int = -1) -> None:
+        super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        self.register_buffer("image_counts", as_statistic(image_counts, "image_counts", num_classes),
+                             persistent=False)
+        self.num_sampled = _check_num_sampled(num_sampled)
+        self.freq_power = check_number(freq_power, "freq_power", low=0.0)
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, ()))
+        elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_stats(cls, num_classes: int, stats: Any, *, num_sampled: int = 50, freq_power: float = 0.5,
+                   seed: Optional[int] = None, reduction: str = "mean", ignore_index: int = -1) -> "FederatedLoss":
+        """Build from a ClassStats (or WeightsFile): ``image_counts`` = its per-class image counts."""
+        counts = list(class_stats(stats, num_classes).image_counts)
+        return cls(num_classes, counts, num_sampled=num_sampled, freq_power=freq_power, seed=seed,
+                   reduction=reduction, ignore_index=ignore_index)
+
+    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
+                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+        self._check_columns(logits)
+        return federated_loss(logits, labels, self.image_counts, num_sampled=self.num_sampled,
+                              freq_power=self.freq_power, generator=self.generator, sample_weight=sample_weight,
+                              ignore_index=self.ignore_index, reduction=self._reduction(reduction_override),
+                              normalizer=normalizer)
+
+    def predict_scores(self, logits: Tensor) -> Tensor:
+        return sigmoid_scores(logits)
+
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, num_sampled={self.num_sampled}, freq_power={self.freq_power}, "
+                f"seed={self.seed}")
+
+
+__all__ = ["federated_classes", "federated_loss", "FederatedLoss"]

@@ -1,0 +1,154 @@
+"""Seesaw loss (Wang et al., "Seesaw Loss for Long-Tailed Instance Segmentation", CVPR 2021)."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._base import ClassificationLoss, class_stats
+from ._distributed import all_reduce_sum
+from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_number,
+                        check_reduction, check_sample_weight, reduce_loss)
+from .activations import seesaw_scores
+
+
+def seesaw_loss(logits: Tensor, labels: Tensor, cum_samples: Statistic, *, p: float = 0.8, q: float = 2.0,
+                eps: float = 1e-2, sample_weight: Optional[Tensor] = None, ignore_index: int = -1,
+                reduction: str = "mean", normalizer: Optional[Normalizer] = None) -> Tensor:
+    r"""Seesaw cross-entropy over K classes plus a 2-way objectness cross-entropy, as MMDetection's SeesawLoss.
+
+    Wang et al., "Seesaw Loss for Long-Tailed Instance Segmentation", CVPR 2021. The logits hold K class
+    columns then 2 objectness columns (object, background). For a proposal of foreground class :math:`y = i`:
+
+    .. math::
+
+        \ell^{cls} = -\log \frac{e^{z_i}}{e^{z_i} + \sum_{j \ne i} S_{ij} e^{z_j}},\quad
+        S_{ij} = \underbrace{\min\!\big(1, (N_j / N_i)^p\big)}_{\text{mitigation}}\;
+                 \underbrace{\max\!\big(1, (\sigma_j / \max(\sigma_i, \epsilon))^q\big)}_{\text{compensation}}
+
+    with :math:`N` the cumulative per-class sample counts (clamped to >= 1) and :math:`\sigma` the softmax of
+    the class logits, treated as a constant (no gradient), as in the reference code. Every proposal adds the
+    objectness term :math:`\ell^{obj} = \mathrm{CE}(z^{obj}, [y = K])`; background proposals have no class term.
+
+    :math:`\ell_i = s_i (\ell^{cls}_i + \ell^{obj}_i)`. 'mean' divides by the number of non-ignored proposals R,
+    unless ``normalizer`` is given; both terms share that denominator. This equals
+    ``loss_cls_classes + loss_cls_objectness`` of MMDetection's ``SeesawLoss`` called with ``avg_factor = R`` (the
+    value its bbox heads pass); MMDetection without ``avg_factor`` would instead average the class term over the
+    foreground proposals only.
+
+    Args:
+        logits: ``[R, K + 2]``: K class logits, then objectness (object, background).
+        labels: ``[R]`` int64 in ``[0, K]`` (K = background) or ``ignore_index``.
+        cum_samples: ``[K]`` cumulative foreground sample counts :math:`N_j` (:class:`SeesawLoss` keeps them).
+        p: mitigation exponent (0 disables it). q: compensation exponent (0 disables it).
+        eps: lower bound of :math:`\sigma_i` in the compensation ratio.
+        sample_weight, ignore_index, reduction, normalizer: see :func:`weighted_cross_entropy`.
+
+    Returns:
+        ``[R]`` for 'none', else a scalar; float32 (float64 for float64 logits).
+
+    Example:
+        >>> import torch
+        >>> logits = torch.randn(4, 5, requires_grad=True)  # K = 3
+        >>> loss = seesaw_loss(logits, torch.tensor([0, 2, 3, 1]), torch.tensor([1000.0, 10.0, 1.0]))
+        >>> loss.backward()
+    """
+    x, num_classes = check_logits(logits, 2, "[R, K + 2]")
+    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    check_reduction(reduction)
+    p = check_number(p, "p", low=0.0)
+    q = check_number(q, "q", low=0.0)
+    eps = check_number(eps, "eps", low=0.0, low_open=True)
+    weight = check_sample_weight(sample_weight, x.shape[0], x)
+    counts = as_statistic(cum_samples, "cum_samples", num_classes, x).clamp(min=1.0)
+
+    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
+    foreground = safe_labels < num_classes
+    class_labels = safe_labels.clamp(max=num_classes - 1)  # background rows: any class, masked out below
+    class_logits, objectness_logits = x[:, :num_classes], x[:, num_classes:]
+
+    seesaw_weight = torch.ones_like(class_logits)
+    if p > 0:
+        ratio = counts[None, :] / counts[class_labels][:, None]
+        seesaw_weight = seesaw_weight * torch.where(ratio < 1.0, ratio.pow(p), torch.ones_like(ratio))
+    if q > 0:
+        scores = torch.softmax(class_logits.detach(), dim=1)
+        self_scores = scores.gather(1, class_labels[:, None]).clamp(min=eps)
+        ratio = scores / self_scores
+        seesaw_weight = seesaw_weight * torch.where(ratio > 1.0, ratio.pow(q), torch.ones_like(ratio))
+    off_target = 1.0 - F.one_hot(class_labels, num_classes).to(x.dtype)
+    class_loss = F.cross_entropy(class_logits + seesaw_weight.log() * off_target, class_labels, reduction="none")
+    objectness_loss = F.cross_entropy(objectness_logits, (~foreground).long(), reduction="none")
+
+    per_row = class_loss * foreground.to(x.dtype) + objectness_loss
+    row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
+    return reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x)
+
+
+class SeesawLoss(ClassificationLoss):
+    """Module form of :func:`seesaw_loss` that counts the samples seen; test-time scores: :func:`seesaw_scores`.
+
+    Buffer (in ``state_dict``): ``cum_samples[K]``, int64 so that counts stay exact however long training runs
+    and survive ``.half()``/``.double()``. In training mode each ``forward`` first adds the foreground labels of
+    its non-ignored proposals (summed over ranks when ``torch.distributed`` is initialized), then computes the
+    loss with the updated counts, as the reference code; in eval mode the counts are left unchanged.
+
+    Args:
+        num_classes: K (the classifier outputs K + 2 logits).
+        p, q, eps: see :func:`seesaw_loss` (defaults of the paper: 0.8, 2.0, 1e-2).
+        reduction, ignore_index: defaults for :meth:`forward`.
+
+    Example:
+        >>> import torch
+        >>> loss_fn = SeesawLoss(3)
+        >>> loss = loss_fn(torch.randn(4, 5), torch.tensor([0, 2, 3, 0]))
+        >>> loss_fn.cum_samples.tolist()
+        [2, 0, 1]
+    """
+
+    extra_columns = 2
+    layout = "[R, K + 2]"
+
+    def __init__(self, num_classes: int, *, p: float = 0.8, q: float = 2.0, eps: float = 1e-2,
+                 reduction: str = "mean", ignore_index: int = -1) -> None:
+        super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        self.p = check_number(p, "p", low=0.0)
+        self.q = check_number(q, "q", low=0.0)
+        self.eps = check_number(eps, "eps", low=0.0, low_open=True)
+        self.register_buffer("cum_samples", torch.zeros(num_classes, dtype=torch.int64))
+
+    @classmethod
+    def from_stats(cls, num_classes: int, stats: Any, *, p: float = 0.8, q: float = 2.0, eps: float = 1e-2,
+                   reduction: str = "mean", ignore_index: int = -1) -> "SeesawLoss":
+        """Build for the classes of ``stats`` (checked against K); Seesaw counts its samples while training."""
+        class_stats(stats, num_classes)
+        return cls(num_classes, p=p, q=q, eps=eps, reduction=reduction, ignore_index=ignore_index)
+
+    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
+                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+        self._check_columns(logits)
+        check_labels(labels, logits.shape[0], self.num_classes, self.ignore_index)
+        if self.training:
+            self._accumulate(labels)
+        return seesaw_loss(logits, labels, self.cum_samples, p=self.p, q=self.q, eps=self.eps,
+                           sample_weight=sample_weight, ignore_index=self.ignore_index,
+                           reduction=self._reduction(reduction_override), normalizer=normalizer)
+
+    @torch.no_grad()
+    def _accumulate(self, labels: Tensor) -> None:
+        """Add the foreground labels of ``labels[R]`` to ``cum_samples`` (ignored and background ones skipped)."""
+        labels = labels.to(self.cum_samples.device)
+        foreground = labels[(labels != self.ignore_index) & (labels < self.num_classes)]
+        step = torch.bincount(foreground, minlength=self.num_classes)
+        self.cum_samples += all_reduce_sum(step)
+
+    def predict_scores(self, logits: Tensor) -> Tensor:
+        return seesaw_scores(logits)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, p={self.p}, q={self.q}, eps={self.eps}"
+
+
+__all__ = ["seesaw_loss", "SeesawLoss"]

@@ -1,0 +1,110 @@
+"""Class-weighted softmax cross-entropy with an explicit background slot."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._base import ClassificationLoss, weights_with_background
+from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_reduction,
+                        check_sample_weight, reduce_loss)
+from .activations import softmax_scores
+
+
+def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optional[Statistic] = None, *,
+                           sample_weight: Optional[Tensor] = None, ignore_index: int = -1,
+                           reduction: str = "mean", normalizer: Optional[Normalizer] = None) -> Tensor:
+    r"""Softmax cross-entropy over K foreground classes and background, each class weighted.
+
+    .. math::
+
+        \ell_i = - s_i \, w_{y_i} \log \frac{\exp x_{i, y_i}}{\sum_{c=0}^{K} \exp x_{i, c}}
+
+    where :math:`w` is ``class_weight`` (all ones when None) and :math:`s_i` the ``sample_weight``.
+    'mean' divides :math:`\sum_i \ell_i` by :math:`\sum_i s_i w_{y_i}` over the non-ignored proposals, exactly
+    as ``F.cross_entropy(logits, labels, weight=class_weight, ignore_index=ignore_index)`` does when no sample
+    weight is given; ``normalizer`` replaces that denominator (MMDetection's ``avg_factor``).
+
+    Args:
+        logits: ``[R, K + 1]`` class logits, background last.
+        labels: ``[R]`` int64 in ``[0, K]`` (K = background) or ``ignore_index``.
+        class_weight: ``[K + 1]`` non-negative weights (background last) or None.
+        sample_weight: ``[R]`` non-negative per-proposal weights or None.
+        ignore_index: label value of proposals left out (loss 0, no gradient).
+        reduction: 'none' (``[R]``), 'mean' or 'sum'.
+        normalizer: denominator of 'mean' (number or 0-dim tensor) replacing the default.
+
+    Returns:
+        The loss: ``[R]`` for 'none', else a scalar; float32 (float64 for float64 logits).
+
+    Example:
+        >>> import torch
+        >>> logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+        >>> labels = torch.tensor([0, 2])
+        >>> loss = weighted_cross_entropy(logits, labels, [1.0, 3.0, 0.5])
+        >>> bool(torch.isclose(loss, torch.nn.functional.cross_entropy(
+        ...     logits, labels, weight=torch.tensor([1.0, 3.0, 0.5]))))
+        True
+    """
+    x, num_classes = check_logits(logits, 1, "[R, K + 1]")
+    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    check_reduction(reduction)
+    weight = check_sample_weight(sample_weight, x.shape[0], x)
+    safe_labels = torch.where(valid, labels, torch.zeros_like(labels))
+    row_weight = valid.to(x.dtype)
+    if class_weight is not None:
+        row_weight = row_weight * as_statistic(class_weight, "class_weight", num_classes + 1, x)[safe_labels]
+    if weight is not None:
+        row_weight = row_weight * weight
+    nll = -F.log_softmax(x, dim=1).gather(1, safe_labels[:, None]).squeeze(1)
+    return reduce_loss(nll * row_weight, reduction, normalizer, row_weight.sum(), x)
+
+
+class WeightedCrossEntropyLoss(ClassificationLoss):
+    """Module form of :func:`weighted_cross_entropy`; scores at test time with :func:`softmax_scores`.
+
+    Args:
+        num_classes: K, the number of foreground classes (the classifier outputs K + 1 logits).
+        class_weight: ``[K + 1]`` weights, background last, or None for unweighted cross-entropy.
+        reduction: default reduction, 'mean', 'sum' or 'none'.
+        ignore_index: label value of proposals left out.
+
+    Example:
+        >>> import torch
+        >>> loss_fn = WeightedCrossEntropyLoss(2, [1.0, 3.0, 0.5])
+        >>> loss_fn.num_logits
+        3
+        >>> loss = loss_fn(torch.zeros(4, 3, requires_grad=True), torch.tensor([0, 1, 2, -1]))
+        >>> loss.backward()
+    """
+
+    extra_columns = 1
+    layout = "[R, K + 1]"
+
+    def __init__(self, num_classes: int, class_weight: Optional[Statistic] = None, *, reduction: str = "mean",
+                 ignore_index: int = -1) -> None:
+        super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        weight = None if class_weight is None else as_statistic(class_weight, "class_weight", num_classes + 1)
+        self.register_buffer("class_weight", weight, persistent=False)
+
+    @classmethod
+    def from_stats(cls, num_classes: int, stats: Any, *, reduction: str = "mean",
+                   ignore_index: int = -1) -> "WeightedCrossEntropyLoss":
+        """Build from a WeightsFile: its K class weights followed by its ``background_weight``."""
+        return cls(num_classes, weights_with_background(stats, num_classes), reduction=reduction,
+                   ignore_index=ignore_index)
+
+    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
+                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+        self._check_columns(logits)
+        return weighted_cross_entropy(logits, labels, self.class_weight, sample_weight=sample_weight,
+                                      ignore_index=self.ignore_index, reduction=self._reduction(reduction_override),
+                                      normalizer=normalizer)
+
+    def predict_scores(self, logits: Tensor) -> Tensor:
+        return softmax_scores(logits)
+
+
+__all__ = ["weighted_cross_entropy", "WeightedCrossEntropyLoss"]
