@@ -1,0 +1,185 @@
+"""Command line of ``tools/compute_weights.py``: dataset -> class statistics -> weights file, table and plot.
+
+This is the only module of :mod:`detbalance.stats` that reaches the framework bridges, and only when their source
+is requested (``--d2-dataset``/``--register-coco`` import ``detbalance.detectron2.stats``, ``--mmdet-config``
+imports ``detbalance.mmdet.stats``); ``--coco`` and ``--voc`` need neither framework.
+
+Exit status: 0 on success, 2 on bad input (missing file, malformed json/xml, unknown category or image id, empty
+dataset, zero-count classes without ``--missing max``, bad option values); nothing is written in that case.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ..weights import SCHEMES, WeightsFile, compute_class_weights, frequency_groups, save_weights
+from .progress import LARGE_FILE_BYTES, LARGE_ITEM_COUNT
+from .report import format_table, plot_weights, rfs_summary, weight_ratio_warning
+from .summary import DatasetStats
+
+__all__ = ["build_parser", "main"]
+
+_MAX_LISTED_ISSUES = 20
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="compute_weights.py",
+        description="Per-class statistics and loss weights of a detection training set, in the model's label order.",
+    )
+    src = p.add_argument_group("source (exactly one)").add_mutually_exclusive_group(required=True)
+    src.add_argument("--coco", metavar="JSON", help="COCO or LVIS instances json (streamed)")
+    src.add_argument("--voc", metavar="DIR", help="Pascal VOC folder containing Annotations/")
+    src.add_argument("--d2-dataset", metavar="NAME", help="dataset registered in Detectron2's DatasetCatalog")
+    src.add_argument("--register-coco", nargs=3, metavar=("NAME", "JSON", "IMGDIR"),
+                     help="register a COCO json in Detectron2 under NAME, then read it like --d2-dataset")
+    src.add_argument("--mmdet-config", metavar="CFG", help="MMDetection config; reads train_dataloader.dataset")
+    p.add_argument("--classes", nargs="+", metavar="NAME",
+                   help="--coco/--voc: the model's class names in label order (default: by category id / sorted)")
+    p.add_argument("--voc-split", metavar="SPLIT", help="--voc: only images of ImageSets/Main/SPLIT.txt")
+    p.add_argument("--include-ignored", action="store_true",
+                   help="count crowd/ignored/difficult boxes too (default: report them, do not count them)")
+
+    w = p.add_argument_group("weights")
+    w.add_argument("--scheme", choices=SCHEMES, default="sqrt_inverse")
+    w.add_argument("--count", choices=("instances", "images"), default="instances",
+                   help="class frequency the scheme uses: boxes per class or images containing the class")
+    w.add_argument("--beta", type=float, default=0.999, help="effective_number: beta in [0, 1)")
+    w.add_argument("--power", type=float, default=1.0, help="exponent on the scheme's weights (0 = uniform)")
+    w.add_argument("--max-ratio", type=float, default=None, help="cap max/min weight ratio")
+    w.add_argument("--missing", choices=("error", "max"), default="error",
+                   help="classes without boxes: fail (default) or give them the largest weight")
+    w.add_argument("--background-weight", type=float, default=1.0, help="weight stored for the background class")
+    w.add_argument("--rfs-threshold", type=float, default=None,
+                   help="also summarize repeat factor sampling with this frequency threshold (LVIS: 0.001)")
+
+    o = p.add_argument_group("output")
+    o.add_argument("-o", "--output", metavar="JSON", help="weights file to write (atomically)")
+    o.add_argument("--plot", metavar="PNG", help="bar chart of class frequencies with the weights overlaid")
+    o.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                   help=f"progress bar; auto = for inputs over {LARGE_FILE_BYTES >> 20} MiB or "
+                        f"{LARGE_ITEM_COUNT} files/images")
+    return p
+
+
+def _read(args) -> DatasetStats:
+    def show(large: bool) -> bool:
+        return args.progress == "always" or (args.progress == "auto" and large)
+
+    if (args.classes or args.voc_split) and not (args.coco or args.voc):
+        raise ValueError("--classes and --voc-split apply to --coco/--voc; framework sources define their classes")
+    if args.coco:
+        from .coco import read_coco
+
+        large = os.path.isfile(args.coco) and os.path.getsize(args.coco) > LARGE_FILE_BYTES
+        return read_coco(args.coco, classes=args.classes, include_ignored=args.include_ignored, progress=show(large))
+    if args.voc:
+        from .voc import read_voc
+
+        ann = os.path.join(args.voc, "Annotations")
+        large = os.path.isdir(ann) and len(os.listdir(ann)) > LARGE_ITEM_COUNT
+        return read_voc(args.voc, split=args.voc_split, classes=args.classes, include_ignored=args.include_ignored,
+                        progress=show(large))
+    if args.mmdet_config:
+        from detbalance.mmdet.stats import stats_from_mmdet_config
+
+        return stats_from_mmdet_config(args.mmdet_config, include_ignored=args.include_ignored,
+                                       progress=args.progress)
+    from detbalance.detectron2.stats import register_coco, stats_from_detectron2
+
+    name = args.d2_dataset
+    if args.register_coco:
+        name, json_file, image_root = args.register_coco
+        register_coco(name, json_file, image_root)
+    return stats_from_detectron2(name, include_ignored=args.include_ignored, progress=args.progress)
+
+
+def _weights_file(args, ds: DatasetStats) -> WeightsFile:
+    s = ds.stats
+    counts = s.instance_counts if args.count == "instances" else s.image_counts
+    weights = compute_class_weights(
+        counts,
+        args.scheme,
+        beta=args.beta,
+        power=args.power,
+        max_ratio=args.max_ratio,
+        missing=args.missing,
+        image_counts=s.image_counts if args.scheme == "median_frequency" and args.count == "instances" else None,
+        class_names=s.class_names,
+    )
+    if not args.background_weight >= 0:
+        raise ValueError(f"--background-weight must be >= 0, got {args.background_weight}")
+    params = {
+        "count": args.count,
+        "beta": args.beta,
+        "power": args.power,
+        "max_ratio": args.max_ratio,
+        "missing": args.missing,
+        "include_ignored": ds.include_ignored,
+        "source": ds.source,
+    }
+    if args.rfs_threshold is not None:
+        params["rfs_threshold"] = args.rfs_threshold
+    wf = WeightsFile(
+        stats=s,
+        scheme=args.scheme,
+        params=params,
+        weights=[float(v) for v in weights],
+        background_weight=float(args.background_weight),
+        groups=frequency_groups(s.image_counts),
+    )
+    problems = wf.problems()
+    if problems:
+        raise ValueError(f"inconsistent statistics from {ds.source}: field '{problems[0][0]}' {problems[0][1]}")
+    return wf
+
+
+def _warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute parsed arguments; bad input raises (``main`` turns it into exit status 2)."""
+    ds = _read(args)
+    wf = _weights_file(args, ds)
+    rfs = rfs_summary(ds.image_labels, args.rfs_threshold) if args.rfs_threshold is not None else None
+    if args.plot:
+        plot_weights(args.plot, wf, count=args.count)
+    if args.output:
+        save_weights(args.output, wf)
+
+    print(f"source: {ds.source}")
+    print(format_table(wf))
+    ignored = sum(ds.ignored_counts)
+    if ignored:
+        how = "counted (--include-ignored)" if ds.include_ignored else "not counted (--include-ignored counts them)"
+        print(f"{ignored} crowd/ignored/difficult boxes: {how}")
+    if rfs:
+        print(rfs)
+    for issue in ds.issues[:_MAX_LISTED_ISSUES]:
+        _warn(f"{issue} (counted)")
+    if len(ds.issues) > _MAX_LISTED_ISSUES:
+        _warn(f"... and {len(ds.issues) - _MAX_LISTED_ISSUES} more suspicious boxes")
+    ratio_msg = weight_ratio_warning(wf.weights, wf.stats.class_names)
+    if ratio_msg:
+        _warn(ratio_msg)
+    if args.output:
+        print(f"wrote {args.output}")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run; returns the exit status (2 on bad input, with the reason on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, OSError, KeyError) as e:
+        msg = str(e)
+        if isinstance(e, KeyError) and e.args:  # raised by a framework's loader: a sentence, or just the key
+            msg = str(e.args[0]) if " " in str(e.args[0]) else f"missing key {e.args[0]!r} in the dataset"
+        print(f"error: {msg}", file=sys.stderr)
+        return 2

@@ -1,0 +1,17 @@
+"""Class weights, LVIS frequency groups, repeat factors and the weights file (numpy/torch only)."""
+from .file import FORMAT, VERSION, ClassStats, WeightsFile, load_weights, save_weights
+from .sampling import frequency_groups, repeat_factors
+from .schemes import SCHEMES, compute_class_weights
+
+__all__ = [
+    "SCHEMES",
+    "FORMAT",
+    "VERSION",
+    "ClassStats",
+    "WeightsFile",
+    "compute_class_weights",
+    "frequency_groups",
+    "repeat_factors",
+    "save_weights",
+    "load_weights",
+]
