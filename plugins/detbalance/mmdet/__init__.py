@@ -1,0 +1,23 @@
+"""MMDetection 3.x components of detbalance; importing this package registers them.
+
+Add to a config::
+
+    custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
+
+Registered names are ``"DB"`` + the wrapped class's name, so they never collide with MMDetection's own:
+
+- ``MODELS``: the classification losses ``DBWeightedCrossEntropyLoss``, ``DBClassBalancedFocalLoss``,
+  ``DBEqualizationLoss``, ``DBEQLv2Loss``, ``DBSeesawLoss``, ``DBFederatedLoss`` (``detbalance.mmdet.losses``)
+  and ``DBStandardRoIHead``, which applies per-box annotation weights (``detbalance.mmdet.roi_head``).
+- ``DATASETS``: ``DBCocoDataset``; ``TRANSFORMS``: ``DBLoadAnnotations``, ``DBPackDetInputs``
+  (``detbalance.mmdet.box_weights_data``): COCO ``"weight"`` per box -> ``gt_instances.weights``.
+"""
+from .box_weights_data import DBCocoDataset, DBLoadAnnotations, DBPackDetInputs
+from .config import use_dataset
+from .losses import (DBClassBalancedFocalLoss, DBEQLv2Loss, DBEqualizationLoss, DBFederatedLoss, DBSeesawLoss,
+                     DBWeightedCrossEntropyLoss)
+from .roi_head import DBStandardRoIHead
+
+__all__ = ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualizationLoss", "DBEQLv2Loss",
+           "DBSeesawLoss", "DBFederatedLoss", "DBStandardRoIHead", "DBCocoDataset", "DBLoadAnnotations",
+           "DBPackDetInputs", "use_dataset"]

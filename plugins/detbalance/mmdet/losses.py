@@ -1,0 +1,191 @@
+"""The ``detbalance.losses`` classification losses registered in ``mmdet.registry.MODELS``.
+
+Naming: every registered component is ``"DB"`` + the name of the class it wraps — the core loss for losses
+(``DBSeesawLoss`` wraps ``detbalance.losses.SeesawLoss``), the MMDetection class it extends otherwise
+(``DBCocoDataset``, ``DBStandardRoIHead``). The prefix keeps them apart from MMDetection's own ``SeesawLoss``,
+``EQLV2Loss`` and ``FocalLoss``.
+
+Every loss takes ``num_classes`` (K foreground classes; MMDetection does not pass it to losses, so give the bbox
+head's value — a different value is a build error naming both numbers), its statistics argument (a list, or the
+path of a weights file from ``tools/compute_weights.py``), the core loss's hyper-parameters, ``reduction`` and
+``loss_weight``. Use it as the ``loss_cls`` of a ``BBoxHead``::
+
+    custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
+    model = dict(roi_head=dict(bbox_head=dict(loss_cls=dict(
+        _delete_=True, type='DBClassBalancedFocalLoss', num_classes=80,
+        samples_per_class='work_dirs/coco_weights.json', beta=0.999, gamma=2.0))))
+
+======================================  ==========================  =============================================
+registered name                         statistics argument         classifier columns / test-time scores
+======================================  ==========================  =============================================
+``DBWeightedCrossEntropyLoss``          ``class_weight`` (K + 1 or  K + 1, softmax
+                                        file; optional)
+``DBClassBalancedFocalLoss``            ``samples_per_class`` (K)   K, sigmoid
+``DBEqualizationLoss``                  ``class_freq`` (K)          K, sigmoid
+``DBEQLv2Loss``                         none (running state)        K, sigmoid
+``DBSeesawLoss``                        none (running state)        K + 2, MMDetection's seesaw activation
+``DBFederatedLoss``                     ``image_counts`` (K)        K, sigmoid
+======================================  ==========================  =============================================
+
+Each class names its statistics argument in ``stats_arg`` (``None`` for the stateful losses).
+
+Example:
+    >>> import torch
+    >>> from mmdet.registry import MODELS
+    >>> import detbalance.mmdet
+    >>> loss = MODELS.build(dict(type='DBClassBalancedFocalLoss', num_classes=3, samples_per_class=[50, 10, 2]))
+    >>> loss.get_cls_channels(3)  # sigmoid: one logit per foreground class
+    3
+    >>> cls_score, labels = torch.zeros(4, 3, requires_grad=True), torch.tensor([0, 2, 3, 3])
+    >>> value = loss(cls_score, labels, torch.ones(4), avg_factor=4.0)
+    >>> value.backward()
+    >>> loss.get_activation(cls_score).shape  # K foreground scores + background column
+    torch.Size([4, 4])
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from mmdet.registry import MODELS
+
+from detbalance import losses as core
+
+from ._loss_base import MMDetLossAdapter, StatsArg, check_length, is_weights_path
+
+__all__ = ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualizationLoss", "DBEQLv2Loss",
+           "DBSeesawLoss", "DBFederatedLoss"]
+
+
+def _counts_loss(owner: type, core_cls: type, arg: str, num_classes: int, stats: StatsArg, **settings):
+    """Core module from an inline per-class list (length K) or from a weights file's statistics."""
+    if is_weights_path(stats):
+        return core_cls.from_stats(num_classes, MMDetLossAdapter.load_weights_file(stats, num_classes), **settings)
+    check_length(owner.__name__, arg, stats, num_classes, num_classes)
+    return core_cls(num_classes, stats, **settings)
+
+
+@MODELS.register_module()
+class DBWeightedCrossEntropyLoss(MMDetLossAdapter):
+    """Softmax cross-entropy with per-class weights (``detbalance.losses.WeightedCrossEntropyLoss``).
+
+    Same values as MMDetection's ``CrossEntropyLoss(class_weight=...)`` for the same arguments.
+
+    Args:
+        num_classes: K, the bbox head's ``num_classes``.
+        class_weight: K + 1 weights (background last), the path of a weights file (its class weights and
+            background weight), or ``None`` for unweighted cross-entropy.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        loss_weight: multiplier of the loss.
+    """
+
+    stats_arg = "class_weight"
+
+    def __init__(self, num_classes: int, class_weight: Optional[StatsArg] = None, *, reduction: str = "mean",
+                 loss_weight: float = 1.0):
+        if is_weights_path(class_weight):
+            module = core.WeightedCrossEntropyLoss.from_stats(
+                num_classes, self.load_weights_file(class_weight, num_classes), reduction=reduction)
+        else:
+            if class_weight is not None:
+                check_length(type(self).__name__, "class_weight", class_weight, num_classes + 1, num_classes)
+            module = core.WeightedCrossEntropyLoss(num_classes, class_weight, reduction=reduction)
+        super().__init__(module, loss_weight)
+
+
+@MODELS.register_module()
+class DBClassBalancedFocalLoss(MMDetLossAdapter):
+    """Class-balanced sigmoid focal loss (``detbalance.losses.ClassBalancedFocalLoss``).
+
+    Args:
+        num_classes: K, the bbox head's ``num_classes``.
+        samples_per_class: K instance counts, or the path of a weights file (its instance counts).
+        beta, gamma, background_weight: the core loss's hyper-parameters.
+        reduction, loss_weight: as in every MMDetection loss.
+    """
+
+    stats_arg = "samples_per_class"
+
+    def __init__(self, num_classes: int, samples_per_class: StatsArg, *, beta: float = 0.999, gamma: float = 2.0,
+                 background_weight: float = 1.0, reduction: str = "mean", loss_weight: float = 1.0):
+        module = _counts_loss(type(self), core.ClassBalancedFocalLoss, "samples_per_class", num_classes,
+                              samples_per_class, beta=beta, gamma=gamma, background_weight=background_weight,
+                              reduction=reduction)
+        super().__init__(module, loss_weight)
+
+
+@MODELS.register_module()
+class DBEqualizationLoss(MMDetLossAdapter):
+    """Equalization loss (``detbalance.losses.EqualizationLoss``).
+
+    Args:
+        num_classes: K, the bbox head's ``num_classes``.
+        class_freq: K image fractions, or the path of a weights file (its image counts / number of images).
+        lambda_: frequency threshold below which a class is tail.
+        reduction, loss_weight: as in every MMDetection loss.
+    """
+
+    stats_arg = "class_freq"
+
+    def __init__(self, num_classes: int, class_freq: StatsArg, *, lambda_: float = 1.76e-3,
+                 reduction: str = "mean", loss_weight: float = 1.0):
+        module = _counts_loss(type(self), core.EqualizationLoss, "class_freq", num_classes, class_freq,
+                              lambda_=lambda_, reduction=reduction)
+        super().__init__(module, loss_weight)
+
+
+@MODELS.register_module()
+class DBEQLv2Loss(MMDetLossAdapter):
+    """Equalization loss v2 (``detbalance.losses.EQLv2Loss``); gradient statistics are running state.
+
+    Args:
+        num_classes: K, the bbox head's ``num_classes``.
+        mu, gamma, alpha: the core loss's hyper-parameters.
+        reduction, loss_weight: as in every MMDetection loss.
+    """
+
+    stats_arg = None
+
+    def __init__(self, num_classes: int, *, mu: float = 0.8, gamma: float = 12.0, alpha: float = 4.0,
+                 reduction: str = "mean", loss_weight: float = 1.0):
+        module = core.EQLv2Loss(num_classes, mu=mu, gamma=gamma, alpha=alpha, reduction=reduction)
+        super().__init__(module, loss_weight)
+
+
+@MODELS.register_module()
+class DBSeesawLoss(MMDetLossAdapter):
+    """Seesaw loss (``detbalance.losses.SeesawLoss``), K + 2 logits; cumulative counts are running state.
+
+    Args:
+        num_classes: K, the bbox head's ``num_classes``.
+        p, q, eps: the core loss's hyper-parameters.
+        reduction, loss_weight: as in every MMDetection loss.
+    """
+
+    stats_arg = None
+
+    def __init__(self, num_classes: int, *, p: float = 0.8, q: float = 2.0, eps: float = 1e-2,
+                 reduction: str = "mean", loss_weight: float = 1.0):
+        module = core.SeesawLoss(num_classes, p=p, q=q, eps=eps, reduction=reduction)
+        super().__init__(module, loss_weight)
+
+
+@MODELS.register_module()
+class DBFederatedLoss(MMDetLossAdapter):
+    """Federated loss (``detbalance.losses.FederatedLoss``): sigmoid loss over a sampled class subset.
+
+    Args:
+        num_classes: K, the bbox head's ``num_classes``.
+        image_counts: K per-class image counts, or the path of a weights file (its image counts).
+        num_sampled, freq_power: the core loss's hyper-parameters.
+        seed: seed of the loss's class-sampling generator; None draws one from torch's global generator.
+        reduction, loss_weight: as in every MMDetection loss.
+    """
+
+    stats_arg = "image_counts"
+
+    def __init__(self, num_classes: int, image_counts: StatsArg, *, num_sampled: int = 50,
+                 freq_power: float = 0.5, seed: Optional[int] = None, reduction: str = "mean",
+                 loss_weight: float = 1.0):
+        module = _counts_loss(type(self), core.FederatedLoss, "image_counts", num_classes, image_counts,
+                              num_sampled=num_sampled, freq_power=freq_power, seed=seed, reduction=reduction)
+        super().__init__(module, loss_weight)
