@@ -1,2 +1,27 @@
-"""Detectron2 adapter for detbalance. Importing it applies the detectron2 v0.6 compatibility shims first."""
+"""Detectron2 adapter for detbalance. Importing it applies the detectron2 v0.6 compatibility shims first.
+
+Then it registers ``BalancedROIHeads`` in detectron2's ``ROI_HEADS_REGISTRY``. Usage::
+
+    from detbalance.detectron2 import get_config      # get_cfg() + add_detbalance_config() + yaml with model_zoo://
+    cfg = get_config("configs/detectron2/faster_rcnn_R_50_FPN_1x_seesaw.yaml")
+    model = detectron2.modeling.build_model(cfg)
+"""
 from . import _compat  # noqa: F401  (must run before any detectron2 import)
+from .config import HYPER_PARAMETER_KEYS, add_detbalance_config, get_config
+from .fast_rcnn import BalancedFastRCNNOutputLayers
+from .loss_builder import build_classification_loss, load_class_statistics
+from .mapper import WeightedDatasetMapper
+from .roi_heads import BalancedROIHeads
+from .sampling import build_repeat_factor_sampler
+
+__all__ = [
+    "HYPER_PARAMETER_KEYS",
+    "add_detbalance_config",
+    "get_config",
+    "BalancedFastRCNNOutputLayers",
+    "BalancedROIHeads",
+    "build_classification_loss",
+    "load_class_statistics",
+    "WeightedDatasetMapper",
+    "build_repeat_factor_sampler",
+]
