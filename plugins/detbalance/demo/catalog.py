@@ -1,0 +1,51 @@
+"""The losses a demo can compare: short names, the detbalance loss behind each, and its demo hyper-parameters.
+
+``ce`` is each framework's own softmax cross-entropy box head, untouched: the baseline every delta is taken
+against. Every other entry replaces only the box classifier's loss by a detbalance loss (class statistics and
+weights come from the weights file the demo computes for the train split).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["DemoLoss", "DEMO_LOSSES", "BASELINE", "parse_losses"]
+
+
+@dataclass(frozen=True)
+class DemoLoss:
+    """One entry of the comparison.
+
+    Attributes:
+        key: short name used on the command line and in the table.
+        label: readable name for tables and plots.
+        loss: key of :data:`detbalance.losses.LOSSES`, or ``None`` for the framework's own cross-entropy.
+        hyper: keyword hyper-parameters of that loss (its defaults where empty).
+    """
+
+    key: str
+    label: str
+    loss: str | None
+    hyper: dict = field(default_factory=dict)
+
+
+BASELINE = "ce"
+
+DEMO_LOSSES: dict[str, DemoLoss] = {d.key: d for d in (
+    DemoLoss("ce", "softmax CE (framework default)", None),
+    DemoLoss("wce", "weighted CE 1/sqrt(freq)", "WeightedCrossEntropyLoss"),
+    DemoLoss("cbfocal", "class-balanced focal", "ClassBalancedFocalLoss"),
+    DemoLoss("eql", "equalization loss", "EqualizationLoss"),
+    DemoLoss("eqlv2", "equalization loss v2", "EQLv2Loss"),
+    DemoLoss("seesaw", "seesaw loss", "SeesawLoss"),
+    DemoLoss("federated", "federated loss", "FederatedLoss"),
+)}
+
+
+def parse_losses(text: str) -> list[DemoLoss]:
+    """``"ce,wce,seesaw"`` -> entries, the baseline first (added when missing), duplicates removed."""
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in DEMO_LOSSES]
+    if unknown:
+        raise ValueError(f"unknown loss {unknown[0]!r}; expected a comma-separated list of {sorted(DEMO_LOSSES)}")
+    ordered = [BASELINE] + [k for k in dict.fromkeys(keys) if k != BASELINE]
+    return [DEMO_LOSSES[k] for k in ordered]

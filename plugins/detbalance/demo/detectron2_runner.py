@@ -1,0 +1,186 @@
+"""Train and test one demo run with Detectron2: a small ResNet-18 Faster R-CNN from random initialisation.
+
+The data sets are registered with ``register_coco_instances``; the model is detectron2's model-zoo Faster R-CNN
+R50-FPN config shrunk for 2 CPU cores (ResNet-18 with BatchNorm, FPN on res3-res5 with 128 channels, anchors
+16-128 px, 500/100 RPN proposals, 64 RoIs per image, 256-d box head). A run with a detbalance loss differs from the
+baseline only by ``MODEL.ROI_HEADS.NAME: BalancedROIHeads`` and the ``DETBALANCE`` node. Training is a plain
+loop over ``build_detection_train_loader`` (SGD, warm-up, steps at 75 %/92 %); testing writes the detections on the
+test split as a COCO results json.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+
+import torch
+from tqdm import tqdm
+
+from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
+from detectron2 import model_zoo
+from detectron2.config import get_cfg
+from detectron2.data import (DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_test_loader,
+                             build_detection_train_loader, get_detection_dataset_dicts)
+from detectron2.data.datasets import register_coco_instances
+from detectron2.data.samplers import TrainingSampler
+from detectron2.modeling import build_model
+from detectron2.solver import build_lr_scheduler, build_optimizer
+from detectron2.utils.events import EventStorage
+
+from ._io import write_json
+from .run import NUM_THREADS, RunSpec, seed_everything
+
+__all__ = ["build_cfg", "train_and_predict"]
+
+BASE_CONFIG = "COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml"
+
+
+def _register(data) -> tuple[str, str]:
+    """Register the train and test splits (once per process); names carry a hash of the paths."""
+    key = hashlib.sha1(f"{data.train_json}|{data.test_json}".encode()).hexdigest()[:10]
+    names = (f"detbalance_demo_{key}_train", f"detbalance_demo_{key}_test")
+    for name, json_file, image_root in zip(names, (data.train_json, data.test_json),
+                                           (data.train_images, data.test_images)):
+        if name not in DatasetCatalog.list():
+            register_coco_instances(name, {}, str(json_file), str(image_root))
+    return names
+
+
+def build_cfg(spec: RunSpec):
+    """The detectron2 config of ``spec`` (model, data, schedule and, for detbalance losses, the loss node)."""
+    from detbalance.detectron2.config import HYPER_PARAMETER_KEYS, add_detbalance_config
+
+    train_name, test_name = _register(spec.data)
+    cfg = get_cfg()
+    add_detbalance_config(cfg)
+    cfg.merge_from_file(model_zoo.get_config_file(BASE_CONFIG))
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.PIXEL_STD = [57.4, 57.1, 58.4]
+    cfg.MODEL.RESNETS.DEPTH = 18
+    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+    cfg.MODEL.RESNETS.NORM = "BN"
+    cfg.MODEL.RESNETS.STRIDE_IN_1X1 = False
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res3", "res4", "res5"]
+    cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    cfg.MODEL.FPN.IN_FEATURES = ["res3", "res4", "res5"]
+    cfg.MODEL.FPN.OUT_CHANNELS = 128
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[16], [32], [64], [128]]
+    cfg.MODEL.RPN.IN_FEATURES = ["p3", "p4", "p5", "p6"]
+    cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN = cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = 500
+    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 100
+    cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 128
+    cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p3", "p4", "p5"]
+    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 64
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = spec.data.num_classes
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.001
+    cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 256
+    cfg.INPUT.MIN_SIZE_TRAIN = (spec.data.image_size,)
+    cfg.INPUT.MAX_SIZE_TRAIN = spec.data.max_size
+    cfg.INPUT.MIN_SIZE_TEST = spec.data.image_size
+    cfg.INPUT.MAX_SIZE_TEST = spec.data.max_size
+    cfg.DATASETS.TRAIN = (train_name,)
+    cfg.DATASETS.TEST = (test_name,)
+    cfg.DATALOADER.NUM_WORKERS = 0
+    schedule = spec.schedule
+    cfg.SOLVER.IMS_PER_BATCH = schedule.batch_size
+    cfg.SOLVER.BASE_LR = schedule.base_lr
+    cfg.SOLVER.MOMENTUM = schedule.momentum
+    cfg.SOLVER.WEIGHT_DECAY = schedule.weight_decay
+    cfg.SOLVER.MAX_ITER = schedule.iters
+    cfg.SOLVER.STEPS = schedule.steps
+    cfg.SOLVER.GAMMA = schedule.gamma
+    cfg.SOLVER.WARMUP_ITERS = schedule.effective_warmup
+    cfg.SOLVER.WARMUP_FACTOR = schedule.warmup_factor
+    cfg.SEED = spec.seed
+    if spec.loss.loss is not None:
+        cfg.MODEL.ROI_HEADS.NAME = "BalancedROIHeads"
+        cfg.DETBALANCE.LOSS = spec.loss.loss
+        cfg.DETBALANCE.WEIGHTS_FILE = str(spec.weights_file)
+        node, keys = HYPER_PARAMETER_KEYS[spec.loss.loss]
+        by_argument = {argument: key for key, argument in keys.items()}
+        for argument, value in spec.loss.hyper.items():
+            if argument not in by_argument:
+                raise ValueError(f"{spec.loss.loss} has no detectron2 config key for {argument!r}; "
+                                 f"expected one of {sorted(by_argument)}")
+            cfg.DETBALANCE[node][by_argument[argument]] = value
+    cfg.freeze()
+    return cfg
+
+
+def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
+    """Train ``spec``'s model, write its test detections to ``spec.results_json``; returns a run summary."""
+    torch.set_num_threads(NUM_THREADS)
+    seed_everything(spec.seed)
+    if spec.loss.loss is not None:
+        import detbalance.detectron2  # noqa: F401  (registers BalancedROIHeads)
+    cfg = build_cfg(spec)
+    spec.work_dir.mkdir(parents=True, exist_ok=True)
+    (spec.work_dir / "config.yaml").write_text(cfg.dump(), encoding="utf-8")
+    with _quiet():
+        model = build_model(cfg)
+        dataset = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=True)
+        loader = build_detection_train_loader(cfg, dataset=dataset,
+                                              sampler=TrainingSampler(len(dataset), seed=spec.seed))
+    optimizer = build_optimizer(cfg, model)
+    scheduler = build_lr_scheduler(cfg, optimizer)
+    losses_log = []
+    model.train()
+    bar = tqdm(total=cfg.SOLVER.MAX_ITER, desc=f"train {spec.name}", disable=not progress, leave=False,
+               dynamic_ncols=True)
+    with EventStorage(0) as storage:
+        for iteration, batch in zip(range(cfg.SOLVER.MAX_ITER), loader):
+            storage.iter = iteration
+            loss_dict = model(batch)
+            total = sum(loss_dict.values())
+            if not torch.isfinite(total):
+                raise FloatingPointError(f"{spec.name}: loss became {float(total)} at iteration {iteration}: "
+                                         f"{ {k: float(v) for k, v in loss_dict.items()} }")
+            optimizer.zero_grad()
+            total.backward()
+            optimizer.step()
+            scheduler.step()
+            losses_log.append(float(total.detach()))
+            bar.update(1)
+            if iteration % 20 == 0:
+                bar.set_postfix(loss=f"{sum(losses_log[-20:]) / len(losses_log[-20:]):.3f}")
+    bar.close()
+    detections = _predict(cfg, model, progress=progress, name=spec.name)
+    write_json(spec.results_json, detections)
+    return {"final_loss": sum(losses_log[-50:]) / len(losses_log[-50:]), "first_loss": losses_log[0],
+            "iterations": len(losses_log), "num_detections": len(detections)}
+
+
+def _predict(cfg, model, *, progress: bool, name: str) -> list[dict]:
+    test_name = cfg.DATASETS.TEST[0]
+    with _quiet():
+        dataset = DatasetCatalog.get(test_name)  # loading the json fills the category id mapping
+    contiguous_to_id = {v: k for k, v in MetadataCatalog.get(test_name).thing_dataset_id_to_contiguous_id.items()}
+    loader = build_detection_test_loader(dataset, mapper=DatasetMapper(cfg, is_train=False))
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for batch in tqdm(loader, total=len(dataset), desc=f"test  {name}", disable=not progress, leave=False,
+                          dynamic_ncols=True):
+            inputs = batch[0]
+            instances = model([inputs])[0]["instances"].to("cpu")
+            boxes = instances.pred_boxes.tensor.tolist()
+            for (x0, y0, x1, y1), score, label in zip(boxes, instances.scores.tolist(),
+                                                      instances.pred_classes.tolist()):
+                out.append({"image_id": inputs["image_id"], "category_id": contiguous_to_id[label],
+                            "bbox": [x0, y0, x1 - x0, y1 - y0], "score": score})
+    return out
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence detectron2's info logging and prints while building (the demo shows its own progress)."""
+    logger = logging.getLogger("detectron2")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)

@@ -1,0 +1,162 @@
+"""Train and test one demo run with MMDetection 3.x: the same small Faster R-CNN as the Detectron2 runner.
+
+The config is the repository's tiny CPU config for the loss (``configs/mmdet/tiny/``; the plain one for the
+cross-entropy baseline), pointed at the demo's data with :func:`detbalance.mmdet.config.use_dataset` and given the
+demo's model size and schedule: ResNet-18 + FPN on C3-C5 with 128 channels, anchors 16-128 px, 500/100 RPN
+proposals, 128 RPN and 64 RoI samples per image, 256-d box head, SGD with linear warm-up and steps at 75 %/92 %.
+Training runs through mmengine's ``Runner`` (iteration-based loop); the detections of the test split are written
+as a COCO results json by a loop over the test data loader.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from ._io import write_json
+from .run import NUM_THREADS, RunSpec, seed_everything
+
+__all__ = ["CONFIG_DIR", "CONFIG_FILES", "build_cfg", "train_and_predict"]
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "mmdet" / "tiny"
+#: detbalance loss -> tiny config of that loss (``None``: the framework's own cross-entropy).
+CONFIG_FILES = {
+    None: "faster-rcnn_r18_fpn_tiny.py",
+    "WeightedCrossEntropyLoss": "faster-rcnn_r18_fpn_tiny_weighted-ce.py",
+    "ClassBalancedFocalLoss": "faster-rcnn_r18_fpn_tiny_cb-focal.py",
+    "EqualizationLoss": "faster-rcnn_r18_fpn_tiny_eql.py",
+    "EQLv2Loss": "faster-rcnn_r18_fpn_tiny_eqlv2.py",
+    "SeesawLoss": "faster-rcnn_r18_fpn_tiny_seesaw.py",
+    "FederatedLoss": "faster-rcnn_r18_fpn_tiny_federated.py",
+}
+
+
+class _ProgressHook(Hook):
+    """A tqdm bar over the training iterations with the running loss."""
+
+    def __init__(self, total: int, desc: str, enabled: bool):
+        self.bar = tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+        self.losses: list[float] = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        loss = float(outputs["loss"].detach()) if outputs and "loss" in outputs else float("nan")
+        if not torch.isfinite(torch.tensor(loss)):
+            raise FloatingPointError(f"loss became {loss} at iteration {runner.iter}")
+        self.losses.append(loss)
+        self.bar.update(1)
+        if batch_idx % 20 == 0:
+            recent = self.losses[-20:]
+            self.bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}")
+
+    def after_train(self, runner):
+        self.bar.close()
+
+
+def build_cfg(spec: RunSpec) -> Config:
+    """The mmdet config of ``spec``: tiny config of the loss + demo data, model size, schedule and seed."""
+    import detbalance.mmdet  # noqa: F401  (registers the losses, needed to resolve their statistics argument)
+    from detbalance.mmdet.config import use_dataset
+
+    data, schedule = spec.data, spec.schedule
+    cfg = Config.fromfile(str(CONFIG_DIR / CONFIG_FILES[spec.loss.loss]))
+    use_dataset(cfg, data_root="", classes=data.class_names, train_ann=str(data.train_json),
+                train_images=str(data.train_images) + "/", val_ann=str(data.test_json),
+                val_images=str(data.test_images) + "/",
+                weights_file=spec.weights_file if _reads_weights(cfg) else None)
+    model = cfg.model
+    model.neck.update(in_channels=[64, 128, 256, 512], out_channels=128, start_level=1, num_outs=4)
+    model.rpn_head.update(in_channels=128, feat_channels=128)
+    model.rpn_head.anchor_generator.update(scales=[2], strides=[8, 16, 32, 64])
+    model.roi_head.bbox_roi_extractor.update(out_channels=128, featmap_strides=[8, 16, 32])
+    model.roi_head.bbox_head.update(in_channels=128, fc_out_channels=256)
+    model.roi_head.bbox_head.loss_cls.update(spec.loss.hyper)
+    model.train_cfg.rpn.sampler.num = 128
+    model.train_cfg.rpn_proposal.update(nms_pre=500, max_per_img=100)
+    model.train_cfg.rcnn.sampler.num = 64
+    model.test_cfg.rpn.update(nms_pre=500, max_per_img=100)
+    model.test_cfg.rcnn.update(score_thr=0.001, max_per_img=100)
+    scale = (data.max_size, data.image_size)
+    for loader in ("train_dataloader", "test_dataloader"):
+        for step in cfg[loader].dataset.pipeline:
+            if step["type"] == "Resize":
+                step["scale"] = scale
+    cfg.train_dataloader.update(batch_size=schedule.batch_size, num_workers=0, persistent_workers=False,
+                                sampler=dict(type="InfiniteSampler", shuffle=True, seed=spec.seed))
+    cfg.test_dataloader.update(batch_size=1, num_workers=0, persistent_workers=False)
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=schedule.iters)
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.test_cfg = cfg.test_evaluator = None
+    cfg.optim_wrapper = dict(type="OptimWrapper", optimizer=dict(
+        type="SGD", lr=schedule.base_lr, momentum=schedule.momentum, weight_decay=schedule.weight_decay))
+    cfg.param_scheduler = [
+        dict(type="LinearLR", start_factor=schedule.warmup_factor, by_epoch=False, begin=0,
+             end=schedule.effective_warmup),
+        dict(type="MultiStepLR", by_epoch=False, begin=0, end=schedule.iters, milestones=list(schedule.steps),
+             gamma=schedule.gamma),
+    ]
+    cfg.default_hooks = dict(timer=dict(type="IterTimerHook"), param_scheduler=dict(type="ParamSchedulerHook"),
+                             logger=dict(type="LoggerHook", interval=10 ** 9), checkpoint=None)
+    cfg.randomness = dict(seed=spec.seed)
+    # mmengine keeps one visualizer per name per process; each run of a demo gets its own.
+    cfg.visualizer = dict(type="DetLocalVisualizer", name=f"detbalance_demo_{spec.name}")
+    cfg.log_level = "WARNING"
+    cfg.work_dir = str(spec.work_dir)
+    cfg.load_from = None
+    cfg.resume = False
+    return cfg
+
+
+def _reads_weights(cfg: Config) -> bool:
+    from mmdet.registry import MODELS
+
+    return getattr(MODELS.get(cfg.model.roi_head.bbox_head.loss_cls.type), "stats_arg", None) is not None
+
+
+def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
+    """Train ``spec``'s model with mmengine's Runner, write test detections to ``spec.results_json``."""
+    torch.set_num_threads(NUM_THREADS)
+    seed_everything(spec.seed)
+    cfg = build_cfg(spec)
+    spec.work_dir.mkdir(parents=True, exist_ok=True)
+    cfg.dump(str(spec.work_dir / "config.py"))
+    hook = _ProgressHook(spec.schedule.iters, f"train {spec.name}", progress)
+    logging.getLogger("mmengine").setLevel(logging.WARNING)
+    test_loader_cfg = cfg.test_dataloader  # tested by _predict, not by the Runner (which would need an evaluator)
+    cfg.test_dataloader = None
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints while loading the json
+        runner = Runner.from_cfg(cfg)
+    runner.register_hook(hook, priority="LOWEST")
+    with contextlib.redirect_stdout(io.StringIO()):
+        runner.train()
+    torch.set_num_threads(NUM_THREADS)
+    detections = _predict(runner, test_loader_cfg, progress=progress, name=spec.name)
+    write_json(spec.results_json, detections)
+    recent = hook.losses[-50:]
+    return {"final_loss": sum(recent) / len(recent), "first_loss": hook.losses[0], "iterations": len(hook.losses),
+            "num_detections": len(detections)}
+
+
+def _predict(runner: Runner, loader_cfg, *, progress: bool, name: str) -> list[dict]:
+    with contextlib.redirect_stdout(io.StringIO()):
+        loader = Runner.build_dataloader(loader_cfg, seed=0)
+    category_ids = list(loader.dataset.cat_ids)  # contiguous label -> COCO category id
+    model = runner.model
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for batch in tqdm(loader, desc=f"test  {name}", disable=not progress, leave=False, dynamic_ncols=True):
+            for sample in model.test_step(batch):
+                pred = sample.pred_instances
+                for (x0, y0, x1, y1), score, label in zip(pred.bboxes.tolist(), pred.scores.tolist(),
+                                                          pred.labels.tolist()):
+                    out.append({"image_id": sample.img_id, "category_id": category_ids[label],
+                                "bbox": [x0, y0, x1 - x0, y1 - y0], "score": score})
+    return out

@@ -1,0 +1,50 @@
+"""What one training run of the demo needs and produces, independent of the framework."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .catalog import DemoLoss
+from .data import DemoData
+from .schedule import Schedule
+
+__all__ = ["RunSpec", "seed_everything", "NUM_THREADS"]
+
+#: torch intra-op threads of every run (the demo is sized for 2 CPU cores).
+NUM_THREADS = 2
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One (framework, loss, seed) training run on ``data`` with ``schedule``.
+
+    ``weights_file`` is the detbalance weights file of the train split; ``work_dir`` receives the run's files,
+    among them ``results.json``, the COCO detection results on the test split.
+    """
+
+    framework: str
+    loss: DemoLoss
+    seed: int
+    data: DemoData
+    schedule: Schedule
+    weights_file: Path
+    work_dir: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.framework}/{self.loss.key}/seed{self.seed}"
+
+    @property
+    def results_json(self) -> Path:
+        return self.work_dir / "results.json"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (the data loaders run in the main process, so this covers augmentation)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
