@@ -1,8 +1,9 @@
 """Train and test one demo run with Detectron2: a small ResNet-18 Faster R-CNN from random initialisation.
 
-The data sets are registered with ``register_coco_instances``; the model is detectron2's model-zoo Faster R-CNN
-R50-FPN config shrunk for 2 CPU cores (ResNet-18 with BatchNorm, FPN on res3-res5 with 128 channels, anchors
-16-128 px, 500/100 RPN proposals, 64 RoIs per image, 256-d box head). A run with a detbalance loss differs from the
+The data sets are registered with ``register_coco_instances``; the model is ``configs/detectron2/
+faster_rcnn_R_18_FPN_tiny_cpu.yaml``: detectron2's model-zoo Faster R-CNN R50-FPN config shrunk for 2 CPU cores
+(ResNet-18 with BatchNorm, FPN on res3-res5 with 128 channels, anchors 16-128 px, 500/100 RPN proposals, 64 RoIs
+per image, 256-d box head), given the data set's classes and image size and the demo's schedule. A run with a detbalance loss differs from the
 baseline only by ``MODEL.ROI_HEADS.NAME: BalancedROIHeads`` and the ``DETBALANCE`` node. Training is a plain
 loop over ``build_detection_train_loader`` (SGD, warm-up, steps at 75 %/92 %); testing writes the detections on the
 test split as a COCO results json.
@@ -13,13 +14,12 @@ import contextlib
 import hashlib
 import io
 import logging
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
-from detectron2 import model_zoo
-from detectron2.config import get_cfg
 from detectron2.data import (DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_test_loader,
                              build_detection_train_loader, get_detection_dataset_dicts)
 from detectron2.data.datasets import register_coco_instances
@@ -33,7 +33,8 @@ from .run import NUM_THREADS, RunSpec, seed_everything
 
 __all__ = ["build_cfg", "train_and_predict"]
 
-BASE_CONFIG = "COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml"
+#: ResNet-18 Faster R-CNN for 2 CPU cores, on the model zoo's R50-FPN config (also used by the tests).
+TINY_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "detectron2" / "faster_rcnn_R_18_FPN_tiny_cpu.yaml"
 
 
 def _register(data) -> tuple[str, str]:
@@ -49,40 +50,19 @@ def _register(data) -> tuple[str, str]:
 
 def build_cfg(spec: RunSpec):
     """The detectron2 config of ``spec`` (model, data, schedule and, for detbalance losses, the loss node)."""
-    from detbalance.detectron2.config import HYPER_PARAMETER_KEYS, add_detbalance_config
+    from detbalance.detectron2.config import HYPER_PARAMETER_KEYS, get_config
 
     train_name, test_name = _register(spec.data)
-    cfg = get_cfg()
-    add_detbalance_config(cfg)
-    cfg.merge_from_file(model_zoo.get_config_file(BASE_CONFIG))
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.WEIGHTS = ""
-    cfg.MODEL.PIXEL_STD = [57.4, 57.1, 58.4]
-    cfg.MODEL.RESNETS.DEPTH = 18
-    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
-    cfg.MODEL.RESNETS.NORM = "BN"
-    cfg.MODEL.RESNETS.STRIDE_IN_1X1 = False
-    cfg.MODEL.RESNETS.OUT_FEATURES = ["res3", "res4", "res5"]
-    cfg.MODEL.BACKBONE.FREEZE_AT = 0
-    cfg.MODEL.FPN.IN_FEATURES = ["res3", "res4", "res5"]
-    cfg.MODEL.FPN.OUT_CHANNELS = 128
-    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[16], [32], [64], [128]]
-    cfg.MODEL.RPN.IN_FEATURES = ["p3", "p4", "p5", "p6"]
-    cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN = cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = 500
-    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 100
-    cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 128
-    cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p3", "p4", "p5"]
-    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 64
+    cfg = get_config(str(TINY_CONFIG))  # the model: the repository's tiny CPU config
+    cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"  # the baseline: detectron2's own softmax CE head
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = spec.data.num_classes
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.001
-    cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 256
     cfg.INPUT.MIN_SIZE_TRAIN = (spec.data.image_size,)
     cfg.INPUT.MAX_SIZE_TRAIN = spec.data.max_size
     cfg.INPUT.MIN_SIZE_TEST = spec.data.image_size
     cfg.INPUT.MAX_SIZE_TEST = spec.data.max_size
     cfg.DATASETS.TRAIN = (train_name,)
     cfg.DATASETS.TEST = (test_name,)
-    cfg.DATALOADER.NUM_WORKERS = 0
     schedule = spec.schedule
     cfg.SOLVER.IMS_PER_BATCH = schedule.batch_size
     cfg.SOLVER.BASE_LR = schedule.base_lr
