@@ -34,6 +34,16 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _first_bad(values, ok) -> str:
+    """``", got <value> at index <i>"`` for the first entry of ``values`` failing ``ok`` (the type if no list)."""
+    if not isinstance(values, list):
+        return f", got {type(values).__name__}"
+    for i, v in enumerate(values):
+        if not ok(v):
+            return f", got {v!r} at index {i}"
+    return ""
+
+
 @dataclass
 class ClassStats:
     """Per-class statistics of a training set, in the model's contiguous label order.
@@ -68,7 +78,7 @@ class ClassStats:
         for name in ("instance_counts", "image_counts"):
             values = getattr(self, name)
             if not isinstance(values, list) or not all(_is_count(v) for v in values):
-                out.append((name, "expected a list of integers >= 0"))
+                out.append((name, "expected a list of integers >= 0" + _first_bad(values, _is_count)))
             elif k > 0 and len(values) != k:
                 out.append((name, f"has {len(values)} entries, expected {k} (one per class name)"))
         if not out:
@@ -113,7 +123,8 @@ class WeightsFile:
         if self.scheme not in SCHEMES:
             out.append(("scheme", f"unknown scheme {self.scheme!r}, expected one of {SCHEMES}"))
         if not isinstance(self.weights, list) or not all(_is_number(w) and w > 0 for w in self.weights):
-            out.append(("weights", "expected a list of finite numbers > 0"))
+            out.append(("weights", "expected a list of finite numbers > 0"
+                         + _first_bad(self.weights, lambda w: _is_number(w) and w > 0)))
         elif len(self.weights) != k:
             out.append(("weights", f"has {len(self.weights)} entries, expected {k} (one per class)"))
         if not (_is_number(self.background_weight) and self.background_weight >= 0):
