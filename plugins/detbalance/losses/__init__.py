@@ -23,7 +23,8 @@ proposals), 'mean' divides by ``normalizer`` when given (MMDetection's ``avg_fac
 denominator. Empty input (no proposal, or all ignored) gives ``logits.sum() * 0``, keeping the graph. Losses are
 computed in float32 (float64 for float64 logits), also under autocast. Bad input raises ``ValueError`` naming
 the value and what was expected; that includes NaN or infinite logits, which would otherwise turn into NaN
-weights silently (the check reads the tensor, one host synchronisation per call on an accelerator).
+weights silently (the check tests the computed loss and only then searches the logits for the first bad
+entry; one host synchronisation per call on an accelerator).
 
 Every module has ``num_logits``, ``predict_scores``, ``class_accuracy`` and a ``from_stats`` class method;
 :data:`LOSSES` maps each module's name to its class.

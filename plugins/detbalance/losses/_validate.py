@@ -7,8 +7,11 @@ Shape letters (used by every loss in this package):
 * ``ignore_index``: a label value outside ``[0, K]`` that excludes a proposal everywhere.
 
 Every check raises :class:`ValueError` naming the offending value and the expected one. The value checks
-(labels in range, finite logits, finite statistics) read tensor contents, so on an accelerator they synchronise
+(labels in range, finite loss, finite statistics) read tensor contents, so on an accelerator they synchronise
 with the host once per call; that cost buys a clear error instead of a silent NaN several iterations later.
+Finiteness of the logits is checked on the loss (:func:`check_finite_loss`) rather than by a separate pass over
+every logit: a NaN or infinite logit that reaches the loss makes it non-finite, and only then are the logits
+searched for the first bad entry to name in the error.
 """
 from __future__ import annotations
 
@@ -31,10 +34,9 @@ def compute_dtype(logits: Tensor) -> torch.dtype:
 
 
 def check_logits(logits: Tensor, extra_columns: int, layout: str) -> tuple[Tensor, int]:
-    """Validate ``logits[R, K + extra_columns]``; return them cast to the compute dtype and ``K``.
+    """Validate the shape and dtype of ``logits[R, K + extra_columns]``; return them in the compute dtype and ``K``.
 
-    Logits holding NaN or +-inf raise: every loss here would turn them into a NaN loss (or NaN gradients) that
-    poisons the weights silently, so the guard reports the first bad position instead.
+    Their values are checked afterwards on the loss, by :func:`check_finite_loss`.
     """
     if not isinstance(logits, Tensor):
         raise ValueError(f"logits must be a torch.Tensor of shape {layout}, got {type(logits).__name__}")
@@ -46,12 +48,27 @@ def check_logits(logits: Tensor, extra_columns: int, layout: str) -> tuple[Tenso
     if num_classes < 1:
         raise ValueError(
             f"logits must have at least {extra_columns + 1} columns ({layout}), got {logits.shape[1]}")
-    finite = torch.isfinite(logits)
+    return logits.to(compute_dtype(logits)), num_classes
+
+
+def check_finite_loss(loss: Tensor, logits: Tensor) -> Tensor:
+    """Return ``loss`` unchanged; raise naming the first NaN/inf logit when the loss is not finite because of one.
+
+    NaN or +-inf logits would turn into a NaN loss (or NaN gradients) that poisons the weights silently. In every
+    loss here a logit that has a gradient also reaches the loss value (ignored rows are computed and multiplied
+    by 0, and ``0 * nan`` is NaN), so testing the loss (a scalar or ``[R]``) finds bad logits without a separate
+    pass over all of them; a logit the loss never reads (e.g. a class logit of a background row in Seesaw) gets a
+    zero gradient and is not reported. A loss that is not finite for another reason (e.g. overflowing sample
+    weights) is returned as it is.
+    """
+    if bool(torch.isfinite(loss).all()):
+        return loss
+    finite = torch.isfinite(logits.detach())
     if not bool(finite.all()):
         row, col = (~finite).nonzero()[0].tolist()
         raise ValueError(
             f"logits must be finite, got {logits[row, col].item()} at row {row}, column {col}")
-    return logits.to(compute_dtype(logits)), num_classes
+    return loss
 
 
 def check_labels(labels: Tensor, num_rows: int, num_classes: int, ignore_index: int) -> Tensor:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
-from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_number,
-                        check_reduction, check_sample_weight, reduce_loss)
+from ._rowwise import RowLoss, focal_kernel, foreground
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
+                        check_number, check_reduction, check_sample_weight, reduce_loss)
 from .activations import sigmoid_scores
 
 
@@ -82,18 +82,15 @@ def class_balanced_focal_loss(logits: Tensor, labels: Tensor, samples_per_class:
     class_weight = class_balanced_weights(
         as_statistic(samples_per_class, "samples_per_class", num_classes, x), beta).to(x.dtype)
 
-    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
-    target = F.one_hot(safe_labels, num_classes + 1)[:, :num_classes].to(x.dtype)
-    prob = torch.sigmoid(x)
-    p_t = prob * target + (1.0 - prob) * (1.0 - target)
-    ce = F.binary_cross_entropy_with_logits(x, target, reduction="none")
-    per_row = (ce * (1.0 - p_t).pow(gamma)).sum(dim=1)
+    fg_rows, fg_labels = foreground(labels, valid, num_classes)
+    per_row, _ = RowLoss.apply(x, focal_kernel, fg_rows, fg_labels, gamma)
 
     padded = torch.cat([class_weight, class_weight.new_tensor([background_weight])])
+    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
     row_weight = padded[safe_labels] * valid.to(x.dtype)
     if weight is not None:
         row_weight = row_weight * weight
-    return reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x)
+    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x), x)
 
 
 class ClassBalancedFocalLoss(ClassificationLoss):

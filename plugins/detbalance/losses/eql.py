@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
-from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_number,
-                        check_reduction, check_sample_weight, reduce_loss)
+from ._rowwise import RowLoss, bce_kernel, foreground
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
+                        check_number, check_reduction, check_sample_weight, reduce_loss)
 from .activations import sigmoid_scores
 
 
@@ -59,15 +58,13 @@ def equalization_loss(logits: Tensor, labels: Tensor, class_freq: Statistic, *, 
         index = int((freq > 1).nonzero()[0, 0])
         raise ValueError(f"class_freq holds image fractions in [0, 1], got {freq[index].item()} at index {index}")
 
-    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
-    target = F.one_hot(safe_labels, num_classes + 1)[:, :num_classes].to(x.dtype)
-    is_foreground = (safe_labels < num_classes).to(x.dtype)[:, None]
-    is_rare = (freq < lambda_).to(x.dtype)[None, :]
-    eql_weight = 1.0 - is_foreground * is_rare * (1.0 - target)
-    ce = F.binary_cross_entropy_with_logits(x, target, reduction="none")
+    fg_rows, fg_labels = foreground(labels, valid, num_classes)
+    rare = freq < lambda_
+    # weight 0 on rare classes in foreground rows: foreground proposals do not push them down
+    keep = (~rare).to(x.dtype) if bool(rare.any()) else None
+    per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels, None, keep, None, None)
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    per_row = (ce * eql_weight).sum(dim=1) * row_weight
-    return reduce_loss(per_row, reduction, normalizer, valid.sum(), x)
+    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x), x)
 
 
 class EqualizationLoss(ClassificationLoss):

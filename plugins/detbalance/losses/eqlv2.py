@@ -6,13 +6,13 @@ from functools import partial
 from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._distributed import all_reduce_sum
-from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_number,
-                        check_reduction, check_sample_weight, reduce_loss)
+from ._rowwise import RowLoss, bce_kernel, foreground
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
+                        check_number, check_reduction, check_sample_weight, reduce_loss)
 from .activations import sigmoid_scores
 
 #: Initial positive/negative gradient ratio: large, so that both weights start at 1 (as the reference code).
@@ -33,7 +33,7 @@ def eqlv2_weights(pos_neg: Tensor, *, mu: float = 0.8, gamma: float = 12.0,
 
 def _prepare(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamma: float, alpha: float,
              sample_weight: Optional[Tensor], ignore_index: int):
-    """Validated logits, one-hot targets, element weights ``w[R, K]``, row weights ``[R]`` and the kept mask."""
+    """Validated logits, foreground rows and classes, per-class weights and row weights ``[R]`` (0 = ignored)."""
     x, num_classes = check_logits(logits, 0, "[R, K]")
     valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
     check_number(mu, "mu")
@@ -42,11 +42,22 @@ def _prepare(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamm
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     ratio = as_statistic(pos_neg, "pos_neg", num_classes, x)
     pos_w, neg_w = eqlv2_weights(ratio, mu=mu, gamma=gamma, alpha=alpha)
-    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
-    target = F.one_hot(safe_labels, num_classes + 1)[:, :num_classes].to(x.dtype)
-    element_weight = pos_w[None, :] * target + neg_w[None, :] * (1.0 - target)
+    fg_rows, fg_labels = foreground(labels, valid, num_classes)
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    return x, target, element_weight, row_weight, valid
+    return x, (fg_rows, fg_labels, neg_w, None, pos_w[fg_labels]), row_weight, valid
+
+
+def _eqlv2(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamma: float, alpha: float,
+           sample_weight: Optional[Tensor], ignore_index: int, reduction: str, normalizer: Optional[Normalizer],
+           with_statistics: bool) -> tuple[Tensor, Tensor]:
+    """The loss of :func:`eqlv2_loss` and, when ``with_statistics``, the ``[2, K]`` step statistics of
+    :func:`eqlv2_gradient_statistics` computed in the same pass (else an empty tensor)."""
+    check_reduction(reduction)
+    x, kernel_args, row_weight, valid = _prepare(
+        logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index)
+    per_row, statistics = RowLoss.apply(x, bce_kernel, *kernel_args, row_weight if with_statistics else None)
+    loss = reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x)
+    return check_finite_loss(loss, x), statistics
 
 
 def eqlv2_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float = 0.8, gamma: float = 12.0,
@@ -84,12 +95,8 @@ def eqlv2_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float 
         >>> round(loss.item(), 4)  # 2 * ln 2
         1.3863
     """
-    check_reduction(reduction)
-    x, target, element_weight, row_weight, valid = _prepare(
-        logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index)
-    ce = F.binary_cross_entropy_with_logits(x, target, reduction="none")
-    per_row = (ce * element_weight).sum(dim=1) * row_weight
-    return reduce_loss(per_row, reduction, normalizer, valid.sum(), x)
+    return _eqlv2(logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index, reduction, normalizer,
+                  False)[0]
 
 
 @torch.no_grad()
@@ -107,10 +114,9 @@ def eqlv2_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic
     ignored proposals). The loss's normalisation is left out, as in the reference code, so the ratio does not
     depend on batch size, loss weight or gradient scaling.
     """
-    x, target, element_weight, row_weight, _ = _prepare(
-        logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index)
-    grad = (torch.sigmoid(x) - target).abs() * element_weight * row_weight[:, None]
-    return (grad * target).sum(dim=0), (grad * (1.0 - target)).sum(dim=0)
+    x, kernel_args, row_weight, _ = _prepare(logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index)
+    statistics = bce_kernel(x, *kernel_args, row_weight, need_grad=False)[2]
+    return statistics[0], statistics[1]
 
 
 class EQLv2Loss(ClassificationLoss):
@@ -120,8 +126,10 @@ class EQLv2Loss(ClassificationLoss):
     :func:`eqlv2_gradient_statistics`) and ``pos_neg[K] = pos_grad / (neg_grad + 1e-10)``, initially 100 so that
     every weight starts at 1.
 
-    The statistics of a step are computed during ``forward`` and added when the gradient reaches the logits
-    (a tensor hook), summed over ranks when ``torch.distributed`` is initialized. A forward pass that is not
+    The statistics of a step are computed during ``forward`` (in the same pass as the loss) and added when the
+    gradient reaches the logits (a hook on a view of the logits made by that call, so that a leaf tensor used
+    for several steps does not collect hooks), summed over ranks when ``torch.distributed`` is initialized.
+    A forward pass that is not
     back-propagated (evaluation, ``torch.no_grad``, logits that do not require grad) leaves the state
     unchanged, and so does a step without any proposal on any rank.
 
@@ -159,13 +167,13 @@ class EQLv2Loss(ClassificationLoss):
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
         self._check_columns(logits)
-        settings = dict(mu=self.mu, gamma=self.gamma, alpha=self.alpha, sample_weight=sample_weight,
-                        ignore_index=self.ignore_index)
-        loss = eqlv2_loss(logits, labels, self.pos_neg, reduction=self._reduction(reduction_override),
-                          normalizer=normalizer, **settings)
-        if torch.is_grad_enabled() and logits.requires_grad:
-            pos, neg = eqlv2_gradient_statistics(logits.detach(), labels, self.pos_neg, **settings)
-            logits.register_hook(partial(self._collect, torch.stack([pos, neg])))
+        collect = torch.is_grad_enabled() and logits.requires_grad
+        if collect:  # a view made by this call carries the hook, so the hook ends with this call's graph
+            logits = logits.view_as(logits)
+        loss, statistics = _eqlv2(logits, labels, self.pos_neg, self.mu, self.gamma, self.alpha, sample_weight,
+                                  self.ignore_index, self._reduction(reduction_override), normalizer, collect)
+        if collect:
+            logits.register_hook(partial(self._collect, statistics))
         return loss
 
     @torch.no_grad()

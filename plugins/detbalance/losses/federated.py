@@ -4,12 +4,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
-from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_number,
-                        check_reduction, check_sample_weight, reduce_loss)
+from ._rowwise import RowLoss, bce_kernel, foreground
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
+                        check_number, check_reduction, check_sample_weight, reduce_loss)
 from .activations import sigmoid_scores
 
 
@@ -105,12 +105,12 @@ def federated_loss(logits: Tensor, labels: Tensor, image_counts: Statistic, *, n
                                 generator=generator, ignore_index=ignore_index)
     class_mask = torch.zeros(num_classes + 1, dtype=x.dtype, device=x.device)
     class_mask[classes.to(x.device)] = 1.0
-    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
-    target = F.one_hot(safe_labels, num_classes + 1)[:, :num_classes].to(x.dtype)
-    ce = F.binary_cross_entropy_with_logits(x, target, reduction="none")
+    fg_rows, fg_labels = foreground(labels, valid, num_classes)
+    column_weight = class_mask[:num_classes]
+    per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels, column_weight, None, column_weight[fg_labels],
+                               None)
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    per_row = (ce * class_mask[None, :num_classes]).sum(dim=1) * row_weight
-    return reduce_loss(per_row, reduction, normalizer, valid.sum(), x)
+    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x), x)
 
 
 class FederatedLoss(ClassificationLoss):

@@ -1,6 +1,7 @@
 """Seesaw loss (Wang et al., "Seesaw Loss for Long-Tailed Instance Segmentation", CVPR 2021)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import torch
@@ -9,8 +10,8 @@ from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._distributed import all_reduce_sum
-from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_number,
-                        check_reduction, check_sample_weight, reduce_loss)
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
+                        check_number, check_reduction, check_sample_weight, reduce_loss)
 from .activations import seesaw_scores
 
 
@@ -38,6 +39,10 @@ def seesaw_loss(logits: Tensor, labels: Tensor, cum_samples: Statistic, *, p: fl
     value its bbox heads pass); MMDetection without ``avg_factor`` would instead average the class term over the
     foreground proposals only.
 
+    The class term is computed on the foreground rows only and in the log domain, as
+    :math:`\mathrm{CE}(z + \log S_{i\cdot}, i)` with :math:`\log S_{ij} = p \min(0, \log N_j - \log N_i) +
+    q \max(0, \log \sigma_j - \log \max(\sigma_i, \epsilon))`, which is 0 for :math:`j = i`.
+
     Args:
         logits: ``[R, K + 2]``: K class logits, then objectness (object, background).
         labels: ``[R]`` int64 in ``[0, K]`` (K = background) or ``ignore_index``.
@@ -64,27 +69,30 @@ def seesaw_loss(logits: Tensor, labels: Tensor, cum_samples: Statistic, *, p: fl
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     counts = as_statistic(cum_samples, "cum_samples", num_classes, x).clamp(min=1.0)
 
-    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
-    foreground = safe_labels < num_classes
-    class_labels = safe_labels.clamp(max=num_classes - 1)  # background rows: any class, masked out below
-    class_logits, objectness_logits = x[:, :num_classes], x[:, num_classes:]
+    fg_rows = (valid & (labels < num_classes)).nonzero().flatten()
+    fg_labels = labels[fg_rows]
+    objectness_target = torch.ones_like(labels)
+    objectness_target[fg_rows] = 0
+    objectness_loss = F.cross_entropy(x[:, num_classes:], objectness_target, reduction="none")
 
-    seesaw_weight = torch.ones_like(class_logits)
-    if p > 0:
-        ratio = counts[None, :] / counts[class_labels][:, None]
-        seesaw_weight = seesaw_weight * torch.where(ratio < 1.0, ratio.pow(p), torch.ones_like(ratio))
+    # class term on the foreground rows only, with log S_ij added to the logits: log S_ii = 0 by construction
+    class_logits = x.index_select(0, fg_rows)[:, :num_classes]
+    log_factor = None
     if q > 0:
-        scores = torch.softmax(class_logits.detach(), dim=1)
-        self_scores = scores.gather(1, class_labels[:, None]).clamp(min=eps)
-        ratio = scores / self_scores
-        seesaw_weight = seesaw_weight * torch.where(ratio > 1.0, ratio.pow(q), torch.ones_like(ratio))
-    off_target = 1.0 - F.one_hot(class_labels, num_classes).to(x.dtype)
-    class_loss = F.cross_entropy(class_logits + seesaw_weight.log() * off_target, class_labels, reduction="none")
-    objectness_loss = F.cross_entropy(objectness_logits, (~foreground).long(), reduction="none")
+        log_scores = torch.log_softmax(class_logits.detach(), dim=1)
+        self_score = log_scores.gather(1, fg_labels[:, None]).clamp(min=math.log(eps))
+        log_factor = log_scores.sub_(self_score).clamp_(min=0.0).mul_(q)
+    if p > 0:
+        log_counts = counts.log()
+        mitigation = (log_counts[None, :] - log_counts[fg_labels][:, None]).clamp_(max=0.0).mul_(p)
+        log_factor = mitigation if log_factor is None else log_factor.add_(mitigation)
+    if log_factor is not None:
+        class_logits = class_logits + log_factor
+    class_loss = F.cross_entropy(class_logits, fg_labels, reduction="none")
 
-    per_row = class_loss * foreground.to(x.dtype) + objectness_loss
+    per_row = objectness_loss.index_add(0, fg_rows, class_loss)
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    return reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x)
+    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x), x)
 
 
 class SeesawLoss(ClassificationLoss):

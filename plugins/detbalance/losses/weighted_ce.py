@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import ClassificationLoss, weights_with_background
-from ._validate import (Normalizer, Statistic, as_statistic, check_labels, check_logits, check_reduction,
-                        check_sample_weight, reduce_loss)
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
+                        check_reduction, check_sample_weight, reduce_loss)
 from .activations import softmax_scores
 
 
@@ -52,14 +51,16 @@ def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optiona
     valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
     check_reduction(reduction)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
-    safe_labels = torch.where(valid, labels, torch.zeros_like(labels))
+    safe_labels = labels.masked_fill(~valid, 0)
     row_weight = valid.to(x.dtype)
     if class_weight is not None:
         row_weight = row_weight * as_statistic(class_weight, "class_weight", num_classes + 1, x)[safe_labels]
     if weight is not None:
         row_weight = row_weight * weight
-    nll = -F.log_softmax(x, dim=1).gather(1, safe_labels[:, None]).squeeze(1)
-    return reduce_loss(nll * row_weight, reduction, normalizer, row_weight.sum(), x)
+    # ignored rows are computed too (then weighted 0), so that a NaN logit there still reaches the loss
+    nll = F.cross_entropy(x, safe_labels, reduction="none")
+    loss = reduce_loss(nll * row_weight, reduction, normalizer, row_weight.sum(), x)
+    return check_finite_loss(loss, x)
 
 
 class WeightedCrossEntropyLoss(ClassificationLoss):

@@ -1,0 +1,222 @@
+"""The closed-form-gradient kernels (``RowLoss``) and the log-domain Seesaw against the element-wise formulas."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import detbalance.losses._rowwise as rowwise
+from detbalance.losses import (EQLv2Loss, class_balanced_focal_loss, eqlv2_loss, equalization_loss,
+                               federated_classes, federated_loss, seesaw_loss, weighted_cross_entropy)
+from detbalance.losses._rowwise import RowLoss, bce_kernel, focal_kernel, foreground
+from detbalance.losses.cb_focal import class_balanced_weights
+from detbalance.losses.eqlv2 import eqlv2_gradient_statistics, eqlv2_weights
+
+K = 6
+R = 24
+
+
+def _batch(columns: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(R, columns, generator=gen, dtype=torch.float64) * 3
+    labels = torch.randint(0, K + 1, (R,), generator=gen)
+    labels[[2, 9]] = -1
+    labels[[0, 5]] = K
+    labels[[1, 3]] = torch.tensor([0, K - 1])
+    weight = torch.rand(R, generator=gen, dtype=torch.float64) + 0.25
+    return logits, labels, weight
+
+
+def _one_hot(labels):
+    valid = labels != -1
+    safe = torch.where(valid, labels, torch.full_like(labels, K))
+    return F.one_hot(safe, K + 1)[:, :K].to(torch.float64), valid.to(torch.float64)
+
+
+# element-wise formulas, each term spelled out ([R, K] tensors), as references
+def _ref_focal(x, labels, counts, gamma, background_weight, weight):
+    target, valid = _one_hot(labels)
+    prob = torch.sigmoid(x)
+    p_t = prob * target + (1 - prob) * (1 - target)
+    per_row = (F.binary_cross_entropy_with_logits(x, target, reduction="none") * (1 - p_t).pow(gamma)).sum(1)
+    padded = torch.cat([class_balanced_weights(counts, 0.99), torch.tensor([background_weight],
+                                                                           dtype=torch.float64)])
+    safe = torch.where(labels == -1, torch.full_like(labels, K), labels)
+    return (per_row * padded[safe] * valid * weight).sum() / valid.sum()
+
+
+def _ref_eql(x, labels, freq, lambda_, weight):
+    target, valid = _one_hot(labels)
+    is_fg = ((labels >= 0) & (labels < K)).to(x.dtype)[:, None]
+    element = 1 - is_fg * (torch.tensor(freq, dtype=x.dtype) < lambda_).to(x.dtype)[None] * (1 - target)
+    ce = F.binary_cross_entropy_with_logits(x, target, reduction="none")
+    return ((ce * element).sum(1) * valid * weight).sum() / valid.sum()
+
+
+def _ref_eqlv2(x, labels, pos_neg, weight):
+    target, valid = _one_hot(labels)
+    pos_w, neg_w = eqlv2_weights(pos_neg)
+    element = pos_w[None] * target + neg_w[None] * (1 - target)
+    ce = F.binary_cross_entropy_with_logits(x, target, reduction="none")
+    grad = (torch.sigmoid(x.detach()) - target).abs() * element * (valid * weight)[:, None]
+    loss = ((ce * element).sum(1) * valid * weight).sum() / valid.sum()
+    return loss, (grad * target).sum(0), (grad * (1 - target)).sum(0)
+
+
+def _ref_seesaw(x, labels, counts, p, q, eps, weight):
+    valid = labels != -1
+    safe = torch.where(valid, labels, torch.full_like(labels, K))
+    fg = safe < K
+    cls_labels = safe.clamp(max=K - 1)
+    z, obj = x[:, :K], x[:, K:]
+    factor = torch.ones_like(z)
+    counts = counts.clamp(min=1)
+    ratio = counts[None] / counts[cls_labels][:, None]
+    factor = factor * torch.where(ratio < 1, ratio.pow(p), torch.ones_like(ratio))
+    scores = torch.softmax(z.detach(), 1)
+    ratio = scores / scores.gather(1, cls_labels[:, None]).clamp(min=eps)
+    factor = factor * torch.where(ratio > 1, ratio.pow(q), torch.ones_like(ratio))
+    off = 1 - F.one_hot(cls_labels, K).to(x.dtype)
+    cls = F.cross_entropy(z + factor.log() * off, cls_labels, reduction="none")
+    per_row = cls * fg + F.cross_entropy(obj, (~fg).long(), reduction="none")
+    return (per_row * valid * weight).sum() / valid.sum()
+
+
+def _value_and_grad(function, logits):
+    x = logits.detach().clone().requires_grad_(True)
+    loss = function(x)
+    loss.backward()
+    return loss.detach(), x.grad
+
+
+@pytest.fixture(params=[1 << 17, 16], ids=["one-block", "many-blocks"])
+def block(request, monkeypatch):
+    monkeypatch.setattr(rowwise, "BLOCK_ELEMENTS", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 1.0, 2.0, 2.5])
+def test_focal_matches_elementwise_formula(block, gamma):
+    logits, labels, weight = _batch(K)
+    counts = torch.tensor([300.0, 40.0, 6.0, 1.0, 9.0, 2.0], dtype=torch.float64)
+    ours = _value_and_grad(lambda x: class_balanced_focal_loss(
+        x, labels, counts, beta=0.99, gamma=gamma, background_weight=0.5, sample_weight=weight), logits)
+    ref = _value_and_grad(lambda x: _ref_focal(x, labels, counts, gamma, 0.5, weight), logits)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_eql_matches_elementwise_formula(block):
+    logits, labels, weight = _batch(K)
+    freq = [0.5, 0.1, 0.002, 0.0005, 0.02, 0.001]
+    ours = _value_and_grad(lambda x: equalization_loss(x, labels, freq, lambda_=0.01, sample_weight=weight),
+                           logits)
+    ref = _value_and_grad(lambda x: _ref_eql(x, labels, freq, 0.01, weight), logits)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_eqlv2_loss_and_statistics_match_elementwise_formula(block):
+    logits, labels, weight = _batch(K)
+    pos_neg = torch.tensor([1.2, 0.8, 0.3, 0.02, 0.9, 0.5], dtype=torch.float64)
+    ours = _value_and_grad(lambda x: eqlv2_loss(x, labels, pos_neg, sample_weight=weight), logits)
+    ref_loss, ref_pos, ref_neg = _ref_eqlv2(logits, labels, pos_neg, weight)
+    ref = _value_and_grad(lambda x: _ref_eqlv2(x, labels, pos_neg, weight)[0], logits)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    pos, neg = eqlv2_gradient_statistics(logits, labels, pos_neg, sample_weight=weight)
+    torch.testing.assert_close((pos, neg), (ref_pos, ref_neg), rtol=1e-10, atol=1e-12)
+
+
+def test_federated_matches_elementwise_formula(block):
+    logits, labels, weight = _batch(K)
+    counts = [90, 40, 10, 5, 1, 1]
+    ours = _value_and_grad(lambda x: federated_loss(x, labels, counts, num_sampled=4, sample_weight=weight,
+                                                    generator=torch.Generator().manual_seed(3)), logits)
+    classes = federated_classes(labels, torch.tensor(counts, dtype=torch.float64), num_sampled=4,
+                                generator=torch.Generator().manual_seed(3))
+    mask = torch.zeros(K + 1, dtype=torch.float64).index_fill_(0, classes, 1.0)[:K]
+
+    def ref(x):
+        target, valid = _one_hot(labels)
+        ce = F.binary_cross_entropy_with_logits(x, target, reduction="none") * mask[None]
+        return (ce.sum(1) * valid * weight).sum() / valid.sum()
+
+    torch.testing.assert_close(ours, _value_and_grad(ref, logits), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("p,q", [(0.8, 2.0), (0.0, 2.0), (0.8, 0.0), (1.5, 0.5)])
+def test_log_domain_seesaw_matches_exp_space_formula(p, q):
+    logits, labels, weight = _batch(K + 2)
+    counts = torch.tensor([300.0, 0.0, 6.0, 1.0, 9.0, 2.0], dtype=torch.float64)
+    ours = _value_and_grad(lambda x: seesaw_loss(x, labels, counts, p=p, q=q, sample_weight=weight), logits)
+    ref = _value_and_grad(lambda x: _ref_seesaw(x, labels, counts, p, q, 1e-2, weight), logits)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_weighted_ce_matches_log_softmax_formula():
+    logits, labels, weight = _batch(K + 1)
+    class_weight = torch.rand(K + 1, dtype=torch.float64)
+    ours = _value_and_grad(lambda x: weighted_cross_entropy(x, labels, class_weight, sample_weight=weight), logits)
+
+    def ref(x):
+        valid = labels != -1
+        safe = torch.where(valid, labels, torch.zeros_like(labels))
+        row_weight = valid * class_weight[safe] * weight
+        nll = -F.log_softmax(x, 1).gather(1, safe[:, None]).squeeze(1)
+        return (nll * row_weight).sum() / row_weight.sum()
+
+    torch.testing.assert_close(ours, _value_and_grad(ref, logits), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", ["bce", "bce-fg-weights", "focal"])
+def test_rowloss_gradcheck(block, kernel):
+    logits, labels, _ = _batch(K)
+    fg_rows, fg_labels = foreground(labels, labels != -1, K)
+    gen = torch.Generator().manual_seed(1)
+    column = torch.rand(K, generator=gen, dtype=torch.float64)
+    args = {
+        "bce": (bce_kernel, fg_rows, fg_labels, column, None, torch.rand(fg_rows.shape[0], dtype=torch.float64),
+                None),
+        "bce-fg-weights": (bce_kernel, fg_rows, fg_labels, None, column, None, None),
+        "focal": (focal_kernel, fg_rows, fg_labels, 2.0),
+    }[kernel]
+    assert torch.autograd.gradcheck(lambda x: RowLoss.apply(x, *args)[0], (logits.requires_grad_(True),))
+
+
+def test_second_backward_through_retained_graph_gives_the_same_gradient():
+    logits, labels, _ = _batch(K)
+    logits.requires_grad_(True)
+    loss = class_balanced_focal_loss(logits, labels, [5.0] * K)
+    first, = torch.autograd.grad(loss, logits, retain_graph=True)
+    second, = torch.autograd.grad(loss, logits)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+def test_nan_logit_in_an_ignored_row_still_raises():
+    for function, columns in ((lambda x, y: weighted_cross_entropy(x, y), K + 1),
+                              (lambda x, y: equalization_loss(x, y, [0.1] * K), K),
+                              (lambda x, y: class_balanced_focal_loss(x, y, [5.0] * K), K)):
+        logits, labels, _ = _batch(columns)
+        logits[2, 1] = float("nan")  # row 2 is ignored
+        with pytest.raises(ValueError, match="nan at row 2, column 1"):
+            function(logits.float(), labels)
+
+
+def test_eqlv2_statistics_do_not_pile_up_on_a_reused_leaf():
+    logits, labels, _ = _batch(K)
+    logits = logits.float().requires_grad_(True)
+    module = EQLv2Loss(K)
+    module(logits, labels).backward()
+    first_pos, first_neg = module.pos_grad.clone(), module.neg_grad.clone()
+    second_pos, second_neg = eqlv2_gradient_statistics(logits.detach(), labels, module.pos_neg.clone())
+    module(logits, labels).backward()  # the same leaf again: only this step's statistics are added
+    torch.testing.assert_close(module.pos_grad, first_pos + second_pos)
+    torch.testing.assert_close(module.neg_grad, first_neg + second_neg)
+
+
+def test_backward_twice_with_retain_graph_accumulates_twice():
+    logits, labels, _ = _batch(K)
+    once = _value_and_grad(lambda x: equalization_loss(x, labels, [0.1] * K), logits)[1]
+    x = logits.detach().clone().requires_grad_(True)
+    loss = equalization_loss(x, labels, [0.1] * K)
+    loss.backward(retain_graph=True)
+    loss.backward()
+    torch.testing.assert_close(x.grad, 2 * once, rtol=1e-12, atol=1e-12)
