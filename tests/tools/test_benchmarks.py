@@ -2,10 +2,11 @@
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(name):
