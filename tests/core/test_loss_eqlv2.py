@@ -130,3 +130,14 @@ def test_state_dict_round_trip():
         assert torch.equal(getattr(restored, name), getattr(module, name))
     logits, labels = _batch(seed=9)
     assert torch.equal(restored(logits.float(), labels), module(logits.float(), labels))
+
+
+def test_statistics_stay_non_negative_when_a_class_only_has_positives():
+    """neg_grad of a class seen only as a positive is 0, not -1 ulp (it is a total minus the positive terms)."""
+    module = EQLv2Loss(16)
+    labels = torch.tensor([-1, 6])
+    for step in range(3):
+        g = torch.Generator().manual_seed(332 + step)
+        logits = (torch.randn(2, 16, generator=g, dtype=torch.float64) * 0.3).float().requires_grad_(True)
+        module(logits, labels).backward()
+    assert bool((module.neg_grad >= 0).all()) and bool((module.pos_grad >= 0).all())

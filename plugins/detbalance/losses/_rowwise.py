@@ -126,6 +126,7 @@ def bce_kernel(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, neg_weight: Option
         if neg_weight is not None:
             neg_sum = neg_sum * neg_weight
         neg_sum = neg_sum - torch.zeros_like(neg_sum).index_add_(0, fg_labels, r_t * neg_t * prob_t)
+        neg_sum.clamp_min_(0.0)  # a sum of non-negative terms; the subtraction can leave -1 ulp of rounding
         stats = torch.stack([pos_sum, neg_sum])
     if grad is not None:
         grad.index_put_((fg_rows, fg_labels), pos_t * (prob_t - 1.0))
