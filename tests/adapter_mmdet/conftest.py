@@ -8,20 +8,14 @@ import torch
 
 from detbalance.weights import ClassStats, WeightsFile, compute_class_weights, frequency_groups, save_weights
 
-# Test modules skip themselves (pytest.importorskip) where mmcv's compiled ops are missing.
-try:
-    import mmcv.ops  # noqa: F401
-except ImportError:
-    MMDET_READY = False
-else:
-    MMDET_READY = True
-    from mmdet.structures import DetDataSample
-    from mmdet.utils import register_all_modules
-    from mmengine.structures import InstanceData
+import mmcv.ops  # noqa: F401  (compiled ops: `make setup` builds them; their absence is an error)
+from mmdet.structures import DetDataSample
+from mmdet.utils import register_all_modules
+from mmengine.structures import InstanceData
 
-    import detbalance.mmdet  # noqa: F401  (registers the DB* components)
+import detbalance.mmdet  # noqa: F401  (registers the DB* components)
 
-    register_all_modules(init_default_scope=True)
+register_all_modules(init_default_scope=True)
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "mmdet"
 IMAGE_SIZE = 128

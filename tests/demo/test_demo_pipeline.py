@@ -62,7 +62,6 @@ def test_detectron2_demo_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_mmdet_demo_end_to_end(tmp_path):
-    pytest.importorskip("mmcv.ops", reason="mmcv's compiled ops are not installed (run `make setup`)")
     summary, out, log = _run(tmp_path, "mmdet", oracle=False)
     _check_outputs(summary, out, log, "mmdet", ["ce", "wce"])
     config = (out / "runs/mmdet/wce/seed0/config.py").read_text()
