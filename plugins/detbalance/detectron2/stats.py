@@ -10,7 +10,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 from detectron2.structures import BoxMode
 
-from ..stats import BoxIssue, DatasetStats, degenerate_boxes, summarize
+from ..stats import DatasetStats, summarize, zero_area_issues
 from ..stats.progress import LARGE_ITEM_COUNT, item_progress
 from ..weights import ClassStats
 
@@ -59,12 +59,7 @@ def stats_from_detectron2(name: str, *, include_ignored: bool = False, progress:
             labels.append(ann["category_id"])
             ignored.append(bool(ann.get("iscrowd", 0)))
             boxes.append(BoxMode.convert(list(ann["bbox"]), ann["bbox_mode"], BoxMode.XYXY_ABS))
-    boxes_arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    issues = [
-        BoxIssue(image_names[image_index[j]], classes[labels[j]], tuple(boxes_arr[j].tolist()), "zero-area")
-        for j in degenerate_boxes(boxes_arr)
-        if 0 <= labels[j] < len(classes)
-    ]
+    issues = zero_area_issues(boxes, image_index, labels, image_names, classes)
     return summarize(
         classes,
         len(dicts),

@@ -20,7 +20,7 @@ import numpy as np
 from mmengine.config import Config
 from mmengine.dataset import BaseDataset, ConcatDataset
 
-from ..stats import BoxIssue, DatasetStats, degenerate_boxes, summarize
+from ..stats import DatasetStats, summarize, zero_area_issues
 from ..stats.jsonstream import iter_object
 from ..stats.progress import LARGE_ITEM_COUNT, item_progress
 
@@ -101,12 +101,7 @@ def stats_from_mmdet_dataset(dataset, *, include_ignored: bool = False, progress
             labels.append(int(inst["bbox_label"]))
             ignored.append(bool(inst.get("ignore_flag", 0)))
             boxes.append(inst["bbox"])
-    boxes_arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    issues = [
-        BoxIssue(image_names[image_index[j]], classes[labels[j]], tuple(boxes_arr[j].tolist()), "zero-area")
-        for j in degenerate_boxes(boxes_arr)
-        if 0 <= labels[j] < len(classes)
-    ]
+    issues = zero_area_issues(boxes, image_index, labels, image_names, classes)
     return summarize(
         classes,
         total,

@@ -16,7 +16,7 @@ import numpy as np
 
 from .jsonstream import iter_object
 from .progress import byte_progress
-from .summary import BoxIssue, DatasetStats, degenerate_boxes, summarize
+from .summary import DatasetStats, summarize, zero_area_issues
 
 __all__ = ["read_coco"]
 
@@ -127,10 +127,7 @@ def read_coco(
 
     xyxy = np.frombuffer(boxes, dtype=np.float64).reshape(-1, 4).copy()
     xyxy[:, 2:] += xyxy[:, :2]
-    issues = [
-        BoxIssue(file_names[image_index[j]], names[labels[j]], tuple(xyxy[j].tolist()), "zero-area")
-        for j in degenerate_boxes(xyxy)
-    ]
+    issues = zero_area_issues(xyxy, image_index, labels, file_names, names)
     return summarize(
         names,
         len(image_ids),

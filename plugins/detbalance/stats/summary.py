@@ -13,7 +13,7 @@ import numpy as np
 
 from ..weights import ClassStats
 
-__all__ = ["BoxIssue", "DatasetStats", "summarize", "degenerate_boxes"]
+__all__ = ["BoxIssue", "DatasetStats", "summarize", "degenerate_boxes", "zero_area_issues"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,19 @@ def degenerate_boxes(boxes_xyxy: np.ndarray) -> np.ndarray:
     """Indices of boxes ``[B, 4]`` (x0, y0, x1, y1) with zero or negative width or height."""
     boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
     return np.flatnonzero((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
+
+
+def zero_area_issues(boxes_xyxy, image_index: Sequence[int], labels: Sequence[int], image_names: Sequence[str],
+                     class_names: Sequence[str]) -> list[BoxIssue]:
+    """A ``'zero-area'`` :class:`BoxIssue` for each degenerate box of ``boxes_xyxy[B, 4]`` whose label is a class
+    (``image_index[B]``/``labels[B]`` name its image and class); out-of-range labels are reported by
+    :func:`summarize`."""
+    boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
+    return [
+        BoxIssue(image_names[image_index[j]], class_names[labels[j]], tuple(boxes[j].tolist()), "zero-area")
+        for j in degenerate_boxes(boxes)
+        if 0 <= labels[j] < len(class_names)
+    ]
 
 
 def summarize(
