@@ -45,6 +45,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--baseline", help="method the deltas are taken against (default: the first)")
     parser.add_argument("--oracle", help="method trained on a balanced set: report the rare-class gap closed")
     parser.add_argument("--train-json", help="COCO/LVIS train json: class frequencies and r/c/f groups")
+    parser.add_argument("--score-thr", type=float, default=0.0,
+                        help="evaluate only detections scoring at least this much (default 0: all); 0.05 is the "
+                             "default test threshold of detectron2 and MMDetection")
     parser.add_argument("--metrics", default="ap,ap50,recall",
                         help=f"comma-separated tables to print, from {','.join(METRICS)} (default: all)")
     parser.add_argument("--plot", help="write a per-class AP bar chart (.png, .pdf or .svg)")
@@ -79,7 +82,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         report = compare(args.gt, dict(args.results), baseline=args.baseline, oracle=args.oracle,
-                         train_json=args.train_json)
+                         train_json=args.train_json, score_threshold=args.score_thr)
     except ValueError as e:
         print(f"eval_report: error: {e}", file=sys.stderr)
         return 2

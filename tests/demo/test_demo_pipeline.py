@@ -9,6 +9,7 @@ import pytest
 
 from detbalance.data import SyntheticSpec
 from detbalance.demo import DemoSettings, Schedule, parse_losses, run_demo
+from detbalance.demo.pipeline import DEFAULT_SCORE_THRESHOLD
 from detbalance.evaluation import compare
 
 TINY = SyntheticSpec(num_classes=4, head_instances=24, imbalance_ratio=8, test_per_class=3, image_size=64,
@@ -40,14 +41,19 @@ def _check_outputs(summary: dict, out: Path, log: str, framework: str, methods: 
     # The reported numbers are those of the run's own result files, evaluated again here.
     test_json = summary["data"]["test_json"]
     oracle = "oracle" if "oracle" in results else None
-    again = compare(test_json, results, baseline="ce", oracle=oracle, groups=summary["data"]["groups"],
-                    train_json=summary["data"]["train_json"]).to_dict()
+    for key, threshold in (("reports", DEFAULT_SCORE_THRESHOLD), ("reports_all_detections", 0.0)):
+        again = compare(test_json, results, baseline="ce", oracle=oracle, groups=summary["data"]["groups"],
+                        train_json=summary["data"]["train_json"], score_threshold=threshold).to_dict()
+        reported = summary[key][framework]
+        assert reported["score_threshold"] == threshold
+        for method in results:
+            assert reported["methods"][method]["per_class"] == again["methods"][method]["per_class"]
+            assert reported["methods"][method]["summary"]["APr"] == again["methods"][method]["summary"]["APr"]
+    for name in (f"{framework}_table.txt", f"{framework}_table_all_detections.txt"):
+        table = (out / name).read_text()
+        assert "APr" in table and "wce" in table and table.strip() in log
+    assert "detections scoring >= 0.05" in (out / f"{framework}_table.txt").read_text()
     reported = summary["reports"][framework]
-    for method in results:
-        assert reported["methods"][method]["per_class"] == again["methods"][method]["per_class"]
-        assert reported["methods"][method]["summary"]["APr"] == again["methods"][method]["summary"]["APr"]
-    table = (out / f"{framework}_table.txt").read_text()
-    assert "APr" in table and "wce" in table and table.strip() in log
     assert [c["name"] for c in reported["classes"]] == ["circle", "square", "triangle", "cross"]
 
 

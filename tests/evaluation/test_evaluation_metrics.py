@@ -114,6 +114,26 @@ def test_bad_detection_is_named(bad, expected):
         evaluate_detections(GT, results)
 
 
+def test_score_threshold_evaluates_only_detections_scoring_at_least_that_much():
+    results = _noisy_results(GT, seed=3)
+    for threshold in (0.3, 0.7):
+        kept = [d for d in results if d["score"] >= threshold]
+        assert 0 < len(kept) < len(results)
+        filtered, by_hand = evaluate_detections(GT, results, threshold), evaluate_detections(GT, kept)
+        np.testing.assert_array_equal(filtered.ap, by_hand.ap)
+        np.testing.assert_array_equal(filtered.recall, by_hand.recall)
+    # A threshold above every score leaves no detection: AP 0 where there is ground truth.
+    assert evaluate_detections(GT, results, 2.0).ap[:2].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("threshold", [-0.1, float("nan"), float("inf"), "0.05", True])
+def test_bad_score_threshold_is_named(threshold):
+    with pytest.raises(ValueError, match=r"score_threshold=.*expected a finite number >= 0"):
+        evaluate_detections(GT, _perfect(), threshold)
+    with pytest.raises(ValueError, match=r"score_threshold=.*expected a finite number >= 0"):
+        build_report({"ce": [evaluate_detections(GT, _perfect())]}, score_threshold=threshold)
+
+
 def test_bad_ground_truth_is_named():
     gt = copy.deepcopy(GT)
     gt["annotations"][0]["category_id"] = 4

@@ -63,6 +63,23 @@ def test_table_plot_and_json(tool, files, capsys):
     assert report["methods"]["loss"]["runs"] == [files["half"], files["perfect"]]
 
 
+def test_score_threshold_drops_low_scored_detections(tool, files, capsys):
+    low_tail = [{**d, "score": 0.01 if d["category_id"] == 8 else 0.8}
+                for d in json.loads(Path(files["perfect"]).read_text())]
+    path, out_json = files["write"]("low_tail.json", low_tail), files["dir"] / "report.json"
+    assert tool.main(["--gt", files["gt"], "--results", f"m={path}", "--metrics", "ap", "--score-thr", "0.05",
+                      "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.strip()}
+    assert "detections scoring >= 0.05" in text and rows["tail"][-1] == "0.0" and rows["head"][-1] == "100.0"
+    assert json.loads(out_json.read_text())["score_threshold"] == 0.05
+    assert tool.main(["--gt", files["gt"], "--results", f"m={path}", "--metrics", "ap"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert rows["tail"][-1] == "100.0"
+    assert tool.main(["--gt", files["gt"], "--results", f"m={path}", "--score-thr", "-1"]) == 2
+    assert "score_threshold=-1.0; expected a finite number >= 0" in capsys.readouterr().err
+
+
 def test_cli_runs_as_a_script(files):
     proc = subprocess.run([sys.executable, str(TOOL), "--gt", files["gt"], "--results", f"a={files['perfect']}"],
                           capture_output=True, text=True, timeout=120)

@@ -12,10 +12,13 @@ from .catalog import DemoLoss
 from .data import DemoData
 from .schedule import Schedule
 
-__all__ = ["RunSpec", "seed_everything", "NUM_THREADS"]
+__all__ = ["RunSpec", "seed_everything", "NUM_THREADS", "PREDICT_SCORE_THRESHOLD"]
 
 #: torch intra-op threads of every run (the demo is sized for 2 CPU cores).
 NUM_THREADS = 2
+#: every run keeps test detections down to this score (at most 100 per image), in both frameworks; the report
+#: evaluates them at the frameworks' default threshold and with all of them.
+PREDICT_SCORE_THRESHOLD = 0.001
 
 
 @dataclass(frozen=True)

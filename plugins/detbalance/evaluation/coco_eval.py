@@ -10,6 +10,9 @@ and reads the accumulated arrays per class, exactly as detectron2's ``COCOEvalua
 - ``recall[k]``: ``eval['recall'][IoU=0.50, k, area='all', maxDets=100]``: the fraction of ground-truth boxes of
   class k matched by some detection of class k at IoU >= 0.5 among the top 100 detections of each image.
 
+With ``score_threshold`` only detections scoring at least that much are evaluated: the view of a model deployed
+with a framework's default test threshold (0.05 in detectron2 and MMDetection) rather than of its ranking alone.
+
 All three are percentages. A class listed in the ground-truth categories but without any ground-truth box has no
 defined AP (COCO marks it -1): it is reported as NaN and left out of every mean. A class with ground-truth boxes
 but no detections has AP 0.
@@ -40,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ClassMetrics", "load_json", "validate_ground_truth", "validate_results", "evaluate_detections"]
+__all__ = ["ClassMetrics", "load_json", "validate_ground_truth", "validate_results", "check_score_threshold",
+           "evaluate_detections"]
 
 
 @dataclass(frozen=True)
@@ -142,10 +146,22 @@ def _coco_api():
         return COCO, COCOeval
 
 
-def evaluate_detections(gt: dict, results: list[dict]) -> ClassMetrics:
-    """Per-class AP, AP50 and recall (percent) of ``results`` on ``gt``; both are validated first."""
+def check_score_threshold(score_threshold) -> float:
+    """``score_threshold`` as a float; ``ValueError`` naming it unless it is a finite number >= 0."""
+    if isinstance(score_threshold, bool) or not _finite(score_threshold) or score_threshold < 0:
+        raise ValueError(f"score_threshold={score_threshold!r}; expected a finite number >= 0")
+    return float(score_threshold)
+
+
+def evaluate_detections(gt: dict, results: list[dict], score_threshold: float = 0.0) -> ClassMetrics:
+    """Per-class AP, AP50 and recall (percent) of ``results`` on ``gt``; both are validated first.
+
+    Detections scoring below ``score_threshold`` are dropped before evaluation (0 keeps them all).
+    """
+    threshold = check_score_threshold(score_threshold)
     validate_ground_truth(gt)
     validate_results(results, gt)
+    results = [det for det in results if det["score"] >= threshold]
     coco_cls, eval_cls = _coco_api()
     gt = copy.deepcopy(gt)
     gt.setdefault("info", {})

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .coco_eval import ClassMetrics, evaluate_detections, load_json, validate_ground_truth
+from .coco_eval import ClassMetrics, check_score_threshold, evaluate_detections, load_json, validate_ground_truth
 
 __all__ = ["METRICS", "METRIC_DESCRIPTIONS", "GROUPS", "MethodRuns", "Report", "train_statistics", "resolve_groups", "compare",
            "build_report"]
@@ -68,6 +68,7 @@ class Report:
     baseline: str
     oracle: str | None = None
     order: list[int] = field(default_factory=list)  # display order: most frequent train class first
+    score_threshold: float = 0.0  # detections scoring below it were dropped before evaluation
 
     def summary(self, name: str, metric: str = "ap", group: str | None = None) -> tuple[float, float]:
         """(mean over runs, std over runs) of the class-mean of ``metric``, optionally within one group."""
@@ -100,7 +101,8 @@ class Report:
         def clean(x):
             return None if isinstance(x, float) and not math.isfinite(x) else x
 
-        out = {"baseline": self.baseline, "oracle": self.oracle, "classes": [], "methods": {}}
+        out = {"baseline": self.baseline, "oracle": self.oracle, "score_threshold": self.score_threshold,
+               "classes": [], "methods": {}}
         for k in self.order:
             out["classes"].append({
                 "category_id": self.category_ids[k], "name": self.class_names[k],
@@ -176,7 +178,7 @@ def resolve_groups(gt: dict, train: dict | None = None, groups: Sequence[str] | 
 def build_report(metrics: Mapping[str, Sequence[ClassMetrics]], *, baseline: str | None = None,
                  oracle: str | None = None, groups: Sequence[str] | None = None,
                  train_instances: Sequence[int] | None = None, train_images: Sequence[int] | None = None,
-                 sources: Mapping[str, Sequence[str]] | None = None) -> Report:
+                 sources: Mapping[str, Sequence[str]] | None = None, score_threshold: float = 0.0) -> Report:
     """Assemble a :class:`Report` from already computed per-run metrics (all on the same ground truth)."""
     if not metrics:
         raise ValueError("no methods given; expected at least one NAME with result files")
@@ -207,12 +209,13 @@ def build_report(metrics: Mapping[str, Sequence[ClassMetrics]], *, baseline: str
                   groups=list(groups) if groups is not None else None,
                   train_instances=list(train_instances) if train_instances is not None else None,
                   train_images=list(train_images) if train_images is not None else None,
-                  methods=methods, baseline=baseline, oracle=oracle, order=order)
+                  methods=methods, baseline=baseline, oracle=oracle, order=order,
+                  score_threshold=check_score_threshold(score_threshold))
 
 
 def compare(gt_json: str | os.PathLike, results: Mapping[str, Sequence[str | os.PathLike]], *,
             baseline: str | None = None, oracle: str | None = None, train_json: str | os.PathLike | None = None,
-            groups: Sequence[str] | None = None) -> Report:
+            groups: Sequence[str] | None = None, score_threshold: float = 0.0) -> Report:
     """Evaluate every result file of every method on ``gt_json`` and build the report.
 
     Args:
@@ -222,7 +225,9 @@ def compare(gt_json: str | os.PathLike, results: Mapping[str, Sequence[str | os.
         oracle: the method trained on a balanced set, for the rare-class gap closed (optional).
         train_json: COCO/LVIS train json: class frequencies for ordering and r/c/f groups (optional).
         groups: explicit r/c/f per ground-truth category (overrides the train json's).
+        score_threshold: evaluate only detections scoring at least this much (default 0: all of them).
     """
+    score_threshold = check_score_threshold(score_threshold)
     gt = validate_ground_truth(load_json(gt_json, "ground-truth"), f"ground truth {gt_json}")
     train = load_json(train_json, "train") if train_json is not None else None
     category_ids = [c["id"] for c in gt["categories"]]
@@ -238,8 +243,9 @@ def compare(gt_json: str | os.PathLike, results: Mapping[str, Sequence[str | os.
         for path in paths:
             detections = load_json(path, f"results of {name!r}")
             try:
-                metrics[name].append(evaluate_detections(gt, detections))
+                metrics[name].append(evaluate_detections(gt, detections, score_threshold))
             except ValueError as e:
                 raise ValueError(f"{path}: {e}") from e
     return build_report(metrics, baseline=baseline, oracle=oracle, groups=resolved, train_instances=instances,
-                        train_images=images, sources={n: [str(p) for p in ps] for n, ps in results.items()})
+                        train_images=images, sources={n: [str(p) for p in ps] for n, ps in results.items()},
+                        score_threshold=score_threshold)

@@ -74,7 +74,8 @@ def format_table(report: Report, metric: str = "ap") -> str:
                 row.append("")
         summary_rows.append(row)
     runs = ", ".join(f"{n}: {report.methods[n].num_runs}" for n in names)
-    title = (f"{METRIC_DESCRIPTIONS[metric]}, per class, percent; mean over runs [{runs}]; "
+    kept = f"detections scoring >= {report.score_threshold:g}; " if report.score_threshold > 0 else ""
+    title = (f"{METRIC_DESCRIPTIONS[metric]}, per class, percent; {kept}mean over runs [{runs}]; "
              f"Δ = method - {report.baseline}; n/a = no ground truth")
     return title + "\n" + _align(header, rows, summary_rows)
 
