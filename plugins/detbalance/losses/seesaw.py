@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._distributed import all_reduce_sum
+from ._rowwise import foreground
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
                         check_number, check_reduction, check_sample_weight, reduce_loss)
 from .activations import seesaw_scores
@@ -69,8 +70,7 @@ def seesaw_loss(logits: Tensor, labels: Tensor, cum_samples: Statistic, *, p: fl
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     counts = as_statistic(cum_samples, "cum_samples", num_classes, x).clamp(min=1.0)
 
-    fg_rows = (valid & (labels < num_classes)).nonzero().flatten()
-    fg_labels = labels[fg_rows]
+    fg_rows, fg_labels = foreground(labels, valid, num_classes)
     objectness_target = torch.ones_like(labels)
     objectness_target[fg_rows] = 0
     objectness_loss = F.cross_entropy(x[:, num_classes:], objectness_target, reduction="none")
