@@ -26,6 +26,15 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def lvis_v1_stats(shared_data) -> Path:
+    """The LVIS v1 per-category statistics file of the reference data (skips where it is absent)."""
+    path = shared_data / "lvis_v1_train_stats.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

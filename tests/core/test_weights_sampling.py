@@ -18,11 +18,8 @@ def test_frequency_group_boundaries():
         frequency_groups([2.5])
 
 
-def test_lvis_v1_groups_match_the_official_frequencies(shared_data):
-    path = shared_data / "lvis_v1_train_stats.json"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent")
-    cats = json.loads(path.read_text())["categories"]
+def test_lvis_v1_groups_match_the_official_frequencies(lvis_v1_stats):
+    cats = json.loads(lvis_v1_stats.read_text())["categories"]
     groups = frequency_groups([c["image_count"] for c in cats])
     assert groups == [c["frequency"] for c in cats]
     assert (groups.count("r"), groups.count("c"), groups.count("f")) == (337, 461, 405)

@@ -4,7 +4,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,13 +29,10 @@ def test_bench_losses_reports_every_loss_against_ce(tmp_path, capsys):
     assert all(r["time_ms"] > 0 and r["time_vs_ce"] > 0 for r in rows)
 
 
-def test_bench_compute_weights_checks_the_counts(shared_data, tmp_path, capsys):
+def test_bench_compute_weights_checks_the_counts(lvis_v1_stats, tmp_path, capsys):
     """On every 10th LVIS category with counts capped (the full set is ~1.3 M boxes): the benchmark builds the json,
     reads it back and verifies the per-category counts itself."""
-    stats = shared_data / "lvis_v1_train_stats.json"
-    if not stats.is_file():
-        pytest.skip(f"{stats} is absent")
-    data = json.loads(stats.read_text())
+    data = json.loads(lvis_v1_stats.read_text())
     small = []
     for c in data["categories"][::10]:
         images = min(c["image_count"], 300)

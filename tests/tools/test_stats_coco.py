@@ -155,14 +155,11 @@ def test_missing_file(tmp_path):
         read_coco(tmp_path / "nothere.json")
 
 
-def test_lvis_style_file_gives_groups(tmp_path, shared_data):
+def test_lvis_style_file_gives_groups(tmp_path, lvis_v1_stats):
     """A small LVIS-format file built from the published counts of 40 categories gives those counts back."""
     from detbalance.weights import frequency_groups
 
-    stats = shared_data / "lvis_v1_train_stats.json"
-    if not stats.is_file():
-        pytest.skip(f"{stats} is absent")
-    cats = [c for c in json.loads(stats.read_text())["categories"] if c["image_count"] <= 120][:40]
+    cats = [c for c in json.loads(lvis_v1_stats.read_text())["categories"] if c["image_count"] <= 120][:40]
     rng = np.random.default_rng(0)
     anns = []
     for c in cats:
