@@ -138,13 +138,10 @@ def run_demo(settings: DemoSettings, log=print) -> dict:
 
     reports, all_detection_reports = {}, {}
     for framework, by_method in results.items():
-        evaluated = {}
-        for threshold in (DEFAULT_SCORE_THRESHOLD, 0.0):
-            evaluated[threshold] = compare(data.test_json, by_method, baseline=BASELINE,
-                                           oracle=ORACLE if ORACLE in by_method else None,
-                                           train_json=data.train_json, groups=data.groups,
-                                           score_threshold=threshold)
-        report, all_detections = evaluated[DEFAULT_SCORE_THRESHOLD], evaluated[0.0]
+        report, all_detections = (
+            compare(data.test_json, by_method, baseline=BASELINE, oracle=ORACLE if ORACLE in by_method else None,
+                    train_json=data.train_json, groups=data.groups, score_threshold=threshold)
+            for threshold in (DEFAULT_SCORE_THRESHOLD, 0.0))
         plot = plot_report(report, out / f"{framework}_ap.png",
                            title=f"{framework}: per-class AP (score >= {DEFAULT_SCORE_THRESHOLD:g}), {data.name}, "
                                  f"{settings.schedule.iters} iterations, seeds {list(settings.seeds)}")
@@ -169,7 +166,8 @@ def run_demo(settings: DemoSettings, log=print) -> dict:
         "losses": {loss.key: {"label": loss.label, "loss": loss.loss, "hyper": loss.hyper}
                    for loss in settings.losses},
         "seeds": list(settings.seeds), "frameworks": list(settings.frameworks), "oracle": settings.oracle,
-        "runs": runs, "reports": reports, "reports_all_detections": all_detection_reports, "seconds": round(time.perf_counter() - start, 1),
+        "runs": runs, "reports": reports, "reports_all_detections": all_detection_reports,
+        "seconds": round(time.perf_counter() - start, 1),
         "machine": {"torch_threads": NUM_THREADS, "python": platform.python_version(), "torch": torch.__version__},
     }
     write_json(out / "results.json", summary, indent=1)
