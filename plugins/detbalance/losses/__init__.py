@@ -6,16 +6,16 @@ background, or ``ignore_index`` (default -1) for proposals left out everywhere.
 Each loss is a function doing the work and an ``nn.Module`` storing its settings (and state, for EQLv2 and
 Seesaw) and delegating to it:
 
-=============================  ============================  =============  ==================
+=============================  ============================  =============  =============================
 function                       module                        logit columns  test-time scores
-=============================  ============================  =============  ==================
+=============================  ============================  =============  =============================
 ``weighted_cross_entropy``     ``WeightedCrossEntropyLoss``  K + 1          ``softmax_scores``
 ``class_balanced_focal_loss``  ``ClassBalancedFocalLoss``    K              ``sigmoid_scores``
 ``equalization_loss``          ``EqualizationLoss``          K              ``sigmoid_scores``
-``eqlv2_loss``                 ``EQLv2Loss``                 K              ``sigmoid_scores``
+``eqlv2_loss``                 ``EQLv2Loss``                 K + 1          ``objectness_sigmoid_scores``
 ``seesaw_loss``                ``SeesawLoss``                K + 2          ``seesaw_scores``
 ``federated_loss``             ``FederatedLoss``             K              ``sigmoid_scores``
-=============================  ============================  =============  ==================
+=============================  ============================  =============  =============================
 
 Every function is ``name(logits, labels, <statistics>, *, <hyper-parameters>, sample_weight=None,
 ignore_index=-1, reduction='mean', normalizer=None)``; ``reduction='none'`` gives ``[R]`` (0 for ignored
@@ -26,14 +26,29 @@ the value and what was expected; that includes NaN or infinite logits, which wou
 weights silently (the check tests the computed loss and only then searches the logits for the first bad
 entry; one host synchronisation per call on an accelerator).
 
-Every module has ``num_logits``, ``predict_scores``, ``class_accuracy`` and a ``from_stats`` class method;
+Every module has ``num_logits``, ``predict_scores``, ``class_accuracy``, ``initial_bias`` (the classifier bias
+both framework adapters start from: each sigmoid loss's reference prior) and a ``from_stats`` class method;
 :data:`LOSSES` maps each module's name to its class.
+
+Losses for the classification branch of dense (one-stage) heads, which score every anchor with K sigmoid
+logits, live in :data:`DENSE_LOSSES`; a dense head also takes the K-column (sigmoid) losses of :data:`LOSSES`
+(:func:`dense_head_losses`, :func:`check_dense_head_loss`):
+
+===========================  ========================  =============  ==================
+function                     module                    logit columns  test-time scores
+===========================  ========================  =============  ==================
+``focal_loss``               ``FocalLoss``             K              ``sigmoid_scores``
+``equalized_focal_loss``     ``EqualizedFocalLoss``    K              ``sigmoid_scores``
+===========================  ========================  =============  ==================
 """
-from .activations import seesaw_scores, sigmoid_scores, softmax_scores
+from .activations import objectness_sigmoid_scores, seesaw_scores, sigmoid_scores, softmax_scores
 from .cb_focal import ClassBalancedFocalLoss, class_balanced_focal_loss, class_balanced_weights
 from .eql import EqualizationLoss, equalization_loss
+from .efl import EqualizedFocalLoss, equalized_focal_loss
 from .eqlv2 import EQLv2Loss, eqlv2_loss
 from .federated import FederatedLoss, federated_classes, federated_loss
+from .focal import FocalLoss, alpha_from_weights, focal_loss
+from .heads import check_box_head_loss, check_dense_head_loss, dense_head_losses
 from .seesaw import SeesawLoss, seesaw_loss
 from .weighted_ce import WeightedCrossEntropyLoss, weighted_cross_entropy
 
@@ -43,9 +58,14 @@ LOSSES: dict[str, type] = {
                 FederatedLoss)
 }
 
+#: Losses made for dense heads (one-stage detectors); they are not offered to box (RoI) heads.
+DENSE_LOSSES: dict[str, type] = {cls.__name__: cls for cls in (FocalLoss, EqualizedFocalLoss)}
+
 __all__ = [
     "weighted_cross_entropy", "class_balanced_focal_loss", "class_balanced_weights", "equalization_loss",
     "eqlv2_loss", "seesaw_loss", "federated_loss", "federated_classes",
     "WeightedCrossEntropyLoss", "ClassBalancedFocalLoss", "EqualizationLoss", "EQLv2Loss", "SeesawLoss",
-    "FederatedLoss", "LOSSES", "softmax_scores", "sigmoid_scores", "seesaw_scores",
+    "FederatedLoss", "LOSSES", "softmax_scores", "sigmoid_scores", "objectness_sigmoid_scores", "seesaw_scores",
+    "focal_loss", "alpha_from_weights", "equalized_focal_loss", "FocalLoss", "EqualizedFocalLoss", "DENSE_LOSSES",
+    "dense_head_losses", "check_dense_head_loss", "check_box_head_loss",
 ]

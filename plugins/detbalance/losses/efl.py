@@ -1,0 +1,226 @@
+"""Equalized Focal Loss (Li et al., "Equalized Focal Loss for Dense Long-Tailed Object Detection", CVPR 2022).
+
+A sigmoid focal loss whose focusing exponent and weight depend on the class: classes whose accumulated positive
+gradient is small next to their negative gradient (rare classes) get a larger exponent, which down-weights their
+easy negatives, and a matching weight, which keeps their hard positives' loss. The statistics are those of EQLv2
+(:mod:`detbalance.losses.eqlv2`), gathered from the gradient of this loss.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._base import ClassificationLoss, class_stats
+from ._distributed import all_reduce_sum
+from ._rowwise import foreground
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
+                        check_number, check_reduction, check_sample_weight, reduce_loss)
+from .activations import sigmoid_scores
+from .focal import check_alpha, dense_denominator, focal_elements
+
+_RATIO_EPS = 1e-10
+
+
+def efl_focusing(pos_neg: Tensor, *, gamma: float = 2.0, scale: float = 8.0) -> tuple[Tensor, Tensor]:
+    r"""Per-class ``(gamma_j[K], weight_j[K])`` from the gradient ratios :math:`g_j` = ``pos_neg[j]``.
+
+    :math:`\gamma_j = \gamma_b + s\,(1 - \min(g_j, 1))` and :math:`w_j = \gamma_j / \gamma_b`: a class whose
+    positive gradient matches its negative one (:math:`g_j \ge 1`) keeps the plain focal loss.
+    """
+    focusing = gamma + scale * (1.0 - pos_neg.clamp(min=0.0, max=1.0))
+    return focusing, focusing / gamma
+
+
+def _prepare(logits: Tensor, labels: Tensor, pos_neg: Statistic, gamma: float, scale: float, alpha,
+             sample_weight: Optional[Tensor], ignore_index: int):
+    """Validated logits, ``(fg_rows, fg_labels)``, per-class ``(alpha, gamma_j, w_j)``, row weights, kept rows."""
+    x, num_classes = check_logits(logits, 0, "[R, K]")
+    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    gamma = check_number(gamma, "gamma", low=0.0, low_open=True)
+    scale = check_number(scale, "scale", low=0.0)
+    alphas = check_alpha(alpha, num_classes, x)
+    weight = check_sample_weight(sample_weight, x.shape[0], x)
+    focusing, factor = efl_focusing(as_statistic(pos_neg, "pos_neg", num_classes, x), gamma=gamma, scale=scale)
+    fg_rows, fg_labels = foreground(labels, valid, num_classes)
+    row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
+    return x, (fg_rows, fg_labels), (alphas, focusing, factor), row_weight, valid
+
+
+def _gradient_statistics(x: Tensor, target: Tensor, per_class: tuple, row_weight: Tensor) -> Tensor:
+    r"""``[2, K]``: :math:`\sum_i r_i |\partial \ell_{ij} / \partial x_{ij}|` over positive (row 0) and negative
+    (row 1) elements, with :math:`|\partial \ell / \partial x| = c\,\alpha^t (1 - p^t)^{\gamma_j}
+    \big((1 - p^t) - \gamma_j\, p^t \log p^t\big)`."""
+    alphas, focusing, factor = per_class
+    signed = torch.where(target > 0, x, -x)  # z: p_t = sigmoid(z)
+    log_pt = -F.softplus(-signed)
+    power = torch.exp(-focusing * F.softplus(signed))  # (1 - p_t)^gamma_j
+    magnitude = power * (torch.sigmoid(-signed) - focusing * torch.sigmoid(signed) * log_pt) * factor
+    if alphas is not None:
+        magnitude = magnitude * torch.where(target > 0, alphas, 1.0 - alphas)
+    magnitude = magnitude * row_weight[:, None]
+    positive = (magnitude * target).sum(dim=0)
+    return torch.stack([positive, magnitude.sum(dim=0) - positive]).clamp_min_(0.0)
+
+
+def _efl(logits: Tensor, labels: Tensor, pos_neg: Statistic, gamma: float, scale: float, alpha,
+         sample_weight: Optional[Tensor], ignore_index: int, reduction: str, normalizer: Optional[Normalizer],
+         with_statistics: bool) -> tuple[Tensor, Tensor]:
+    """The loss of :func:`equalized_focal_loss` and, when ``with_statistics``, its ``[2, K]`` step statistics."""
+    check_reduction(reduction)
+    x, (fg_rows, fg_labels), per_class, row_weight, _ = _prepare(
+        logits, labels, pos_neg, gamma, scale, alpha, sample_weight, ignore_index)
+    alphas, focusing, factor = per_class
+    elements, target = focal_elements(x, fg_rows, fg_labels, alphas, focusing, factor)
+    loss = reduce_loss(elements.sum(dim=1) * row_weight, reduction, normalizer, dense_denominator(fg_rows, x), x)
+    statistics = x.new_empty(0)
+    if with_statistics:
+        with torch.no_grad():
+            statistics = _gradient_statistics(x.detach(), target, per_class, row_weight.detach())
+    return check_finite_loss(loss, x), statistics
+
+
+def equalized_focal_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, gamma: float = 2.0,
+                         scale: float = 8.0, alpha: Optional[float] = 0.25, sample_weight: Optional[Tensor] = None,
+                         ignore_index: int = -1, reduction: str = "mean",
+                         normalizer: Optional[Normalizer] = None) -> Tensor:
+    r"""Sigmoid focal loss with a class-specific focusing exponent and weight.
+
+    Li et al., "Equalized Focal Loss for Dense Long-Tailed Object Detection", CVPR 2022:
+
+    .. math::
+
+        \ell_i = s_i \sum_{j=0}^{K-1} -\alpha^t_{ij}\, \frac{\gamma_j}{\gamma_b}\,
+        (1 - p^t_{ij})^{\gamma_j} \log p^t_{ij},\qquad \gamma_j = \gamma_b + s\,(1 - g_j)
+
+    where :math:`g_j \in [0, 1]` (``pos_neg``, clamped to 1) is the accumulated positive/negative gradient ratio
+    of class j (:class:`EqualizedFocalLoss` keeps and updates it), :math:`p^t`, :math:`\alpha^t` as in
+    :func:`~detbalance.losses.focal.focal_loss`. With every :math:`g_j = 1` (or ``scale = 0``) it is the focal
+    loss. 'mean' divides by the number of non-ignored foreground rows (at least 1) unless ``normalizer`` is given.
+
+    Args:
+        logits: ``[R, K]`` foreground logits.
+        labels: ``[R]`` int64 in ``[0, K]`` (K = background) or ``ignore_index``.
+        pos_neg: ``[K]`` gradient ratios :math:`g_j` (>= 0; values above 1 count as 1).
+        gamma: :math:`\gamma_b`, the focusing exponent of the frequent classes, > 0.
+        scale: :math:`s`, how much the exponent grows for rare classes, >= 0.
+        alpha: the focal alpha in ``[0, 1]``, or None for none.
+        sample_weight, ignore_index, reduction, normalizer: see :func:`weighted_cross_entropy`.
+
+    Returns:
+        ``[R]`` for 'none', else a scalar; float32 (float64 for float64 logits).
+
+    Example:
+        >>> import torch
+        >>> logits = torch.randn(6, 3, requires_grad=True)
+        >>> loss = equalized_focal_loss(logits, torch.tensor([0, 2, 3, 3, 3, 1]), torch.tensor([1.0, 0.5, 0.0]))
+        >>> loss.backward()
+    """
+    return _efl(logits, labels, pos_neg, gamma, scale, alpha, sample_weight, ignore_index, reduction, normalizer,
+                False)[0]
+
+
+@torch.no_grad()
+def equalized_focal_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, gamma: float = 2.0,
+                                        scale: float = 8.0, alpha: Optional[float] = 0.25,
+                                        sample_weight: Optional[Tensor] = None,
+                                        ignore_index: int = -1) -> tuple[Tensor, Tensor]:
+    r"""One step's ``(pos_grad[K], neg_grad[K])``: gradient magnitudes of the summed loss w.r.t. the logits.
+
+    .. math::
+
+        \mathrm{pos}^{grad}_j = \sum_i y_{ij} \Big|\frac{\partial \ell_i}{\partial x_{ij}}\Big|,\qquad
+        \mathrm{neg}^{grad}_j = \sum_i (1 - y_{ij}) \Big|\frac{\partial \ell_i}{\partial x_{ij}}\Big|
+
+    for :math:`\ell_i` of :func:`equalized_focal_loss` with ``reduction='sum'`` (sample weights included). The
+    reference code reads the gradient of the normalised loss; the normalisation is left out here, as in
+    :func:`~detbalance.losses.eqlv2.eqlv2_gradient_statistics`, so that the statistics do not depend on batch
+    size, loss weight or gradient scaling.
+    """
+    x, (fg_rows, fg_labels), per_class, row_weight, _ = _prepare(
+        logits, labels, pos_neg, gamma, scale, alpha, sample_weight, ignore_index)
+    target = torch.zeros_like(x)
+    target[fg_rows, fg_labels] = 1.0
+    statistics = _gradient_statistics(x, target, per_class, row_weight)
+    return statistics[0], statistics[1]
+
+
+class EqualizedFocalLoss(ClassificationLoss):
+    r"""Module form of :func:`equalized_focal_loss` that owns the gradient statistics; test-time scores are sigmoid.
+
+    Buffers (in ``state_dict``): ``pos_grad[K]``, ``neg_grad[K]`` (accumulated
+    :func:`equalized_focal_gradient_statistics`) and ``pos_neg[K] = min(pos_grad / (neg_grad + 1e-10), 1)``,
+    initially 1 (every class starts with the plain focal loss, as the reference code).
+
+    As :class:`~detbalance.losses.EQLv2Loss`: a step's statistics are computed during ``forward`` and added when
+    the gradient reaches the logits (summed over ranks when ``torch.distributed`` is initialized); a forward pass
+    that is not back-propagated leaves the state unchanged, and so does a step without any non-ignored row on any
+    rank.
+
+    Args:
+        num_classes: K (the classifier outputs K logits).
+        gamma, scale, alpha: see :func:`equalized_focal_loss` (paper defaults for LVIS: 2, 8, 0.25).
+        reduction, ignore_index: defaults for :meth:`forward`.
+
+    Example:
+        >>> import torch
+        >>> loss_fn = EqualizedFocalLoss(3)
+        >>> logits = torch.randn(5, 3, requires_grad=True)
+        >>> loss_fn(logits, torch.tensor([0, 2, 3, 3, 1])).backward()
+        >>> bool((loss_fn.neg_grad > 0).all())
+        True
+    """
+
+    state_buffers = ("pos_grad", "neg_grad", "pos_neg")
+
+    def __init__(self, num_classes: int, *, gamma: float = 2.0, scale: float = 8.0, alpha: Optional[float] = 0.25,
+                 reduction: str = "mean", ignore_index: int = -1) -> None:
+        super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        self.gamma = check_number(gamma, "gamma", low=0.0, low_open=True)
+        self.scale = check_number(scale, "scale", low=0.0)
+        self.alpha = None if alpha is None else check_number(alpha, "alpha", low=0.0, high=1.0)
+        self.register_buffer("pos_grad", torch.zeros(num_classes))
+        self.register_buffer("neg_grad", torch.zeros(num_classes))
+        self.register_buffer("pos_neg", torch.ones(num_classes))
+
+    @classmethod
+    def from_stats(cls, num_classes: int, stats: Any, *, gamma: float = 2.0, scale: float = 8.0,
+                   alpha: Optional[float] = 0.25, reduction: str = "mean",
+                   ignore_index: int = -1) -> "EqualizedFocalLoss":
+        """Build for the classes of ``stats`` (checked against K); the loss learns its statistics while training."""
+        class_stats(stats, num_classes)
+        return cls(num_classes, gamma=gamma, scale=scale, alpha=alpha, reduction=reduction,
+                   ignore_index=ignore_index)
+
+    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
+                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+        self._check_columns(logits)
+        collect = torch.is_grad_enabled() and logits.requires_grad
+        if collect:  # a view made by this call carries the hook, so the hook ends with this call's graph
+            logits = logits.view_as(logits)
+        loss, statistics = _efl(logits, labels, self.pos_neg, self.gamma, self.scale, self.alpha, sample_weight,
+                                self.ignore_index, self._reduction(reduction_override), normalizer, collect)
+        if collect:
+            logits.register_hook(partial(self._collect, statistics))
+        return loss
+
+    @torch.no_grad()
+    def _collect(self, step: Tensor, grad: Tensor) -> None:
+        step = all_reduce_sum(step.to(self.pos_grad.dtype))
+        if not bool(step.any()):  # nothing seen on any rank: keep the ratio
+            return
+        self.pos_grad += step[0]
+        self.neg_grad += step[1]
+        self.pos_neg.copy_((self.pos_grad / (self.neg_grad + _RATIO_EPS)).clamp_(max=1.0))
+
+    def predict_scores(self, logits: Tensor) -> Tensor:
+        return sigmoid_scores(logits)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, gamma={self.gamma}, scale={self.scale}, alpha={self.alpha}"
+
+
+__all__ = ["efl_focusing", "equalized_focal_loss", "equalized_focal_gradient_statistics", "EqualizedFocalLoss"]
