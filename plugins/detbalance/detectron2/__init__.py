@@ -1,6 +1,7 @@
 """Detectron2 adapter for detbalance. Importing it applies the detectron2 v0.6 compatibility shims first.
 
-Then it registers ``BalancedROIHeads`` in detectron2's ``ROI_HEADS_REGISTRY``. Usage::
+Then it registers ``BalancedROIHeads`` and ``BalancedCascadeROIHeads`` in detectron2's ``ROI_HEADS_REGISTRY`` and
+``BalancedRetinaNet`` in its ``META_ARCH_REGISTRY``. Usage::
 
     from detbalance.detectron2 import get_config      # get_cfg() + add_detbalance_config() + yaml with model_zoo://
     cfg = get_config("configs/detectron2/faster_rcnn_R_50_FPN_1x_seesaw.yaml")
@@ -8,9 +9,11 @@ Then it registers ``BalancedROIHeads`` in detectron2's ``ROI_HEADS_REGISTRY``. U
 """
 from . import _compat  # noqa: F401  (must run before any detectron2 import)
 from .config import HYPER_PARAMETER_KEYS, add_detbalance_config, get_config
+from .cascade import BalancedCascadeROIHeads
 from .fast_rcnn import BalancedFastRCNNOutputLayers
 from .loss_builder import build_classification_loss, load_class_statistics
 from .mapper import WeightedDatasetMapper
+from .retinanet import BalancedRetinaNet, build_dense_classification_loss
 from .roi_heads import BalancedROIHeads
 from .sampling import build_repeat_factor_sampler
 
@@ -20,6 +23,9 @@ __all__ = [
     "get_config",
     "BalancedFastRCNNOutputLayers",
     "BalancedROIHeads",
+    "BalancedCascadeROIHeads",
+    "BalancedRetinaNet",
+    "build_dense_classification_loss",
     "build_classification_loss",
     "load_class_statistics",
     "WeightedDatasetMapper",

@@ -10,6 +10,8 @@ Config node (added by :func:`add_detbalance_config`, defaults shown)::
       EQLV2: {MU: 0.8, GAMMA: 12.0, ALPHA: 4.0}
       SEESAW: {P: 0.8, Q: 2.0, EPS: 0.01}
       FEDERATED: {NUM_SAMPLED: 50, FREQ_POWER: 0.5}
+      FOCAL: {ALPHA: 0.25, GAMMA: 2.0}                       # dense heads (BalancedRetinaNet) only,
+      EQUALIZED_FOCAL: {GAMMA: 2.0, SCALE: 8.0, ALPHA: 0.25}  # table DENSE_HYPER_PARAMETER_KEYS
 
 Only the sub-node of the selected ``LOSS`` is read (table :data:`HYPER_PARAMETER_KEYS`). The model uses it when
 ``MODEL.ROI_HEADS.NAME`` is ``"BalancedROIHeads"``. Repeat-factor sampling reuses detectron2's own
@@ -31,7 +33,8 @@ import yaml
 from detectron2 import model_zoo
 from detectron2.config import CfgNode, get_cfg
 
-__all__ = ["add_detbalance_config", "get_config", "HYPER_PARAMETER_KEYS", "MODEL_ZOO_PREFIX"]
+__all__ = ["add_detbalance_config", "get_config", "HYPER_PARAMETER_KEYS", "DENSE_HYPER_PARAMETER_KEYS",
+           "MODEL_ZOO_PREFIX"]
 
 MODEL_ZOO_PREFIX = "model_zoo://"
 
@@ -46,6 +49,12 @@ HYPER_PARAMETER_KEYS: dict[str, tuple[str, dict[str, str]]] = {
     "EQLv2Loss": ("EQLV2", {"MU": "mu", "GAMMA": "gamma", "ALPHA": "alpha"}),
     "SeesawLoss": ("SEESAW", {"P": "p", "Q": "q", "EPS": "eps"}),
     "FederatedLoss": ("FEDERATED", {"NUM_SAMPLED": "num_sampled", "FREQ_POWER": "freq_power"}),
+}
+
+#: The same for the losses of ``detbalance.losses.DENSE_LOSSES`` (dense heads only).
+DENSE_HYPER_PARAMETER_KEYS: dict[str, tuple[str, dict[str, str]]] = {
+    "FocalLoss": ("FOCAL", {"ALPHA": "alpha", "GAMMA": "gamma"}),
+    "EqualizedFocalLoss": ("EQUALIZED_FOCAL", {"GAMMA": "gamma", "SCALE": "scale", "ALPHA": "alpha"}),
 }
 
 
@@ -84,6 +93,16 @@ def add_detbalance_config(cfg: CfgNode) -> None:
     _C.DETBALANCE.FEDERATED = CfgNode()
     _C.DETBALANCE.FEDERATED.NUM_SAMPLED = 50
     _C.DETBALANCE.FEDERATED.FREQ_POWER = 0.5
+    # Focal loss of dense heads (Lin et al., ICCV 2017): ALPHA, scaled per class by the weights file's class
+    # weights when one is given (detbalance.losses.alpha_from_weights), and the focusing GAMMA.
+    _C.DETBALANCE.FOCAL = CfgNode()
+    _C.DETBALANCE.FOCAL.ALPHA = 0.25
+    _C.DETBALANCE.FOCAL.GAMMA = 2.0
+    # Equalized focal loss (Li et al., CVPR 2022): base focusing GAMMA, its growth SCALE for rare classes, ALPHA.
+    _C.DETBALANCE.EQUALIZED_FOCAL = CfgNode()
+    _C.DETBALANCE.EQUALIZED_FOCAL.GAMMA = 2.0
+    _C.DETBALANCE.EQUALIZED_FOCAL.SCALE = 8.0
+    _C.DETBALANCE.EQUALIZED_FOCAL.ALPHA = 0.25
 
 
 def get_config(path: str | os.PathLike, opts: Iterable[str] = ()) -> CfgNode:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, StandardROIHeads
 
+from ..losses import check_box_head_loss
 from .fast_rcnn import BalancedFastRCNNOutputLayers
 
 __all__ = ["BalancedROIHeads"]
@@ -19,6 +20,8 @@ class BalancedROIHeads(StandardROIHeads):
 
     @classmethod
     def from_config(cls, cfg, input_shape):
+        if "DETBALANCE" in cfg:
+            check_box_head_loss(cfg.DETBALANCE.LOSS, cls.__name__, "DETBALANCE.LOSS")  # a dense-head loss
         ret = super().from_config(cfg, input_shape)
         ret["box_predictor"] = BalancedFastRCNNOutputLayers(cfg, ret["box_head"].output_shape)
         return ret

@@ -13,6 +13,8 @@
 """
 from __future__ import annotations
 
+from typing import Union
+
 from torch import nn
 
 __all__ = ["dense_head_losses", "check_dense_head_loss", "check_box_head_loss"]
@@ -25,22 +27,26 @@ def dense_head_losses() -> dict[str, type]:
     return {**{name: cls for name, cls in LOSSES.items() if cls.extra_columns == 0}, **DENSE_LOSSES}
 
 
-def check_dense_head_loss(loss: nn.Module, head: str) -> None:
-    """Raise ``ValueError`` naming ``loss`` and ``head`` unless the loss trains K sigmoid logits per anchor."""
-    name = type(loss).__name__
+def check_dense_head_loss(loss: Union[nn.Module, type], head: str) -> None:
+    """Raise ``ValueError`` naming the loss (a module or its class) and ``head`` unless it trains K sigmoid
+    logits per anchor."""
+    cls = loss if isinstance(loss, type) else type(loss)
     allowed = dense_head_losses()
-    if getattr(loss, "num_logits", None) != getattr(loss, "num_classes", None) or type(loss) not in allowed.values():
+    columns_differ = not isinstance(loss, type) and getattr(loss, "num_logits", None) != getattr(
+        loss, "num_classes", None)
+    if cls not in allowed.values() or columns_differ:
         raise ValueError(
-            f"loss {name} cannot serve the dense head {head}: a dense head outputs K sigmoid logits per anchor, "
-            f"{name} needs {getattr(loss, 'num_logits', '?')} for K = {getattr(loss, 'num_classes', '?')}; "
+            f"loss {cls.__name__} cannot serve the dense head {head}: a dense head outputs K sigmoid logits per "
+            f"anchor ([R, K]), {cls.__name__} trains logits {getattr(cls, 'layout', '?')}; "
             f"expected one of {sorted(allowed)}")
 
 
-def check_box_head_loss(name: str, head: str) -> None:
-    """Raise ``ValueError`` naming the loss and ``head`` when loss ``name`` is one made for dense heads only."""
+def check_box_head_loss(name: str, head: str, what: str = "the loss") -> None:
+    """Raise ``ValueError`` naming loss ``name`` and ``head`` when the loss is made for dense heads only;
+    ``what`` names the setting that chose it (e.g. ``"DETBALANCE.LOSS"``)."""
     from . import DENSE_LOSSES, LOSSES
 
     if name in DENSE_LOSSES:
         raise ValueError(
-            f"loss {name} cannot serve the box head {head}: it is made for dense heads (RetinaNet, FCOS, ATSS); "
-            f"expected one of {sorted(LOSSES)}")
+            f"{what} is {name!r}, which cannot serve the box head {head}: it is made for dense heads (RetinaNet, "
+            f"FCOS, ATSS); expected one of {sorted(LOSSES)}")

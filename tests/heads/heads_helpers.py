@@ -1,0 +1,54 @@
+"""Helpers of the head tests: config paths, a weights file and synthetic detectron2 batches with masks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from detbalance.weights import ClassStats, WeightsFile, compute_class_weights, frequency_groups, save_weights
+
+REPO = Path(__file__).resolve().parents[2]
+D2_HEADS = REPO / "configs" / "detectron2" / "heads"
+MMDET_CONFIGS = REPO / "configs" / "mmdet"
+NUM_CLASSES = 8  # the tiny configs'
+INSTANCE_COUNTS = [1500, 753, 378, 189, 95, 48, 24, 12]
+IMAGE_COUNTS = [700, 500, 300, 150, 80, 40, 20, 10]
+
+
+def write_weights_file(path: Path, num_classes: int = NUM_CLASSES) -> Path:
+    stats = ClassStats([f"class{i}" for i in range(num_classes)],
+                       [INSTANCE_COUNTS[i % 8] for i in range(num_classes)],
+                       [IMAGE_COUNTS[i % 8] for i in range(num_classes)], 1169)
+    weights = compute_class_weights(stats.instance_counts, "sqrt_inverse")
+    save_weights(path, WeightsFile(stats=stats, scheme="sqrt_inverse", params={}, weights=weights.tolist(),
+                                   background_weight=1.0, groups=frequency_groups(stats.image_counts)))
+    return path
+
+
+#: Two boxes per image: (x0, y0, x1, y1); image i labels them class i and class K - 1.
+BOXES = [[30.0, 20.0, 70.0, 60.0], [70.0, 80.0, 120.0, 110.0]]
+
+
+def d2_batch(num_images: int = 2, size: int = 128, weights=None, masks: bool = False) -> list[dict]:
+    """detectron2 inputs: a bright and a dark rectangle per image, optional ``gt_weights`` and polygon masks."""
+    from detectron2.structures import Boxes, Instances, PolygonMasks
+
+    g = torch.Generator().manual_seed(0)
+    batch = []
+    for i in range(num_images):
+        image = (torch.rand(3, size, size, generator=g) * 255).round()
+        image[:, 20:60, 30:70] = 230.0
+        image[:, 80:110, 70:120] = 20.0
+        instances = Instances((size, size))
+        instances.gt_boxes = Boxes(torch.tensor(BOXES))
+        instances.gt_classes = torch.tensor([i % NUM_CLASSES, NUM_CLASSES - 1])
+        if weights is not None:
+            instances.gt_weights = torch.tensor(weights[i], dtype=torch.float32)
+        if masks:  # a diamond inside each box
+            polygons = []
+            for x0, y0, x1, y1 in BOXES:
+                cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+                polygons.append([[cx, y0, x1, cy, cx, y1, x0, cy]])
+            instances.gt_masks = PolygonMasks(polygons)
+        batch.append({"image": image, "height": size, "width": size, "instances": instances})
+    return batch
