@@ -7,8 +7,9 @@ SETUP_INPUTS := requirements/constraints.txt setup.py tools/build/setup_env.sh t
                 tools/build/cxx20
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+BENCHMARK_ARGS ?=
 
-.PHONY: setup test demo bench clean-venv
+.PHONY: setup test demo bench benchmark results clean-venv
 
 setup: $(STAMP)
 
@@ -25,6 +26,13 @@ demo: setup
 bench: setup
 	$(PY) tools/bench_losses.py
 	$(PY) tools/bench_compute_weights.py
+
+benchmark: setup
+	$(PY) tools/benchmark.py run $(BENCHMARK_ARGS)
+	$(PY) tools/benchmark.py results
+
+results: setup
+	$(PY) tools/benchmark.py results
 
 clean-venv:
 	rm -rf $(VENV)

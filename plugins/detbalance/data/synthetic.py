@@ -173,19 +173,23 @@ def _place(n: int, spec: SyntheticSpec, rng: np.random.Generator) -> list[tuple[
 
 
 def _render_split(labels: np.ndarray, spec: SyntheticSpec, rng: np.random.Generator, image_dir: Path,
-                  categories: list[dict], spec_fields: dict) -> dict:
+                  categories: list[dict], spec_fields: dict, packed: list[np.ndarray] | None = None) -> dict:
+    """Render the images of one split. ``labels`` index ``categories``, whose entries give the ``color``, the
+    ``id`` and optionally the ``shape`` (default ``SHAPES[label]``); ``packed`` (the labels already cut into
+    images) replaces the random packing of ``labels``."""
     colours = dict(COLOURS)
     size = spec.image_size
     images, annotations = [], []
-    for image_id, image_labels in enumerate(_pack(labels, spec, rng), start=1):
+    for image_id, image_labels in enumerate(_pack(labels, spec, rng) if packed is None else packed, start=1):
         grey = rng.uniform(95.0, 160.0)
         canvas = np.full((size, size, 3), grey, dtype=np.float32)
         for label, (x, y, s) in zip(image_labels.tolist(), _place(len(image_labels), spec, rng)):
-            mask = shape_mask(SHAPES[label], x, y, s, size)
+            mask = shape_mask(categories[label].get("shape") or SHAPES[label], x, y, s, size)
             canvas[mask] = np.asarray(colours[categories[label]["color"]], np.float32) + rng.uniform(-25, 25, 3)
             rows, cols = np.nonzero(mask)
             x0, y0, x1, y1 = int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": label + 1,
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
+                                "category_id": categories[label]["id"],
                                 "bbox": [x0, y0, x1 - x0, y1 - y0], "area": int(mask.sum()), "iscrowd": 0})
         canvas += rng.normal(0.0, 12.0, canvas.shape).astype(np.float32)
         file_name = f"{image_id:06d}.png"

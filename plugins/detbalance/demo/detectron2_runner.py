@@ -29,7 +29,7 @@ from detectron2.solver import build_lr_scheduler, build_optimizer
 from detectron2.utils.events import EventStorage
 
 from ._io import write_json
-from .run import NUM_THREADS, PREDICT_SCORE_THRESHOLD, RunSpec, seed_everything
+from .run import NUM_THREADS, RunSpec, seed_everything
 
 __all__ = ["build_cfg", "train_and_predict"]
 
@@ -56,7 +56,9 @@ def build_cfg(spec: RunSpec):
     cfg = get_config(str(TINY_CONFIG))  # the model: the repository's tiny CPU config
     cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"  # the baseline: detectron2's own softmax CE head
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = spec.data.num_classes
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = PREDICT_SCORE_THRESHOLD
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = spec.score_threshold
+    cfg.TEST.DETECTIONS_PER_IMAGE = spec.max_detections
+    cfg.MODEL.DEVICE = spec.device
     cfg.INPUT.MIN_SIZE_TRAIN = (spec.data.image_size,)
     cfg.INPUT.MAX_SIZE_TRAIN = spec.data.max_size
     cfg.INPUT.MIN_SIZE_TEST = spec.data.image_size

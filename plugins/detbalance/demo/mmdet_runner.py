@@ -22,7 +22,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from ._io import write_json
-from .run import NUM_THREADS, PREDICT_SCORE_THRESHOLD, RunSpec, seed_everything
+from .run import NUM_THREADS, RunSpec, seed_everything
 
 __all__ = ["CONFIG_DIR", "CONFIG_FILES", "build_cfg", "train_and_predict"]
 
@@ -82,7 +82,7 @@ def build_cfg(spec: RunSpec) -> Config:
     model.train_cfg.rpn_proposal.update(nms_pre=500, max_per_img=100)
     model.train_cfg.rcnn.sampler.num = 64
     model.test_cfg.rpn.update(nms_pre=500, max_per_img=100)
-    model.test_cfg.rcnn.update(score_thr=PREDICT_SCORE_THRESHOLD, max_per_img=100)
+    model.test_cfg.rcnn.update(score_thr=spec.score_threshold, max_per_img=spec.max_detections)
     scale = (data.max_size, data.image_size)
     for loader in ("train_dataloader", "test_dataloader"):
         for step in cfg[loader].dataset.pipeline:

@@ -26,7 +26,8 @@ class RunSpec:
     """One (framework, loss, seed) training run on ``data`` with ``schedule``.
 
     ``weights_file`` is the detbalance weights file of the train split; ``work_dir`` receives the run's files,
-    among them ``results.json``, the COCO detection results on the test split.
+    among them ``results.json``, the COCO detection results on the test split: those scoring at least
+    ``score_threshold``, at most ``max_detections`` per image. ``device``: ``"cpu"`` or ``"cuda"``.
     """
 
     framework: str
@@ -36,6 +37,15 @@ class RunSpec:
     schedule: Schedule
     weights_file: Path
     work_dir: Path
+    score_threshold: float = PREDICT_SCORE_THRESHOLD
+    max_detections: int = 100
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device={self.device!r}; expected 'cpu' or 'cuda'")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device='cuda' but torch sees no CUDA device; expected device='cpu' on this machine")
 
     @property
     def name(self) -> str:

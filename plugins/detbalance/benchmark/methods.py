@@ -1,0 +1,96 @@
+"""The methods of the benchmark matrix: one table (:data:`METHODS`); a method added later is one more row.
+
+A method says what one training run changes with respect to the framework's own softmax cross-entropy
+(``ce``): the box classifier's loss (a key of :data:`detbalance.demo.DEMO_LOSSES`, trained through the demo's
+runners), the train split (``train_balanced`` for the oracle), the sampler (``rfs``: repeat-factor sampling),
+MMDetection's own loss (``mmdet-*``) or a post-hoc calibration of another method's detections. :func:`pending`
+says, for a (method, framework), what the runners still lack; the runner refuses such runs with that reason
+instead of running something else under the method's name.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+__all__ = ["Method", "METHODS", "BASELINE", "ORACLE", "FRAMEWORKS", "get_method", "pending", "definition_hash"]
+
+FRAMEWORKS = ("detectron2", "mmdet")
+BASELINE, ORACLE = "ce", "oracle"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the matrix.
+
+    Attributes:
+        key: name in results and tables.
+        label: readable name.
+        loss: key of :data:`detbalance.demo.DEMO_LOSSES` (``"ce"``: the framework's own cross-entropy).
+        train_split: split of :mod:`detbalance.data.longtail` it trains on.
+        sampler: ``None`` (uniform over images) or ``"rfs"`` (repeat-factor sampling, threshold ``rfs_threshold``).
+        frameworks: frameworks the method exists in.
+        mmdet_loss: MMDetection's own registered loss type used instead of a detbalance loss.
+        calibrate: post-hoc calibration applied to the detections of method ``base`` (no training of its own).
+        base: the method whose trained model a post-hoc calibration reuses.
+    """
+
+    key: str
+    label: str
+    loss: str = BASELINE
+    train_split: str = "train"
+    sampler: str | None = None
+    rfs_threshold: float | None = None
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    mmdet_loss: str | None = None
+    calibrate: str | None = None
+    base: str | None = None
+
+
+#: LVIS's repeat threshold 0.001 is for ~100k images; with ~4.3k train images 0.01 gives rare classes a similar
+#: repeat factor (measured in the many-class probe).
+RFS_THRESHOLD = 0.01
+
+METHODS: dict[str, Method] = {m.key: m for m in (
+    Method(BASELINE, "softmax CE (framework default)"),
+    Method(ORACLE, "oracle: softmax CE on the balanced train set", train_split="train_balanced"),
+    Method("wce", "weighted CE 1/sqrt(freq)", loss="wce"),
+    Method("cbfocal", "class-balanced focal", loss="cbfocal"),
+    Method("eql", "EQL", loss="eql"),
+    Method("eqlv2", "EQLv2", loss="eqlv2"),
+    Method("seesaw", "Seesaw", loss="seesaw"),
+    Method("federated", "Federated", loss="federated"),
+    Method("rfs", "RFS + CE", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
+    Method("rfs-seesaw", "RFS + Seesaw", loss="seesaw", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
+    Method("rfs-eqlv2", "RFS + EQLv2", loss="eqlv2", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
+    Method("ce-norcal", "CE + post-hoc calibration", calibrate="norcal", base=BASELINE),
+    Method("mmdet-seesaw", "MMDetection's own SeesawLoss", frameworks=("mmdet",), mmdet_loss="SeesawLoss"),
+    Method("mmdet-eqlv2", "MMDetection's own EQLV2Loss", frameworks=("mmdet",), mmdet_loss="EQLV2Loss"),
+)}
+
+
+def get_method(key: str) -> Method:
+    if key not in METHODS:
+        raise ValueError(f"unknown method {key!r}; expected one of {list(METHODS)}")
+    return METHODS[key]
+
+
+def pending(method: Method, framework: str) -> str | None:
+    """Why ``method`` cannot run in ``framework`` yet (``None`` when it can)."""
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"framework={framework!r}; expected one of {FRAMEWORKS}")
+    if framework not in method.frameworks:
+        return f"{method.key} exists only in {method.frameworks}"
+    if method.sampler is not None:
+        return "the demo runners have no repeat-factor sampler option yet"
+    if method.mmdet_loss is not None:
+        return "the mmdet runner cannot select MMDetection's own losses yet"
+    if method.calibrate is not None:
+        return "post-hoc calibration of cached detections is not wired into the benchmark yet"
+    return None
+
+
+def definition_hash(method: Method, extra: dict) -> str:
+    """A short hash of the method's row and ``extra`` (schedule, protocol): a cached run with another is stale."""
+    text = json.dumps({"method": asdict(method), **extra}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,164 @@
+"""Tables and the plot of ``results/summary.json`` (``make results``); nothing else is read.
+
+- :func:`results_markdown`: the README's results block: per framework, the primary metric (APr, LVIS protocol)
+  of every method with its seed spread, the regime ratio CE / oracle, the fraction of CE's rare gap to the
+  oracle each method closes and its paired APr delta vs CE (per seed, then mean +- std over seeds), then the
+  secondary views (cap 100, AP-fixed, AP-pool, ECE).
+- :func:`runs_markdown`: every run, for RESULTS.md (seconds and machine included).
+- :func:`plot_primary`: APr per method and framework, one dot per seed.
+- :func:`replace_block`: swaps the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` of a file.
+
+Means are over seeds; ``+-`` is the sample standard deviation over seeds (none with one seed).
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .methods import BASELINE, METHODS, ORACLE
+
+__all__ = ["results_markdown", "runs_markdown", "plot_primary", "replace_block"]
+
+
+def _by(summary: dict, framework: str) -> dict[str, dict[int, dict]]:
+    out: dict[str, dict[int, dict]] = {}
+    for run in summary["runs"]:
+        if run["framework"] == framework:
+            out.setdefault(run["method"], {})[run["seed"]] = run
+    return {m: out[m] for m in sorted(out, key=lambda k: list(METHODS).index(k) if k in METHODS else len(METHODS))}
+
+
+def _fmt(values, scale: float = 1.0, suffix: str = "") -> str:
+    values = [v * scale for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return f"{values[0]:.1f}{suffix}"
+    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f}{suffix}"
+
+
+def _paired(runs: dict[str, dict[int, dict]], method: str, fn) -> list[float]:
+    """``fn(method run, ce run, oracle run)`` for every seed all three exist (oracle may be None)."""
+    out = []
+    for seed, run in runs.get(method, {}).items():
+        ce = runs.get(BASELINE, {}).get(seed)
+        oracle = runs.get(ORACLE, {}).get(seed)
+        value = fn(run, ce, oracle) if ce is not None else None
+        if value is not None:
+            out.append(value)
+    return out
+
+
+def _gap(run, ce, oracle):
+    if oracle is None:
+        return None
+    gap = oracle["metrics"]["APr"] - ce["metrics"]["APr"]
+    return (run["metrics"]["APr"] - ce["metrics"]["APr"]) / gap if gap > 0 else None
+
+
+def _primary_table(runs) -> list[str]:
+    lines = ["| method | seeds | **APr** | AP | APc | APf | ΔAPr vs CE (paired) | CE's APr gap to oracle closed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for method, seeds in runs.items():
+        metric = {k: _fmt([r["metrics"][k] for r in seeds.values()]) for k in ("APr", "AP", "APc", "APf")}
+        delta = "—" if method == BASELINE else _fmt(_paired(
+            runs, method, lambda r, ce, o: r["metrics"]["APr"] - ce["metrics"]["APr"]))
+        gap = "—" if method in (BASELINE, ORACLE) else _fmt(_paired(runs, method, _gap), 100.0, " %")
+        label = METHODS[method].label if method in METHODS else method
+        lines.append(f"| {label} | {','.join(map(str, sorted(seeds)))} | **{metric['APr']}** | {metric['AP']} | "
+                     f"{metric['APc']} | {metric['APf']} | {delta} | {gap} |")
+    return lines
+
+
+def _secondary_table(runs) -> list[str]:
+    lines = ["| method | APr, cap 100 | AP, cap 100 | APr, AP-fixed | AP, AP-fixed | AP-pool | AP50 | "
+             "ECE all | ECE r | ECE c | ECE f |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for method, seeds in runs.items():
+        rs = list(seeds.values())
+        cells = [_fmt([r["cap100"]["APr"] for r in rs]), _fmt([r["cap100"]["AP"] for r in rs]),
+                 _fmt([r["ap_fixed"]["APr"] for r in rs]), _fmt([r["ap_fixed"]["AP"] for r in rs]),
+                 _fmt([r["ap_pool"] for r in rs]), _fmt([r["AP50"] for r in rs])]
+        cells += [_fmt([r["ece"][g] for r in rs]) for g in ("all", "r", "c", "f")]
+        label = METHODS[method].label if method in METHODS else method
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _regime(runs) -> str:
+    ratios = _paired(runs, BASELINE, lambda r, ce, o: None if o is None or o["metrics"]["APr"] <= 0
+                     else ce["metrics"]["APr"] / o["metrics"]["APr"])
+    if not ratios:
+        return "Regime: no seed has both CE and the oracle yet."
+    return (f"Regime: CE's APr is {_fmt(ratios, 100.0, ' %')} of the oracle's (per seed, {len(ratios)} "
+            f"seed{'s' if len(ratios) > 1 else ''}).")
+
+
+def results_markdown(summary: dict) -> str:
+    """The README's generated results block (markdown, ends with a newline)."""
+    ds = summary["dataset"]
+    frameworks = sorted({r["framework"] for r in summary["runs"]})
+    out = [f"Data `{ds['version']}`: {ds['num_classes']} classes ({ds['groups']['r']} r / {ds['groups']['c']} c / "
+           f"{ds['groups']['f']} f), {ds['train_instances']} train instances, oracle "
+           f"{ds['oracle_instances_per_class']} per class, test {ds['test_instances_per_class']} per class. "
+           f"Primary metric: {summary['primary_metric']}.", ""]
+    if not frameworks:
+        out.append("No run has finished yet.")
+    for framework in frameworks:
+        runs = _by(summary, framework)
+        out += [f"**{framework}**, LVIS protocol (primary: APr):", "", *_primary_table(runs), "", _regime(runs), "",
+                f"{framework}, secondary views (ECE in percent, LVIS-protocol detections):", "",
+                *_secondary_table(runs), ""]
+    if frameworks:
+        out.append("![APr per method](results/apr.png)")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def runs_markdown(summary: dict) -> str:
+    """Every run with its time and machine (RESULTS.md's generated block)."""
+    lines = ["| framework | method | seed | AP | APr | APc | APf | seconds | machine |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in summary["runs"]:
+        m = r["metrics"]
+        machine = r["machine"].get("gpu") or f"{r['machine']['cpus']} CPUs"
+        lines.append(f"| {r['framework']} | {r['method']} | {r['seed']} | {m['AP']:.1f} | {m['APr']:.1f} | "
+                     f"{m['APc']:.1f} | {m['APf']:.1f} | {r['seconds']:.0f} | {machine}, torch {r['machine']['torch']} |")
+    total = sum(r["seconds"] for r in summary["runs"])
+    lines += ["", f"{len(summary['runs'])} runs, {total / 60:.0f} min of training and testing in all."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_primary(summary: dict, path: str | Path) -> Path:
+    """APr (LVIS protocol) per method, one panel per framework: seeds as dots, their mean as a bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    frameworks = sorted({r["framework"] for r in summary["runs"]}) or ["(none)"]
+    fig, axes = plt.subplots(1, len(frameworks), figsize=(5 * len(frameworks), 3.5), squeeze=False)
+    for ax, framework in zip(axes[0], frameworks):
+        runs = _by(summary, framework)
+        for x, (method, seeds) in enumerate(runs.items()):
+            values = [r["metrics"]["APr"] for r in seeds.values()]
+            ax.bar(x, np.mean(values), color="#9ab", width=0.6)
+            ax.plot([x] * len(values), values, "k.", markersize=6)
+        ax.set_xticks(range(len(runs)), list(runs), rotation=45, ha="right")
+        ax.set_ylabel("APr, LVIS protocol (%)")
+        ax.set_title(framework)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    """``text`` with the lines between ``<!-- name:begin -->`` and ``<!-- name:end -->`` replaced by ``body``."""
+    pattern = re.compile(rf"(<!-- {re.escape(name)}:begin[^\n]*-->\n)(.*?)(<!-- {re.escape(name)}:end -->)", re.S)
+    if not pattern.search(text):
+        raise ValueError(f"no '<!-- {name}:begin ... -->' / '<!-- {name}:end -->' markers; expected both once")
+    return pattern.sub(lambda m: m.group(1) + body + m.group(3), text, count=1)

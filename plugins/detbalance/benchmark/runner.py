@@ -1,0 +1,151 @@
+"""Resumable runs of the benchmark matrix: one cached record per (framework, method, seed, data version).
+
+Each run trains through the demo's runners (:mod:`detbalance.demo.detectron2_runner`, ``mmdet_runner``) on the
+split of :mod:`detbalance.data.longtail` its method names, writes the test detections of the LVIS protocol
+(score >= 1e-4, at most 300 per image) to ``<work_dir>/<data version>/<framework>/<method>/seed<n>/results.json``
+and evaluates them with :func:`detbalance.evaluation.lvis_protocol.evaluate_large_vocabulary`. The record,
+``<results_dir>/runs/<data version>/<framework>__<method>__seed<n>.json``, holds the metrics, the time and the
+machine. A run whose record exists with the same definition hash (method row, schedule, protocol) is skipped;
+detections that exist without a record are evaluated without training again. After every run
+``<results_dir>/summary.json`` is rewritten from the records.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..data.longtail import LongTailDataset, LongTailSpec, get_longtail_dataset
+from ..demo import DEMO_LOSSES, Schedule
+from ..demo._io import write_json
+from ..demo.data import DemoData
+from ..evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, evaluate_large_vocabulary
+from .methods import FRAMEWORKS, Method, definition_hash, get_method, pending
+from .summary import build_summary, load_records, record_path
+
+__all__ = ["BenchmarkSettings", "BENCHMARK_SCHEDULE", "demo_data", "run_matrix"]
+
+#: The schedule of every benchmark run (the many-class probe's: about 6 minutes on 2 idle cores).
+BENCHMARK_SCHEDULE = Schedule(iters=2000)
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """Where and how the matrix runs."""
+
+    results_dir: Path = Path("results")
+    work_dir: Path = Path("work_dirs/benchmark")
+    spec: LongTailSpec = field(default_factory=LongTailSpec)
+    schedule: Schedule = BENCHMARK_SCHEDULE
+    device: str = "cpu"
+    cache_dir: Path | None = None
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device={self.device!r}; expected 'cpu' or 'cuda'")
+
+
+def demo_data(dataset: LongTailDataset, train_split: str) -> DemoData:
+    """The demo runners' view of ``dataset``: ``train_split`` to train on, the test split to report on."""
+    train_json, train_images = dataset.split(train_split)
+    test_json, test_images = dataset.split("test")
+    cats = dataset.categories
+    return DemoData(name=f"{dataset.version}/{train_split}", train_json=train_json, train_images=train_images,
+                    test_json=test_json, test_images=test_images, class_names=dataset.class_names,
+                    category_ids=tuple(c["id"] for c in cats), groups=tuple(c["frequency"] for c in cats),
+                    image_size=dataset.spec.image_size, max_size=dataset.spec.image_size,
+                    stats_source=("--coco", str(train_json)))
+
+
+def _machine(device: str) -> dict:
+    import torch
+
+    info = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "device": device}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _definition(method: Method, settings: BenchmarkSettings) -> str:
+    return definition_hash(method, {"schedule": asdict(settings.schedule), "loss": asdict(DEMO_LOSSES[method.loss]),
+                                    "protocol": [LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD]})
+
+
+def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=print) -> list[dict]:
+    """Run every (framework, method, seed) not cached yet; returns the records of this call's jobs.
+
+    Methods that :func:`~detbalance.benchmark.methods.pending` refuses are logged and skipped.
+    """
+    from ..demo.pipeline import _weights
+
+    bad = [f for f in frameworks if f not in FRAMEWORKS]
+    if bad or not frameworks:
+        raise ValueError(f"frameworks={list(frameworks)}; expected one or more of {FRAMEWORKS}")
+    methods = [get_method(m) if isinstance(m, str) else m for m in methods]
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"seeds={list(seeds)}; expected one or more integers >= 0")
+    dataset = get_longtail_dataset(settings.spec, cache_dir=settings.cache_dir)
+    version_dir = Path(settings.work_dir) / dataset.version
+    weights_file = version_dir / "weights.json"
+    if not weights_file.is_file():
+        version_dir.mkdir(parents=True, exist_ok=True)
+        _weights(demo_data(dataset, "train"), version_dir)
+    test_gt = json.loads(dataset.split("test")[0].read_text(encoding="utf-8"))
+    groups = [c["frequency"] for c in dataset.categories]
+    done = []
+    jobs = [(f, m, s) for f in frameworks for m in methods for s in seeds]
+    for i, (framework, method, seed) in enumerate(jobs, start=1):
+        tag = f"[{i}/{len(jobs)}] {framework} {method.key} seed {seed}"
+        reason = pending(method, framework)
+        if reason is not None:
+            log(f"{tag}: skipped ({reason})")
+            continue
+        definition = _definition(method, settings)
+        path = record_path(settings.results_dir, dataset.version, framework, method.key, seed)
+        if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("definition") == definition:
+            log(f"{tag}: cached ({path})")
+            continue
+        record = _run_one(settings, dataset, weights_file, test_gt, groups, framework, method, seed, definition)
+        write_json(path, record, indent=1)
+        write_json(Path(settings.results_dir) / "summary.json",
+                   build_summary(load_records(settings.results_dir, dataset.version), settings.spec), indent=1)
+        lvis = record["metrics"]
+        log(f"{tag}: {record['seconds']:.0f} s; LVIS protocol AP {lvis['AP']:.1f} APr {lvis['APr']:.1f} "
+            f"APc {lvis['APc']:.1f} APf {lvis['APf']:.1f}")
+        done.append(record)
+    return done
+
+
+def _run_one(settings, dataset, weights_file, test_gt, groups, framework, method, seed, definition) -> dict:
+    from ..demo.run import RunSpec
+
+    work = Path(settings.work_dir) / dataset.version / framework / method.key / f"seed{seed}"
+    marker = work / "trained.json"
+    spec = RunSpec(framework=framework, loss=DEMO_LOSSES[method.loss], seed=seed,
+                   data=demo_data(dataset, method.train_split), schedule=settings.schedule,
+                   weights_file=weights_file, work_dir=work, score_threshold=LVIS_SCORE_THRESHOLD,
+                   max_detections=LVIS_MAX_DETS, device=settings.device)
+    trained = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
+    if trained is None or trained.get("definition") != definition or not spec.results_json.is_file():
+        if framework == "detectron2":
+            from ..demo import detectron2_runner as runner
+        else:
+            from ..demo import mmdet_runner as runner
+        start = time.perf_counter()
+        summary = runner.train_and_predict(spec, progress=settings.progress)
+        trained = {"definition": definition, "seconds": round(time.perf_counter() - start, 1), "train": summary,
+                   "machine": _machine(settings.device)}
+        write_json(marker, trained, indent=1)
+    results = json.loads(spec.results_json.read_text(encoding="utf-8"))
+    views = evaluate_large_vocabulary(test_gt, results, groups)
+    return {"framework": framework, "method": method.key, "seed": seed, "data_version": dataset.version,
+            "definition": definition, "seconds": trained["seconds"], "machine": trained["machine"],
+            "train": trained["train"], "metrics": {k: views["lvis"][k] for k in ("AP", "APr", "APc", "APf")},
+            "AP50": views["lvis"]["AP50"], "cap100": views["cap100"], "ap_fixed": views["ap_fixed"],
+            "ap_pool": views["ap_pool"], "ece": views["ece"], "per_class_ap": views["per_class_ap"],
+            "num_detections": views["num_lvis_detections"]}

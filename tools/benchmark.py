@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""The long-tail benchmark: run the matrix (resumable) and regenerate the results tables from results/.
+
+Examples:
+    python tools/benchmark.py run --frameworks detectron2 --methods ce,oracle --seeds 0
+    python tools/benchmark.py run --device cuda                   # the whole runnable matrix on a GPU
+    python tools/benchmark.py results                             # README/RESULTS.md blocks + plot, from results/
+    python tools/benchmark.py list                                # the method table and what is still pending
+
+A finished (framework, method, seed, data version) run is never trained again: its record lives in
+results/runs/<data version>/, its detections in work_dirs/benchmark/. The logic is in detbalance.benchmark.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+README_BLOCK, RESULTS_BLOCK = "benchmark-results", "benchmark-runs"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train and evaluate every (framework, method, seed) not cached yet")
+    run.add_argument("--frameworks", nargs="+", default=["detectron2", "mmdet"])
+    run.add_argument("--methods", default=None, help="comma-separated keys of the method table (default: all)")
+    run.add_argument("--seeds", type=int, nargs="+", default=[0])
+    run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument("--results", type=Path, default=REPO / "results")
+    run.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "benchmark")
+    run.add_argument("--cache-dir", type=Path, default=None, help="data cache (default ~/.cache/detbalance)")
+    run.add_argument("--no-progress", action="store_true")
+    res = sub.add_parser("results", help="rewrite results/summary.json, the README/RESULTS.md blocks and the plot")
+    res.add_argument("--results", type=Path, default=REPO / "results")
+    res.add_argument("--readme", type=Path, default=REPO / "README.md")
+    res.add_argument("--results-md", type=Path, default=REPO / "RESULTS.md")
+    sub.add_parser("list", help="print the method table")
+    return p
+
+
+def write_results(results_dir: Path, readme: Path, results_md: Path) -> None:
+    """summary.json from the run records, then the README and RESULTS.md blocks and the plot from summary.json."""
+    from detbalance.benchmark.render import plot_primary, replace_block, results_markdown, runs_markdown
+    from detbalance.benchmark.summary import build_summary, load_records
+    from detbalance.data.longtail import LongTailSpec, _version
+    from detbalance.demo._io import write_json, write_text
+
+    spec = LongTailSpec()
+    summary = build_summary(load_records(results_dir, _version(spec)), spec)
+    write_json(results_dir / "summary.json", summary, indent=1)
+    write_text(readme, replace_block(readme.read_text(encoding="utf-8"), README_BLOCK, results_markdown(summary)))
+    write_text(results_md, replace_block(results_md.read_text(encoding="utf-8"), RESULTS_BLOCK,
+                                         runs_markdown(summary)))
+    plot_primary(summary, results_dir / "apr.png")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run" and args.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # mmengine picks a GPU by itself whenever it sees one
+    from detbalance.benchmark import METHODS, pending
+
+    if args.command == "list":
+        for m in METHODS.values():
+            states = [f"{f}: {pending(m, f) or 'ready'}" for f in ("detectron2", "mmdet")]
+            print(f"{m.key:14s} {m.label:45s} {'; '.join(states)}")
+        return 0
+    if args.command == "results":
+        write_results(args.results, args.readme, args.results_md)
+        print(f"wrote {args.results / 'summary.json'}, {args.results / 'apr.png'}, {args.readme}, {args.results_md}")
+        return 0
+    from detbalance.benchmark.runner import BenchmarkSettings, run_matrix
+
+    methods = [k.strip() for k in args.methods.split(",")] if args.methods else list(METHODS)
+    try:
+        settings = BenchmarkSettings(results_dir=args.results, work_dir=args.work_dir, device=args.device,
+                                     cache_dir=args.cache_dir, progress=not args.no_progress)
+        run_matrix(settings, args.frameworks, methods, list(dict.fromkeys(args.seeds)))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
