@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .schemes import SCHEMES
 
-__all__ = ["FORMAT", "VERSION", "ClassStats", "WeightsFile", "save_weights", "load_weights"]
+__all__ = ["FORMAT", "VERSION", "ClassStats", "WeightsFile", "save_weights", "load_weights", "write_text_atomic"]
 
 FORMAT = "detbalance-weights"
 VERSION = 1
@@ -179,8 +179,15 @@ def save_weights(path: str | os.PathLike, wf: WeightsFile) -> None:
     problems = wf.problems()
     if problems:
         _raise(path, problems)
+    write_text_atomic(path, _dumps(wf.to_json()))
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
+
+    Readers see the old file or the new one, never a partial one; on any error nothing is left behind.
+    """
     path = Path(path)
-    text = _dumps(wf.to_json())
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

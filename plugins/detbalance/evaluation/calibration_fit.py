@@ -1,0 +1,267 @@
+"""Fit a post-hoc calibration on validation detections: NorCal / logit-adjustment gamma and per-class thresholds.
+
+A COCO results json holds one score per box, not the row of class scores NorCal renormalises, so gamma cannot be
+recomputed from it. Gamma is fitted instead from the model's validation detections at each candidate gamma, made
+by the framework itself through a config change (``DETBALANCE.CALIBRATION.GAMMA`` or
+``loss_cls.calibration.gamma``): :func:`fit_calibration` evaluates every candidate and keeps the best by the chosen
+metric (``"apr"``: mean AP of the rare group, the LVIS protocol with every detection kept; or ``"ap"``). The
+uncalibrated detections are candidate gamma 0. Per-class thresholds are then fitted on the chosen detections
+(:func:`detbalance.calibration.fit_thresholds`), their true positives found by :func:`match_detections`.
+
+Example (the benchmark's use)::
+
+    fit = fit_calibration(val_gt, baseline, {0.25: r25, 0.5: r50, 1.0: r100}, weights_file=wf, metric="apr",
+                          objective="f1")
+    save_calibration("calibration.json", fit.calibration); print(format_fit(fit))
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..calibration import CalibrationFile, ThresholdFit, fit_thresholds
+from ..calibration._checks import check_gamma, check_thresholds
+from .coco_eval import ClassMetrics, check_score_threshold, evaluate_detections, validate_ground_truth, \
+    validate_results
+from .report import GROUPS
+
+__all__ = ["FIT_METRICS", "CalibrationFit", "match_detections", "precision_recall", "fit_calibration", "format_fit"]
+
+#: What gamma maximises.
+FIT_METRICS = ("apr", "ap")
+
+
+def _iou(dets: np.ndarray, gts: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """COCO IoU of xywh boxes ``[D, G]``; against crowd boxes the union is the detection's area."""
+    dx0, dy0 = dets[:, 0:1], dets[:, 1:2]
+    dx1, dy1 = dx0 + dets[:, 2:3], dy0 + dets[:, 3:4]
+    gx0, gy0 = gts[:, 0], gts[:, 1]
+    gx1, gy1 = gx0 + gts[:, 2], gy0 + gts[:, 3]
+    inter = (np.clip(np.minimum(dx1, gx1) - np.maximum(dx0, gx0), 0, None)
+             * np.clip(np.minimum(dy1, gy1) - np.maximum(dy0, gy0), 0, None))
+    det_area, gt_area = dets[:, 2:3] * dets[:, 3:4], gts[:, 2] * gts[:, 3]
+    union = np.where(crowd[None, :], det_area, det_area + gt_area - inter)
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def match_detections(gt: dict, results: list[dict], category_ids: Sequence[int], iou_threshold: float = 0.5):
+    """Match COCO results to a COCO ground truth at one IoU, as the COCO API does.
+
+    Per image and class, detections in decreasing score each take the unmatched ground-truth box they overlap
+    most (IoU >= ``iou_threshold``); a detection matching only a crowd box is ignored, crowd boxes are not counted.
+
+    Returns:
+        ``(scores[N], labels[N], is_tp[N], num_gt[K])`` for the detections not ignored; ``labels`` index
+        ``category_ids``.
+    """
+    index = {cid: k for k, cid in enumerate(category_ids)}
+    truth = defaultdict(list)
+    num_gt = np.zeros(len(category_ids), dtype=np.int64)
+    for ann in gt["annotations"]:
+        k = index.get(ann["category_id"])
+        if k is not None:
+            crowd = bool(ann.get("iscrowd", 0))
+            truth[ann["image_id"], k].append((ann["bbox"], crowd))
+            num_gt[k] += not crowd
+    dets = defaultdict(list)
+    for det in results:
+        k = index.get(det["category_id"])
+        if k is not None:
+            dets[det["image_id"], k].append((float(det["score"]), det["bbox"]))
+    scores, labels, is_tp = [], [], []
+    for (image_id, k), group in dets.items():
+        group.sort(key=lambda d: -d[0])
+        boxes = np.asarray([b for _, b in group], dtype=np.float64).reshape(-1, 4)
+        gts = truth.get((image_id, k), [])
+        gt_boxes = np.asarray([b for b, _ in gts], dtype=np.float64).reshape(-1, 4)
+        crowd = np.asarray([c for _, c in gts], dtype=bool)
+        ious = _iou(boxes, gt_boxes, crowd)
+        taken = np.zeros(len(gts), dtype=bool)
+        for d, (score, _) in enumerate(group):
+            free = np.where(~taken & ~crowd & (ious[d] >= iou_threshold), ious[d], -1.0)
+            hit = bool(free.size) and free.max() >= 0
+            if hit:
+                taken[int(free.argmax())] = True
+            elif crowd.any() and (ious[d][crowd] >= iou_threshold).any():
+                continue
+            scores.append(score)
+            labels.append(k)
+            is_tp.append(hit)
+    return (np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.int64),
+            np.asarray(is_tp, dtype=bool), num_gt)
+
+
+def precision_recall(scores: np.ndarray, labels: np.ndarray, is_tp: np.ndarray, num_gt: np.ndarray,
+                     thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class precision and recall (percent) of the detections scoring at least their class threshold.
+
+    NaN where undefined (no detection kept for precision, no ground truth for recall).
+    """
+    k = len(num_gt)
+    keep = scores >= thresholds[labels] if labels.size else np.zeros(0, dtype=bool)
+    kept = np.bincount(labels[keep], minlength=k).astype(float)
+    tp = np.bincount(labels[keep & is_tp], minlength=k).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(kept > 0, 100.0 * tp / kept, math.nan)
+        recall = np.where(num_gt > 0, 100.0 * tp / num_gt, math.nan)
+    return precision, recall
+
+
+@dataclass(frozen=True)
+class CalibrationFit:
+    """What :func:`fit_calibration` found: the calibration file to write and the numbers behind it.
+
+    ``metric_by_gamma`` maps each candidate gamma to the metric it reached; ``before``/``after`` are the per-class
+    metrics of the uncalibrated and the chosen detections; ``*_precision``/``*_recall`` (percent) are measured
+    at ``report_threshold`` before and at the fitted thresholds (else ``report_threshold``) after.
+    """
+
+    calibration: CalibrationFile
+    metric: str
+    metric_by_gamma: dict[float, float]
+    groups: list[str] | None
+    before: ClassMetrics
+    after: ClassMetrics
+    before_precision: np.ndarray
+    before_recall: np.ndarray
+    after_precision: np.ndarray
+    after_recall: np.ndarray
+    thresholds: ThresholdFit | None
+    report_threshold: float
+
+
+def _groups(gt: dict, weights_file, num_classes: int) -> list[str] | None:
+    declared = [c.get("frequency") for c in gt["categories"]]
+    if all(g in GROUPS for g in declared):
+        return declared
+    groups = getattr(weights_file, "groups", None)
+    return list(groups) if groups is not None and len(groups) == num_classes else None
+
+
+def _metric(metrics: ClassMetrics, metric: str, groups: list[str] | None) -> float:
+    ap = metrics.ap
+    if metric == "apr":
+        ap = ap[[g == "r" for g in groups]]
+    valid = ap[np.isfinite(ap)]
+    return float(valid.mean()) if valid.size else math.nan
+
+
+def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[float, list[dict]] | None = None, *,
+                    weights_file, method: str = "norcal", metric: str = "apr", score_threshold: float = 0.0,
+                    objective: str | None = None, target: float | None = None, default_threshold: float = 0.05,
+                    report_threshold: float = 0.05, source: dict | None = None) -> CalibrationFit:
+    """Choose gamma and/or fit per-class thresholds on validation detections (module docstring).
+
+    Args:
+        gt: COCO ground truth of the validation split; its categories sorted by id are the model's labels and
+            their names must equal the weights file's class names.
+        baseline: the uncalibrated model's COCO results on ``gt`` (candidate gamma 0).
+        results_by_gamma: ``{gamma: results}`` made with calibration ``method`` at each gamma; None or empty:
+            no gamma is fitted and the file's method is ``""``.
+        weights_file: the training statistics (``WeightsFile``): class names, image counts, r/c/f groups.
+        method: ``"norcal"`` or ``"logit_adjust"``, how ``results_by_gamma`` were scored.
+        metric: ``"apr"`` or ``"ap"``, what gamma maximises (at ``score_threshold``).
+        objective, target: threshold fitting (:func:`detbalance.calibration.fit_thresholds`); None: no thresholds.
+        default_threshold: threshold of classes the validation set cannot fit.
+        report_threshold: the score threshold the before/after precision and recall are measured at.
+        source: free-form record stored in the file's ``fit`` field (e.g. input paths).
+
+    Raises:
+        ValueError: naming the bad value: class names that differ, a negative gamma, an unknown metric or
+            method, no rare class with ``metric="apr"``, invalid results.
+    """
+    validate_ground_truth(gt)
+    gt = {**gt, "categories": sorted(gt["categories"], key=lambda c: c["id"])}  # the model's label order
+    score_threshold = check_score_threshold(score_threshold)
+    check_thresholds([report_threshold], 1)
+    if metric not in FIT_METRICS:
+        raise ValueError(f"metric={metric!r}; expected one of {list(FIT_METRICS)}")
+    if method not in ("norcal", "logit_adjust"):
+        raise ValueError(f"method={method!r}; expected 'norcal' or 'logit_adjust'")
+    categories = gt["categories"]
+    names = [str(c.get("name", c["id"])) for c in categories]
+    stats = weights_file.stats
+    if names != list(stats.class_names):
+        raise ValueError(f"the ground truth's classes (by category id) {names[:10]} differ from the weights file's "
+                         f"{list(stats.class_names)[:10]}; expected the same classes in the same order")
+    num_classes = len(names)
+    groups = _groups(gt, weights_file, num_classes)
+    if metric == "apr" and (groups is None or "r" not in groups):
+        raise ValueError("metric='apr' but no class is in the rare group; expected metric='ap' for this dataset")
+    candidates = {0.0: baseline}
+    for gamma, results in (results_by_gamma or {}).items():
+        candidates[check_gamma(gamma)] = results
+    evaluated = {}
+    for gamma, results in candidates.items():
+        validate_results(results, gt, f"results at gamma={gamma}")
+        evaluated[gamma] = evaluate_detections(gt, results, score_threshold)
+    metric_by_gamma = {g: _metric(m, metric, groups) for g, m in sorted(evaluated.items())}
+    fitted = bool(results_by_gamma)
+    best = max(metric_by_gamma, key=lambda g: (metric_by_gamma[g], -g)) if fitted else 0.0
+    chosen = candidates[best]
+    category_ids = [c["id"] for c in categories]
+    scores, labels, is_tp, num_gt = match_detections(gt, chosen, category_ids)
+    threshold_fit = None
+    if objective is not None:
+        threshold_fit = fit_thresholds(scores, labels, is_tp, num_gt, objective=objective, target=target,
+                                       default=default_threshold)
+    after_t = threshold_fit.thresholds if threshold_fit is not None else np.full(num_classes, report_threshold)
+    after_p, after_r = precision_recall(scores, labels, is_tp, num_gt, after_t)
+    b = match_detections(gt, baseline, category_ids)
+    before_p, before_r = precision_recall(*b, np.full(num_classes, report_threshold))
+    rule = None if objective is None else ({"objective": objective} if target is None
+                                           else {"objective": objective, "target": float(target)})
+    record = {"metric": metric, "score_threshold": score_threshold,
+              "metric_by_gamma": {str(g): (None if math.isnan(v) else round(v, 4))
+                                  for g, v in metric_by_gamma.items()}, **(source or {})}
+    calibration = CalibrationFile(
+        class_names=names, class_counts=[int(c) for c in stats.image_counts] if fitted else None,
+        method=method if fitted else "", gamma=float(best) if fitted else None,
+        thresholds=None if threshold_fit is None else [float(t) for t in threshold_fit.thresholds],
+        threshold_rule=rule, fit=record if fitted or threshold_fit is not None else {})
+    return CalibrationFit(calibration=calibration, metric=metric, metric_by_gamma=metric_by_gamma, groups=groups,
+                          before=evaluated[0.0], after=evaluated[best], before_precision=before_p,
+                          before_recall=before_r, after_precision=after_p, after_recall=after_r,
+                          thresholds=threshold_fit, report_threshold=report_threshold)
+
+
+def _fmt(v: float) -> str:
+    return "   -" if not math.isfinite(v) else f"{v:5.1f}"
+
+
+def format_fit(fit: CalibrationFit) -> str:
+    """The per-class before/after table (AP, precision, recall), r/c/f means and the metric of every gamma."""
+    cf = fit.calibration
+    lines = []
+    if cf.method:
+        grid = ", ".join(f"{g:g}: {_fmt(v).strip()}" for g, v in fit.metric_by_gamma.items())
+        lines.append(f"{fit.metric.upper()} by gamma ({cf.method}): {grid}  -> gamma = {cf.gamma:g}")
+    after_rule = "fitted thresholds" if fit.thresholds is not None else f"score >= {fit.report_threshold:g}"
+    lines.append(f"before: uncalibrated, score >= {fit.report_threshold:g};  after: "
+                 f"{cf.method or 'scores as trained'}{'' if not cf.method else f' gamma={cf.gamma:g}'}, {after_rule}")
+    width = max(8, *(len(n) for n in cf.class_names))
+    head = f"{'class':<{width}} grp  n_img  AP bef  AP aft   P bef  P aft   R bef  R aft  thresh"
+    lines += [head, "-" * len(head)]
+    counts = cf.class_counts
+    for k, name in enumerate(cf.class_names):
+        g = fit.groups[k] if fit.groups else "-"
+        n = str(counts[k]) if counts else "-"
+        t = f"{cf.thresholds[k]:.3f}" if cf.thresholds else "     -"
+        lines.append(f"{name:<{width}} {g:>3} {n:>6}  {_fmt(fit.before.ap[k])}  {_fmt(fit.after.ap[k])}   "
+                     f"{_fmt(fit.before_precision[k])}  {_fmt(fit.after_precision[k])}   "
+                     f"{_fmt(fit.before_recall[k])}  {_fmt(fit.after_recall[k])}  {t}")
+    lines.append("-" * len(head))
+    for label, members in [("mean", None)] + [(f"mean {g}", g) for g in GROUPS]:
+        if members is not None and (not fit.groups or members not in fit.groups):
+            continue
+        mask = np.ones(len(cf.class_names), bool) if members is None else np.array([g == members for g in fit.groups])
+        row = [np.nanmean(a[mask]) if np.isfinite(a[mask]).any() else math.nan
+               for a in (fit.before.ap, fit.after.ap, fit.before_precision, fit.after_precision,
+                         fit.before_recall, fit.after_recall)]
+        lines.append(f"{label:<{width}} {'':>3} {'':>6}  {_fmt(row[0])}  {_fmt(row[1])}   {_fmt(row[2])}  "
+                     f"{_fmt(row[3])}   {_fmt(row[4])}  {_fmt(row[5])}")
+    return "\n".join(lines)
