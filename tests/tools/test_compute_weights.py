@@ -83,11 +83,12 @@ def test_options_reach_the_file(tool, coco, tmp_path, capsys):
 def test_rfs_summary(tool, coco, capsys):
     assert tool.main(["--coco", str(coco), "--rfs-threshold", "0.3"]) == 0
     out = capsys.readouterr().out
-    # 30 images; 'rare' in 1 (f=1/30), 'mid' in 6 (f=0.2): factors sqrt(9)=3 and sqrt(1.5)
-    r = repeat_factors([[0, 2]] + [[0]] * 5 + [[0, 1]] * 6 + [[0]] * 18, 0.3)
-    assert r.max().item() == pytest.approx(3.0)
-    assert (f"repeat factor sampling, threshold 0.3: 7 of 30 images repeated (23.3%), factor mean "
-            f"{r.double().mean():.3f}, max 3.00; epoch length {r.double().sum():.0f} images") in out
+    # 30 images; 'rare' in 2 (f=2/30: its crowd box counts for sampling, as detectron2's and MMEngine's
+    # samplers count it), 'mid' in 6 (f=0.2): factors sqrt(4.5) and sqrt(1.5)
+    r = repeat_factors([[0, 2]] * 2 + [[0]] * 4 + [[0, 1]] * 6 + [[0]] * 18, 0.3)
+    assert r.max().item() == pytest.approx(4.5 ** 0.5)
+    assert (f"repeat factor sampling, threshold 0.3: 8 of 30 images repeated (26.7%), factor mean "
+            f"{r.double().mean():.3f}, max 2.12; epoch length {r.double().sum():.0f} images") in out
 
 
 def test_missing_max_and_zero_count_classes(tool, coco, tmp_path, capsys):

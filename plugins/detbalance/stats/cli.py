@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", nargs="+", metavar="NAME",
                    help="--coco/--voc: the model's class names in label order (default: by category id / sorted)")
     p.add_argument("--voc-split", metavar="SPLIT", help="--voc: only images of ImageSets/Main/SPLIT.txt")
+    p.add_argument("--keep-empty", action="store_true",
+                   help="--d2-dataset/--register-coco: count the images without a non-crowd box too, as a loader "
+                        "with DATALOADER.FILTER_EMPTY_ANNOTATIONS False (default: drop them, as detectron2's "
+                        "default loader; --mmdet-config follows the config's filter_cfg)")
     p.add_argument("--include-ignored", action="store_true",
                    help="count crowd/ignored/difficult boxes too (default: report them, do not count them)")
 
@@ -70,6 +74,9 @@ def _read(args) -> DatasetStats:
 
     if (args.classes or args.voc_split) and not (args.coco or args.voc):
         raise ValueError("--classes and --voc-split apply to --coco/--voc; framework sources define their classes")
+    if args.keep_empty and not (args.d2_dataset or args.register_coco):
+        raise ValueError("--keep-empty applies to --d2-dataset/--register-coco; --coco/--voc count every image "
+                         "and --mmdet-config follows its filter_cfg")
     if args.coco:
         from .coco import read_coco
 
@@ -93,7 +100,8 @@ def _read(args) -> DatasetStats:
     if args.register_coco:
         name, json_file, image_root = args.register_coco
         register_coco(name, json_file, image_root)
-    return stats_from_detectron2(name, include_ignored=args.include_ignored, progress=args.progress)
+    return stats_from_detectron2(name, include_ignored=args.include_ignored, filter_empty=not args.keep_empty,
+                                 progress=args.progress)
 
 
 def _weights_file(args, ds: DatasetStats) -> WeightsFile:

@@ -36,7 +36,10 @@ class DatasetStats:
 
     Attributes:
         stats: per-class counts in the model's label order.
-        image_labels: for each image, the sorted distinct labels of its counted boxes (input to repeat factors).
+        image_labels: for each image, the sorted distinct labels of its boxes, crowd/ignored/difficult ones
+            included whatever ``include_ignored`` says: the classes repeat-factor sampling sees in the image, as
+            detectron2's ``RepeatFactorTrainingSampler`` and MMDetection's ``ClassBalancedDataset`` count them
+            (input to :func:`detbalance.weights.repeat_factors`).
         ignored_counts: per class, boxes flagged crowd/ignored/difficult.
         include_ignored: whether those boxes are part of ``stats``.
         issues: suspicious boxes (kept in the counts).
@@ -85,7 +88,9 @@ def summarize(
 
     Args:
         class_names: ``K`` names in the model's label order.
-        num_images: ``N``, images in the dataset (including those without boxes).
+        num_images: ``N``, the images the training loader iterates: every image of the reader's input, or
+            what remains after the framework's empty-image filter for the framework bridges (images without
+            boxes included when the filter is off).
         image_index: ``[B]`` int, image of each box in ``[0, N)``.
         labels: ``[B]`` int, contiguous label of each box in ``[0, K)``.
         ignored: ``[B]`` bool, box flagged crowd/ignored/difficult.
@@ -122,9 +127,9 @@ def summarize(
         raise ValueError(f"{source or 'dataset'}: no classes defined")
     kept_labels = labels[keep]
     instance_counts = np.bincount(kept_labels, minlength=k)
-    pairs = np.unique(image_index[keep] * k + kept_labels)  # one entry per (image, class) present
-    pair_image, pair_label = np.divmod(pairs, k)
-    image_counts = np.bincount(pair_label, minlength=k)
+    pairs = np.unique(image_index[keep] * k + kept_labels)  # one entry per (image, class) counted
+    image_counts = np.bincount(pairs % k, minlength=k)
+    pair_image, pair_label = np.divmod(np.unique(image_index * k + labels), k)  # every box, for repeat factors
     bounds = np.searchsorted(pair_image, np.arange(num_images + 1))
     image_labels = [pair_label[bounds[i] : bounds[i + 1]] for i in range(num_images)]
     ignored_counts = np.bincount(labels[ignored], minlength=k)

@@ -44,10 +44,12 @@ def repeat_factors(
     With :math:`f(c)` the fraction of images containing class *c*, the class factor is
     :math:`r(c) = \max(1, \sqrt{t / f(c)})` (or :math:`\max(1, t/f(c))` with ``sqrt=False``) and an image's factor
     is the largest class factor among its labels (1 for an image without labels). Same values as detectron2's
-    ``RepeatFactorTrainingSampler.repeat_factors_from_category_frequency``, computed from labels alone.
+    ``RepeatFactorTrainingSampler.repeat_factors_from_category_frequency``, computed from labels alone, when
+    ``image_labels`` lists the images the loader iterates (after its empty-image filter) with every annotation's
+    class, crowd ones included, as detectron2 counts them (``DatasetStats.image_labels`` of the bridges).
 
     Args:
-        image_labels: for each of the N images, the labels of its (counted) instances; repeats are allowed.
+        image_labels: for each of the N images, the labels of its instances; repeats are allowed.
         threshold: frequency threshold ``t`` > 0 (LVIS uses 0.001); a class in ``t/4`` of the images repeats 2x.
         sqrt: use the square-root rule (the LVIS paper's and detectron2's default).
 
