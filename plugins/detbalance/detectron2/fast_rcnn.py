@@ -136,6 +136,7 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
             cfg.MODEL.ROI_HEADS.NUM_CLASSES,
             weights_file=node.WEIGHTS_FILE or None,
             dataset_names=tuple(cfg.DATASETS.TRAIN),
+            filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
             hyper_params=hyper_params,
         )
         return ret

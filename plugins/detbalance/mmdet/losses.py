@@ -44,11 +44,13 @@ Example:
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 from mmdet.registry import MODELS
 
 from detbalance import losses as core
+from detbalance.losses.without_statistics import without_statistics
 
 from ._loss_base import MMDetLossAdapter, StatsArg, check_length, is_weights_path
 
@@ -56,10 +58,19 @@ __all__ = ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualiza
            "DBSeesawLoss", "DBFederatedLoss"]
 
 
+def _from_file(core_cls: type, num_classes: int, path: StatsArg, **settings):
+    """Core module from a weights file; a file that is not here builds it for inference only (``init_detector``
+    needs no statistics): its first training step raises ``FileNotFoundError`` naming the file."""
+    if not os.path.isfile(path):
+        return without_statistics(core_cls, num_classes, FileNotFoundError(f"weights file {path} does not exist"),
+                                  **settings)
+    return core_cls.from_stats(num_classes, MMDetLossAdapter.load_weights_file(path, num_classes), **settings)
+
+
 def _counts_loss(owner: type, core_cls: type, arg: str, num_classes: int, stats: StatsArg, **settings):
     """Core module from an inline per-class list (length K) or from a weights file's statistics."""
     if is_weights_path(stats):
-        return core_cls.from_stats(num_classes, MMDetLossAdapter.load_weights_file(stats, num_classes), **settings)
+        return _from_file(core_cls, num_classes, stats, **settings)
     check_length(owner.__name__, arg, stats, num_classes, num_classes)
     return core_cls(num_classes, stats, **settings)
 
@@ -83,8 +94,7 @@ class DBWeightedCrossEntropyLoss(MMDetLossAdapter):
     def __init__(self, num_classes: int, class_weight: Optional[StatsArg] = None, *, reduction: str = "mean",
                  loss_weight: float = 1.0):
         if is_weights_path(class_weight):
-            module = core.WeightedCrossEntropyLoss.from_stats(
-                num_classes, self.load_weights_file(class_weight, num_classes), reduction=reduction)
+            module = _from_file(core.WeightedCrossEntropyLoss, num_classes, class_weight, reduction=reduction)
         else:
             if class_weight is not None:
                 check_length(type(self).__name__, "class_weight", class_weight, num_classes + 1, num_classes)
