@@ -64,7 +64,10 @@ def test_module_matches_mmdet_seesaw_loss_over_steps(weighted):
         avg_factor = float(labels.shape[0])  # what MMDetection's bbox heads pass: the number of samples
         x_ref = logits.clone().requires_grad_(True)
         x_ours = logits.clone().requires_grad_(True)
-        parts = reference(x_ref, labels, weight, avg_factor=avg_factor)
+        # boxes of weight 0 move no count in ours: the reference sees only the others (their loss terms are 0)
+        keep = slice(None) if weight is None else weight > 0
+        kept_weight = None if weight is None else weight[keep]
+        parts = reference(x_ref[keep], labels[keep], kept_weight, avg_factor=avg_factor)
         loss_ref = parts["loss_cls_classes"] + parts["loss_cls_objectness"]
         loss_ours = ours(x_ours, labels, sample_weight=weight)  # 'mean' divides by R
         torch.testing.assert_close(loss_ours, loss_ref, rtol=1e-6, atol=1e-6)
@@ -73,7 +76,7 @@ def test_module_matches_mmdet_seesaw_loss_over_steps(weighted):
         torch.testing.assert_close(x_ours.grad, x_ref.grad, rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(ours.cum_samples.double(), reference.cum_samples[:K])
         # an explicit normalizer is MMDetection's avg_factor (on copies: each call counts the labels again)
-        parts = copy.deepcopy(reference)(logits, labels, weight, avg_factor=3.0)
+        parts = copy.deepcopy(reference)(logits[keep], labels[keep], kept_weight, avg_factor=3.0)
         torch.testing.assert_close(copy.deepcopy(ours)(logits, labels, sample_weight=weight, normalizer=3.0),
                                    parts["loss_cls_classes"] + parts["loss_cls_objectness"], rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(seesaw_scores(logits), reference.get_activation(logits))

@@ -6,12 +6,17 @@ frozen / eval-mode batch norm, and a RoI sampler larger than the number of propo
 so the random subsampling selects the same set whatever the RNG state). The optimizer has lr 0, so both runs see
 the same weights at every step and the only cross-rank interaction left is the loss's own all-reduce.
 
+A rank whose batch has no proposal at all still joins that all-reduce (``test_*_rank_without_proposals``): its
+ROI head is called with empty proposals for an image without boxes, and both ranks end with the state of one
+process that trained on the other rank's batch alone. No test can hang: the ranks run in forked processes that
+are killed after ``RUN_TIMEOUT_S``, and every collective times out after ``dist_helpers.COLLECTIVE_TIMEOUT``.
+
 Launchers on a CPU-only machine:
 
 * detectron2 v0.6 ``detectron2.engine.launch``: its ``_distributed_worker`` starts with
   ``assert torch.cuda.is_available()``, hard-codes ``backend="NCCL"`` and calls ``torch.cuda.set_device``, so
   it cannot start CPU ranks (``test_detectron2_v06_launch_needs_cuda`` pins this). The detectron2 test therefore
-  forks the ranks with ``torch.multiprocessing`` and sets up the process groups as ``launch`` does (default
+  forks the ranks (``dist_helpers.run_ranks``) and sets up the process groups as ``launch`` does (default
   gloo group plus ``detectron2.utils.comm._LOCAL_PROCESS_GROUP``), then trains with detectron2's own
   ``SimpleTrainer`` around a ``create_ddp_model`` model.
 * mmengine 0.10 ``mmengine.dist.init_dist('pytorch', backend='gloo')`` calls ``torch.cuda.set_device(LOCAL_RANK)``
@@ -24,7 +29,6 @@ Launchers on a CPU-only machine:
 """
 from __future__ import annotations
 
-import datetime
 import importlib
 import inspect
 import os
@@ -36,11 +40,12 @@ import torch.multiprocessing as mp
 
 import detbalance.detectron2  # noqa: F401  (detectron2 v0.6 shims, before any detectron2 import)
 import rel_helpers as H
+from dist_helpers import COLLECTIVE_TIMEOUT, init_gloo, run_ranks
 
 WORLD_SIZE = 2
 STEPS = 2
 IMAGES_PER_STEP = 2
-TIMEOUT = datetime.timedelta(seconds=120)  # a rank stuck in a collective fails the test instead of hanging it
+RUN_TIMEOUT_S = 300  # the forked ranks are killed and the test fails after this long (2 shared CPU cores)
 EQLV2_TOL = dict(rtol=1e-5, atol=1e-6)  # float32 sums of per-rank partial sums vs one sum over all rows
 
 
@@ -81,25 +86,19 @@ def _d2_worker(rank: int, init_file: str, out_dir: str) -> None:
     from detectron2.utils import comm
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD_SIZE,
-                            timeout=TIMEOUT)
-    try:
-        comm._LOCAL_PROCESS_GROUP = dist.new_group(list(range(WORLD_SIZE)))  # as launch() on one machine
-        comm.synchronize()
-        assert (comm.get_rank(), comm.get_world_size(), comm.get_local_rank()) == (rank, WORLD_SIZE, rank)
-        state = {}
-        for loss in H.STATEFUL:
-            state.update(_d2_train(rank, WORLD_SIZE, loss))
-        torch.save(state, f"{out_dir}/d2_rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    init_gloo(rank, WORLD_SIZE, init_file)
+    comm._LOCAL_PROCESS_GROUP = dist.new_group(list(range(WORLD_SIZE)))  # as launch() on one machine
+    comm.synchronize()
+    assert (comm.get_rank(), comm.get_world_size(), comm.get_local_rank()) == (rank, WORLD_SIZE, rank)
+    state = {}
+    for loss in H.STATEFUL:
+        state.update(_d2_train(rank, WORLD_SIZE, loss))
+    torch.save(state, f"{out_dir}/d2_rank{rank}.pt")
 
 
 @pytest.mark.slow
 def test_detectron2_two_ranks_match_one_process(tmp_path):
-    # fork: the children reuse the imported torch/detectron2 (fresh interpreters cost seconds each here)
-    mp.start_processes(_d2_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD_SIZE,
-                       join=True, start_method="fork")
+    run_ranks(_d2_worker, (str(tmp_path / "init"), str(tmp_path)), WORLD_SIZE, RUN_TIMEOUT_S)
     want = {}
     for loss in H.STATEFUL:
         want.update(_d2_train(0, 1, loss))
@@ -148,25 +147,20 @@ def _mmdet_train(rank: int, world_size: int, loss: str) -> dict:
 def _mmdet_worker(rank: int, port: int, out_dir: str) -> None:
     from mmengine.dist import get_dist_info, is_distributed
 
-    torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group(backend="gloo", init_method="env://", timeout=TIMEOUT)
-    try:
-        assert is_distributed() and get_dist_info() == (rank, WORLD_SIZE)
-        state = {}
-        for loss in H.STATEFUL:
-            state.update(_mmdet_train(rank, WORLD_SIZE, loss))
-        torch.save(state, f"{out_dir}/mmdet_rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+    dist.init_process_group(backend="gloo", init_method="env://", timeout=COLLECTIVE_TIMEOUT)
+    assert is_distributed() and get_dist_info() == (rank, WORLD_SIZE)
+    state = {}
+    for loss in H.STATEFUL:
+        state.update(_mmdet_train(rank, WORLD_SIZE, loss))
+    torch.save(state, f"{out_dir}/mmdet_rank{rank}.pt")
 
 
 @pytest.mark.slow
 def test_mmdet_two_ranks_match_one_process(tmp_path):
     H.mmdet_model_cfg(None)  # load the config and registries once, before forking
-    mp.start_processes(_mmdet_worker, args=(H.free_port(), str(tmp_path)), nprocs=WORLD_SIZE, join=True,
-                       start_method="fork")
+    run_ranks(_mmdet_worker, (H.free_port(), str(tmp_path)), WORLD_SIZE, RUN_TIMEOUT_S)
     want = {}
     for loss in H.STATEFUL:
         want.update(_mmdet_train(0, 1, loss))
@@ -190,3 +184,86 @@ def test_mmengine_init_dist_pytorch_needs_cuda(monkeypatch):
         assert not dist.is_initialized()  # it failed before creating the process group
     finally:
         mp.set_start_method(start_method, force=True)  # init_dist sets 'spawn' when none was chosen
+
+
+# ------------------------------------------------------------------------------------ a rank without proposals
+def _d2_roi_step(model, rank: int, step: int) -> None:
+    """One ROI-head training step; rank 1 has an image without boxes and no proposal."""
+    from detectron2.structures import Boxes, Instances
+    from detectron2.utils.events import EventStorage
+
+    model.train()
+    with EventStorage(step):
+        batch = H.d2_batch(1, seed=step, empty=(0,) if rank == 1 else ())
+        images = model.preprocess_image(batch)
+        targets = [b["instances"] for b in batch]
+        features = model.backbone(images.tensor)
+        if rank == 1:
+            empty = Instances(images.image_sizes[0], proposal_boxes=Boxes(torch.zeros(0, 4)),
+                              objectness_logits=torch.zeros(0))
+            proposals = [empty]
+        else:
+            proposals, _ = model.proposal_generator(images, features, targets)
+        _, losses = model.roi_heads(images, features, proposals, targets)
+        assert "loss_cls" in losses and torch.isfinite(losses["loss_cls"])
+        sum(losses.values()).backward()
+
+
+def _d2_state_with_empty_rank(rank: int, loss: str) -> dict:
+    torch.manual_seed(0)
+    model = H.d2_build(H.d2_cfg(loss, frozen_bn=True, roi_batch=512))
+    for step in range(STEPS):
+        _d2_roi_step(model, rank, step)
+    return H.loss_buffers(model)
+
+
+def _mmdet_roi_step(model, rank: int, step: int) -> None:
+    """One ``DBStandardRoIHead`` training step; rank 1 has an image without boxes and no proposal."""
+    from mmengine.structures import InstanceData
+
+    model.train()
+    data = model.data_preprocessor(H.mmdet_batch(1, seed=step, empty=(0,) if rank == 1 else ()), True)
+    features = model.extract_feat(data["inputs"])
+    samples = data["data_samples"]
+    if rank == 1:
+        proposals = [InstanceData(bboxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0).long())]
+    else:
+        proposals = model.rpn_head.predict(features, samples, rescale=False)
+    losses = model.roi_head.loss(features, proposals, samples)
+    assert "loss_cls" in losses and torch.isfinite(losses["loss_cls"])
+    sum(v for k, v in losses.items() if k.startswith("loss")).backward()
+
+
+def _mmdet_state_with_empty_rank(rank: int, loss: str) -> dict:
+    torch.manual_seed(0)
+    cfg = H.mmdet_model_cfg(loss, norm_eval=True, rcnn_num=512)
+    cfg.roi_head.type = "DBStandardRoIHead"
+    model = H.mmdet_build(cfg)
+    for step in range(STEPS):
+        _mmdet_roi_step(model, rank, step)
+    return H.loss_buffers(model)
+
+
+_EMPTY_RANK_RUNS = {"detectron2": _d2_state_with_empty_rank, "mmdet": _mmdet_state_with_empty_rank}
+
+
+def _empty_rank_worker(rank: int, init_file: str, out_dir: str, framework: str) -> None:
+    init_gloo(rank, WORLD_SIZE, init_file)
+    state = {}
+    for loss in H.STATEFUL:
+        state.update(_EMPTY_RANK_RUNS[framework](rank, loss))
+    torch.save(state, f"{out_dir}/{framework}_rank{rank}.pt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", list(_EMPTY_RANK_RUNS))
+def test_rank_without_proposals_joins_the_statistics_sum(tmp_path, framework):
+    if framework == "mmdet":
+        H.mmdet_model_cfg(None)  # load the config and registries once, before forking
+    run_ranks(_empty_rank_worker, (str(tmp_path / "init"), str(tmp_path), framework), WORLD_SIZE, RUN_TIMEOUT_S)
+    want = {}
+    for loss in H.STATEFUL:
+        want.update(_EMPTY_RANK_RUNS[framework](0, loss))  # one process, rank 0's batches only
+    _check_meaningful(want)
+    for rank in range(WORLD_SIZE):
+        _compare(torch.load(tmp_path / f"{framework}_rank{rank}.pt"), want, f"{framework} rank {rank}")

@@ -21,6 +21,10 @@ class ClassificationLoss(nn.Module):
 
     extra_columns: int = 0
     layout: str = "[R, K]"
+    #: Buffers holding training state (running counts, accumulated gradient sums). Casting the module
+    #: (``.half()``, ``.to(torch.bfloat16)``) moves them to the new device but never narrows them below float32
+    #: (see :meth:`_apply`); integer buffers are never cast by torch.
+    state_buffers: tuple[str, ...] = ()
 
     def __init__(self, num_classes: int, *, reduction: str = "mean", ignore_index: int = -1) -> None:
         super().__init__()
@@ -29,6 +33,20 @@ class ClassificationLoss(nn.Module):
         if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or 0 <= ignore_index <= num_classes:
             raise ValueError(f"ignore_index must be an int outside [0, {num_classes}], got {ignore_index!r}")
         self.ignore_index = ignore_index
+
+    def _apply(self, fn, recurse: bool = True):
+        """``nn.Module._apply`` (behind ``.to``/``.half``/``.cuda``...) that keeps :attr:`state_buffers` exact: a
+        conversion to a float type narrower than float32 leaves such a buffer in its dtype, with its values, on the
+        device the conversion chose."""
+        before = {name: self._buffers[name] for name in self.state_buffers}
+        super()._apply(fn, recurse)
+        for name, original in before.items():
+            converted = self._buffers[name]
+            narrowed = converted.dtype != original.dtype and (
+                not converted.is_floating_point() or torch.finfo(converted.dtype).bits < 32)
+            if narrowed:
+                self._buffers[name] = original.to(device=converted.device)
+        return self
 
     @property
     def num_logits(self) -> int:

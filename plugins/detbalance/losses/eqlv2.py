@@ -124,11 +124,14 @@ class EQLv2Loss(ClassificationLoss):
 
     Buffers (in ``state_dict``): ``pos_grad[K]`` and ``neg_grad[K]`` (accumulated
     :func:`eqlv2_gradient_statistics`) and ``pos_neg[K] = pos_grad / (neg_grad + 1e-10)``, initially 100 so that
-    every weight starts at 1.
+    every weight starts at 1. They are float32 and stay so (or wider, after ``.double()``) when the model is cast
+    to float16/bfloat16 (:attr:`ClassificationLoss.state_buffers`).
 
     The statistics of a step are computed during ``forward`` (in the same pass as the loss) and added when the
     gradient reaches the logits (a hook on a view of the logits made by that call, so that a leaf tensor used
-    for several steps does not collect hooks), summed over ranks when ``torch.distributed`` is initialized.
+    for several steps does not collect hooks), summed over ranks when ``torch.distributed`` is initialized. The
+    hook runs in every back-propagated step, also one without any proposal (an empty gradient), so every rank
+    joins the sum once per step as long as every rank calls the loss (the adapters make sure of it).
     A forward pass that is not
     back-propagated (evaluation, ``torch.no_grad``, logits that do not require grad) leaves the state
     unchanged, and so does a step without any proposal on any rank.
@@ -146,6 +149,8 @@ class EQLv2Loss(ClassificationLoss):
         >>> bool((loss_fn.pos_grad > 0).all())
         True
     """
+
+    state_buffers = ("pos_grad", "neg_grad", "pos_neg")
 
     def __init__(self, num_classes: int, *, mu: float = 0.8, gamma: float = 12.0, alpha: float = 4.0,
                  reduction: str = "mean", ignore_index: int = -1) -> None:

@@ -100,8 +100,11 @@ class SeesawLoss(ClassificationLoss):
 
     Buffer (in ``state_dict``): ``cum_samples[K]``, int64 so that counts stay exact however long training runs
     and survive ``.half()``/``.double()``. In training mode each ``forward`` first adds the foreground labels of
-    its non-ignored proposals (summed over ranks when ``torch.distributed`` is initialized), then computes the
-    loss with the updated counts, as the reference code; in eval mode the counts are left unchanged.
+    its non-ignored proposals whose sample weight is > 0 (a box removed from the loss moves no count), summed over
+    ranks when ``torch.distributed`` is initialized, then computes the loss with the updated counts, as the
+    reference code; in eval mode the counts are left unchanged. The sum over ranks runs in every training
+    ``forward``, empty batches included, so every rank must call it once per step (the adapters do, also when a
+    rank has no proposal).
 
     Args:
         num_classes: K (the classifier outputs K + 2 logits).
@@ -118,6 +121,7 @@ class SeesawLoss(ClassificationLoss):
 
     extra_columns = 2
     layout = "[R, K + 2]"
+    state_buffers = ("cum_samples",)
 
     def __init__(self, num_classes: int, *, p: float = 0.8, q: float = 2.0, eps: float = 1e-2,
                  reduction: str = "mean", ignore_index: int = -1) -> None:
@@ -139,16 +143,20 @@ class SeesawLoss(ClassificationLoss):
         self._check_columns(logits)
         check_labels(labels, logits.shape[0], self.num_classes, self.ignore_index)
         if self.training:
-            self._accumulate(labels)
+            self._accumulate(labels, check_sample_weight(sample_weight, logits.shape[0], logits))
         return seesaw_loss(logits, labels, self.cum_samples, p=self.p, q=self.q, eps=self.eps,
                            sample_weight=sample_weight, ignore_index=self.ignore_index,
                            reduction=self._reduction(reduction_override), normalizer=normalizer)
 
     @torch.no_grad()
-    def _accumulate(self, labels: Tensor) -> None:
-        """Add the foreground labels of ``labels[R]`` to ``cum_samples`` (ignored and background ones skipped)."""
+    def _accumulate(self, labels: Tensor, sample_weight: Optional[Tensor]) -> None:
+        """Add the foreground labels of ``labels[R]`` to ``cum_samples``; ignored and background rows and rows
+        whose ``sample_weight`` is 0 are skipped."""
         labels = labels.to(self.cum_samples.device)
-        foreground = labels[(labels != self.ignore_index) & (labels < self.num_classes)]
+        counted = (labels != self.ignore_index) & (labels < self.num_classes)
+        if sample_weight is not None:
+            counted &= sample_weight.to(self.cum_samples.device) > 0
+        foreground = labels[counted]
         step = torch.bincount(foreground, minlength=self.num_classes)
         self.cum_samples += all_reduce_sum(step)
 

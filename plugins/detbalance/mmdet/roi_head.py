@@ -9,7 +9,13 @@ a box of weight 2 counts twice. Box regression and the mask branch are unchanged
 ``gt_instances`` have no ``weights`` field train exactly as with ``StandardRoIHead``.
 
 The weights come from the annotations through ``DBCocoDataset`` -> ``DBLoadAnnotations`` -> ``DBPackDetInputs``
-(see ``detbalance.mmdet.box_weights_data``). Config::
+(see ``detbalance.mmdet.box_weights_data``).
+
+A batch without any proposal (images with neither RPN proposals nor ground truth) still calls ``loss_cls``,
+with the empty scores, where ``BBoxHead.loss`` skips it: the stateful losses (EQLv2, Seesaw) sum their
+statistics over ranks in every training call, so in distributed training a rank that skipped the call would
+leave the others waiting in that sum (and DDP would miss the classifier's gradients). Use this head for
+distributed training with those losses. Config::
 
     model = dict(roi_head=dict(type='DBStandardRoIHead'))
 """
@@ -57,6 +63,17 @@ def _gt_weights(gt_instances: InstanceData) -> Optional[Tensor]:
     return weights
 
 
+def _loss_cls_on_empty_batch(bbox_head, bbox_results: dict) -> None:
+    """Add ``loss_cls`` of the empty scores when ``BBoxHead.loss`` skipped it (no proposal in the batch)."""
+    cls_score = bbox_results["cls_score"]
+    losses = bbox_results["loss_bbox"]
+    if cls_score is None or cls_score.numel() > 0 or "loss_cls" in losses:
+        return
+    loss_cls = bbox_head.loss_cls(cls_score, cls_score.new_zeros(0, dtype=torch.long), cls_score.new_zeros(0),
+                                  avg_factor=1.0)
+    losses.update(loss_cls if isinstance(loss_cls, dict) else {"loss_cls": loss_cls})
+
+
 @MODELS.register_module()
 class DBStandardRoIHead(StandardRoIHead):
     """``StandardRoIHead`` multiplying positive proposals' classification weights by their box's weight."""
@@ -86,9 +103,12 @@ class DBStandardRoIHead(StandardRoIHead):
 
     def bbox_loss(self, x: Tuple[Tensor], sampling_results: List[SamplingResult],
                   gt_weights: Optional[List[Optional[Tensor]]] = None) -> dict:
-        """``StandardRoIHead.bbox_loss`` with the label weights of positives scaled by ``gt_weights``."""
+        """``StandardRoIHead.bbox_loss`` with the label weights of positives scaled by ``gt_weights``, and
+        ``loss_cls`` also for a batch without proposals."""
         if gt_weights is None or all(w is None for w in gt_weights):
-            return super().bbox_loss(x, sampling_results)
+            bbox_results = super().bbox_loss(x, sampling_results)
+            _loss_cls_on_empty_batch(self.bbox_head, bbox_results)
+            return bbox_results
         rois = bbox2roi([res.priors for res in sampling_results])
         bbox_results = self._bbox_forward(x, rois)
         labels, label_weights, bbox_targets, bbox_weights = self.bbox_head.get_targets(
@@ -97,4 +117,5 @@ class DBStandardRoIHead(StandardRoIHead):
         loss_bbox = self.bbox_head.loss(bbox_results["cls_score"], bbox_results["bbox_pred"], rois, labels,
                                         label_weights, bbox_targets, bbox_weights)
         bbox_results.update(loss_bbox=loss_bbox)
+        _loss_cls_on_empty_batch(self.bbox_head, bbox_results)
         return bbox_results
