@@ -52,7 +52,8 @@ class ClassStats:
         class_names: ``K`` class names; label ``i`` is ``class_names[i]``.
         instance_counts: instances (boxes) of each class.
         image_counts: images containing each class at least once.
-        num_images: images in the training set, including images without instances.
+        num_images: images the training loader iterates, images without instances included when it keeps them
+            (Detectron2 drops them with ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``, MMDetection with ``filter_cfg``).
     """
 
     class_names: list[str]
