@@ -87,3 +87,23 @@ def test_detectors_cast_keep_loss_state_dtypes(loss):
             assert value.dtype == want, f"{type(model).__name__} {name}: {value.dtype}"
         # the rest of the model was cast
         assert next(p for p in model.parameters()).dtype in (torch.bfloat16, torch.float16)
+
+
+@pytest.mark.parametrize("loss_cls", [EQLv2Loss, SeesawLoss])
+def test_checkpoint_state_that_does_not_fit_is_refused(loss_cls):
+    from mmengine.runner.checkpoint import load_state_dict as mmengine_load
+
+    name = loss_cls.state_buffers[0]
+    other_k = loss_cls(K + 3).state_dict()
+    with pytest.raises(ValueError, match=rf"checkpoint entry {name} has shape \({K + 3},\), expected \({K},\) "
+                                         rf"\({loss_cls.__name__} with num_classes={K}\)"):
+        loss_cls(K).load_state_dict(other_k)
+    with pytest.raises(ValueError, match=rf"checkpoint entry core.{name} has shape"):  # MMEngine's own loader
+        mmengine_load(torch.nn.ModuleDict({"core": loss_cls(K)}), {f"core.{k}": v for k, v in other_k.items()})
+    corrupt = loss_cls(K).state_dict()
+    corrupt[name][2] = -3
+    with pytest.raises(ValueError, match=rf"entry {name} holds -3(\.0)? at index 2, expected finite values >= 0"):
+        loss_cls(K).load_state_dict(corrupt)
+    missing = loss_cls(K)
+    result = missing.load_state_dict({}, strict=False)  # a plain head's checkpoint: reported, not refused
+    assert name in result.missing_keys

@@ -48,6 +48,28 @@ class ClassificationLoss(nn.Module):
                 self._buffers[name] = original.to(device=converted.device)
         return self
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        """Refuse training state that does not fit, naming the entry: another shape (a checkpoint trained for
+        another number of classes) or values that are not finite and >= 0. A missing entry is left to the
+        framework's loader (reported as missing, the state keeps its initial values)."""
+        for name in self.state_buffers:
+            saved = state_dict.get(prefix + name)
+            if saved is None:
+                continue
+            expected = tuple(self._buffers[name].shape)
+            if tuple(saved.shape) != expected:
+                raise ValueError(
+                    f"checkpoint entry {prefix}{name} has shape {tuple(saved.shape)}, expected {expected} "
+                    f"({type(self).__name__} with num_classes={self.num_classes})")
+            bad = ~torch.isfinite(saved.double()) | (saved < 0)
+            if bool(bad.any()):
+                index = int(bad.nonzero()[0, 0])
+                raise ValueError(f"checkpoint entry {prefix}{name} holds {saved[index].item()} at index {index}, "
+                                 "expected finite values >= 0")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
     @property
     def num_logits(self) -> int:
         """Number of columns the classifier must output for this loss."""
