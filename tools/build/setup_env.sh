@@ -9,7 +9,8 @@
 #      setup.py hard-codes -std=c++17, so CXX points at tools/build/cxx20. ~14 min on 2 cores the first time;
 #      pip caches the wheel, later installs take seconds.
 #   4. mmdet, detectron2's runtime dependencies, evaluation/plot/test tools.
-#   5. detectron2 v0.6 (tools/build/install_detectron2.sh), then detbalance itself in editable mode.
+#   5. detectron2 (tools/build/install_detectron2.sh): v0.6 by default; DETECTRON2=main with DETECTRON2_SRC=<folder,
+#      tarball or git URL> builds upstream main with its C++ ops instead. Then detbalance itself in editable mode.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${VENV:-$root/.venv}
@@ -45,9 +46,15 @@ fi
 step "mmdet, detectron2 dependencies, evaluation and test tools"
 "${pip[@]}" mmdet pycocotools faster-coco-eval fvcore iopath yacs tabulate cloudpickle termcolor omegaconf \
   hydra-core matplotlib tqdm pytest hypothesis
-step "detectron2 v0.6"
-bash "$root/tools/build/install_detectron2.sh" "$venv"
+case "${DETECTRON2:-v0.6}" in
+  v0.6) step "detectron2 v0.6"; bash "$root/tools/build/install_detectron2.sh" "$venv" ;;
+  main) step "detectron2 main from ${DETECTRON2_SRC:?DETECTRON2=main needs DETECTRON2_SRC=<folder, tarball or git URL>}"
+        bash "$root/tools/build/install_detectron2.sh" "$venv" main "$DETECTRON2_SRC" ;;
+  *) echo "error: DETECTRON2=$DETECTRON2; expected v0.6 or main" >&2; exit 2 ;;
+esac
 step "detbalance (editable)"
 "$py" -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e "$root"
-"$py" -W ignore -c "import detbalance, mmdet, mmcv.ops, detbalance.detectron2, detectron2.modeling"
+# detectron2 works on its own (no detbalance import first), then with detbalance.
+"$py" -W ignore -c "import detectron2.modeling, detectron2.engine"
+"$py" -W ignore -c "import detbalance, mmdet, mmcv.ops, detbalance.detectron2"
 step "done"

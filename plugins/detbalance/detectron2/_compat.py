@@ -1,8 +1,11 @@
-"""Detectron2 v0.6 on modern torch, numpy and Pillow: the one place where compatibility shims live.
+"""Detectron2 v0.6 on modern torch, numpy and Pillow: the run-time fallback of the install-time fixes.
 
 detbalance installs detectron2 v0.6 from its PyPI copy (``pb1-detectron2==0.6``), whose sdist lacks the C++/CUDA
-sources, so it is built without extensions (see ``tools/build/install_detectron2.sh``). Importing this module
-before detectron2 makes that build usable:
+sources, so it is built without extensions. ``tools/build/install_detectron2.sh`` writes both fixes below into the
+installed detectron2 (a placeholder ``detectron2/_C.py`` and ``Image.BILINEAR`` in its source), so that detectron2
+works on its own: its scripts and spawned ranks need no detbalance import. This module applies the same fixes at
+run time for a v0.6 installed some other way (e.g. plain ``pip install pb1-detectron2``), and tells whether the
+real compiled ops are present (:data:`HAS_COMPILED_OPS`):
 
 1. ``detectron2._C`` — ``detectron2.layers`` does ``from detectron2 import _C`` at import time. When the compiled
    extension is missing we register a placeholder module whose attributes raise :class:`ImportError` naming the
@@ -35,6 +38,19 @@ _PLACEHOLDER_DOC = (
 
 class _MissingCompiledOps(types.ModuleType):
     """Module standing in for ``detectron2._C``; any attribute access raises a clear ImportError."""
+
+    DETBALANCE_PLACEHOLDER = True  # as in the placeholder file the install script writes
+
+    # Read by detectron2.utils.collect_env (default_setup logs the environment).
+    @staticmethod
+    def get_compiler_version() -> str:
+        return "none: placeholder detectron2._C, no C++ ops"
+
+    get_cuda_version = get_compiler_version
+
+    @staticmethod
+    def has_cuda() -> bool:
+        return False
 
     def __getattr__(self, name: str):
         if name.startswith("__") and name.endswith("__"):
@@ -72,4 +88,5 @@ def install() -> None:
 
 
 install()
-HAS_COMPILED_OPS = not isinstance(sys.modules.get("detectron2._C"), _MissingCompiledOps)
+#: True when detectron2's real C++ ops are installed (not the install script's or this module's placeholder).
+HAS_COMPILED_OPS = not getattr(importlib.import_module("detectron2._C"), "DETBALANCE_PLACEHOLDER", False)
