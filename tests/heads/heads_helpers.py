@@ -52,3 +52,36 @@ def d2_batch(num_images: int = 2, size: int = 128, weights=None, masks: bool = F
             instances.gt_masks = PolygonMasks(polygons)
         batch.append({"image": image, "height": size, "width": size, "instances": instances})
     return batch
+
+
+def mmdet_batch(num_classes: int = NUM_CLASSES, num_images: int = 2, size: int = 128, seed: int = 0,
+                weights=None, masks: bool = False) -> dict:
+    """A ``model.data_preprocessor`` input: the two rectangles of :func:`d2_batch` per image (classes ``i`` and
+    K - 1), optional ``gt_instances.weights`` and bitmap masks (a diamond in each box)."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for i in range(num_images):
+        image = torch.randint(60, 120, (3, size, size), dtype=torch.uint8, generator=g)
+        image[:, 20:60, 30:70] = 230
+        image[:, 80:110, 70:120] = 20
+        sample = DetDataSample(metainfo=dict(img_id=i, img_path=f"{i}.png", ori_shape=(size, size),
+                                             img_shape=(size, size), scale_factor=(1.0, 1.0),
+                                             pad_shape=(size, size), batch_input_shape=(size, size)))
+        gt = InstanceData(bboxes=torch.tensor(BOXES), labels=torch.tensor([i % num_classes, num_classes - 1]))
+        if weights is not None:
+            gt.weights = torch.tensor(weights[i], dtype=torch.float32)
+        if masks:
+            bitmaps = torch.zeros(len(BOXES), size, size, dtype=torch.uint8)
+            ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+            for k, (x0, y0, x1, y1) in enumerate(BOXES):
+                cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+                bitmaps[k] = ((xs - cx).abs() / hw + (ys - cy).abs() / hh <= 1).to(torch.uint8)
+            gt.masks = BitmapMasks(bitmaps.numpy(), size, size)
+        sample.gt_instances = gt
+        inputs.append(image)
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)

@@ -8,16 +8,21 @@ Registered names are ``"DB"`` + the wrapped class's name, so they never collide 
 
 - ``MODELS``: the classification losses ``DBWeightedCrossEntropyLoss``, ``DBClassBalancedFocalLoss``,
   ``DBEqualizationLoss``, ``DBEQLv2Loss``, ``DBSeesawLoss``, ``DBFederatedLoss`` (``detbalance.mmdet.losses``)
-  and ``DBStandardRoIHead``, which applies per-box annotation weights (``detbalance.mmdet.roi_head``).
+  and ``DBStandardRoIHead``, which applies per-box annotation weights (``detbalance.mmdet.roi_head``);
+  ``DBCascadeRoIHead``, the same in every Cascade R-CNN stage (``detbalance.mmdet.cascade_roi_head``); the
+  dense-head losses ``DBEqualizedFocalLoss`` and ``DBFocalLoss`` (``detbalance.mmdet.dense_losses``).
 - ``DATASETS``: ``DBCocoDataset``; ``TRANSFORMS``: ``DBLoadAnnotations``, ``DBPackDetInputs``
   (``detbalance.mmdet.box_weights_data``): COCO ``"weight"`` per box -> ``gt_instances.weights``.
 """
 from .box_weights_data import DBCocoDataset, DBLoadAnnotations, DBPackDetInputs
+from .cascade_roi_head import DBCascadeRoIHead
 from .config import use_dataset
+from .dense_losses import DBEqualizedFocalLoss, DBFocalLoss
 from .losses import (DBClassBalancedFocalLoss, DBEQLv2Loss, DBEqualizationLoss, DBFederatedLoss, DBSeesawLoss,
                      DBWeightedCrossEntropyLoss)
 from .roi_head import DBStandardRoIHead
 
 __all__ = ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualizationLoss", "DBEQLv2Loss",
            "DBSeesawLoss", "DBFederatedLoss", "DBStandardRoIHead", "DBCocoDataset", "DBLoadAnnotations",
-           "DBPackDetInputs", "use_dataset"]
+           "DBPackDetInputs", "DBCascadeRoIHead", "DBEqualizedFocalLoss", "DBFocalLoss",
+           "use_dataset"]

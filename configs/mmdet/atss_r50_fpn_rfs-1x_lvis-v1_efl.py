@@ -1,0 +1,25 @@
+# ATSS R50-FPN 1x on LVIS v1 (repeat-factor sampling at 1e-3 through ClassBalancedDataset, 300 detections per image,
+# score threshold 1e-4) with Equalized Focal Loss (Li et al., CVPR 2022) in the classification branch.
+_base_ = 'mmdet::atss/atss_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
+num_classes = 1203
+dataset_type = 'LVISV1Dataset'
+data_root = 'data/lvis_v1/'
+model = dict(
+    bbox_head=dict(num_classes=num_classes, loss_cls=dict(
+        _delete_=True, type='DBEqualizedFocalLoss', num_classes=num_classes, use_sigmoid=True, gamma=2.0,
+        scale=8.0, alpha=0.25, loss_weight=1.0)),
+    test_cfg=dict(score_thr=0.0001, max_per_img=300))
+train_dataloader = dict(dataset=dict(
+    _delete_=True,
+    type='ClassBalancedDataset',
+    oversample_thr=1e-3,
+    dataset=dict(type=dataset_type, data_root=data_root, ann_file='annotations/lvis_v1_train.json',
+                 data_prefix=dict(img=''), filter_cfg=dict(filter_empty_gt=True, min_size=32),
+                 pipeline={{_base_.train_pipeline}})))
+val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, ann_file='annotations/lvis_v1_val.json',
+                                   data_prefix=dict(img='')))
+test_dataloader = val_dataloader
+val_evaluator = dict(_delete_=True, type='LVISMetric', ann_file=data_root + 'annotations/lvis_v1_val.json',
+                     metric=['bbox'])
+test_evaluator = val_evaluator

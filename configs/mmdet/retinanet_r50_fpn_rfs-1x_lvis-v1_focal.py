@@ -1,0 +1,26 @@
+# RetinaNet R50-FPN 1x on LVIS v1 (repeat-factor sampling at 1e-3 through ClassBalancedDataset, 300 detections per
+# image, score threshold 1e-4) with the focal loss and per-class alphas from the weights file's class weights
+# (DBFocalLoss; class_weight=None is MMDetection's FocalLoss): the baseline of the *_efl configs.
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
+num_classes = 1203
+dataset_type = 'LVISV1Dataset'
+data_root = 'data/lvis_v1/'
+model = dict(
+    bbox_head=dict(num_classes=num_classes, loss_cls=dict(
+        _delete_=True, type='DBFocalLoss', num_classes=num_classes, use_sigmoid=True,
+        class_weight=data_root + 'detbalance_weights.json', alpha=0.25, gamma=2.0, loss_weight=1.0)),
+    test_cfg=dict(score_thr=0.0001, max_per_img=300))
+train_dataloader = dict(dataset=dict(
+    _delete_=True,
+    type='ClassBalancedDataset',
+    oversample_thr=1e-3,
+    dataset=dict(type=dataset_type, data_root=data_root, ann_file='annotations/lvis_v1_train.json',
+                 data_prefix=dict(img=''), filter_cfg=dict(filter_empty_gt=True, min_size=32),
+                 pipeline={{_base_.train_pipeline}})))
+val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, ann_file='annotations/lvis_v1_val.json',
+                                   data_prefix=dict(img='')))
+test_dataloader = val_dataloader
+val_evaluator = dict(_delete_=True, type='LVISMetric', ann_file=data_root + 'annotations/lvis_v1_val.json',
+                     metric=['bbox'])
+test_evaluator = val_evaluator

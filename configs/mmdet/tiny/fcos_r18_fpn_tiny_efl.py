@@ -1,0 +1,29 @@
+# Tiny CPU FCOS: ResNet-18 + FPN P3-P7 (64 channels), two GN convolutions per head branch, 128x128 inputs, random
+# initialisation; data and schedule of faster-rcnn_r18_fpn_tiny.py; classification by Equalized Focal Loss.
+_base_ = './faster-rcnn_r18_fpn_tiny.py'
+custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
+model = dict(
+    _delete_=True,
+    type='FCOS',
+    data_preprocessor=dict(
+        type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True, pad_size_divisor=32),
+    backbone=dict(
+        type='ResNet', depth=18, num_stages=4, out_indices=(0, 1, 2, 3), frozen_stages=-1,
+        norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, style='pytorch', init_cfg=None),
+    neck=dict(type='FPN', in_channels=[64, 128, 256, 512], out_channels=64, start_level=1,
+              add_extra_convs='on_output', num_outs=5, relu_before_extra_convs=True),
+    bbox_head=dict(
+        type='FCOSHead',
+        num_classes={{_base_.num_classes}},
+        in_channels=64,
+        stacked_convs=2,
+        feat_channels=64,
+        strides=[8, 16, 32, 64, 128],
+        regress_ranges=((-1, 32), (32, 64), (64, 128), (128, 256), (256, 1e8)),
+        loss_cls=dict(type='DBEqualizedFocalLoss', num_classes={{_base_.num_classes}}, use_sigmoid=True,
+                      gamma=2.0, scale=8.0, alpha=0.25, loss_weight=1.0),
+        loss_bbox=dict(type='IoULoss', loss_weight=1.0),
+        loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
+    test_cfg=dict(nms_pre=200, min_bbox_size=0, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
+                  max_per_img=50))
