@@ -20,5 +20,7 @@ setup(
                        "pycocotools"],
         "dev": ["pytest", "hypothesis", "matplotlib", "pycocotools", "faster-coco-eval"],
     },
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": [
+        "detbalance-calibrate = detbalance.evaluation.calibrate_cli:main",
+    ]},
 )

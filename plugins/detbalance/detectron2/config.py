@@ -10,6 +10,7 @@ Config node (added by :func:`add_detbalance_config`, defaults shown)::
       EQLV2: {MU: 0.8, GAMMA: 12.0, ALPHA: 4.0}
       SEESAW: {P: 0.8, Q: 2.0, EPS: 0.01}
       FEDERATED: {NUM_SAMPLED: 50, FREQ_POWER: 0.5}
+      CALIBRATION: {METHOD: "", GAMMA: None, FILE: ""}   # test-time scores: detbalance.detectron2.calibration
       FOCAL: {ALPHA: 0.25, GAMMA: 2.0}                       # dense heads (BalancedRetinaNet) only,
       EQUALIZED_FOCAL: {GAMMA: 2.0, SCALE: 8.0, ALPHA: 0.25}  # table DENSE_HYPER_PARAMETER_KEYS
 
@@ -32,6 +33,8 @@ import yaml
 
 from detectron2 import model_zoo
 from detectron2.config import CfgNode, get_cfg
+
+from .calibration import add_calibration_config
 
 __all__ = ["add_detbalance_config", "get_config", "HYPER_PARAMETER_KEYS", "DENSE_HYPER_PARAMETER_KEYS",
            "MODEL_ZOO_PREFIX"]
@@ -93,6 +96,7 @@ def add_detbalance_config(cfg: CfgNode) -> None:
     _C.DETBALANCE.FEDERATED = CfgNode()
     _C.DETBALANCE.FEDERATED.NUM_SAMPLED = 50
     _C.DETBALANCE.FEDERATED.FREQ_POWER = 0.5
+    add_calibration_config(_C)  # DETBALANCE.CALIBRATION, documented in detbalance.detectron2.calibration
     # Focal loss of dense heads (Lin et al., ICCV 2017): ALPHA, scaled per class by the weights file's class
     # weights when one is given (detbalance.losses.alpha_from_weights), and the focusing GAMMA.
     _C.DETBALANCE.FOCAL = CfgNode()

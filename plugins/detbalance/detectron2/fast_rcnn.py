@@ -11,7 +11,7 @@ Box regression (deltas, ``box_reg_loss``, box inference) is detectron2's, unchan
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -21,6 +21,8 @@ from detectron2.layers import ShapeSpec, cat
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers, _log_classification_stats
 from detectron2.structures import Instances
 
+from ..calibration import ScoreCalibration
+from .calibration import calibration_from_config
 from .config import HYPER_PARAMETER_KEYS
 from .loss_builder import build_classification_loss
 
@@ -85,11 +87,13 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
         smooth_l1_beta: float = 0.0,
         box_reg_loss_type: str = "smooth_l1",
         loss_weight: Union[float, Dict[str, float]] = 1.0,
+        calibration: Optional[ScoreCalibration] = None,
     ):
         """
         Args:
             cls_loss: a detbalance loss module (``detbalance.losses.LOSSES``) built for ``num_classes``
                 classes; its ``num_logits`` sets the classifier width L.
+            calibration: test-time score calibration (``DETBALANCE.CALIBRATION``); None: the loss's scores.
             others: as ``FastRCNNOutputLayers``.
         """
         super().__init__(
@@ -111,6 +115,8 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
                 f"{num_classes} (the predictor's num_classes)"
             )
         self.cls_loss = cls_loss
+        self.calibration = calibration if calibration is not None else ScoreCalibration(num_classes)
+        self.calibration.check_loss(cls_loss)
         # Same layer and initialisation as the parent's classifier, with L output columns.
         self.cls_score = nn.Linear(self.cls_score.in_features, cls_loss.num_logits)
         nn.init.normal_(self.cls_score.weight, std=0.01)
@@ -139,6 +145,7 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
             filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
             hyper_params=hyper_params,
         )
+        ret["calibration"] = calibration_from_config(cfg)
         return ret
 
     def losses(self, predictions: Tuple[torch.Tensor, torch.Tensor], proposals: List[Instances]):
@@ -187,9 +194,9 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
     def predict_probs(self, predictions: Tuple[torch.Tensor, torch.Tensor], proposals: List[Instances]):
         """
         Returns:
-            list[Tensor]: per image, ``[Ri, K+1]`` class scores from ``cls_loss.predict_scores``; column K is
-            background (dropped by detectron2's inference).
+            list[Tensor]: per image, ``[Ri, K+1]`` class scores from ``cls_loss.predict_scores``, calibrated by
+            ``calibration``; column K is background (dropped by detectron2's inference).
         """
         scores, _ = predictions
-        probs = self.cls_loss.predict_scores(scores)
+        probs = self.calibration(self.cls_loss, scores)
         return probs.split([len(p) for p in proposals], dim=0)

@@ -33,6 +33,8 @@ from torch import Tensor, nn
 
 from detbalance.weights import load_weights
 
+from .calibration import calibration_from_config
+
 __all__ = ["MMDetLossAdapter", "StatsArg", "is_weights_path"]
 
 #: A statistics argument in a config: a list of numbers or the path of a weights file.
@@ -63,6 +65,7 @@ class MMDetLossAdapter(nn.Module):
             ``class_accuracy`` and the ``forward(logits, labels, sample_weight, normalizer, reduction_override)``
             signature).
         loss_weight: multiplier of the returned loss, as in every MMDetection loss.
+        calibration: test-time score calibration settings (:mod:`detbalance.mmdet.calibration`); None: off.
     """
 
     #: ``BBoxHead`` sizes ``fc_cls`` with ``get_cls_channels`` and scores boxes in ``predict`` with
@@ -73,10 +76,11 @@ class MMDetLossAdapter(nn.Module):
     #: Dense heads (e.g. ``FCOSHead``) log ``get_accuracy`` when this is set.
     custom_accuracy = True
 
-    def __init__(self, core: nn.Module, loss_weight: float = 1.0):
+    def __init__(self, core: nn.Module, loss_weight: float = 1.0, calibration: Optional[dict] = None):
         super().__init__()
         self.core = core
         self.loss_weight = float(loss_weight)
+        self.calibration = calibration_from_config(calibration, core)
 
     @property
     def num_classes(self) -> int:
@@ -97,8 +101,8 @@ class MMDetLossAdapter(nn.Module):
         return self.core.num_logits
 
     def get_activation(self, cls_score: Tensor) -> Tensor:
-        """Test-time scores [R, K + 1] matching the training loss (background column last)."""
-        return self.core.predict_scores(cls_score)
+        """Test-time scores [R, K + 1] matching the training loss (background column last), calibrated."""
+        return self.calibration(self.core, cls_score)
 
     def get_accuracy(self, cls_score: Tensor, labels: Tensor) -> dict:
         """Classification accuracy in percent, logged by ``BBoxHead.loss`` as ``acc``."""

@@ -87,19 +87,20 @@ class DBWeightedCrossEntropyLoss(MMDetLossAdapter):
             background weight), or ``None`` for unweighted cross-entropy.
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         loss_weight: multiplier of the loss.
+        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
     """
 
     stats_arg = "class_weight"
 
     def __init__(self, num_classes: int, class_weight: Optional[StatsArg] = None, *, reduction: str = "mean",
-                 loss_weight: float = 1.0):
+                 loss_weight: float = 1.0, calibration: Optional[dict] = None):
         if is_weights_path(class_weight):
             module = _from_file(core.WeightedCrossEntropyLoss, num_classes, class_weight, reduction=reduction)
         else:
             if class_weight is not None:
                 check_length(type(self).__name__, "class_weight", class_weight, num_classes + 1, num_classes)
             module = core.WeightedCrossEntropyLoss(num_classes, class_weight, reduction=reduction)
-        super().__init__(module, loss_weight)
+        super().__init__(module, loss_weight, calibration)
 
 
 @MODELS.register_module()
@@ -111,16 +112,18 @@ class DBClassBalancedFocalLoss(MMDetLossAdapter):
         samples_per_class: K instance counts, or the path of a weights file (its instance counts).
         beta, gamma, background_weight: the core loss's hyper-parameters.
         reduction, loss_weight: as in every MMDetection loss.
+        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
     """
 
     stats_arg = "samples_per_class"
 
     def __init__(self, num_classes: int, samples_per_class: StatsArg, *, beta: float = 0.999, gamma: float = 2.0,
-                 background_weight: float = 1.0, reduction: str = "mean", loss_weight: float = 1.0):
+                 background_weight: float = 1.0, reduction: str = "mean", loss_weight: float = 1.0,
+                 calibration: Optional[dict] = None):
         module = _counts_loss(type(self), core.ClassBalancedFocalLoss, "samples_per_class", num_classes,
                               samples_per_class, beta=beta, gamma=gamma, background_weight=background_weight,
                               reduction=reduction)
-        super().__init__(module, loss_weight)
+        super().__init__(module, loss_weight, calibration)
 
 
 @MODELS.register_module()
@@ -132,15 +135,16 @@ class DBEqualizationLoss(MMDetLossAdapter):
         class_freq: K image fractions, or the path of a weights file (its image counts / number of images).
         lambda_: frequency threshold below which a class is tail.
         reduction, loss_weight: as in every MMDetection loss.
+        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
     """
 
     stats_arg = "class_freq"
 
     def __init__(self, num_classes: int, class_freq: StatsArg, *, lambda_: float = 1.76e-3,
-                 reduction: str = "mean", loss_weight: float = 1.0):
+                 reduction: str = "mean", loss_weight: float = 1.0, calibration: Optional[dict] = None):
         module = _counts_loss(type(self), core.EqualizationLoss, "class_freq", num_classes, class_freq,
                               lambda_=lambda_, reduction=reduction)
-        super().__init__(module, loss_weight)
+        super().__init__(module, loss_weight, calibration)
 
 
 @MODELS.register_module()
@@ -151,14 +155,15 @@ class DBEQLv2Loss(MMDetLossAdapter):
         num_classes: K, the bbox head's ``num_classes``.
         mu, gamma, alpha: the core loss's hyper-parameters.
         reduction, loss_weight: as in every MMDetection loss.
+        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
     """
 
     stats_arg = None
 
     def __init__(self, num_classes: int, *, mu: float = 0.8, gamma: float = 12.0, alpha: float = 4.0,
-                 reduction: str = "mean", loss_weight: float = 1.0):
+                 reduction: str = "mean", loss_weight: float = 1.0, calibration: Optional[dict] = None):
         module = core.EQLv2Loss(num_classes, mu=mu, gamma=gamma, alpha=alpha, reduction=reduction)
-        super().__init__(module, loss_weight)
+        super().__init__(module, loss_weight, calibration)
 
 
 @MODELS.register_module()
@@ -169,14 +174,15 @@ class DBSeesawLoss(MMDetLossAdapter):
         num_classes: K, the bbox head's ``num_classes``.
         p, q, eps: the core loss's hyper-parameters.
         reduction, loss_weight: as in every MMDetection loss.
+        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
     """
 
     stats_arg = None
 
     def __init__(self, num_classes: int, *, p: float = 0.8, q: float = 2.0, eps: float = 1e-2,
-                 reduction: str = "mean", loss_weight: float = 1.0):
+                 reduction: str = "mean", loss_weight: float = 1.0, calibration: Optional[dict] = None):
         module = core.SeesawLoss(num_classes, p=p, q=q, eps=eps, reduction=reduction)
-        super().__init__(module, loss_weight)
+        super().__init__(module, loss_weight, calibration)
 
 
 @MODELS.register_module()
@@ -189,13 +195,14 @@ class DBFederatedLoss(MMDetLossAdapter):
         num_sampled, freq_power: the core loss's hyper-parameters.
         seed: seed of the loss's class-sampling generator; None draws one from torch's global generator.
         reduction, loss_weight: as in every MMDetection loss.
+        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
     """
 
     stats_arg = "image_counts"
 
     def __init__(self, num_classes: int, image_counts: StatsArg, *, num_sampled: int = 50,
                  freq_power: float = 0.5, seed: Optional[int] = None, reduction: str = "mean",
-                 loss_weight: float = 1.0):
+                 loss_weight: float = 1.0, calibration: Optional[dict] = None):
         module = _counts_loss(type(self), core.FederatedLoss, "image_counts", num_classes, image_counts,
                               num_sampled=num_sampled, freq_power=freq_power, seed=seed, reduction=reduction)
-        super().__init__(module, loss_weight)
+        super().__init__(module, loss_weight, calibration)
