@@ -35,8 +35,11 @@ def core_loss(name, logits, labels, module_before, wf, sample_weight=None):
         return core.equalization_loss(logits, labels, freq, lambda_=1.76e-3, **common)
     if name == "EQLv2Loss":
         return core.eqlv2_loss(logits, labels, module_before.pos_neg, mu=0.8, gamma=12.0, alpha=4.0, **common)
-    if name == "SeesawLoss":  # the module counts this batch's labels before computing the loss
-        fg = labels[labels < NUM_CLASSES]
+    if name == "SeesawLoss":  # the module counts this batch's labels (weight > 0) before computing the loss
+        counted = labels < NUM_CLASSES
+        if sample_weight is not None:
+            counted &= sample_weight > 0
+        fg = labels[counted]
         cum = module_before.cum_samples + torch.bincount(fg, minlength=NUM_CLASSES)
         return core.seesaw_loss(logits, labels, cum, p=0.8, q=2.0, eps=1e-2, **common)
     if name == "FederatedLoss":

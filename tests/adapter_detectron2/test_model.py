@@ -7,14 +7,14 @@ from d2_helpers import (NUM_CLASSES, PER_LOSS_CONFIGS, SIGMOID_LOSSES, random_pr
                         tiny_cfg, write_weights_file)
 
 from detbalance.detectron2 import BalancedFastRCNNOutputLayers, BalancedROIHeads, get_config
-from detbalance.losses import LOSSES, seesaw_scores, sigmoid_scores, softmax_scores
+from detbalance.losses import LOSSES, objectness_sigmoid_scores, seesaw_scores, sigmoid_scores, softmax_scores
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
 ACTIVATIONS = {"WeightedCrossEntropyLoss": softmax_scores, "SeesawLoss": seesaw_scores,
-               **{name: sigmoid_scores for name in SIGMOID_LOSSES}}
+               **{name: sigmoid_scores for name in SIGMOID_LOSSES}, "EQLv2Loss": objectness_sigmoid_scores}
 NUM_LOGITS = {"WeightedCrossEntropyLoss": NUM_CLASSES + 1, "SeesawLoss": NUM_CLASSES + 2,
-              **{name: NUM_CLASSES for name in SIGMOID_LOSSES}}
+              **{name: NUM_CLASSES for name in SIGMOID_LOSSES}, "EQLv2Loss": NUM_CLASSES + 1}
 
 
 def train_step_and_predict(model):
@@ -37,7 +37,9 @@ def train_step_and_predict(model):
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 def test_tiny_model_trains_and_predicts(loss, weights_file):
-    cfg = tiny_cfg(loss)  # the per-loss yaml's node at tiny scale (test_config checks nothing else differs)
+    # the per-loss yaml's node at tiny scale (test_config checks nothing else differs); every detection kept:
+    # sigmoid heads start at their prior (0.001 for EQL), below the default test threshold after one step
+    cfg = tiny_cfg(loss, opts=("MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0"))
     cfg.DETBALANCE = get_config(PER_LOSS_CONFIGS[loss], ["DETBALANCE.WEIGHTS_FILE", str(weights_file)]).DETBALANCE
     model = build_model(cfg)
     assert isinstance(model.roi_heads, BalancedROIHeads)
@@ -66,10 +68,15 @@ def test_tiny_model_trains_and_predicts(loss, weights_file):
 @pytest.mark.parametrize("loss", SIGMOID_LOSSES)
 def test_sigmoid_heads_score_with_sigmoid(loss, weights_file):
     predictor = build_model(tiny_cfg(loss, weights_file)).roi_heads.box_predictor
-    logits = torch.randn(10, NUM_CLASSES) * 3
+    logits = torch.randn(10, NUM_LOGITS[loss]) * 3
     proposals = random_proposals(num_images=2, per_image=5)
     probs = torch.cat(predictor.predict_probs((logits, None), proposals))
     assert probs.shape == (10, NUM_CLASSES + 1)
+    if loss == "EQLv2Loss":  # official EQLv2: sigmoid(x_c) * (1 - sigmoid(x_bg)), objectness logit last
+        objectness = torch.sigmoid(logits[:, NUM_CLASSES:])
+        torch.testing.assert_close(probs[:, :NUM_CLASSES], torch.sigmoid(logits[:, :NUM_CLASSES]) * (1 - objectness))
+        torch.testing.assert_close(probs[:, NUM_CLASSES:], objectness)
+        return
     torch.testing.assert_close(probs[:, :NUM_CLASSES], torch.sigmoid(logits))
     assert not torch.allclose(probs, torch.softmax(torch.cat([logits, torch.zeros(10, 1)], 1), 1))
 

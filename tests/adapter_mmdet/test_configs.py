@@ -97,7 +97,11 @@ def test_predict_uses_the_trained_activation(name, weights_file):
     expected = head.loss_cls.core.predict_scores(cls_score)
     torch.testing.assert_close(raw.scores, expected)
     loss_type = cfg.model.roi_head.bbox_head.loss_cls.type
-    if loss_type in SIGMOID_LOSSES:
+    if loss_type == "DBEQLv2Loss":  # official EQLv2: sigmoid(x_c) * (1 - sigmoid(x_bg)), objectness logit last
+        assert cls_score.shape[1] == k + 1
+        objectness = torch.sigmoid(cls_score[:, k:])
+        torch.testing.assert_close(raw.scores[:, :k], torch.sigmoid(cls_score[:, :k]) * (1 - objectness))
+    elif loss_type in SIGMOID_LOSSES:
         torch.testing.assert_close(raw.scores[:, :k], torch.sigmoid(cls_score))
     elif loss_type == "DBWeightedCrossEntropyLoss":
         torch.testing.assert_close(raw.scores, torch.softmax(cls_score, dim=1))
@@ -108,7 +112,7 @@ def test_predict_uses_the_trained_activation(name, weights_file):
     assert len(kept.scores) > 0
     for score, label in zip(kept.scores, kept.labels):
         assert (expected[:, label] - score).abs().min() < 1e-6
-        if loss_type in SIGMOID_LOSSES:
+        if loss_type in SIGMOID_LOSSES and loss_type != "DBEQLv2Loss":
             assert (torch.sigmoid(cls_score[:, label]) - score).abs().min() < 1e-6
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable
@@ -56,7 +57,7 @@ CASES = {
     "EqualizationLoss": Case(
         0, lambda x, y, **kw: equalization_loss(x, y, FREQ, lambda_=0.01, **kw),
         lambda: EqualizationLoss(K, FREQ, lambda_=0.01)),
-    "EQLv2Loss": Case(0, lambda x, y, **kw: eqlv2_loss(x, y, torch.tensor(POS_NEG), **kw), _eqlv2_module),
+    "EQLv2Loss": Case(1, lambda x, y, **kw: eqlv2_loss(x, y, torch.tensor(POS_NEG), **kw), _eqlv2_module),
     "SeesawLoss": Case(2, lambda x, y, **kw: seesaw_loss(x, y, COUNTS, **kw), _seesaw_module),
     "FederatedLoss": Case(0, _fed_function, lambda: FederatedLoss(K, COUNTS, num_sampled=3, seed=SEED)),
 }
@@ -261,7 +262,7 @@ STATISTIC_ERRORS = [
     (lambda: class_balanced_focal_loss(torch.zeros(2, K), torch.tensor([0, K]), COUNTS, beta=1.0), r"\[0.0, 1.0\)"),
     (lambda: class_balanced_focal_loss(torch.zeros(2, K), torch.tensor([0, K]), COUNTS, beta=-0.1), "-0.1"),
     (lambda: equalization_loss(torch.zeros(2, K), torch.tensor([0, K]), [0.1, 2.0, 0.1, 0.1]), "2.0 at index 1"),
-    (lambda: eqlv2_loss(torch.zeros(2, K), torch.tensor([0, K]), torch.ones(K + 1)), r"pos_neg must have shape"),
+    (lambda: eqlv2_loss(torch.zeros(2, K + 1), torch.tensor([0, K]), torch.ones(K + 1)), r"pos_neg must have shape"),
     (lambda: seesaw_loss(torch.zeros(2, K + 2), torch.tensor([0, K]), [1.0, -1.0, 1.0, 1.0]), "cum_samples"),
     (lambda: seesaw_loss(torch.zeros(2, K + 2), torch.tensor([0, K]), COUNTS, eps=0.0), "eps"),
     (lambda: federated_loss(torch.zeros(2, K), torch.tensor([0, K]), COUNTS[:2]), "image_counts"),
@@ -315,6 +316,65 @@ def test_from_stats_accepts_the_weights_package_types():
         assert module.num_classes == K
         if name != "WeightedCrossEntropyLoss":
             assert cls.from_stats(K, stats).num_classes == K
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mean_divides_by_the_kept_proposals_with_weight(name):
+    """Default 'mean': summed loss / number of non-ignored proposals with sample weight > 0 (MMDetection's
+    avg_factor), for every loss; weighted CE's summed-weights denominator is an explicit option."""
+    case = CASES[name]
+    logits, labels = make_batch(case)
+    weight = torch.tensor([1.0, 0.0, 2.0, 0.5, 0.0, 1.0, 3.0, 1.0], dtype=torch.float64)
+    kept = int(((labels != -1) & (weight > 0)).sum())
+    assert kept == 5
+    total = case.function(logits, labels, sample_weight=weight, reduction="sum")
+    torch.testing.assert_close(case.function(logits, labels, sample_weight=weight), total / kept)
+    torch.testing.assert_close(case.module()(logits, labels, sample_weight=weight), total / kept)
+    torch.testing.assert_close(case.function(logits, labels, sample_weight=weight, normalizer=kept), total / kept)
+
+
+REFERENCE_BIAS = {  # the first classifier bias of each loss's reference implementation, K = 4
+    "WeightedCrossEntropyLoss": [0.0] * (K + 1),
+    "SeesawLoss": [0.0] * (K + 2),
+    "EQLv2Loss": [0.0] * (K + 1),  # tztztztztz/eqlv2: bias 0, objectness column included
+    "EqualizationLoss": [-math.log((1 - 0.001) / 0.001)] * K,  # eql.detectron2: prior 0.001
+    "ClassBalancedFocalLoss": [-math.log(K - 1)] * K,  # richardaecn/class-balanced-loss: -log(C - 1)
+    "FederatedLoss": [-math.log((1 - 0.01) / 0.01)] * K,  # Detic: prior 0.01
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_initial_bias_is_the_references(name):
+    module = CASES[name].module()
+    bias = module.initial_bias()
+    assert bias.shape == (module.num_logits,) and bias.dtype == torch.float32
+    torch.testing.assert_close(bias, torch.tensor(REFERENCE_BIAS[name]))
+
+
+def test_initial_bias_sets_the_initial_class_probability():
+    # with zero weights, every class logit of a fresh sigmoid head is the prior: loss per background proposal
+    # K * -log(1 - p), far below K ln 2
+    for module in (EqualizationLoss(K, FREQ), FederatedLoss(K, COUNTS, seed=0), ClassBalancedFocalLoss(K, COUNTS)):
+        logits = module.initial_bias().expand(3, -1)
+        torch.testing.assert_close(torch.sigmoid(logits[0]), torch.full((K,), module.prior_prob))
+        assert module(logits, torch.full((3,), K)).item() < 0.5 * K * math.log(2)
+
+
+def test_prior_prob_overrides_and_is_validated():
+    overrides = [EqualizationLoss(K, FREQ, prior_prob=0.2), FederatedLoss(K, COUNTS, prior_prob=0.2, seed=0),
+                 ClassBalancedFocalLoss(K, COUNTS, prior_prob=0.2), EQLv2Loss(K, prior_prob=0.2)]
+    for module in overrides:
+        bias = module.initial_bias()
+        torch.testing.assert_close(bias[:K], torch.full((K,), -math.log(4.0)))
+        assert bias[K:].eq(0).all()  # EQLv2's objectness column keeps 0
+    for bad in (-0.1, 0.0, 1.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="prior_prob"):
+            EqualizationLoss(K, FREQ, prior_prob=bad)
+    with pytest.raises(ValueError, match="num_classes=1"):
+        ClassBalancedFocalLoss(1, [5])
+    assert ClassBalancedFocalLoss(1, [5], prior_prob=0.01).initial_bias().shape == (1,)
+    with pytest.raises(TypeError):
+        WeightedCrossEntropyLoss(K, prior_prob=0.1)  # softmax losses take no prior
 
 
 @pytest.mark.parametrize("module_name", ["activations", "weighted_ce", "cb_focal", "eql", "eqlv2", "seesaw",

@@ -54,13 +54,19 @@ def _ref_eql(x, labels, freq, lambda_, weight):
 
 
 def _ref_eqlv2(x, labels, pos_neg, weight):
-    target, valid = _one_hot(labels)
+    """K + 1 columns: one-hot target including the objectness column K (1 on background rows), weight 1 there;
+    statistics of the K class columns."""
+    valid = labels != -1
+    target = F.one_hot(torch.where(valid, labels, torch.full_like(labels, K)), K + 1).to(torch.float64)
+    valid = valid.to(torch.float64)
     pos_w, neg_w = eqlv2_weights(pos_neg)
+    one = torch.ones(1, dtype=torch.float64)
+    pos_w, neg_w = torch.cat([pos_w, one]), torch.cat([neg_w, one])
     element = pos_w[None] * target + neg_w[None] * (1 - target)
     ce = F.binary_cross_entropy_with_logits(x, target, reduction="none")
     grad = (torch.sigmoid(x.detach()) - target).abs() * element * (valid * weight)[:, None]
     loss = ((ce * element).sum(1) * valid * weight).sum() / valid.sum()
-    return loss, (grad * target).sum(0), (grad * (1 - target)).sum(0)
+    return loss, (grad * target).sum(0)[:K], (grad * (1 - target)).sum(0)[:K]
 
 
 def _ref_seesaw(x, labels, counts, p, q, eps, weight):
@@ -115,7 +121,7 @@ def test_eql_matches_elementwise_formula(block):
 
 
 def test_eqlv2_loss_and_statistics_match_elementwise_formula(block):
-    logits, labels, weight = _batch(K)
+    logits, labels, weight = _batch(K + 1)
     pos_neg = torch.tensor([1.2, 0.8, 0.3, 0.02, 0.9, 0.5], dtype=torch.float64)
     ours = _value_and_grad(lambda x: eqlv2_loss(x, labels, pos_neg, sample_weight=weight), logits)
     ref_loss, ref_pos, ref_neg = _ref_eqlv2(logits, labels, pos_neg, weight)
@@ -154,7 +160,8 @@ def test_log_domain_seesaw_matches_exp_space_formula(p, q):
 def test_weighted_ce_matches_log_softmax_formula():
     logits, labels, weight = _batch(K + 1)
     class_weight = torch.rand(K + 1, dtype=torch.float64)
-    ours = _value_and_grad(lambda x: weighted_cross_entropy(x, labels, class_weight, sample_weight=weight), logits)
+    ours = _value_and_grad(lambda x: weighted_cross_entropy(x, labels, class_weight, sample_weight=weight,
+                                                            denominator="weights"), logits)
 
     def ref(x):
         valid = labels != -1
@@ -201,7 +208,7 @@ def test_nan_logit_in_an_ignored_row_still_raises():
 
 
 def test_eqlv2_statistics_do_not_pile_up_on_a_reused_leaf():
-    logits, labels, _ = _batch(K)
+    logits, labels, _ = _batch(K + 1)
     logits = logits.float().requires_grad_(True)
     module = EQLv2Loss(K)
     module(logits, labels).backward()

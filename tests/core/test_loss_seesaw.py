@@ -61,7 +61,8 @@ def test_module_matches_mmdet_seesaw_loss_over_steps(weighted):
         logits, labels = _batch(seed=step)
         # weights on a 1/8 grid: MMDetection casts label weights to float32, exactly here
         weight = torch.randint(0, 9, labels.shape).double() / 8 if weighted else None
-        avg_factor = float(labels.shape[0])  # what MMDetection's bbox heads pass: the number of samples
+        # what MMDetection's bbox heads pass: the number of samples with a weight > 0
+        avg_factor = float(labels.shape[0] if weight is None else (weight > 0).sum())
         x_ref = logits.clone().requires_grad_(True)
         x_ours = logits.clone().requires_grad_(True)
         # boxes of weight 0 move no count in ours: the reference sees only the others (their loss terms are 0)
@@ -69,7 +70,7 @@ def test_module_matches_mmdet_seesaw_loss_over_steps(weighted):
         kept_weight = None if weight is None else weight[keep]
         parts = reference(x_ref[keep], labels[keep], kept_weight, avg_factor=avg_factor)
         loss_ref = parts["loss_cls_classes"] + parts["loss_cls_objectness"]
-        loss_ours = ours(x_ours, labels, sample_weight=weight)  # 'mean' divides by R
+        loss_ours = ours(x_ours, labels, sample_weight=weight)  # 'mean': by the samples with weight > 0
         torch.testing.assert_close(loss_ours, loss_ref, rtol=1e-6, atol=1e-6)
         loss_ref.backward()
         loss_ours.backward()

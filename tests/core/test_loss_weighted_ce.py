@@ -1,4 +1,4 @@
-"""weighted_cross_entropy against torch's F.cross_entropy (float64, values and gradients)."""
+"""weighted_cross_entropy against torch's F.cross_entropy (float64, values and gradients), both denominators."""
 from __future__ import annotations
 
 import pytest
@@ -30,26 +30,50 @@ def _value_and_grad(fn, logits):
 def test_matches_torch_cross_entropy(reduction, weighted):
     logits, labels, weight = _batch()
     weight = weight if weighted else None
-    ours = _value_and_grad(lambda x: weighted_cross_entropy(x, labels, weight, reduction=reduction), logits)
+    ours = _value_and_grad(
+        lambda x: weighted_cross_entropy(x, labels, weight, reduction=reduction, denominator="weights"), logits)
     ref = _value_and_grad(
         lambda x: F.cross_entropy(x, labels, weight=weight, ignore_index=-1, reduction=reduction), logits)
     torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
 
 
-def test_mean_divides_by_class_and_sample_weights():
+def test_default_mean_divides_by_the_kept_proposals():
+    """'proposals' (default): sum over rows / number of non-ignored rows with a sample weight > 0."""
+    logits, labels, weight = _batch()
+    sample = torch.rand(labels.shape[0], dtype=torch.float64)
+    sample[[0, 4]] = 0.0
+    kept = ((labels != -1) & (sample > 0)).sum()
+    ours = _value_and_grad(lambda x: weighted_cross_entropy(x, labels, weight, sample_weight=sample), logits)
+    ref = _value_and_grad(
+        lambda x: (F.cross_entropy(x, labels, weight=weight, ignore_index=-1, reduction="none") * sample).sum()
+        / kept, logits)
+    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+    module = WeightedCrossEntropyLoss(K, weight)
+    assert module.denominator == "proposals"
+    torch.testing.assert_close(module(logits, labels, sample_weight=sample), ours[0])
+
+
+def test_weights_denominator_divides_by_class_and_sample_weights():
     logits, labels, weight = _batch()
     sample = torch.rand(labels.shape[0], dtype=torch.float64)
     keep = labels != -1
     per_row = F.cross_entropy(logits, labels, weight=weight, ignore_index=-1, reduction="none") * sample
     denominator = (weight[labels[keep]] * sample[keep]).sum()
-    ours = _value_and_grad(lambda x: weighted_cross_entropy(x, labels, weight, sample_weight=sample), logits)
+    ours = _value_and_grad(lambda x: weighted_cross_entropy(x, labels, weight, sample_weight=sample,
+                                                            denominator="weights"), logits)
     ref = _value_and_grad(
         lambda x: (F.cross_entropy(x, labels, weight=weight, ignore_index=-1, reduction="none") * sample).sum()
         / denominator, logits)
     torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
-    # normalizer replaces the denominator (MMDetection's avg_factor: loss.sum() / avg_factor)
+    module = WeightedCrossEntropyLoss(K, weight, denominator="weights")
+    torch.testing.assert_close(module(logits, labels, sample_weight=sample), ours[0])
+    # normalizer replaces the default count (MMDetection's avg_factor: loss.sum() / avg_factor)
     torch.testing.assert_close(
         weighted_cross_entropy(logits, labels, weight, sample_weight=sample, normalizer=7), per_row.sum() / 7)
+    with pytest.raises(ValueError, match="normalizer=7 replaces the 'proposals' count"):
+        weighted_cross_entropy(logits, labels, weight, normalizer=7, denominator="weights")
+    with pytest.raises(ValueError, match="denominator must be one of .*got 'sum_w'"):
+        WeightedCrossEntropyLoss(K, weight, denominator="sum_w")
 
 
 def test_zero_class_weights_give_zero_not_nan():

@@ -107,7 +107,8 @@ def _d2_plain_cfg():
     return cfg
 
 
-@pytest.mark.parametrize("loss", ["SeesawLoss", "EQLv2Loss"])
+# EQLv2's classifier has K + 1 outputs (objectness last), the plain head's shape: only Seesaw's differs.
+@pytest.mark.parametrize("loss", ["SeesawLoss"])
 def test_detectron2_plain_head_checkpoint_into_stateful_head_and_back(loss, tmp_path, caplog):
     torch.manual_seed(0)
     plain = H.d2_build(_d2_plain_cfg())
@@ -120,7 +121,7 @@ def test_detectron2_plain_head_checkpoint_into_stateful_head_and_back(loss, tmp_
 
     log = _d2_cross_load(plain, balanced, tmp_path, caplog)
     got, plain_state = balanced.state_dict(), plain.state_dict()
-    # the classifier has K + 2 (Seesaw) or K (EQLv2) rows, the plain one K + 1: skipped, reported
+    # the classifier has K + 2 rows, the plain one K + 1: skipped, reported
     assert "roi_heads.box_predictor.cls_score.weight" in log and "incompatible shapes" in log
     for name in ("roi_heads.box_predictor.cls_score.weight", "roi_heads.box_predictor.cls_score.bias", *buffers):
         assert torch.equal(got[name], before[name]), name
@@ -204,7 +205,7 @@ def test_mmdet_resume_is_bit_exact(loss, tmp_path):
     _assert_momentum_equal(_momentum(optimizer), want_momentum)
 
 
-@pytest.mark.parametrize("loss", ["SeesawLoss", "EQLv2Loss"])
+@pytest.mark.parametrize("loss", ["SeesawLoss"])  # EQLv2's K + 1 classifier has the plain head's shape
 def test_mmdet_plain_head_checkpoint_into_stateful_head_and_back(loss, tmp_path, caplog):
     from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
 

@@ -62,7 +62,7 @@ def _losses(p: dict):
         "weighted_cross_entropy": (1, lambda x: weighted_cross_entropy(x, y, p["class_weight"], **common)),
         "class_balanced_focal_loss": (0, lambda x: class_balanced_focal_loss(x, y, p["counts"], **common)),
         "equalization_loss": (0, lambda x: equalization_loss(x, y, p["freq"], lambda_=0.1, **common)),
-        "eqlv2_loss": (0, lambda x: eqlv2_loss(x, y, p["pos_neg"], **common)),
+        "eqlv2_loss": (1, lambda x: eqlv2_loss(x, y, p["pos_neg"], **common)),
         "seesaw_loss": (2, lambda x: seesaw_loss(x, y, p["counts"], **common)),
         "federated_loss": (0, lambda x: federated_loss(
             x, y, p["counts"], num_sampled=p["num_sampled"], generator=torch.Generator().manual_seed(3),
@@ -91,7 +91,7 @@ def test_stateful_modules_keep_finite_state(p):
     eqlv2, seesaw = EQLv2Loss(k, ignore_index=p["ignore_index"]), SeesawLoss(k, ignore_index=p["ignore_index"])
     for step in range(3):
         q = dict(p, seed=p["seed"] + step)
-        for module, extra in ((eqlv2, 0), (seesaw, 2)):
+        for module, extra in ((eqlv2, 1), (seesaw, 2)):
             logits = _logits(q, extra).requires_grad_(True)
             loss = module(logits, y, sample_weight=_sample_weight(q))
             loss.backward()

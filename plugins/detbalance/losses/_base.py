@@ -7,6 +7,7 @@ count against K and delegates to the matching function. ``from_stats`` class met
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import torch
@@ -25,6 +26,9 @@ class ClassificationLoss(nn.Module):
     #: (``.half()``, ``.to(torch.bfloat16)``) moves them to the new device but never narrows them below float32
     #: (see :meth:`_apply`); integer buffers are never cast by torch.
     state_buffers: tuple[str, ...] = ()
+    #: Probability the K class columns start at (bias ``-log((1 - p) / p)``); None: bias 0. Sigmoid losses set it
+    #: in their constructor from their reference's initialisation or the ``prior_prob`` argument.
+    prior_prob: Optional[float] = None
 
     def __init__(self, num_classes: int, *, reduction: str = "mean", ignore_index: int = -1) -> None:
         super().__init__()
@@ -74,6 +78,17 @@ class ClassificationLoss(nn.Module):
     def num_logits(self) -> int:
         """Number of columns the classifier must output for this loss."""
         return self.num_classes + self.extra_columns
+
+    def initial_bias(self) -> Tensor:
+        """Initial bias ``[num_logits]`` of the classifier this loss trains (float32, on the CPU).
+
+        ``-log((1 - p) / p)`` on the K class columns when :attr:`prior_prob` ``p`` is set, 0 elsewhere (extra
+        columns, softmax losses). Both framework adapters copy it into the classifier's bias when they build it.
+        """
+        bias = torch.zeros(self.num_logits)
+        if self.prior_prob is not None:
+            bias[:self.num_classes] = -math.log((1.0 - self.prior_prob) / self.prior_prob)
+        return bias
 
     def _reduction(self, reduction_override: Optional[str]) -> str:
         return self.reduction if reduction_override is None else check_reduction(reduction_override)

@@ -150,6 +150,22 @@ def check_number(value: float, name: str, *, low: float = -math.inf, high: float
     return float(value)
 
 
+def check_prior_prob(prior_prob: float) -> float:
+    """Validate a prior probability of the positive class, in the open interval (0, 1)."""
+    return check_number(prior_prob, "prior_prob", low=0.0, high=1.0, low_open=True, high_open=True)
+
+
+def kept_count(valid: Tensor, sample_weight: Optional[Tensor]) -> Tensor:
+    """Default denominator of 'mean': the number of non-ignored proposals whose sample weight is > 0.
+
+    This is MMDetection's ``avg_factor`` in its bbox heads (proposals with a label weight > 0) and Detectron2's
+    number of proposals R when no weight is 0, so that both frameworks divide by the same number.
+    """
+    if sample_weight is None:
+        return valid.sum()
+    return (valid & (sample_weight > 0)).sum()
+
+
 def check_num_classes(num_classes: int) -> int:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")

@@ -8,6 +8,8 @@ last column).
 
 * :func:`softmax_scores` -- ``logits[R, K + 1]`` (background logit last): ``softmax(logits)``.
 * :func:`sigmoid_scores` -- ``logits[R, K]``: ``sigmoid(logits)`` per class, background ``1 - max_j p_j``.
+* :func:`objectness_sigmoid_scores` -- ``logits[R, K + 1]`` (objectness/background logit last, EQLv2):
+  ``sigmoid(x_c) * (1 - sigmoid(x_bg))`` per class, background ``sigmoid(x_bg)``.
 * :func:`seesaw_scores` -- ``logits[R, K + 2]`` (Wang et al., CVPR 2021, as in MMDetection's ``SeesawLoss``):
   ``softmax(classes) * p_obj`` and background ``1 - p_obj`` where ``p_obj = softmax(objectness)[0]``.
 
@@ -45,6 +47,17 @@ def sigmoid_scores(logits: Tensor) -> Tensor:
     probs = torch.sigmoid(_as_logits(logits, 0, "[R, K]"))
     background = 1.0 - probs.amax(dim=1, keepdim=True) if probs.shape[0] else probs.new_zeros(0, 1)
     return torch.cat([probs, background], dim=1)
+
+
+def objectness_sigmoid_scores(logits: Tensor) -> Tensor:
+    """Scores of ``logits[R, K + 1]`` whose last column is a sigmoid background logit -> ``[R, K + 1]``.
+
+    ``scores[:, c] = sigmoid(x_c) * (1 - sigmoid(x_bg))`` for ``c < K`` and ``scores[:, K] = sigmoid(x_bg)``, as
+    the official EQLv2 code (Tan et al., CVPR 2021) and MMDetection's ``EQLV2Loss.get_activation``.
+    """
+    probs = torch.sigmoid(_as_logits(logits, 1, "[R, K + 1]"))
+    background = probs[:, -1:]
+    return torch.cat([probs[:, :-1] * (1.0 - background), background], dim=1)
 
 
 def seesaw_scores(logits: Tensor) -> Tensor:

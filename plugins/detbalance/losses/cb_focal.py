@@ -10,7 +10,8 @@ from torch import Tensor
 from ._base import ClassificationLoss, class_stats
 from ._rowwise import RowLoss, focal_kernel, foreground
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_reduction, check_sample_weight, reduce_loss)
+                        check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
+                        reduce_loss)
 from .activations import sigmoid_scores
 
 
@@ -53,7 +54,7 @@ def class_balanced_focal_loss(logits: Tensor, labels: Tensor, samples_per_class:
     with :math:`\omega_i = w_{y_i}` for a foreground proposal, :math:`w_c = \frac{1-\beta}{1-\beta^{n_c}}`
     rescaled so that :math:`\sum_c w_c = K` (:func:`class_balanced_weights`), and
     :math:`\omega_i` = ``background_weight`` for a background proposal (all-zero target). 'mean' divides by the
-    number of non-ignored proposals R, unless ``normalizer`` is given.
+    number of non-ignored proposals with a sample weight > 0, unless ``normalizer`` is given.
 
     Args:
         logits: ``[R, K]`` foreground logits (no background column).
@@ -90,7 +91,8 @@ def class_balanced_focal_loss(logits: Tensor, labels: Tensor, samples_per_class:
     row_weight = padded[safe_labels] * valid.to(x.dtype)
     if weight is not None:
         row_weight = row_weight * weight
-    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x), x)
+    denominator = kept_count(valid, weight)
+    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x), x)
 
 
 class ClassBalancedFocalLoss(ClassificationLoss):
@@ -100,6 +102,9 @@ class ClassBalancedFocalLoss(ClassificationLoss):
         num_classes: K (the classifier outputs K logits).
         samples_per_class: ``[K]`` positive training instance counts.
         beta, gamma, background_weight: see :func:`class_balanced_focal_loss`.
+        prior_prob: probability the class logits start at (:meth:`initial_bias`); None: ``1 / K``, i.e. bias
+            ``-log(K - 1)``, as the reference code (richardaecn/class-balanced-loss) initialises its sigmoid
+            classifier. With K = 1 that prior is 1 (no finite bias), so ``prior_prob`` must then be given.
         reduction, ignore_index: defaults for :meth:`forward`.
 
     Example:
@@ -111,9 +116,13 @@ class ClassBalancedFocalLoss(ClassificationLoss):
     """
 
     def __init__(self, num_classes: int, samples_per_class: Statistic, *, beta: float = 0.999,
-                 gamma: float = 2.0, background_weight: float = 1.0, reduction: str = "mean",
-                 ignore_index: int = -1) -> None:
+                 gamma: float = 2.0, background_weight: float = 1.0, prior_prob: Optional[float] = None,
+                 reduction: str = "mean", ignore_index: int = -1) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        if prior_prob is None and num_classes == 1:
+            raise ValueError("prior_prob is None with num_classes=1: the reference prior 1/K = 1 has no finite bias "
+                             "(-log(K - 1)); expected a prior_prob in (0, 1)")
+        self.prior_prob = check_prior_prob(1.0 / num_classes if prior_prob is None else prior_prob)
         counts = as_statistic(samples_per_class, "samples_per_class", num_classes)
         class_balanced_weights(counts, beta)  # validates beta and the counts now rather than at the first step
         self.register_buffer("samples_per_class", counts, persistent=False)
@@ -123,12 +132,12 @@ class ClassBalancedFocalLoss(ClassificationLoss):
 
     @classmethod
     def from_stats(cls, num_classes: int, stats: Any, *, beta: float = 0.999, gamma: float = 2.0,
-                   background_weight: float = 1.0, reduction: str = "mean",
+                   background_weight: float = 1.0, prior_prob: Optional[float] = None, reduction: str = "mean",
                    ignore_index: int = -1) -> "ClassBalancedFocalLoss":
         """Build from a ClassStats (or WeightsFile): ``samples_per_class`` = its instance counts."""
         counts = list(class_stats(stats, num_classes).instance_counts)
         return cls(num_classes, counts, beta=beta, gamma=gamma, background_weight=background_weight,
-                   reduction=reduction, ignore_index=ignore_index)
+                   prior_prob=prior_prob, reduction=reduction, ignore_index=ignore_index)
 
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
@@ -143,7 +152,7 @@ class ClassBalancedFocalLoss(ClassificationLoss):
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, beta={self.beta}, gamma={self.gamma}, "
-                f"background_weight={self.background_weight}")
+                f"background_weight={self.background_weight}, prior_prob={self.prior_prob}")
 
 
 __all__ = ["class_balanced_weights", "class_balanced_focal_loss", "ClassBalancedFocalLoss"]

@@ -8,7 +8,8 @@ from torch import Tensor
 from ._base import ClassificationLoss, class_stats
 from ._rowwise import RowLoss, bce_kernel, foreground
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_reduction, check_sample_weight, reduce_loss)
+                        check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
+                        reduce_loss)
 from .activations import sigmoid_scores
 
 
@@ -28,7 +29,7 @@ def equalization_loss(logits: Tensor, labels: Tensor, class_freq: Statistic, *, 
     :math:`y_{ij}` is the one-hot target (all zeros for a background proposal), :math:`E(i) = 1` for a
     foreground proposal and 0 for a background one (background proposals keep suppressing every class), and
     :math:`T_\lambda(f) = 1` when the class's image frequency :math:`f_j < \lambda`. 'mean' divides by the number
-    of non-ignored proposals R, unless ``normalizer`` is given.
+    of non-ignored proposals with a sample weight > 0, unless ``normalizer`` is given.
 
     Args:
         logits: ``[R, K]`` foreground logits.
@@ -64,7 +65,8 @@ def equalization_loss(logits: Tensor, labels: Tensor, class_freq: Statistic, *, 
     keep = (~rare).to(x.dtype) if bool(rare.any()) else None
     per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels, None, keep, None, None)
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x), x)
+    denominator = kept_count(valid, weight)
+    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x), x)
 
 
 class EqualizationLoss(ClassificationLoss):
@@ -74,6 +76,8 @@ class EqualizationLoss(ClassificationLoss):
         num_classes: K (the classifier outputs K logits).
         class_freq: ``[K]`` image fractions :math:`f_j` in ``[0, 1]``.
         lambda_: rare-class threshold.
+        prior_prob: probability the class logits start at (:meth:`initial_bias`); 0.001 (bias
+            ``-log((1 - 0.001) / 0.001)``) as eql.detectron2 initialises its sigmoid classifier.
         reduction, ignore_index: defaults for :meth:`forward`.
 
     Example:
@@ -85,8 +89,9 @@ class EqualizationLoss(ClassificationLoss):
     """
 
     def __init__(self, num_classes: int, class_freq: Statistic, *, lambda_: float = 1.76e-3,
-                 reduction: str = "mean", ignore_index: int = -1) -> None:
+                 prior_prob: float = 0.001, reduction: str = "mean", ignore_index: int = -1) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        self.prior_prob = check_prior_prob(prior_prob)
         freq = as_statistic(class_freq, "class_freq", num_classes)
         if bool((freq > 1).any()):
             raise ValueError(f"class_freq holds image fractions in [0, 1], got max {freq.max().item()}")
@@ -94,15 +99,16 @@ class EqualizationLoss(ClassificationLoss):
         self.lambda_ = check_number(lambda_, "lambda_", low=0.0)
 
     @classmethod
-    def from_stats(cls, num_classes: int, stats: Any, *, lambda_: float = 1.76e-3, reduction: str = "mean",
-                   ignore_index: int = -1) -> "EqualizationLoss":
+    def from_stats(cls, num_classes: int, stats: Any, *, lambda_: float = 1.76e-3, prior_prob: float = 0.001,
+                   reduction: str = "mean", ignore_index: int = -1) -> "EqualizationLoss":
         """Build from a ClassStats (or WeightsFile): ``class_freq`` = image counts / number of images."""
         inner = class_stats(stats, num_classes)
         num_images = int(inner.num_images)
         if num_images < 1:
             raise ValueError(f"stats.num_images must be >= 1, got {inner.num_images}")
         freq = [float(count) / num_images for count in inner.image_counts]
-        return cls(num_classes, freq, lambda_=lambda_, reduction=reduction, ignore_index=ignore_index)
+        return cls(num_classes, freq, lambda_=lambda_, prior_prob=prior_prob, reduction=reduction,
+                   ignore_index=ignore_index)
 
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
@@ -115,7 +121,7 @@ class EqualizationLoss(ClassificationLoss):
         return sigmoid_scores(logits)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, lambda_={self.lambda_}"
+        return f"{super().extra_repr()}, lambda_={self.lambda_}, prior_prob={self.prior_prob}"
 
 
 __all__ = ["equalization_loss", "EqualizationLoss"]

@@ -1,5 +1,6 @@
 """Equalization loss v2 (Tan et al., "Equalization Loss v2: A New Gradient Balance Approach for Long-tailed
-Object Detection", CVPR 2021)."""
+Object Detection", CVPR 2021), with the official code's K + 1 sigmoid outputs (the last one an objectness /
+background logit)."""
 from __future__ import annotations
 
 from functools import partial
@@ -10,10 +11,11 @@ from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._distributed import all_reduce_sum
-from ._rowwise import RowLoss, bce_kernel, foreground
+from ._rowwise import RowLoss, bce_kernel
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_reduction, check_sample_weight, reduce_loss)
-from .activations import sigmoid_scores
+                        check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
+                        reduce_loss)
+from .activations import objectness_sigmoid_scores
 
 #: Initial positive/negative gradient ratio: large, so that both weights start at 1 (as the reference code).
 INITIAL_POS_NEG = 100.0
@@ -33,8 +35,12 @@ def eqlv2_weights(pos_neg: Tensor, *, mu: float = 0.8, gamma: float = 12.0,
 
 def _prepare(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamma: float, alpha: float,
              sample_weight: Optional[Tensor], ignore_index: int):
-    """Validated logits, foreground rows and classes, per-class weights and row weights ``[R]`` (0 = ignored)."""
-    x, num_classes = check_logits(logits, 0, "[R, K]")
+    """Validated logits, the kernel's arguments, row weights ``[R]`` (0 = ignored), kept rows, sample weights.
+
+    Every kept row is a "positive" of the kernel: its target is 1 in column ``labels[i]`` (K, the objectness
+    column, for background rows). Column K weighs 1 as a positive and as a negative.
+    """
+    x, num_classes = check_logits(logits, 1, "[R, K + 1]")
     valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
     check_number(mu, "mu")
     check_number(gamma, "gamma", low=0.0)
@@ -42,9 +48,12 @@ def _prepare(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamm
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     ratio = as_statistic(pos_neg, "pos_neg", num_classes, x)
     pos_w, neg_w = eqlv2_weights(ratio, mu=mu, gamma=gamma, alpha=alpha)
-    fg_rows, fg_labels = foreground(labels, valid, num_classes)
+    one = neg_w.new_ones(1)
+    pos_w, neg_w = torch.cat([pos_w, one]), torch.cat([neg_w, one])
+    rows = valid.nonzero().flatten()
+    columns = labels[rows]
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    return x, (fg_rows, fg_labels, neg_w, None, pos_w[fg_labels]), row_weight, valid
+    return x, (rows, columns, neg_w, None, pos_w[columns]), row_weight, valid, weight
 
 
 def _eqlv2(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamma: float, alpha: float,
@@ -53,33 +62,38 @@ def _eqlv2(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamma:
     """The loss of :func:`eqlv2_loss` and, when ``with_statistics``, the ``[2, K]`` step statistics of
     :func:`eqlv2_gradient_statistics` computed in the same pass (else an empty tensor)."""
     check_reduction(reduction)
-    x, kernel_args, row_weight, valid = _prepare(
+    x, kernel_args, row_weight, valid, weight = _prepare(
         logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index)
     per_row, statistics = RowLoss.apply(x, bce_kernel, *kernel_args, row_weight if with_statistics else None)
-    loss = reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x)
-    return check_finite_loss(loss, x), statistics
+    loss = reduce_loss(per_row * row_weight, reduction, normalizer, kept_count(valid, weight), x)
+    # statistics of the K class columns only: the objectness column has none (as the reference code)
+    return check_finite_loss(loss, x), statistics[:, :-1] if with_statistics else statistics
 
 
 def eqlv2_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float = 0.8, gamma: float = 12.0,
                alpha: float = 4.0, sample_weight: Optional[Tensor] = None, ignore_index: int = -1,
                reduction: str = "mean", normalizer: Optional[Normalizer] = None) -> Tensor:
-    r"""Sigmoid BCE re-weighted by the accumulated positive/negative gradient ratio of each class.
+    r"""Sigmoid BCE over K class columns and an objectness column, re-weighted by the accumulated
+    positive/negative gradient ratio of each class.
 
-    Tan et al., "Equalization Loss v2", CVPR 2021:
+    Tan et al., "Equalization Loss v2", CVPR 2021, as the official code (tztztztztz/eqlv2) and MMDetection's
+    ``EQLV2Loss``: K + 1 logits, the last one (column K) an objectness/background logit trained with the same
+    binary cross-entropy, target 1 on background proposals, weight 1 as a positive and as a negative:
 
     .. math::
 
-        \ell_i = s_i \sum_{j=0}^{K-1} \big(y_{ij}\,\mathrm{pos}_j + (1 - y_{ij})\,\mathrm{neg}_j\big)
+        \ell_i = s_i \sum_{j=0}^{K} \big(y_{ij}\,\mathrm{pos}_j + (1 - y_{ij})\,\mathrm{neg}_j\big)
         \mathrm{BCE}(x_{ij}, y_{ij}),\quad \mathrm{neg}_j = \frac{1}{1 + e^{-\gamma (g_j - \mu)}},\quad
-        \mathrm{pos}_j = 1 + \alpha (1 - \mathrm{neg}_j)
+        \mathrm{pos}_j = 1 + \alpha (1 - \mathrm{neg}_j),\quad \mathrm{pos}_K = \mathrm{neg}_K = 1
 
-    where :math:`g_j` (``pos_neg``) is the ratio of accumulated positive to negative gradient magnitudes of
-    class j; :class:`EQLv2Loss` keeps and updates it. Background proposals have an all-zero target. 'mean'
-    divides by the number of non-ignored proposals R (the reference divides by the number of rows), unless
-    ``normalizer`` is given.
+    where :math:`y_i` is the one-hot target over the K + 1 columns (column K for background) and :math:`g_j`
+    (``pos_neg``) is the ratio of accumulated positive to negative gradient magnitudes of class j;
+    :class:`EQLv2Loss` keeps and updates it. 'mean' divides by the number of non-ignored proposals with a sample
+    weight > 0 (the reference divides by the number of rows and has no weights), unless ``normalizer`` is given.
+    Test-time scores: :func:`~detbalance.losses.activations.objectness_sigmoid_scores`.
 
     Args:
-        logits: ``[R, K]`` foreground logits.
+        logits: ``[R, K + 1]``: K class logits, then the objectness logit.
         labels: ``[R]`` int64 in ``[0, K]`` (K = background) or ``ignore_index``.
         pos_neg: ``[K]`` current gradient ratios :math:`g_j` (>= 0).
         mu, gamma, alpha: the mapping's centre, steepness and the positive boost.
@@ -90,10 +104,10 @@ def eqlv2_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float 
 
     Example:
         >>> import torch
-        >>> logits = torch.zeros(3, 2, requires_grad=True)
+        >>> logits = torch.zeros(3, 3, requires_grad=True)  # K = 2
         >>> loss = eqlv2_loss(logits, torch.tensor([0, 1, 2]), torch.tensor([100.0, 100.0]))  # weights 1
-        >>> round(loss.item(), 4)  # 2 * ln 2
-        1.3863
+        >>> round(loss.item(), 4)  # 3 * ln 2
+        2.0794
     """
     return _eqlv2(logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index, reduction, normalizer,
                   False)[0]
@@ -103,7 +117,8 @@ def eqlv2_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float 
 def eqlv2_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float = 0.8,
                               gamma: float = 12.0, alpha: float = 4.0, sample_weight: Optional[Tensor] = None,
                               ignore_index: int = -1) -> tuple[Tensor, Tensor]:
-    r"""One step's ``(pos_grad[K], neg_grad[K])``: weighted gradient magnitudes of the BCE w.r.t. the logits.
+    r"""One step's ``(pos_grad[K], neg_grad[K])``: weighted gradient magnitudes of the BCE w.r.t. the K class
+    logits (the objectness column is left out, as in the reference code).
 
     .. math::
 
@@ -114,13 +129,17 @@ def eqlv2_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic
     ignored proposals). The loss's normalisation is left out, as in the reference code, so the ratio does not
     depend on batch size, loss weight or gradient scaling.
     """
-    x, kernel_args, row_weight, _ = _prepare(logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index)
+    x, kernel_args, row_weight, _, _ = _prepare(logits, labels, pos_neg, mu, gamma, alpha, sample_weight,
+                                                ignore_index)
     statistics = bce_kernel(x, *kernel_args, row_weight, need_grad=False)[2]
-    return statistics[0], statistics[1]
+    return statistics[0, :-1], statistics[1, :-1]
 
 
 class EQLv2Loss(ClassificationLoss):
-    r"""Module form of :func:`eqlv2_loss` that owns the gradient statistics; test-time scores are sigmoid.
+    r"""Module form of :func:`eqlv2_loss` that owns the gradient statistics; K + 1 logits (objectness last).
+
+    Test-time score of class c: ``sigmoid(x_c) * (1 - sigmoid(x_bg))``
+    (:func:`~detbalance.losses.activations.objectness_sigmoid_scores`).
 
     Buffers (in ``state_dict``): ``pos_grad[K]`` and ``neg_grad[K]`` (accumulated
     :func:`eqlv2_gradient_statistics`) and ``pos_neg[K] = pos_grad / (neg_grad + 1e-10)``, initially 100 so that
@@ -130,31 +149,44 @@ class EQLv2Loss(ClassificationLoss):
     The statistics of a step are computed during ``forward`` (in the same pass as the loss) and added when the
     gradient reaches the logits (a hook on a view of the logits made by that call, so that a leaf tensor used
     for several steps does not collect hooks), summed over ranks when ``torch.distributed`` is initialized. The
-    hook runs in every back-propagated step, also one without any proposal (an empty gradient), so every rank
-    joins the sum once per step as long as every rank calls the loss (the adapters make sure of it).
+    hook runs in every back-propagated step, also one without any proposal (an empty ``[0, K + 1]`` gradient), so
+    every rank joins the sum once per step as long as every rank calls the loss (the adapters make sure of it).
     A forward pass that is not
     back-propagated (evaluation, ``torch.no_grad``, logits that do not require grad) leaves the state
     unchanged, and so does a step without any proposal on any rank.
 
+    The state format is versioned (``_version`` 2: K + 1 logits). Loading the state of the former K-logit
+    layout (version 1) raises ``ValueError`` naming the classifier shapes of both layouts: its classifier
+    weights cannot be reused for the K + 1 outputs.
+
     Args:
-        num_classes: K (the classifier outputs K logits).
+        num_classes: K (the classifier outputs K + 1 logits).
         mu, gamma, alpha: see :func:`eqlv2_loss` (defaults of the paper: 0.8, 12, 4).
+        prior_prob: probability the K class logits start at (:meth:`initial_bias`); None: bias 0 on every
+            column, as the official code.
         reduction, ignore_index: defaults for :meth:`forward`.
 
     Example:
         >>> import torch
         >>> loss_fn = EQLv2Loss(3)
-        >>> logits = torch.randn(4, 3, requires_grad=True)
+        >>> loss_fn.num_logits
+        4
+        >>> logits = torch.randn(4, 4, requires_grad=True)
         >>> loss_fn(logits, torch.tensor([0, 2, 3, 1])).backward()
         >>> bool((loss_fn.pos_grad > 0).all())
         True
     """
 
+    extra_columns = 1
+    layout = "[R, K + 1]"
+    _version = 2
+
     state_buffers = ("pos_grad", "neg_grad", "pos_neg")
 
     def __init__(self, num_classes: int, *, mu: float = 0.8, gamma: float = 12.0, alpha: float = 4.0,
-                 reduction: str = "mean", ignore_index: int = -1) -> None:
+                 prior_prob: Optional[float] = None, reduction: str = "mean", ignore_index: int = -1) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        self.prior_prob = None if prior_prob is None else check_prior_prob(prior_prob)
         self.mu = check_number(mu, "mu")
         self.gamma = check_number(gamma, "gamma", low=0.0)
         self.alpha = check_number(alpha, "alpha", low=0.0)
@@ -164,10 +196,12 @@ class EQLv2Loss(ClassificationLoss):
 
     @classmethod
     def from_stats(cls, num_classes: int, stats: Any, *, mu: float = 0.8, gamma: float = 12.0,
-                   alpha: float = 4.0, reduction: str = "mean", ignore_index: int = -1) -> "EQLv2Loss":
+                   alpha: float = 4.0, prior_prob: Optional[float] = None, reduction: str = "mean",
+                   ignore_index: int = -1) -> "EQLv2Loss":
         """Build for the classes of ``stats`` (checked against K); EQLv2 learns its statistics while training."""
         class_stats(stats, num_classes)
-        return cls(num_classes, mu=mu, gamma=gamma, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
+        return cls(num_classes, mu=mu, gamma=gamma, alpha=alpha, prior_prob=prior_prob, reduction=reduction,
+                   ignore_index=ignore_index)
 
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
@@ -190,11 +224,27 @@ class EQLv2Loss(ClassificationLoss):
         self.neg_grad += step[1]
         self.pos_neg.copy_(self.pos_grad / (self.neg_grad + _RATIO_EPS))
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        version = local_metadata.get("version")
+        saved = state_dict.get(prefix + "pos_grad")
+        if version is not None and version < 2 and saved is not None:
+            k = saved.shape[0]
+            raise ValueError(
+                f"checkpoint entry {prefix}pos_grad comes from the former EQLv2 layout (state version {version}) "
+                f"whose box classifier has K = {k} outputs, weight shape ({k}, C); this EQLv2Loss needs K + 1 = "
+                f"{self.num_logits} outputs, weight shape ({self.num_logits}, C), the last one the objectness "
+                "logit of the official EQLv2: train the model again (or drop the box classifier and the "
+                "EQLv2 state from the checkpoint)")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
     def predict_scores(self, logits: Tensor) -> Tensor:
-        return sigmoid_scores(logits)
+        return objectness_sigmoid_scores(logits)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, mu={self.mu}, gamma={self.gamma}, alpha={self.alpha}"
+        return (f"{super().extra_repr()}, mu={self.mu}, gamma={self.gamma}, alpha={self.alpha}, "
+                f"prior_prob={self.prior_prob}")
 
 
 __all__ = ["eqlv2_weights", "eqlv2_loss", "eqlv2_gradient_statistics", "EQLv2Loss"]

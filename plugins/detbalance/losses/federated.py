@@ -9,7 +9,8 @@ from torch import Tensor
 from ._base import ClassificationLoss, class_stats
 from ._rowwise import RowLoss, bce_kernel, foreground
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_reduction, check_sample_weight, reduce_loss)
+                        check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
+                        reduce_loss)
 from .activations import sigmoid_scores
 
 
@@ -67,8 +68,8 @@ def federated_loss(logits: Tensor, labels: Tensor, image_counts: Statistic, *, n
 
     where :math:`\mathcal{C}` is :func:`federated_classes` (labels of the batch and negatives sampled
     :math:`\propto n_j^{\text{freq\_power}}`, ``num_sampled`` classes in all) and :math:`y_{ij}` the one-hot
-    target (all zeros for background). 'mean' divides by the number of non-ignored proposals R, as detectron2,
-    unless ``normalizer`` is given.
+    target (all zeros for background). 'mean' divides by the number of non-ignored proposals with a sample weight
+    > 0 (R without weights, as detectron2), unless ``normalizer`` is given.
 
     Args:
         logits: ``[R, K]`` foreground logits.
@@ -110,7 +111,8 @@ def federated_loss(logits: Tensor, labels: Tensor, image_counts: Statistic, *, n
     per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels, column_weight, None, column_weight[fg_labels],
                                None)
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x), x)
+    denominator = kept_count(valid, weight)
+    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x), x)
 
 
 class FederatedLoss(ClassificationLoss):
@@ -123,6 +125,8 @@ class FederatedLoss(ClassificationLoss):
         seed: seed of the module's CPU ``torch.Generator``; None draws it from the global torch generator at
             construction (reproducible under ``torch.manual_seed``, and different per rank when ranks are seeded
             differently). The generator state is not checkpointed.
+        prior_prob: probability the class logits start at (:meth:`initial_bias`); 0.01 as Detic
+            (``MODEL.ROI_BOX_HEAD.PRIOR_PROB``) initialises its federated sigmoid classifier.
         reduction, ignore_index: defaults for :meth:`forward`.
 
     Example:
@@ -132,9 +136,10 @@ class FederatedLoss(ClassificationLoss):
     """
 
     def __init__(self, num_classes: int, image_counts: Statistic, *, num_sampled: int = 50,
-                 freq_power: float = 0.5, seed: Optional[int] = None, reduction: str = "mean",
-                 ignore_index: int = -1) -> None:
+                 freq_power: float = 0.5, seed: Optional[int] = None, prior_prob: float = 0.01,
+                 reduction: str = "mean", ignore_index: int = -1) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        self.prior_prob = check_prior_prob(prior_prob)
         self.register_buffer("image_counts", as_statistic(image_counts, "image_counts", num_classes),
                              persistent=False)
         self.num_sampled = _check_num_sampled(num_sampled)
@@ -148,11 +153,12 @@ class FederatedLoss(ClassificationLoss):
 
     @classmethod
     def from_stats(cls, num_classes: int, stats: Any, *, num_sampled: int = 50, freq_power: float = 0.5,
-                   seed: Optional[int] = None, reduction: str = "mean", ignore_index: int = -1) -> "FederatedLoss":
+                   seed: Optional[int] = None, prior_prob: float = 0.01, reduction: str = "mean",
+                   ignore_index: int = -1) -> "FederatedLoss":
         """Build from a ClassStats (or WeightsFile): ``image_counts`` = its per-class image counts."""
         counts = list(class_stats(stats, num_classes).image_counts)
         return cls(num_classes, counts, num_sampled=num_sampled, freq_power=freq_power, seed=seed,
-                   reduction=reduction, ignore_index=ignore_index)
+                   prior_prob=prior_prob, reduction=reduction, ignore_index=ignore_index)
 
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
@@ -167,7 +173,7 @@ class FederatedLoss(ClassificationLoss):
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, num_sampled={self.num_sampled}, freq_power={self.freq_power}, "
-                f"seed={self.seed}")
+                f"seed={self.seed}, prior_prob={self.prior_prob}")
 
 
 __all__ = ["federated_classes", "federated_loss", "FederatedLoss"]

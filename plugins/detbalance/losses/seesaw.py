@@ -12,7 +12,7 @@ from ._base import ClassificationLoss, class_stats
 from ._distributed import all_reduce_sum
 from ._rowwise import foreground
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_reduction, check_sample_weight, reduce_loss)
+                        check_number, check_reduction, check_sample_weight, kept_count, reduce_loss)
 from .activations import seesaw_scores
 
 
@@ -34,11 +34,11 @@ def seesaw_loss(logits: Tensor, labels: Tensor, cum_samples: Statistic, *, p: fl
     the class logits, treated as a constant (no gradient), as in the reference code. Every proposal adds the
     objectness term :math:`\ell^{obj} = \mathrm{CE}(z^{obj}, [y = K])`; background proposals have no class term.
 
-    :math:`\ell_i = s_i (\ell^{cls}_i + \ell^{obj}_i)`. 'mean' divides by the number of non-ignored proposals R,
-    unless ``normalizer`` is given; both terms share that denominator. This equals
-    ``loss_cls_classes + loss_cls_objectness`` of MMDetection's ``SeesawLoss`` called with ``avg_factor = R`` (the
-    value its bbox heads pass); MMDetection without ``avg_factor`` would instead average the class term over the
-    foreground proposals only.
+    :math:`\ell_i = s_i (\ell^{cls}_i + \ell^{obj}_i)`. 'mean' divides by the number of non-ignored proposals
+    with a sample weight > 0, unless ``normalizer`` is given; both terms share that denominator. This equals
+    ``loss_cls_classes + loss_cls_objectness`` of MMDetection's ``SeesawLoss`` called with that count as
+    ``avg_factor`` (the value its bbox heads pass); MMDetection without ``avg_factor`` would instead average the
+    class term over the foreground proposals only.
 
     The class term is computed on the foreground rows only and in the log domain, as
     :math:`\mathrm{CE}(z + \log S_{i\cdot}, i)` with :math:`\log S_{ij} = p \min(0, \log N_j - \log N_i) +
@@ -92,7 +92,8 @@ def seesaw_loss(logits: Tensor, labels: Tensor, cum_samples: Statistic, *, p: fl
 
     per_row = objectness_loss.index_add(0, fg_rows, class_loss)
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, valid.sum(), x), x)
+    denominator = kept_count(valid, weight)
+    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x), x)
 
 
 class SeesawLoss(ClassificationLoss):

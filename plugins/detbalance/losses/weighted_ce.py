@@ -8,13 +8,25 @@ from torch import Tensor
 
 from ._base import ClassificationLoss, weights_with_background
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_reduction, check_sample_weight, reduce_loss)
+                        check_reduction, check_sample_weight, kept_count, reduce_loss)
+
+#: Denominators of 'mean': the number of non-ignored proposals with a sample weight > 0 (every loss's default,
+#: MMDetection's ``avg_factor``), or the sum of their weights :math:`\sum_i s_i w_{y_i}` (``F.cross_entropy``).
+DENOMINATORS = ("proposals", "weights")
+
+
+def check_denominator(denominator: str) -> str:
+    if denominator not in DENOMINATORS:
+        raise ValueError(f"denominator must be one of {DENOMINATORS}, got {denominator!r}")
+    return denominator
+
 from .activations import softmax_scores
 
 
 def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optional[Statistic] = None, *,
                            sample_weight: Optional[Tensor] = None, ignore_index: int = -1,
-                           reduction: str = "mean", normalizer: Optional[Normalizer] = None) -> Tensor:
+                           reduction: str = "mean", normalizer: Optional[Normalizer] = None,
+                           denominator: str = "proposals") -> Tensor:
     r"""Softmax cross-entropy over K foreground classes and background, each class weighted.
 
     .. math::
@@ -22,9 +34,18 @@ def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optiona
         \ell_i = - s_i \, w_{y_i} \log \frac{\exp x_{i, y_i}}{\sum_{c=0}^{K} \exp x_{i, c}}
 
     where :math:`w` is ``class_weight`` (all ones when None) and :math:`s_i` the ``sample_weight``.
-    'mean' divides :math:`\sum_i \ell_i` by :math:`\sum_i s_i w_{y_i}` over the non-ignored proposals, exactly
-    as ``F.cross_entropy(logits, labels, weight=class_weight, ignore_index=ignore_index)`` does when no sample
-    weight is given; ``normalizer`` replaces that denominator (MMDetection's ``avg_factor``).
+    'mean' divides :math:`\sum_i \ell_i` by
+
+    * ``denominator='proposals'`` (default): the number of non-ignored proposals with :math:`s_i > 0`, as every
+      other loss here. This equals MMDetection's ``CrossEntropyLoss(class_weight=w)`` called with that count
+      as ``avg_factor`` (what its bbox heads pass); without ``avg_factor`` MMDetection divides by all R rows,
+      which is the same only when no proposal is ignored or has weight 0.
+    * ``denominator='weights'``: :math:`\sum_i s_i w_{y_i}` over the non-ignored proposals, which equals
+      ``F.cross_entropy(logits, labels, weight=class_weight, ignore_index=ignore_index)`` when no sample weight
+      is given.
+
+    ``normalizer`` (MMDetection's ``avg_factor``) replaces the 'proposals' count; it cannot be combined with
+    ``denominator='weights'``.
 
     Args:
         logits: ``[R, K + 1]`` class logits, background last.
@@ -33,7 +54,8 @@ def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optiona
         sample_weight: ``[R]`` non-negative per-proposal weights or None.
         ignore_index: label value of proposals left out (loss 0, no gradient).
         reduction: 'none' (``[R]``), 'mean' or 'sum'.
-        normalizer: denominator of 'mean' (number or 0-dim tensor) replacing the default.
+        normalizer: denominator of 'mean' (number or 0-dim tensor) replacing the default count.
+        denominator: 'proposals' or 'weights', see above.
 
     Returns:
         The loss: ``[R]`` for 'none', else a scalar; float32 (float64 for float64 logits).
@@ -42,7 +64,7 @@ def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optiona
         >>> import torch
         >>> logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
         >>> labels = torch.tensor([0, 2])
-        >>> loss = weighted_cross_entropy(logits, labels, [1.0, 3.0, 0.5])
+        >>> loss = weighted_cross_entropy(logits, labels, [1.0, 3.0, 0.5], denominator="weights")
         >>> bool(torch.isclose(loss, torch.nn.functional.cross_entropy(
         ...     logits, labels, weight=torch.tensor([1.0, 3.0, 0.5]))))
         True
@@ -50,6 +72,10 @@ def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optiona
     x, num_classes = check_logits(logits, 1, "[R, K + 1]")
     valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
     check_reduction(reduction)
+    check_denominator(denominator)
+    if denominator == "weights" and normalizer is not None:
+        raise ValueError(f"normalizer={normalizer!r} replaces the 'proposals' count, expected None with "
+                         "denominator='weights' (which divides by the summed weights)")
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     safe_labels = labels.masked_fill(~valid, 0)
     row_weight = valid.to(x.dtype)
@@ -59,7 +85,8 @@ def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optiona
         row_weight = row_weight * weight
     # ignored rows are computed too (then weighted 0), so that a NaN logit there still reaches the loss
     nll = F.cross_entropy(x, safe_labels, reduction="none")
-    loss = reduce_loss(nll * row_weight, reduction, normalizer, row_weight.sum(), x)
+    count = row_weight.sum() if denominator == "weights" else kept_count(valid, weight)
+    loss = reduce_loss(nll * row_weight, reduction, normalizer, count, x)
     return check_finite_loss(loss, x)
 
 
@@ -69,6 +96,8 @@ class WeightedCrossEntropyLoss(ClassificationLoss):
     Args:
         num_classes: K, the number of foreground classes (the classifier outputs K + 1 logits).
         class_weight: ``[K + 1]`` weights, background last, or None for unweighted cross-entropy.
+        denominator: of 'mean': 'proposals' (count, the default) or 'weights' (as ``F.cross_entropy``); see
+            :func:`weighted_cross_entropy`.
         reduction: default reduction, 'mean', 'sum' or 'none'.
         ignore_index: label value of proposals left out.
 
@@ -84,28 +113,32 @@ class WeightedCrossEntropyLoss(ClassificationLoss):
     extra_columns = 1
     layout = "[R, K + 1]"
 
-    def __init__(self, num_classes: int, class_weight: Optional[Statistic] = None, *, reduction: str = "mean",
-                 ignore_index: int = -1) -> None:
+    def __init__(self, num_classes: int, class_weight: Optional[Statistic] = None, *,
+                 denominator: str = "proposals", reduction: str = "mean", ignore_index: int = -1) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
+        self.denominator = check_denominator(denominator)
         weight = None if class_weight is None else as_statistic(class_weight, "class_weight", num_classes + 1)
         self.register_buffer("class_weight", weight, persistent=False)
 
     @classmethod
-    def from_stats(cls, num_classes: int, stats: Any, *, reduction: str = "mean",
+    def from_stats(cls, num_classes: int, stats: Any, *, denominator: str = "proposals", reduction: str = "mean",
                    ignore_index: int = -1) -> "WeightedCrossEntropyLoss":
         """Build from a WeightsFile: its K class weights followed by its ``background_weight``."""
-        return cls(num_classes, weights_with_background(stats, num_classes), reduction=reduction,
-                   ignore_index=ignore_index)
+        return cls(num_classes, weights_with_background(stats, num_classes), denominator=denominator,
+                   reduction=reduction, ignore_index=ignore_index)
 
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
         self._check_columns(logits)
         return weighted_cross_entropy(logits, labels, self.class_weight, sample_weight=sample_weight,
                                       ignore_index=self.ignore_index, reduction=self._reduction(reduction_override),
-                                      normalizer=normalizer)
+                                      normalizer=normalizer, denominator=self.denominator)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return softmax_scores(logits)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, denominator={self.denominator!r}"
 
 
 __all__ = ["weighted_cross_entropy", "WeightedCrossEntropyLoss"]
