@@ -5,19 +5,23 @@ Config node (added by :func:`add_detbalance_config`, defaults shown)::
     DETBALANCE:
       LOSS: "WeightedCrossEntropyLoss"   # a key of detbalance.losses.LOSSES
       WEIGHTS_FILE: ""                   # detbalance weights file; "" -> statistics of DATASETS.TRAIN
+      CLS_PRIOR_PROB: None               # sigmoid losses: initial class probability; None -> the loss's reference
+      WEIGHTED_CE: {DENOMINATOR: "proposals"}
       CLASS_BALANCED_FOCAL: {BETA: 0.999, GAMMA: 2.0, BACKGROUND_WEIGHT: 1.0}
       EQUALIZATION: {LAMBDA: 0.00176}
       EQLV2: {MU: 0.8, GAMMA: 12.0, ALPHA: 4.0}
       SEESAW: {P: 0.8, Q: 2.0, EPS: 0.01}
       FEDERATED: {NUM_SAMPLED: 50, FREQ_POWER: 0.5}
-      CALIBRATION: {METHOD: "", GAMMA: None, FILE: ""}   # test-time scores: detbalance.detectron2.calibration
       FOCAL: {ALPHA: 0.25, GAMMA: 2.0}                       # dense heads (BalancedRetinaNet) only,
       EQUALIZED_FOCAL: {GAMMA: 2.0, SCALE: 8.0, ALPHA: 0.25}  # table DENSE_HYPER_PARAMETER_KEYS
+      CALIBRATION: {METHOD: "", GAMMA: None, FILE: ""}   # test-time scores: detbalance.detectron2.calibration
 
-Only the sub-node of the selected ``LOSS`` is read (table :data:`HYPER_PARAMETER_KEYS`). The model uses it when
-``MODEL.ROI_HEADS.NAME`` is ``"BalancedROIHeads"``. Repeat-factor sampling reuses detectron2's own
-``DATALOADER.SAMPLER_TRAIN: "RepeatFactorTrainingSampler"`` and ``DATALOADER.REPEAT_THRESHOLD`` (see
-:mod:`detbalance.detectron2.sampling`); per-box weights come from an annotation key ``"weight"`` (see
+Only the sub-node of the selected ``LOSS`` is read (table :data:`HYPER_PARAMETER_KEYS`). ``CLS_PRIOR_PROB``
+overrides the probability a sigmoid loss's classifier starts at (its bias ``-log((1 - p) / p)``; by default
+each loss's reference value, see ``initial_bias`` of the loss); it must stay None with a softmax loss. The
+model uses the node when ``MODEL.ROI_HEADS.NAME`` is ``"BalancedROIHeads"``. Repeat-factor sampling reuses
+detectron2's own ``DATALOADER.SAMPLER_TRAIN: "RepeatFactorTrainingSampler"`` and ``DATALOADER.REPEAT_THRESHOLD``
+(see :mod:`detbalance.detectron2.sampling`); per-box weights come from an annotation key ``"weight"`` (see
 :mod:`detbalance.detectron2.mapper`).
 
 yaml files: ``_BASE_`` may be a path relative to the file, an absolute path, or ``model_zoo://<path>`` naming a
@@ -43,7 +47,7 @@ MODEL_ZOO_PREFIX = "model_zoo://"
 
 #: loss name -> (sub-node of cfg.DETBALANCE, {config key: keyword argument of the loss}).
 HYPER_PARAMETER_KEYS: dict[str, tuple[str, dict[str, str]]] = {
-    "WeightedCrossEntropyLoss": ("", {}),
+    "WeightedCrossEntropyLoss": ("WEIGHTED_CE", {"DENOMINATOR": "denominator"}),
     "ClassBalancedFocalLoss": (
         "CLASS_BALANCED_FOCAL",
         {"BETA": "beta", "GAMMA": "gamma", "BACKGROUND_WEIGHT": "background_weight"},
@@ -72,6 +76,14 @@ def add_detbalance_config(cfg: CfgNode) -> None:
     # Weights file written by detbalance (class statistics, class weights). When empty, the statistics are
     # computed from DatasetCatalog/MetadataCatalog for DATASETS.TRAIN at build time.
     _C.DETBALANCE.WEIGHTS_FILE = ""
+    # Initial probability of the class logits of a sigmoid loss (classifier bias -log((1 - p) / p)). None: the
+    # loss's reference initialisation (EQL 0.001, class-balanced focal 1/K, Federated 0.01, EQLv2 bias 0).
+    _C.DETBALANCE.CLS_PRIOR_PROB = None
+
+    # Weighted cross-entropy: denominator of the mean, "proposals" (number of proposals with weight > 0, as
+    # every loss and MMDetection) or "weights" (sum of the class and box weights, as F.cross_entropy(weight=)).
+    _C.DETBALANCE.WEIGHTED_CE = CfgNode()
+    _C.DETBALANCE.WEIGHTED_CE.DENOMINATOR = "proposals"
 
     # Class-balanced focal loss (Cui et al., CVPR 2019): effective-number beta, focusing gamma, weight of the
     # background proposals.
@@ -96,7 +108,6 @@ def add_detbalance_config(cfg: CfgNode) -> None:
     _C.DETBALANCE.FEDERATED = CfgNode()
     _C.DETBALANCE.FEDERATED.NUM_SAMPLED = 50
     _C.DETBALANCE.FEDERATED.FREQ_POWER = 0.5
-    add_calibration_config(_C)  # DETBALANCE.CALIBRATION, documented in detbalance.detectron2.calibration
     # Focal loss of dense heads (Lin et al., ICCV 2017): ALPHA, scaled per class by the weights file's class
     # weights when one is given (detbalance.losses.alpha_from_weights), and the focusing GAMMA.
     _C.DETBALANCE.FOCAL = CfgNode()
@@ -107,6 +118,7 @@ def add_detbalance_config(cfg: CfgNode) -> None:
     _C.DETBALANCE.EQUALIZED_FOCAL.GAMMA = 2.0
     _C.DETBALANCE.EQUALIZED_FOCAL.SCALE = 8.0
     _C.DETBALANCE.EQUALIZED_FOCAL.ALPHA = 0.25
+    add_calibration_config(_C)  # DETBALANCE.CALIBRATION, documented in detbalance.detectron2.calibration
 
 
 def get_config(path: str | os.PathLike, opts: Iterable[str] = ()) -> CfgNode:

@@ -4,13 +4,14 @@ Shape shorthand in this module:
 
     R: number of proposals, combined over all images of the batch
     K: number of foreground classes (``MODEL.ROI_HEADS.NUM_CLASSES``); label K is background
-    L: classifier columns the loss needs, ``cls_loss.num_logits``: K+1 (softmax, background last),
-       K (sigmoid losses) or K+2 (seesaw: K classes + 2 objectness)
+    L: classifier columns the loss needs, ``cls_loss.num_logits``: K+1 (softmax, background last; EQLv2, sigmoid
+       objectness last), K (other sigmoid losses) or K+2 (seesaw: K classes + 2 objectness)
 
 Box regression (deltas, ``box_reg_loss``, box inference) is detectron2's, unchanged.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -21,6 +22,7 @@ from detectron2.layers import ShapeSpec, cat
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers, _log_classification_stats
 from detectron2.structures import Instances
 
+from ..losses import LOSSES
 from ..calibration import ScoreCalibration
 from .calibration import calibration_from_config
 from .config import HYPER_PARAMETER_KEYS
@@ -61,6 +63,9 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
       1 for background proposals; without ``gt_weights`` no weight is passed. ``loss_box_reg`` is the parent's.
     - ``predict_probs()``: ``cls_loss.predict_scores(logits)`` -> ``[R, K+1]``, the activation the loss trained
       (softmax, or sigmoid with a background column last), which detectron2's inference consumes unchanged.
+    - the classifier bias starts at ``cls_loss.initial_bias()`` (each sigmoid loss's reference prior,
+      ``DETBALANCE.CLS_PRIOR_PROB`` when set); a checkpoint whose classifier has another shape fails to load
+      with a ``ValueError`` naming both shapes.
 
     LazyConfig (explicit arguments, no yaml config)::
 
@@ -117,10 +122,12 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
         self.cls_loss = cls_loss
         self.calibration = calibration if calibration is not None else ScoreCalibration(num_classes)
         self.calibration.check_loss(cls_loss)
-        # Same layer and initialisation as the parent's classifier, with L output columns.
+        # Same layer and weight initialisation as the parent's classifier, with L output columns; the bias is the
+        # loss's initial bias (0 for softmax losses, the reference prior of sigmoid losses).
         self.cls_score = nn.Linear(self.cls_score.in_features, cls_loss.num_logits)
         nn.init.normal_(self.cls_score.weight, std=0.01)
-        nn.init.constant_(self.cls_score.bias, 0)
+        with torch.no_grad():
+            self.cls_score.bias.copy_(cls_loss.initial_bias())
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -137,6 +144,8 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
             )
         sub_node, keys = HYPER_PARAMETER_KEYS[node.LOSS]
         hyper_params = {argument: node[sub_node][key] for key, argument in keys.items()}
+        if node.CLS_PRIOR_PROB is not None:
+            hyper_params["prior_prob"] = _prior_prob(node.CLS_PRIOR_PROB, node.LOSS)
         ret["cls_loss"] = build_classification_loss(
             node.LOSS,
             cfg.MODEL.ROI_HEADS.NUM_CLASSES,
@@ -147,6 +156,18 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
         )
         ret["calibration"] = calibration_from_config(cfg)
         return ret
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        saved = state_dict.get(prefix + "cls_score.weight")
+        expected = tuple(self.cls_score.weight.shape)
+        if saved is not None and tuple(saved.shape) != expected:
+            raise ValueError(
+                f"checkpoint entry {prefix}cls_score.weight has shape {tuple(saved.shape)}, expected {expected}: "
+                f"{type(self.cls_loss).__name__} needs {self.cls_loss.num_logits} classifier outputs for "
+                f"K = {self.num_classes} classes ({self.cls_loss.layout})")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def losses(self, predictions: Tuple[torch.Tensor, torch.Tensor], proposals: List[Instances]):
         """
@@ -200,3 +221,14 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
         scores, _ = predictions
         probs = self.calibration(self.cls_loss, scores)
         return probs.split([len(p) for p in proposals], dim=0)
+
+
+def _prior_prob(value, loss_name: str) -> float:
+    """``DETBALANCE.CLS_PRIOR_PROB`` checked: a probability in (0, 1), and only for a loss that takes a prior."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        raise ValueError(f"DETBALANCE.CLS_PRIOR_PROB is {value!r}, expected a probability in (0, 1) or None "
+                         "(the loss's reference prior)")
+    if "prior_prob" not in inspect.signature(LOSSES[loss_name]).parameters:
+        raise ValueError(f"DETBALANCE.CLS_PRIOR_PROB is {value!r} but DETBALANCE.LOSS {loss_name!r} is a softmax "
+                         "loss whose classifier bias starts at 0; expected None")
+    return float(value)

@@ -18,7 +18,17 @@ MMDetection                   ``detbalance.losses`` module
 ``get_activation(cls_score)`` ``predict_scores(logits)`` -> [R, K + 1]
 ``get_accuracy(...)``         ``{"acc": class_accuracy(logits, labels)}``
 ``loss_weight``               multiplies the returned loss (MMDetection's convention)
+``fc_cls.bias`` at build      ``initial_bias()`` (see below)
 ============================  =====================================================
+
+Initial classifier bias: every loss module names the bias its classifier starts from (``initial_bias``: 0 for
+softmax losses, each sigmoid loss's reference prior). MMDetection's ``BBoxHead`` builds its classifier
+``fc_cls`` right after asking ``get_cls_channels``, and its ``init_weights`` later re-initialises it from
+``init_cfg`` (bias 0). The adapter therefore watches the module registration that follows
+``get_cls_channels`` (one process-wide torch module-registration hook, idle unless a ``get_cls_channels`` call is
+pending): when it registers ``fc_cls`` with ``num_logits`` outputs, the adapter keeps a weak reference to it
+and copies ``initial_bias()`` into its bias, then again in :meth:`MMDetLossAdapter.init_weights`, which mmengine
+calls after the head's own ``init_cfg``. A head that names its classifier otherwise keeps its own bias.
 
 Statistics arguments (class weights, counts) are given either inline as a list or as the path of a weights file
 written by ``tools/compute_weights.py``; a path is read with :func:`detbalance.weights.load_weights`, which checks
@@ -27,9 +37,12 @@ its class count against ``num_classes`` and raises ``ValueError`` naming both nu
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Optional, Sequence, Union
 
+import torch
 from torch import Tensor, nn
+from torch.nn.modules.module import register_module_module_registration_hook
 
 from detbalance.weights import load_weights
 
@@ -44,6 +57,24 @@ StatsArg = Union[Sequence[float], str, os.PathLike]
 def is_weights_path(value: object) -> bool:
     """True when a statistics argument names a weights file rather than listing the numbers."""
     return isinstance(value, (str, os.PathLike))
+
+
+#: Adapters whose ``get_cls_channels`` was just called; the next module registration is their head's classifier.
+_PENDING: list = []
+
+
+def _catch_classifier(parent: nn.Module, name: str, module: nn.Module) -> None:
+    """Module-registration hook: hand the module registered right after ``get_cls_channels`` to its adapter."""
+    if not _PENDING:
+        return
+    adapter = _PENDING.pop()()
+    _PENDING.clear()
+    if adapter is not None and name == "fc_cls" and isinstance(module, nn.Linear) and module.bias is not None \
+            and module.out_features == adapter.core.num_logits:
+        adapter.attach_classifier(module)
+
+
+register_module_module_registration_hook(_catch_classifier)
 
 
 def check_length(owner: str, arg: str, values: Sequence[float], expected: int, num_classes: int) -> None:
@@ -81,6 +112,7 @@ class MMDetLossAdapter(nn.Module):
         self.core = core
         self.loss_weight = float(loss_weight)
         self.calibration = calibration_from_config(calibration, core)
+        self._classifier = None  # weak reference to the head's fc_cls (see the module docstring)
 
     @property
     def num_classes(self) -> int:
@@ -98,10 +130,32 @@ class MMDetLossAdapter(nn.Module):
             raise ValueError(
                 f"{type(self).__name__} was built with num_classes={self.num_classes} but the bbox head has "
                 f"num_classes={num_classes}; set loss_cls.num_classes to the bbox head's num_classes")
+        _PENDING[:] = [weakref.ref(self)]
         return self.core.num_logits
 
+    def attach_classifier(self, classifier: nn.Linear) -> None:
+        """Remember the head's classifier and set its bias to the core loss's ``initial_bias()``."""
+        self._classifier = weakref.ref(classifier)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Copy ``initial_bias()`` into the classifier's bias; mmengine calls it after the head's ``init_cfg``."""
+        classifier = None if self._classifier is None else self._classifier()
+        if classifier is not None:
+            with torch.no_grad():
+                classifier.bias.copy_(self.core.initial_bias())
+
+    def __getstate__(self) -> dict:
+        # the classifier reference is not part of the loss: copies and pickles leave it out
+        state = self.__dict__.copy()
+        state["_classifier"] = None
+        return state
+
     def get_activation(self, cls_score: Tensor) -> Tensor:
-        """Test-time scores [R, K + 1] matching the training loss (background column last), calibrated."""
+        """Scores [R, K + 1] matching the training loss (background column last); calibrated in eval mode only
+        (Cascade R-CNN also calls it while training, to refine boxes between stages)."""
+        if self.training:
+            return self.core.predict_scores(cls_score)
         return self.calibration(self.core, cls_score)
 
     def get_accuracy(self, cls_score: Tensor, labels: Tensor) -> dict:

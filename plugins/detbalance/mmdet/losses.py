@@ -22,16 +22,19 @@ registered name                         statistics argument         classifier c
                                         file; optional)
 ``DBClassBalancedFocalLoss``            ``samples_per_class`` (K)   K, sigmoid
 ``DBEqualizationLoss``                  ``class_freq`` (K)          K, sigmoid
-``DBEQLv2Loss``                         none (running state)        K, sigmoid
+``DBEQLv2Loss``                         none (running state)        K + 1, sigmoid with objectness last
 ``DBSeesawLoss``                        none (running state)        K + 2, MMDetection's seesaw activation
 ``DBFederatedLoss``                     ``image_counts`` (K)        K, sigmoid
 ======================================  ==========================  =============================================
 
-Each class names its statistics argument in ``stats_arg`` (``None`` for the stateful losses).
+Each class names its statistics argument in ``stats_arg`` (``None`` for the stateful losses). The sigmoid
+losses take ``prior_prob``, the probability their classifier's class logits start at (``None``: the reference
+value of the loss, see ``initial_bias`` of the core loss); the adapter sets ``fc_cls.bias`` from it.
 
 Example:
     >>> import torch
     >>> from mmdet.registry import MODELS
+from torch import Tensor
     >>> import detbalance.mmdet
     >>> loss = MODELS.build(dict(type='DBClassBalancedFocalLoss', num_classes=3, samples_per_class=[50, 10, 2]))
     >>> loss.get_cls_channels(3)  # sigmoid: one logit per foreground class
@@ -79,12 +82,18 @@ def _counts_loss(owner: type, core_cls: type, arg: str, num_classes: int, stats:
 class DBWeightedCrossEntropyLoss(MMDetLossAdapter):
     """Softmax cross-entropy with per-class weights (``detbalance.losses.WeightedCrossEntropyLoss``).
 
-    Same values as MMDetection's ``CrossEntropyLoss(class_weight=...)`` for the same arguments.
+    With the default ``denominator='proposals'`` it gives the values of MMDetection's
+    ``CrossEntropyLoss(class_weight=...)`` when both get the same ``avg_factor`` (``BBoxHead.loss`` passes the
+    number of proposals with a label weight > 0); without ``avg_factor`` MMDetection's divides by all R rows,
+    ours by that count, so they differ when a label weight is 0.
 
     Args:
         num_classes: K, the bbox head's ``num_classes``.
         class_weight: K + 1 weights (background last), the path of a weights file (its class weights and
             background weight), or ``None`` for unweighted cross-entropy.
+        denominator: of the mean: ``'proposals'`` (``avg_factor``, the number of proposals with a label
+            weight > 0) or ``'weights'`` (the summed class and label weights, as ``F.cross_entropy(weight=)``;
+            ``avg_factor`` is then not used).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
         loss_weight: multiplier of the loss.
         calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
@@ -92,15 +101,27 @@ class DBWeightedCrossEntropyLoss(MMDetLossAdapter):
 
     stats_arg = "class_weight"
 
-    def __init__(self, num_classes: int, class_weight: Optional[StatsArg] = None, *, reduction: str = "mean",
-                 loss_weight: float = 1.0, calibration: Optional[dict] = None):
+    def __init__(self, num_classes: int, class_weight: Optional[StatsArg] = None, *,
+                 denominator: str = "proposals", reduction: str = "mean", loss_weight: float = 1.0,
+                 calibration: Optional[dict] = None):
         if is_weights_path(class_weight):
-            module = _from_file(core.WeightedCrossEntropyLoss, num_classes, class_weight, reduction=reduction)
+            module = _from_file(
+                core.WeightedCrossEntropyLoss, num_classes, class_weight, denominator=denominator,
+                reduction=reduction)
         else:
             if class_weight is not None:
                 check_length(type(self).__name__, "class_weight", class_weight, num_classes + 1, num_classes)
-            module = core.WeightedCrossEntropyLoss(num_classes, class_weight, reduction=reduction)
+            module = core.WeightedCrossEntropyLoss(num_classes, class_weight, denominator=denominator,
+                                                   reduction=reduction)
         super().__init__(module, loss_weight, calibration)
+
+    def forward(self, cls_score: Tensor, labels: Tensor, label_weights: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None, reduction_override: Optional[str] = None) -> Tensor:
+        """As :meth:`MMDetLossAdapter.forward`; with ``denominator='weights'`` the summed weights replace
+        ``avg_factor``."""
+        if self.core.denominator == "weights":
+            avg_factor = None
+        return super().forward(cls_score, labels, label_weights, avg_factor, reduction_override)
 
 
 @MODELS.register_module()
@@ -111,6 +132,7 @@ class DBClassBalancedFocalLoss(MMDetLossAdapter):
         num_classes: K, the bbox head's ``num_classes``.
         samples_per_class: K instance counts, or the path of a weights file (its instance counts).
         beta, gamma, background_weight: the core loss's hyper-parameters.
+        prior_prob: initial class probability (None: 1/K, bias -log(K - 1), as the reference code).
         reduction, loss_weight: as in every MMDetection loss.
         calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
     """
@@ -118,11 +140,11 @@ class DBClassBalancedFocalLoss(MMDetLossAdapter):
     stats_arg = "samples_per_class"
 
     def __init__(self, num_classes: int, samples_per_class: StatsArg, *, beta: float = 0.999, gamma: float = 2.0,
-                 background_weight: float = 1.0, reduction: str = "mean", loss_weight: float = 1.0,
-                 calibration: Optional[dict] = None):
+                 background_weight: float = 1.0, prior_prob: Optional[float] = None, reduction: str = "mean",
+                 loss_weight: float = 1.0, calibration: Optional[dict] = None):
         module = _counts_loss(type(self), core.ClassBalancedFocalLoss, "samples_per_class", num_classes,
                               samples_per_class, beta=beta, gamma=gamma, background_weight=background_weight,
-                              reduction=reduction)
+                              prior_prob=prior_prob, reduction=reduction)
         super().__init__(module, loss_weight, calibration)
 
 
@@ -134,6 +156,7 @@ class DBEqualizationLoss(MMDetLossAdapter):
         num_classes: K, the bbox head's ``num_classes``.
         class_freq: K image fractions, or the path of a weights file (its image counts / number of images).
         lambda_: frequency threshold below which a class is tail.
+        prior_prob: initial class probability (0.001 as eql.detectron2).
         reduction, loss_weight: as in every MMDetection loss.
         calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
     """
@@ -141,19 +164,22 @@ class DBEqualizationLoss(MMDetLossAdapter):
     stats_arg = "class_freq"
 
     def __init__(self, num_classes: int, class_freq: StatsArg, *, lambda_: float = 1.76e-3,
-                 reduction: str = "mean", loss_weight: float = 1.0, calibration: Optional[dict] = None):
+                 prior_prob: float = 0.001, reduction: str = "mean", loss_weight: float = 1.0,
+                 calibration: Optional[dict] = None):
         module = _counts_loss(type(self), core.EqualizationLoss, "class_freq", num_classes, class_freq,
-                              lambda_=lambda_, reduction=reduction)
+                              lambda_=lambda_, prior_prob=prior_prob, reduction=reduction)
         super().__init__(module, loss_weight, calibration)
 
 
 @MODELS.register_module()
 class DBEQLv2Loss(MMDetLossAdapter):
-    """Equalization loss v2 (``detbalance.losses.EQLv2Loss``); gradient statistics are running state.
+    """Equalization loss v2 (``detbalance.losses.EQLv2Loss``), K + 1 logits (objectness last); gradient
+    statistics are running state.
 
     Args:
         num_classes: K, the bbox head's ``num_classes``.
         mu, gamma, alpha: the core loss's hyper-parameters.
+        prior_prob: initial class probability of the K class logits (None: bias 0, as the official code).
         reduction, loss_weight: as in every MMDetection loss.
         calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
     """
@@ -161,8 +187,10 @@ class DBEQLv2Loss(MMDetLossAdapter):
     stats_arg = None
 
     def __init__(self, num_classes: int, *, mu: float = 0.8, gamma: float = 12.0, alpha: float = 4.0,
-                 reduction: str = "mean", loss_weight: float = 1.0, calibration: Optional[dict] = None):
-        module = core.EQLv2Loss(num_classes, mu=mu, gamma=gamma, alpha=alpha, reduction=reduction)
+                 prior_prob: Optional[float] = None, reduction: str = "mean", loss_weight: float = 1.0,
+                 calibration: Optional[dict] = None):
+        module = core.EQLv2Loss(num_classes, mu=mu, gamma=gamma, alpha=alpha, prior_prob=prior_prob,
+                                reduction=reduction)
         super().__init__(module, loss_weight, calibration)
 
 
@@ -194,6 +222,7 @@ class DBFederatedLoss(MMDetLossAdapter):
         image_counts: K per-class image counts, or the path of a weights file (its image counts).
         num_sampled, freq_power: the core loss's hyper-parameters.
         seed: seed of the loss's class-sampling generator; None draws one from torch's global generator.
+        prior_prob: initial class probability (0.01 as Detic).
         reduction, loss_weight: as in every MMDetection loss.
         calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
     """
@@ -201,8 +230,9 @@ class DBFederatedLoss(MMDetLossAdapter):
     stats_arg = "image_counts"
 
     def __init__(self, num_classes: int, image_counts: StatsArg, *, num_sampled: int = 50,
-                 freq_power: float = 0.5, seed: Optional[int] = None, reduction: str = "mean",
-                 loss_weight: float = 1.0, calibration: Optional[dict] = None):
+                 freq_power: float = 0.5, seed: Optional[int] = None, prior_prob: float = 0.01,
+                 reduction: str = "mean", loss_weight: float = 1.0, calibration: Optional[dict] = None):
         module = _counts_loss(type(self), core.FederatedLoss, "image_counts", num_classes, image_counts,
-                              num_sampled=num_sampled, freq_power=freq_power, seed=seed, reduction=reduction)
+                              num_sampled=num_sampled, freq_power=freq_power, seed=seed, prior_prob=prior_prob,
+                              reduction=reduction)
         super().__init__(module, loss_weight, calibration)
