@@ -18,6 +18,8 @@ from detectron2.utils.events import EventStorage
 from cal_helpers import D2_TINY_CONFIG, IMAGE_COUNTS, NAMES, NUM_CLASSES, SIZE, boxes_and_labels, \
     reference_norcal_probs, write_weights
 
+pytestmark = pytest.mark.slow  # a few training steps of a tiny Faster R-CNN
+
 SMALL = ["MODEL.RPN.POST_NMS_TOPK_TRAIN", "32", "MODEL.RPN.POST_NMS_TOPK_TEST", "32",
          "MODEL.RPN.PRE_NMS_TOPK_TRAIN", "200", "MODEL.RPN.PRE_NMS_TOPK_TEST", "200",
          "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
