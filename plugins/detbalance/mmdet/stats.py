@@ -79,7 +79,11 @@ def stats_from_mmdet_dataset(dataset, *, include_ignored: bool = False, progress
                              source: str = "") -> DatasetStats:
     """Per-class counts of a built MMDetection dataset (wrappers are looked through: each image counted once).
 
-    Boxes with ``ignore_flag`` (COCO ``iscrowd``, VOC ``difficult``) are ignored unless ``include_ignored``.
+    ``num_images`` counts the images the training loader iterates: those the dataset's ``filter_cfg`` kept
+    (``filter_empty_gt`` drops the images without any annotation; a crowd-only image stays, as MMDetection keeps
+    it). Boxes with ``ignore_flag`` (COCO ``iscrowd``, VOC ``difficult``) are ignored unless ``include_ignored``;
+    they still name their image's classes in ``image_labels``, as MMEngine's ``ClassBalancedDataset`` counts them,
+    so ``repeat_factors(image_labels, t)`` equals its repeat factors.
     """
     leaves = _leaves(dataset)
     classes = list(leaves[0].metainfo.get("classes") or [])
