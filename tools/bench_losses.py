@@ -83,7 +83,7 @@ def make_cases(num_rois: int, num_classes: int, device: torch.device, with_mmdet
         "WeightedCrossEntropyLoss": (k + 1, WeightedCrossEntropyLoss(k, class_weight)),
         "ClassBalancedFocalLoss": (k, ClassBalancedFocalLoss(k, counts.round().tolist())),
         "EqualizationLoss": (k, EqualizationLoss(k, (counts / counts.sum()).tolist())),
-        "EQLv2Loss": (k, EQLv2Loss(k)),
+        "EQLv2Loss": (k + 1, EQLv2Loss(k)),
         "SeesawLoss": (k + 2, SeesawLoss(k)),
         "FederatedLoss": (k, FederatedLoss(k, (0.6 * counts).round().tolist(), seed=0)),
     }
