@@ -6,6 +6,7 @@ Examples:
     python tools/benchmark.py run --device cuda                   # the whole runnable matrix on a GPU
     python tools/benchmark.py results                             # README/RESULTS.md blocks + plot, from results/
     python tools/benchmark.py list                                # the method table and what is still pending
+    python tools/benchmark.py demo [--quick]                      # make demo: CE and Seesaw, one seed
 
 A finished (framework, method, seed, data version) run is never trained again: its record lives in
 results/runs/<data version>/, its detections in work_dirs/benchmark/. The logic is in detbalance.benchmark.
@@ -37,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--results", type=Path, default=REPO / "results")
     res.add_argument("--readme", type=Path, default=REPO / "README.md")
     res.add_argument("--results-md", type=Path, default=REPO / "RESULTS.md")
+    demo = sub.add_parser("demo", help="the short main job: CE and Seesaw in Detectron2, seed 0 (~14 min)")
+    demo.add_argument("--quick", action="store_true",
+                      help="only check that the pipeline runs (100 iterations; the numbers compare nothing)")
+    demo.add_argument("--frameworks", nargs="+", default=["detectron2"])
+    demo.add_argument("--methods", default="ce,seesaw")
+    demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    demo.add_argument("--out", type=Path, default=REPO / "work_dirs" / "demo-benchmark")
+    demo.add_argument("--cache-dir", type=Path, default=None)
+    demo.add_argument("--no-progress", action="store_true")
     sub.add_parser("list", help="print the method table")
     return p
 
@@ -59,7 +69,7 @@ def write_results(results_dir: Path, readme: Path, results_md: Path) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "run" and args.device == "cpu":
+    if args.command in ("run", "demo") and args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # mmengine picks a GPU by itself whenever it sees one
     from detbalance.benchmark import METHODS, pending
 
@@ -71,6 +81,17 @@ def main(argv=None) -> int:
     if args.command == "results":
         write_results(args.results, args.readme, args.results_md)
         print(f"wrote {args.results / 'summary.json'}, {args.results / 'apr.png'}, {args.readme}, {args.results_md}")
+        return 0
+    if args.command == "demo":
+        from detbalance.benchmark.demo import run_short_demo
+
+        try:
+            run_short_demo(args.out, frameworks=args.frameworks, methods=[k.strip() for k in args.methods.split(",")],
+                           quick=args.quick, device=args.device, cache_dir=args.cache_dir,
+                           progress=not args.no_progress)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
     from detbalance.benchmark.runner import BenchmarkSettings, run_matrix
 

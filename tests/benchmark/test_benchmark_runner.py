@@ -53,3 +53,18 @@ def test_method_table_and_bad_arguments(tmp_path):
         run_matrix(settings, ["caffe"], ["ce"], [0])
     with pytest.raises(ValueError, match="seeds=\\[-1\\]"):
         run_matrix(settings, ["detectron2"], ["ce"], [-1])
+
+
+@pytest.mark.slow
+def test_quick_demo_says_it_only_checks_the_pipeline(tmp_path, monkeypatch):
+    from detbalance.benchmark import demo
+    from detbalance.benchmark.demo import QUICK_NOTICE, run_short_demo
+
+    monkeypatch.setattr(demo, "QUICK_ITERS", 3)  # the real 100 iterations take minutes on a loaded machine
+    log = []
+    summary = run_short_demo(tmp_path, quick=True, methods=["ce"], spec=TINY, cache_dir=tmp_path / "cache",
+                             progress=False, log=log.append)
+    assert log[0] == QUICK_NOTICE and log[-1] == QUICK_NOTICE and "only checks that the pipeline" in QUICK_NOTICE
+    assert [(r["method"], r["seed"]) for r in summary["runs"]] == [("ce", 0)]
+    assert "**detectron2**, LVIS protocol (primary: APr)" in log[-2]
+    assert (tmp_path / "quick" / "results" / "summary.json").is_file() and (tmp_path / "quick" / "apr.png").is_file()
