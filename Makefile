@@ -21,7 +21,7 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	$(PY) tools/demo.py $(DEMO_ARGS)
+	$(PY) tools/benchmark.py demo $(DEMO_ARGS)
 
 bench: setup
 	$(PY) tools/bench_losses.py

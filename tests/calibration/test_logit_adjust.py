@@ -51,6 +51,7 @@ SIGMOID_HEADS = [
     lambda k, n: ClassBalancedFocalLoss(k, n),
     lambda k, n: EqualizationLoss(k, [c / 1000 for c in n]),
     lambda k, n: FederatedLoss(k, n),
+    lambda k, n: EQLv2Loss(k),  # with one objectness logit shared by the rows (see below)
 ]
 
 
@@ -59,8 +60,9 @@ SIGMOID_HEADS = [
        seed=st.integers(0, 10_000))
 def test_sigmoid_head_keeps_the_order_within_each_class(rows, gamma, head, seed):
     g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(rows, 8, generator=g, dtype=torch.float64) * 4
     loss = SIGMOID_HEADS[head](8, COUNTS)
+    logits = torch.randn(rows, loss.num_logits, generator=g, dtype=torch.float64) * 4
+    logits[:, 8:] = 0.3  # EQLv2's objectness: its ranking claim holds among boxes of equal objectness
     before = loss.predict_scores(logits)[:, :8]
     after = ScoreCalibration(8, "logit_adjust", class_counts=COUNTS, gamma=gamma)(loss, logits)[:, :8]
     for c in range(8):

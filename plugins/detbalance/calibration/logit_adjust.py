@@ -8,10 +8,11 @@ of each foreground class ``c`` and score as the head always does:
     \\tilde x_{r,c} = x_{r,c} - \\gamma \\log n_c \\quad (c < K), \\qquad \\tilde x_{r,j} = x_{r,j} \\quad (j \\ge K)
 
 ``n_c`` is the number of training images containing class ``c``. Only the first ``K`` columns (the class
-logits) move; background and objectness columns (softmax CE's background logit, Seesaw's two objectness logits)
-stay. For the sigmoid family (EQL, EQLv2, class-balanced focal, Federated) each class score becomes
-``sigmoid(x_c - gamma * log n_c)``, a strictly increasing function of the old score: the ranking of boxes within a
-class never changes, only the scores compared with the detection threshold and across classes do. For a softmax
+logits) move; background and objectness columns (softmax CE's background logit, EQLv2's objectness logit, Seesaw's
+two objectness logits) stay. For the per-class sigmoid heads (EQL, class-balanced focal, Federated) each class
+score becomes ``sigmoid(x_c - gamma * log n_c)``, a strictly increasing function of the old score: the ranking of
+boxes within a class never changes, only the scores compared with the detection threshold and across classes do.
+EQLv2's ``sigmoid(x_c) * (1 - sigmoid(x_bg))`` keeps that ranking among boxes of equal objectness. For a softmax
 head it equals NorCal on ``exps`` with renormalisation.
 
 Shapes: ``logits[R, K + E]`` (``E >= 0`` extra columns after the class logits), ``class_counts[K]`` -> the same
