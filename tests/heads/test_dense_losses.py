@@ -216,3 +216,43 @@ def test_efl_state_changes_only_on_backward_and_round_trips():
 
 def test_dense_losses_stay_out_of_the_box_head_table():
     assert not set(DENSE_LOSSES) & set(LOSSES)
+
+
+# ------------------------------------------------------------------------------------ distributed statistics
+
+WORLD_SIZE, ROWS, STEPS = 2, 12, 3
+
+
+def _train_efl(rank: int, world_size: int, split: str) -> EqualizedFocalLoss:
+    module = EqualizedFocalLoss(K).double()
+    for step in range(STEPS):
+        logits, labels = _batch(rows=ROWS, seed=20 + step)
+        weights = torch.rand(ROWS, generator=torch.Generator().manual_seed(step), dtype=torch.float64) + 0.5
+        weights[[0, 7]] = 0.0
+        if split == "halves":
+            rows = slice(rank * ROWS // world_size, (rank + 1) * ROWS // world_size)
+        else:  # "empty": the last rank gets no anchor at all, and still joins the sum
+            rows = slice(0, ROWS) if rank == 0 else slice(0, 0)
+        module(logits[rows].clone().requires_grad_(True), labels[rows], sample_weight=weights[rows]).backward()
+    return module
+
+
+def _efl_worker(rank: int, init_file: str, out_dir: str, split: str) -> None:
+    from dist_helpers import init_gloo
+
+    init_gloo(rank, WORLD_SIZE, init_file)
+    torch.save(_train_efl(rank, WORLD_SIZE, split).state_dict(), f"{out_dir}/rank{rank}.pt")
+
+
+@pytest.mark.parametrize("split", ["halves", "empty"])
+def test_efl_statistics_are_summed_over_ranks(tmp_path, split):
+    from dist_helpers import run_ranks
+
+    run_ranks(_efl_worker, (str(tmp_path / "init"), str(tmp_path), split), WORLD_SIZE, timeout_s=60)
+    expected = _train_efl(0, 1, "halves").state_dict()
+    assert float(expected["pos_grad"].sum()) > 0 and float(expected["pos_neg"].min()) < 1
+    for rank in range(WORLD_SIZE):
+        state = torch.load(tmp_path / f"rank{rank}.pt")
+        assert set(state) == set(expected)
+        for name, value in expected.items():
+            torch.testing.assert_close(state[name], value, rtol=1e-9, atol=1e-12, msg=f"rank {rank}: {name}")
