@@ -39,7 +39,8 @@ def _train(rank: int, world_size: int, split: str) -> tuple[EQLv2Loss, SeesawLos
     eqlv2, seesaw = EQLv2Loss(K).double(), SeesawLoss(K)
     for logits, labels, weights in _batches():
         rows = _split(rank, world_size, split)
-        eqlv2(logits[rows, :eqlv2.num_logits].clone().requires_grad_(True), labels[rows], sample_weight=weights[rows]).backward()
+        eqlv2_logits = logits[rows, :eqlv2.num_logits].clone().requires_grad_(True)
+        eqlv2(eqlv2_logits, labels[rows], sample_weight=weights[rows]).backward()
         seesaw(logits[rows].clone().requires_grad_(True), labels[rows], sample_weight=weights[rows]).backward()
     return eqlv2, seesaw
 
