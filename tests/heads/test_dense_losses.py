@@ -256,3 +256,21 @@ def test_efl_statistics_are_summed_over_ranks(tmp_path, split):
         assert set(state) == set(expected)
         for name, value in expected.items():
             torch.testing.assert_close(state[name], value, rtol=1e-9, atol=1e-12, msg=f"rank {rank}: {name}")
+
+
+def test_benchmark_models_name_existing_configs_and_losses_their_heads_take():
+    from detbalance.benchmark.models import HEAD_ROWS, MODELS, config_path
+    from detbalance.losses import check_box_head_loss, check_dense_head_loss, dense_head_losses
+
+    for key, model in MODELS.items():
+        for framework in ("detectron2", "mmdet"):
+            if getattr(model, framework) is not None:
+                assert config_path(key, framework).is_file(), (key, framework)
+    for key, loss in HEAD_ROWS:
+        if MODELS[key].head == "dense":
+            check_dense_head_loss(dense_head_losses()[loss], key)
+        elif loss != "ce":
+            assert loss in LOSSES
+            check_box_head_loss(loss, key)
+    with pytest.raises(ValueError, match="no detectron2 config"):
+        config_path("fcos", "detectron2")
