@@ -126,6 +126,7 @@ def test_thresholds_only_from_plain_results(tmp_path, capsys):
     (lambda p: ["--thresholds", "f1", "--weights", p["gt"]], "not a detbalance weights file"),
     (lambda p: ["--thresholds", "f1", "--results", p["gt"].with_name("missing.json")], "does not exist"),
     (lambda p: [], "nothing to fit"),
+    (lambda p: ["--gamma-results", f"0={p['baseline']}"], "expected gammas > 0"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, mutate, message):
     paths = simulate(tmp_path, gammas=())

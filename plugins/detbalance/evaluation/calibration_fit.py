@@ -116,8 +116,9 @@ class CalibrationFit:
     """What :func:`fit_calibration` found: the calibration file to write and the numbers behind it.
 
     ``metric_by_gamma`` maps each candidate gamma to the metric it reached; ``before``/``after`` are the per-class
-    metrics of the uncalibrated and the chosen detections; ``*_precision``/``*_recall`` (percent) are measured
-    at ``report_threshold`` before and at the fitted thresholds (else ``report_threshold``) after.
+    metrics of the uncalibrated and the chosen detections at ``score_threshold``; ``*_precision``/``*_recall``
+    (percent, IoU 0.5) are measured at ``report_threshold`` before and at the fitted thresholds (else
+    ``report_threshold``) after.
     """
 
     calibration: CalibrationFile
@@ -132,6 +133,7 @@ class CalibrationFit:
     after_recall: np.ndarray
     thresholds: ThresholdFit | None
     report_threshold: float
+    score_threshold: float
 
 
 def _groups(gt: dict, weights_file, num_classes: int) -> list[str] | None:
@@ -194,7 +196,10 @@ def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[fl
         raise ValueError("metric='apr' but no class is in the rare group; expected metric='ap' for this dataset")
     candidates = {0.0: baseline}
     for gamma, results in (results_by_gamma or {}).items():
-        candidates[check_gamma(gamma)] = results
+        if check_gamma(gamma) == 0:
+            raise ValueError("results_by_gamma has an entry for gamma=0; expected gammas > 0 (the uncalibrated "
+                             "baseline is gamma 0)")
+        candidates[float(gamma)] = results
     evaluated = {}
     for gamma, results in candidates.items():
         validate_results(results, gt, f"results at gamma={gamma}")
@@ -226,7 +231,8 @@ def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[fl
     return CalibrationFit(calibration=calibration, metric=metric, metric_by_gamma=metric_by_gamma, groups=groups,
                           before=evaluated[0.0], after=evaluated[best], before_precision=before_p,
                           before_recall=before_r, after_precision=after_p, after_recall=after_r,
-                          thresholds=threshold_fit, report_threshold=report_threshold)
+                          thresholds=threshold_fit, report_threshold=report_threshold,
+                          score_threshold=score_threshold)
 
 
 def _fmt(v: float) -> str:
@@ -241,8 +247,9 @@ def format_fit(fit: CalibrationFit) -> str:
         grid = ", ".join(f"{g:g}: {_fmt(v).strip()}" for g, v in fit.metric_by_gamma.items())
         lines.append(f"{fit.metric.upper()} by gamma ({cf.method}): {grid}  -> gamma = {cf.gamma:g}")
     after_rule = "fitted thresholds" if fit.thresholds is not None else f"score >= {fit.report_threshold:g}"
-    lines.append(f"before: uncalibrated, score >= {fit.report_threshold:g};  after: "
-                 f"{cf.method or 'scores as trained'}{'' if not cf.method else f' gamma={cf.gamma:g}'}, {after_rule}")
+    scored = cf.method + (f" gamma={cf.gamma:g}" if cf.method else "") or "scores as trained"
+    lines.append(f"before: uncalibrated; after: {scored}.  AP at score >= {fit.score_threshold:g}; P, R (IoU .5): "
+                 f"before at score >= {fit.report_threshold:g}, after at {after_rule}")
     width = max(8, *(len(n) for n in cf.class_names))
     head = f"{'class':<{width}} grp  n_img  AP bef  AP aft   P bef  P aft   R bef  R aft  thresh"
     lines += [head, "-" * len(head)]
