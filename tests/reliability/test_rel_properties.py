@@ -109,13 +109,16 @@ def test_uniform_weights_equal_cross_entropy(p, value):
     valid = labels != p["ignore_index"]
     uniform = [value] * (p["num_classes"] + 1)
     for reduction in ("none", "sum", "mean"):
-        got = weighted_cross_entropy(logits, labels, uniform, ignore_index=p["ignore_index"], reduction=reduction)
+        got = weighted_cross_entropy(logits, labels, uniform, ignore_index=p["ignore_index"], reduction=reduction,
+                                     denominator="weights")
         plain = weighted_cross_entropy(logits, labels, None, ignore_index=p["ignore_index"], reduction=reduction)
         want = F.cross_entropy(logits, labels, ignore_index=p["ignore_index"], reduction=reduction)
         if reduction == "mean" and not bool(valid.any()):
             assert float(got) == 0.0 and math.isnan(float(want))  # F.cross_entropy: 0 / 0
             continue
-        scale = value if reduction != "mean" else 1.0  # 'mean' divides by the summed weights
+        scale = value if reduction != "mean" else 1.0  # 'mean' divides by the summed weights here
+        default = weighted_cross_entropy(logits, labels, uniform, ignore_index=p["ignore_index"], reduction=reduction)
+        torch.testing.assert_close(default, want * value, rtol=1e-10, atol=1e-12)  # by the kept proposals
         torch.testing.assert_close(got, want * scale, rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(plain, want, rtol=1e-10, atol=1e-12)
 
@@ -128,9 +131,10 @@ def test_scaling_class_weights_scales_the_sum(p, c):
     base = weighted_cross_entropy(logits, labels, p["class_weight"], reduction="sum", **kw)
     scaled = weighted_cross_entropy(logits, labels, [w * c for w in p["class_weight"]], reduction="sum", **kw)
     torch.testing.assert_close(scaled, base * c, rtol=1e-10, atol=1e-12)
-    # and leaves 'mean' (normalised by the summed weights) unchanged
-    mean = weighted_cross_entropy(logits, labels, p["class_weight"], **kw)
-    mean_scaled = weighted_cross_entropy(logits, labels, [w * c for w in p["class_weight"]], **kw)
+    # and leaves 'mean' normalised by the summed weights unchanged
+    mean = weighted_cross_entropy(logits, labels, p["class_weight"], denominator="weights", **kw)
+    mean_scaled = weighted_cross_entropy(logits, labels, [w * c for w in p["class_weight"]], denominator="weights",
+                                         **kw)
     torch.testing.assert_close(mean_scaled, mean, rtol=1e-9, atol=1e-12)
 
 
