@@ -24,7 +24,9 @@ unregistered data set, a DETBALANCE loss without BalancedROIHeads); nothing is w
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import inspect
 import json
 import logging
 import os
@@ -40,7 +42,6 @@ from detbalance.detectron2 import add_detbalance_config, get_config  # noqa: E40
 from detbalance.detectron2._compat import HAS_COMPILED_OPS  # noqa: E402
 from detbalance.evaluation import compare, format_report  # noqa: E402
 from detbalance.random_state import capture_rng_state, restore_rng_state  # noqa: E402
-import detectron2  # noqa: E402
 import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import CfgNode, LazyConfig, get_cfg, instantiate  # noqa: E402
@@ -55,8 +56,9 @@ from detectron2.utils.events import CommonMetricPrinter, JSONWriter  # noqa: E40
 
 logger = logging.getLogger("detectron2")
 
-#: detectron2 v0.6's launch asserts CUDA for more than one process per machine; main starts gloo ranks on CPU.
-LAUNCH_NEEDS_CUDA = detectron2.__version__ == "0.6"
+#: detectron2 v0.6's launch asserts CUDA for more than one process per machine; main starts gloo ranks on CPU
+#: (both call themselves version 0.6: the launcher's source tells them apart).
+LAUNCH_NEEDS_CUDA = "GLOO" not in inspect.getsource(importlib.import_module("detectron2.engine.launch")._distributed_worker)
 
 
 class UsageError(ValueError):
