@@ -12,7 +12,8 @@ import torch
 
 from detbalance.calibration import load_calibration, norcal_scores
 from detbalance.evaluation import calibrate_cli
-from detbalance.evaluation.calibration_fit import match_detections, precision_recall
+from detbalance.evaluation.calibration_fit import matched_at_iou50, precision_recall
+from detbalance.evaluation.lvis_protocol import match_detections
 from detbalance.weights import ClassStats, WeightsFile, frequency_groups, save_weights
 
 from cal_helpers import REPO_ROOT
@@ -100,7 +101,7 @@ def test_fits_gamma_and_precision_thresholds(tmp_path):
     # the thresholds reach their target on the fit set (the chosen gamma's detections)
     gt = json.loads(paths["gt"].read_text())
     chosen = json.loads(paths[cf.gamma].read_text())
-    scores, labels, is_tp, num_gt = match_detections(gt, chosen, CATEGORY_IDS)
+    scores, labels, is_tp, num_gt = matched_at_iou50(match_detections(gt, chosen))
     precision, _ = precision_recall(scores, labels, is_tp, num_gt, np.array(cf.thresholds))
     kept = np.isfinite(precision)
     assert kept.any() and (precision[kept] >= 80.0).all()

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from detbalance.calibration import apply_thresholds, fit_thresholds
-from detbalance.evaluation.calibration_fit import match_detections, precision_recall
+from detbalance.evaluation.calibration_fit import matched_at_iou50, precision_recall
+from detbalance.evaluation.lvis_protocol import match_detections
 
 
 def random_detections(seed: int, num_classes: int = 4, n: int = 300):
@@ -85,8 +86,8 @@ def test_bad_fit_settings(kwargs, match):
         fit_thresholds(np.array([0.5]), np.array([0]), np.array([True]), np.array([1]), **kwargs)
 
 
-def test_matching_follows_the_coco_rules():
-    gt = {"images": [{"id": 1}], "categories": [{"id": 5}, {"id": 9}],
+def test_true_positives_at_iou_50_follow_the_coco_rules():
+    gt = {"images": [{"id": 1}], "categories": [{"id": 5, "name": "a"}, {"id": 9, "name": "b"}],
           "annotations": [{"image_id": 1, "category_id": 5, "bbox": [0, 0, 10, 10]},
                           {"image_id": 1, "category_id": 5, "bbox": [50, 50, 10, 10], "iscrowd": 1},
                           {"image_id": 1, "category_id": 9, "bbox": [0, 0, 10, 10]}]}
@@ -94,7 +95,7 @@ def test_matching_follows_the_coco_rules():
                {"image_id": 1, "category_id": 5, "bbox": [1, 0, 10, 10], "score": 0.9},   # TP (higher score first)
                {"image_id": 1, "category_id": 5, "bbox": [52, 52, 5, 5], "score": 0.7},   # crowd only: ignored
                {"image_id": 1, "category_id": 9, "bbox": [30, 30, 10, 10], "score": 0.4}]  # FP
-    scores, labels, is_tp, num_gt = match_detections(gt, results, [5, 9])
+    scores, labels, is_tp, num_gt = matched_at_iou50(match_detections(gt, results))
     got = sorted(zip(scores.tolist(), labels.tolist(), is_tp.tolist()))
     assert got == [(0.4, 1, False), (0.5, 0, False), (0.9, 0, True)]
     assert num_gt.tolist() == [1, 1]

@@ -6,7 +6,7 @@ COCOEvaluator's coco_instances_results.json, mmdet CocoMetric's <prefix>.bbox.js
 row of class scores NorCal renormalises, so gamma is fitted from results the framework made at each candidate
 gamma by a config change (DETBALANCE.CALIBRATION.GAMMA, or loss_cls.calibration.gamma), given as
 --gamma-results GAMMA=PATH; the uncalibrated --results count as gamma 0. The chosen gamma maximises --metric
-(apr: mean AP of the rare classes with every detection kept, the LVIS protocol; or ap). Per-class thresholds
+(apr: mean AP of the rare classes under the LVIS protocol, 300 detections per image; or ap). Per-class thresholds
 (--thresholds f1, or --target-precision P) are fitted on the chosen detections. The calibration file is written
 atomically and a per-class before/after table is printed (AP, precision, recall at the threshold, r/c/f).
 
@@ -36,6 +36,7 @@ from detbalance.weights import load_weights
 
 from .calibration_fit import FIT_METRICS, fit_calibration, format_fit
 from .coco_eval import load_json
+from .lvis_protocol import LVIS_SCORE_THRESHOLD
 
 __all__ = ["main", "parse_args"]
 
@@ -63,8 +64,9 @@ def parse_args(argv=None, prog: str = "detbalance-calibrate") -> argparse.Namesp
     parser.add_argument("--method", default="norcal", choices=("norcal", "logit_adjust"),
                         help="how --gamma-results were scored (default norcal)")
     parser.add_argument("--metric", default="apr", choices=FIT_METRICS, help="what gamma maximises (default apr)")
-    parser.add_argument("--score-thr", type=float, default=0.0,
-                        help="evaluate gamma on detections scoring at least this much (default 0: all)")
+    parser.add_argument("--score-thr", type=float, default=LVIS_SCORE_THRESHOLD,
+                        help=f"lowest score the LVIS protocol keeps when gamma is evaluated (default "
+                             f"{LVIS_SCORE_THRESHOLD:g}; 0.05: the frameworks' default test threshold)")
     rule = parser.add_mutually_exclusive_group()
     rule.add_argument("--thresholds", choices=("f1",), help="fit per-class thresholds maximising F1")
     rule.add_argument("--target-precision", type=float, help="fit per-class thresholds reaching this precision")

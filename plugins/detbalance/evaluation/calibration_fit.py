@@ -3,10 +3,11 @@
 A COCO results json holds one score per box, not the row of class scores NorCal renormalises, so gamma cannot be
 recomputed from it. Gamma is fitted instead from the model's validation detections at each candidate gamma, made
 by the framework itself through a config change (``DETBALANCE.CALIBRATION.GAMMA`` or
-``loss_cls.calibration.gamma``): :func:`fit_calibration` evaluates every candidate and keeps the best by the chosen
-metric (``"apr"``: mean AP of the rare group, the LVIS protocol with every detection kept; or ``"ap"``). The
-uncalibrated detections are candidate gamma 0. Per-class thresholds are then fitted on the chosen detections
-(:func:`detbalance.calibration.fit_thresholds`), their true positives found by :func:`match_detections`.
+``loss_cls.calibration.gamma``): :func:`fit_calibration` evaluates every candidate under the LVIS protocol
+(:mod:`detbalance.evaluation.lvis_protocol`: scores >= 1e-4, the 300 best per image) and keeps the best by the
+chosen metric (``"apr"``: mean AP of the rare group, or ``"ap"``). The uncalibrated detections are candidate
+gamma 0. Per-class thresholds are then fitted on the chosen detections (:func:`detbalance.calibration.fit_thresholds`)
+with their COCO matches at IoU 0.5 (the same matching, :func:`~detbalance.evaluation.lvis_protocol.match_detections`).
 
 Example (the benchmark's use)::
 
@@ -17,82 +18,31 @@ Example (the benchmark's use)::
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..calibration import CalibrationFile, ThresholdFit, fit_thresholds
 from ..calibration._checks import check_gamma, check_thresholds
-from .coco_eval import ClassMetrics, check_score_threshold, evaluate_detections, validate_ground_truth, \
-    validate_results
+from .coco_eval import check_score_threshold, validate_ground_truth, validate_results
+from .lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, Matches, class_ap, group_means, keep_per_image, \
+    match_detections
 from .report import GROUPS
 
-__all__ = ["FIT_METRICS", "CalibrationFit", "match_detections", "precision_recall", "fit_calibration", "format_fit"]
+__all__ = ["FIT_METRICS", "CalibrationFit", "matched_at_iou50", "precision_recall", "fit_calibration",
+           "format_fit"]
 
 #: What gamma maximises.
 FIT_METRICS = ("apr", "ap")
 
 
-def _iou(dets: np.ndarray, gts: np.ndarray, crowd: np.ndarray) -> np.ndarray:
-    """COCO IoU of xywh boxes ``[D, G]``; against crowd boxes the union is the detection's area."""
-    dx0, dy0 = dets[:, 0:1], dets[:, 1:2]
-    dx1, dy1 = dx0 + dets[:, 2:3], dy0 + dets[:, 3:4]
-    gx0, gy0 = gts[:, 0], gts[:, 1]
-    gx1, gy1 = gx0 + gts[:, 2], gy0 + gts[:, 3]
-    inter = (np.clip(np.minimum(dx1, gx1) - np.maximum(dx0, gx0), 0, None)
-             * np.clip(np.minimum(dy1, gy1) - np.maximum(dy0, gy0), 0, None))
-    det_area, gt_area = dets[:, 2:3] * dets[:, 3:4], gts[:, 2] * gts[:, 3]
-    union = np.where(crowd[None, :], det_area, det_area + gt_area - inter)
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def match_detections(gt: dict, results: list[dict], category_ids: Sequence[int], iou_threshold: float = 0.5):
-    """Match COCO results to a COCO ground truth at one IoU, as the COCO API does.
-
-    Per image and class, detections in decreasing score each take the unmatched ground-truth box they overlap
-    most (IoU >= ``iou_threshold``); a detection matching only a crowd box is ignored, crowd boxes are not counted.
-
-    Returns:
-        ``(scores[N], labels[N], is_tp[N], num_gt[K])`` for the detections not ignored; ``labels`` index
-        ``category_ids``.
-    """
-    index = {cid: k for k, cid in enumerate(category_ids)}
-    truth = defaultdict(list)
-    num_gt = np.zeros(len(category_ids), dtype=np.int64)
-    for ann in gt["annotations"]:
-        k = index.get(ann["category_id"])
-        if k is not None:
-            crowd = bool(ann.get("iscrowd", 0))
-            truth[ann["image_id"], k].append((ann["bbox"], crowd))
-            num_gt[k] += not crowd
-    dets = defaultdict(list)
-    for det in results:
-        k = index.get(det["category_id"])
-        if k is not None:
-            dets[det["image_id"], k].append((float(det["score"]), det["bbox"]))
-    scores, labels, is_tp = [], [], []
-    for (image_id, k), group in dets.items():
-        group.sort(key=lambda d: -d[0])
-        boxes = np.asarray([b for _, b in group], dtype=np.float64).reshape(-1, 4)
-        gts = truth.get((image_id, k), [])
-        gt_boxes = np.asarray([b for b, _ in gts], dtype=np.float64).reshape(-1, 4)
-        crowd = np.asarray([c for _, c in gts], dtype=bool)
-        ious = _iou(boxes, gt_boxes, crowd)
-        taken = np.zeros(len(gts), dtype=bool)
-        for d, (score, _) in enumerate(group):
-            free = np.where(~taken & ~crowd & (ious[d] >= iou_threshold), ious[d], -1.0)
-            hit = bool(free.size) and free.max() >= 0
-            if hit:
-                taken[int(free.argmax())] = True
-            elif crowd.any() and (ious[d][crowd] >= iou_threshold).any():
-                continue
-            scores.append(score)
-            labels.append(k)
-            is_tp.append(hit)
-    return (np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.int64),
-            np.asarray(is_tp, dtype=bool), num_gt)
+def matched_at_iou50(m: Matches) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(scores[N], labels[N], is_tp[N], num_gt[K])`` of the detections in ``m`` at IoU 0.5, those matching only a
+    crowd box left out (as the COCO API does)."""
+    t50 = int(np.flatnonzero(np.isclose(m.iou_thresholds, 0.5))[0])
+    rows = ~m.ignored[t50]
+    return m.score[rows], m.label[rows], m.matched[t50, rows], m.num_gt[t50]
 
 
 def precision_recall(scores: np.ndarray, labels: np.ndarray, is_tp: np.ndarray, num_gt: np.ndarray,
@@ -115,18 +65,19 @@ def precision_recall(scores: np.ndarray, labels: np.ndarray, is_tp: np.ndarray, 
 class CalibrationFit:
     """What :func:`fit_calibration` found: the calibration file to write and the numbers behind it.
 
-    ``metric_by_gamma`` maps each candidate gamma to the metric it reached; ``before``/``after`` are the per-class
-    metrics of the uncalibrated and the chosen detections at ``score_threshold``; ``*_precision``/``*_recall``
-    (percent, IoU 0.5) are measured at ``report_threshold`` before and at the fitted thresholds (else
-    ``report_threshold``) after.
+    ``metric_by_gamma`` maps each candidate gamma to the metric it reached; ``before_ap``/``after_ap`` are the
+    per-class AP (percent, LVIS protocol at ``score_threshold``, NaN without ground truth) of the uncalibrated and
+    the chosen detections; ``*_precision``/``*_recall`` (percent, IoU 0.5) are measured at ``report_threshold``
+    before and at the fitted thresholds (else ``report_threshold``) after. Per-class arrays follow the model's
+    label order (categories sorted by id).
     """
 
     calibration: CalibrationFile
     metric: str
     metric_by_gamma: dict[float, float]
     groups: list[str] | None
-    before: ClassMetrics
-    after: ClassMetrics
+    before_ap: np.ndarray
+    after_ap: np.ndarray
     before_precision: np.ndarray
     before_recall: np.ndarray
     after_precision: np.ndarray
@@ -144,16 +95,14 @@ def _groups(gt: dict, weights_file, num_classes: int) -> list[str] | None:
     return list(groups) if groups is not None and len(groups) == num_classes else None
 
 
-def _metric(metrics: ClassMetrics, metric: str, groups: list[str] | None) -> float:
-    ap = metrics.ap
-    if metric == "apr":
-        ap = ap[[g == "r" for g in groups]]
-    valid = ap[np.isfinite(ap)]
-    return float(valid.mean()) if valid.size else math.nan
+def _lvis_ap(m: Matches, score_threshold: float) -> np.ndarray:
+    """Per-class AP of the LVIS protocol: detections scoring >= ``score_threshold``, the 300 best per image."""
+    return class_ap(m, keep_per_image(m, LVIS_MAX_DETS, score_threshold))
 
 
 def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[float, list[dict]] | None = None, *,
-                    weights_file, method: str = "norcal", metric: str = "apr", score_threshold: float = 0.0,
+                    weights_file, method: str = "norcal", metric: str = "apr",
+                    score_threshold: float = LVIS_SCORE_THRESHOLD,
                     objective: str | None = None, target: float | None = None, default_threshold: float = 0.05,
                     report_threshold: float = 0.05, source: dict | None = None) -> CalibrationFit:
     """Choose gamma and/or fit per-class thresholds on validation detections (module docstring).
@@ -166,7 +115,9 @@ def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[fl
             no gamma is fitted and the file's method is ``""``.
         weights_file: the training statistics (``WeightsFile``): class names, image counts, r/c/f groups.
         method: ``"norcal"`` or ``"logit_adjust"``, how ``results_by_gamma`` were scored.
-        metric: ``"apr"`` or ``"ap"``, what gamma maximises (at ``score_threshold``).
+        metric: ``"apr"`` or ``"ap"``, what gamma maximises under the LVIS protocol.
+        score_threshold: the LVIS protocol's lowest score kept (1e-4); e.g. 0.05 to fit for the frameworks' default
+            test threshold.
         objective, target: threshold fitting (:func:`detbalance.calibration.fit_thresholds`); None: no thresholds.
         default_threshold: threshold of classes the validation set cannot fit.
         report_threshold: the score threshold the before/after precision and recall are measured at.
@@ -184,8 +135,7 @@ def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[fl
         raise ValueError(f"metric={metric!r}; expected one of {list(FIT_METRICS)}")
     if method not in ("norcal", "logit_adjust"):
         raise ValueError(f"method={method!r}; expected 'norcal' or 'logit_adjust'")
-    categories = gt["categories"]
-    names = [str(c.get("name", c["id"])) for c in categories]
+    names = [str(c.get("name", c["id"])) for c in gt["categories"]]
     stats = weights_file.stats
     if names != list(stats.class_names):
         raise ValueError(f"the ground truth's classes (by category id) {names[:10]} differ from the weights file's "
@@ -200,24 +150,24 @@ def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[fl
             raise ValueError("results_by_gamma has an entry for gamma=0; expected gammas > 0 (the uncalibrated "
                              "baseline is gamma 0)")
         candidates[float(gamma)] = results
-    evaluated = {}
+    matches, ap = {}, {}
     for gamma, results in candidates.items():
         validate_results(results, gt, f"results at gamma={gamma}")
-        evaluated[gamma] = evaluate_detections(gt, results, score_threshold)
-    metric_by_gamma = {g: _metric(m, metric, groups) for g, m in sorted(evaluated.items())}
+        matches[gamma] = match_detections(gt, results)
+        ap[gamma] = _lvis_ap(matches[gamma], score_threshold)
+    key = "APr" if metric == "apr" else "AP"
+    metric_by_gamma = {g: group_means(ap[g], groups)[key] if groups else float(np.nanmean(ap[g]))
+                       for g in sorted(candidates)}
     fitted = bool(results_by_gamma)
     best = max(metric_by_gamma, key=lambda g: (metric_by_gamma[g], -g)) if fitted else 0.0
-    chosen = candidates[best]
-    category_ids = [c["id"] for c in categories]
-    scores, labels, is_tp, num_gt = match_detections(gt, chosen, category_ids)
+    scores, labels, is_tp, num_gt = matched_at_iou50(matches[best])
     threshold_fit = None
     if objective is not None:
         threshold_fit = fit_thresholds(scores, labels, is_tp, num_gt, objective=objective, target=target,
                                        default=default_threshold)
     after_t = threshold_fit.thresholds if threshold_fit is not None else np.full(num_classes, report_threshold)
     after_p, after_r = precision_recall(scores, labels, is_tp, num_gt, after_t)
-    b = match_detections(gt, baseline, category_ids)
-    before_p, before_r = precision_recall(*b, np.full(num_classes, report_threshold))
+    before_p, before_r = precision_recall(*matched_at_iou50(matches[0.0]), np.full(num_classes, report_threshold))
     rule = None if objective is None else ({"objective": objective} if target is None
                                            else {"objective": objective, "target": float(target)})
     record = {"metric": metric, "score_threshold": score_threshold,
@@ -229,7 +179,7 @@ def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[fl
         thresholds=None if threshold_fit is None else [float(t) for t in threshold_fit.thresholds],
         threshold_rule=rule, fit=record if fitted or threshold_fit is not None else {})
     return CalibrationFit(calibration=calibration, metric=metric, metric_by_gamma=metric_by_gamma, groups=groups,
-                          before=evaluated[0.0], after=evaluated[best], before_precision=before_p,
+                          before_ap=ap[0.0], after_ap=ap[best], before_precision=before_p,
                           before_recall=before_r, after_precision=after_p, after_recall=after_r,
                           thresholds=threshold_fit, report_threshold=report_threshold,
                           score_threshold=score_threshold)
@@ -248,8 +198,9 @@ def format_fit(fit: CalibrationFit) -> str:
         lines.append(f"{fit.metric.upper()} by gamma ({cf.method}): {grid}  -> gamma = {cf.gamma:g}")
     after_rule = "fitted thresholds" if fit.thresholds is not None else f"score >= {fit.report_threshold:g}"
     scored = cf.method + (f" gamma={cf.gamma:g}" if cf.method else "") or "scores as trained"
-    lines.append(f"before: uncalibrated; after: {scored}.  AP at score >= {fit.score_threshold:g}; P, R (IoU .5): "
-                 f"before at score >= {fit.report_threshold:g}, after at {after_rule}")
+    lines.append(f"before: uncalibrated; after: {scored}")
+    lines.append(f"AP: LVIS protocol (score >= {fit.score_threshold:g}, 300 per image); P, R at IoU .5: before at "
+                 f"score >= {fit.report_threshold:g}, after at {after_rule}")
     width = max(8, *(len(n) for n in cf.class_names))
     head = f"{'class':<{width}} grp  n_img  AP bef  AP aft   P bef  P aft   R bef  R aft  thresh"
     lines += [head, "-" * len(head)]
@@ -258,7 +209,7 @@ def format_fit(fit: CalibrationFit) -> str:
         g = fit.groups[k] if fit.groups else "-"
         n = str(counts[k]) if counts else "-"
         t = f"{cf.thresholds[k]:.3f}" if cf.thresholds else "     -"
-        lines.append(f"{name:<{width}} {g:>3} {n:>6}  {_fmt(fit.before.ap[k])}  {_fmt(fit.after.ap[k])}   "
+        lines.append(f"{name:<{width}} {g:>3} {n:>6}  {_fmt(fit.before_ap[k])}  {_fmt(fit.after_ap[k])}   "
                      f"{_fmt(fit.before_precision[k])}  {_fmt(fit.after_precision[k])}   "
                      f"{_fmt(fit.before_recall[k])}  {_fmt(fit.after_recall[k])}  {t}")
     lines.append("-" * len(head))
@@ -267,7 +218,7 @@ def format_fit(fit: CalibrationFit) -> str:
             continue
         mask = np.ones(len(cf.class_names), bool) if members is None else np.array([g == members for g in fit.groups])
         row = [np.nanmean(a[mask]) if np.isfinite(a[mask]).any() else math.nan
-               for a in (fit.before.ap, fit.after.ap, fit.before_precision, fit.after_precision,
+               for a in (fit.before_ap, fit.after_ap, fit.before_precision, fit.after_precision,
                          fit.before_recall, fit.after_recall)]
         lines.append(f"{label:<{width}} {'':>3} {'':>6}  {_fmt(row[0])}  {_fmt(row[1])}   {_fmt(row[2])}  "
                      f"{_fmt(row[3])}   {_fmt(row[4])}  {_fmt(row[5])}")
