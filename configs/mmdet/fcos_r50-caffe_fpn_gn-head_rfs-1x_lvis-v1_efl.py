@@ -1,5 +1,6 @@
-# FCOS R50-caffe-FPN (GN head) 1x on LVIS v1 (repeat-factor sampling at 1e-3 through ClassBalancedDataset, 300 detections per image,
-# score threshold 1e-4) with Equalized Focal Loss (Li et al., CVPR 2022) in the classification branch.
+# FCOS R50-caffe-FPN (GN head) 1x on LVIS v1 (repeat-factor sampling at 1e-3 through ClassBalancedDataset, 300
+# detections per image, score threshold 1e-4) with Equalized Focal Loss (Li et al., CVPR 2022) in the
+# classification branch.
 _base_ = 'mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
 custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
 num_classes = 1203

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from heads_helpers import D2_HEADS, NUM_CLASSES, d2_batch
+from heads_helpers import D2_HEADS, NUM_CLASSES, d2_batch, write_weights_file
 
 from detbalance.detectron2 import (BalancedCascadeROIHeads, BalancedFastRCNNOutputLayers, BalancedRetinaNet,
                                    get_config)
@@ -105,7 +105,8 @@ def test_cascade_zero_weight_boxes_give_no_classification_gradient_in_any_stage(
 
 
 def test_cascade_refuses_a_dense_loss_naming_it_and_the_head():
-    with pytest.raises(ValueError, match="'EqualizedFocalLoss', which cannot serve the box head BalancedCascadeROIHeads"):
+    with pytest.raises(ValueError,
+                       match="'EqualizedFocalLoss', which cannot serve the box head BalancedCascadeROIHeads"):
         build_model(cfg_of(TINY_CASCADE, "EqualizedFocalLoss"))
 
 
@@ -188,7 +189,8 @@ def test_retinanet_refuses_per_box_weights():
 
 
 def test_box_head_refuses_a_dense_loss_naming_it_and_the_head():
-    with pytest.raises(ValueError, match="DETBALANCE.LOSS is 'FocalLoss', which cannot serve the box head BalancedROIHeads"):
+    with pytest.raises(ValueError,
+                       match="DETBALANCE.LOSS is 'FocalLoss', which cannot serve the box head BalancedROIHeads"):
         build_model(cfg_of(TINY_MASK, "FocalLoss"))
 
 
@@ -198,19 +200,17 @@ def test_box_head_refuses_a_dense_loss_naming_it_and_the_head():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", FULL_CONFIGS, ids=lambda p: p.name)
 def test_full_size_config_builds_and_trains_a_step(path, tmp_path):
-    from heads_helpers import write_weights_file
-
     cfg = get_config(path, ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RESNETS.NORM", "BN",
                             "MODEL.PIXEL_STD", "[57.4, 57.1, 58.4]", "MODEL.BACKBONE.FREEZE_AT", "0",
                             "DETBALANCE.WEIGHTS_FILE", str(write_weights_file(tmp_path / "w.json", 1203))])
     assert cfg.TEST.DETECTIONS_PER_IMAGE == 300
     assert "lvis_v1_train" in cfg.DATASETS.TRAIN
+    assert cfg.DATALOADER.SAMPLER_TRAIN == "RepeatFactorTrainingSampler" and cfg.DATALOADER.REPEAT_THRESHOLD == 1e-3
     if cfg.MODEL.META_ARCHITECTURE == "BalancedRetinaNet":
         cfg.MODEL.RETINANET.TOPK_CANDIDATES_TEST = 100
         assert cfg.MODEL.RETINANET.SCORE_THRESH_TEST == 1e-4 and cfg.MODEL.RETINANET.NUM_CLASSES == 1203
     else:
         assert cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST == 1e-4 and cfg.MODEL.ROI_HEADS.NUM_CLASSES == 1203
-        assert cfg.DATALOADER.SAMPLER_TRAIN == "RepeatFactorTrainingSampler"
         cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 200
         cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 64
     model = build_model(cfg)

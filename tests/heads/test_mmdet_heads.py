@@ -170,7 +170,6 @@ def test_full_size_config_builds_and_trains_a_step(name, tmp_path):
     cfg = load(MMDET_CONFIGS / name, write_weights_file(tmp_path / "w.json", 1203), num_classes=1203)
     cfg.model.backbone.init_cfg = None
     assert cfg.custom_imports.imports == ["detbalance.mmdet"]
-    assert cfg.test_cfg is not None or True
     test_cfg = cfg.model.test_cfg.get("rcnn", cfg.model.test_cfg)
     assert test_cfg.max_per_img == 300 and test_cfg.score_thr == 1e-4
     assert cfg.train_dataloader.dataset.type == "ClassBalancedDataset"
