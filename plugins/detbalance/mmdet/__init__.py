@@ -13,6 +13,8 @@ Registered names are ``"DB"`` + the wrapped class's name, so they never collide 
   dense-head losses ``DBEqualizedFocalLoss`` and ``DBFocalLoss`` (``detbalance.mmdet.dense_losses``).
 - ``DATASETS``: ``DBCocoDataset``; ``TRANSFORMS``: ``DBLoadAnnotations``, ``DBPackDetInputs``
   (``detbalance.mmdet.box_weights_data``): COCO ``"weight"`` per box -> ``gt_instances.weights``.
+- ``HOOKS``: ``DBRandomStateHook`` (``detbalance.mmdet.random_state_hook``): checkpoints carry the RNG state, so
+  a resumed run continues exactly as an uninterrupted one.
 """
 from .box_weights_data import DBCocoDataset, DBLoadAnnotations, DBPackDetInputs
 from .cascade_roi_head import DBCascadeRoIHead
@@ -20,9 +22,10 @@ from .config import use_dataset
 from .dense_losses import DBEqualizedFocalLoss, DBFocalLoss
 from .losses import (DBClassBalancedFocalLoss, DBEQLv2Loss, DBEqualizationLoss, DBFederatedLoss, DBSeesawLoss,
                      DBWeightedCrossEntropyLoss)
+from .random_state_hook import DBRandomStateHook
 from .roi_head import DBStandardRoIHead
 
 __all__ = ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualizationLoss", "DBEQLv2Loss",
            "DBSeesawLoss", "DBFederatedLoss", "DBStandardRoIHead", "DBCocoDataset", "DBLoadAnnotations",
            "DBPackDetInputs", "DBCascadeRoIHead", "DBEqualizedFocalLoss", "DBFocalLoss",
-           "use_dataset"]
+           "use_dataset", "DBRandomStateHook"]
