@@ -11,16 +11,15 @@ from functools import partial
 from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._distributed import all_reduce_sum
-from ._rowwise import foreground
+from ._rowwise import RowLoss, foreground
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
                         check_number, check_reduction, check_sample_weight, reduce_loss)
 from .activations import sigmoid_scores
-from .focal import check_alpha, dense_denominator, focal_elements
+from .focal import check_alpha, classwise_focal_kernel, dense_denominator
 
 _RATIO_EPS = 1e-10
 
@@ -50,22 +49,6 @@ def _prepare(logits: Tensor, labels: Tensor, pos_neg: Statistic, gamma: float, s
     return x, (fg_rows, fg_labels), (alphas, focusing, factor), row_weight, valid
 
 
-def _gradient_statistics(x: Tensor, target: Tensor, per_class: tuple, row_weight: Tensor) -> Tensor:
-    r"""``[2, K]``: :math:`\sum_i r_i |\partial \ell_{ij} / \partial x_{ij}|` over positive (row 0) and negative
-    (row 1) elements, with :math:`|\partial \ell / \partial x| = c\,\alpha^t (1 - p^t)^{\gamma_j}
-    \big((1 - p^t) - \gamma_j\, p^t \log p^t\big)`."""
-    alphas, focusing, factor = per_class
-    signed = torch.where(target > 0, x, -x)  # z: p_t = sigmoid(z)
-    log_pt = -F.softplus(-signed)
-    power = torch.exp(-focusing * F.softplus(signed))  # (1 - p_t)^gamma_j
-    magnitude = power * (torch.sigmoid(-signed) - focusing * torch.sigmoid(signed) * log_pt) * factor
-    if alphas is not None:
-        magnitude = magnitude * torch.where(target > 0, alphas, 1.0 - alphas)
-    magnitude = magnitude * row_weight[:, None]
-    positive = (magnitude * target).sum(dim=0)
-    return torch.stack([positive, magnitude.sum(dim=0) - positive]).clamp_min_(0.0)
-
-
 def _efl(logits: Tensor, labels: Tensor, pos_neg: Statistic, gamma: float, scale: float, alpha,
          sample_weight: Optional[Tensor], ignore_index: int, reduction: str, normalizer: Optional[Normalizer],
          with_statistics: bool) -> tuple[Tensor, Tensor]:
@@ -73,13 +56,9 @@ def _efl(logits: Tensor, labels: Tensor, pos_neg: Statistic, gamma: float, scale
     check_reduction(reduction)
     x, (fg_rows, fg_labels), per_class, row_weight, _ = _prepare(
         logits, labels, pos_neg, gamma, scale, alpha, sample_weight, ignore_index)
-    alphas, focusing, factor = per_class
-    elements, target = focal_elements(x, fg_rows, fg_labels, alphas, focusing, factor)
-    loss = reduce_loss(elements.sum(dim=1) * row_weight, reduction, normalizer, dense_denominator(fg_rows, x), x)
-    statistics = x.new_empty(0)
-    if with_statistics:
-        with torch.no_grad():
-            statistics = _gradient_statistics(x.detach(), target, per_class, row_weight.detach())
+    per_row, statistics = RowLoss.apply(x, classwise_focal_kernel, fg_rows, fg_labels, *per_class,
+                                        row_weight.detach() if with_statistics else None)
+    loss = reduce_loss(per_row * row_weight, reduction, normalizer, dense_denominator(fg_rows, x), x)
     return check_finite_loss(loss, x), statistics
 
 
@@ -142,9 +121,7 @@ def equalized_focal_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg:
     """
     x, (fg_rows, fg_labels), per_class, row_weight, _ = _prepare(
         logits, labels, pos_neg, gamma, scale, alpha, sample_weight, ignore_index)
-    target = torch.zeros_like(x)
-    target[fg_rows, fg_labels] = 1.0
-    statistics = _gradient_statistics(x, target, per_class, row_weight)
+    statistics = classwise_focal_kernel(x, fg_rows, fg_labels, *per_class, row_weight, need_grad=False)[2]
     return statistics[0], statistics[1]
 
 

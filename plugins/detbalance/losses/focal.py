@@ -1,6 +1,8 @@
 """Sigmoid focal loss with a per-class alpha (Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017),
-the classification loss of one-stage detectors (RetinaNet, FCOS, ATSS), and the element-wise focal term that
-Equalized Focal Loss (:mod:`detbalance.losses.efl`) shares.
+the classification loss of one-stage detectors (RetinaNet, FCOS, ATSS), and the row-block kernel with per-class
+alpha, exponent and factor that Equalized Focal Loss (:mod:`detbalance.losses.efl`) shares: like the kernels of
+:mod:`detbalance.losses._rowwise` it computes the gradient in closed form during the forward pass, so that a
+dense head's ``[anchors, K]`` logits cost one more ``[anchors, K]`` tensor, not the intermediates of autograd.
 
 Dense heads score every anchor (or point) of every feature level: ``R`` is then the number of anchors, most of
 them background, and 'mean' divides by the number of foreground rows (at least 1), the normalisation of
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
-from ._rowwise import foreground
+from ._rowwise import RowLoss, foreground, row_blocks
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
                         check_number, check_reduction, check_sample_weight, reduce_loss)
 from .activations import sigmoid_scores
@@ -24,25 +26,57 @@ from .activations import sigmoid_scores
 Alpha = Union[float, Statistic, None]
 
 
-def focal_elements(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, alpha: Optional[Tensor], gamma: Tensor,
-                   factor: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-    r"""Element-wise focal loss ``[R, K]`` and the one-hot target ``[R, K]`` (1 at ``(fg_rows, fg_labels)``).
+def _negative_term(x: Tensor, gamma: Tensor) -> tuple[Tensor, Tensor]:
+    """``f(x) = sigmoid(x)^gamma * softplus(x)`` (focal loss of a negative element) and ``f'(x) = sigmoid(x)^gamma
+    (gamma (1 - sigmoid(x)) softplus(x) + sigmoid(x))``; ``gamma`` broadcasts over ``x``."""
+    softplus, prob = F.softplus(x), torch.sigmoid(x)
+    power = torch.exp(-gamma * F.softplus(-x))  # sigmoid(x)^gamma, also for gamma = 0 and saturated x
+    return power * softplus, power * (gamma * (1.0 - prob) * softplus + prob)
 
-    :math:`\ell_{ij} = c_j\, \alpha^t_{ij} (1 - p^t_{ij})^{\gamma_j} (-\log p^t_{ij})` with
-    :math:`p^t = \sigma(x)` for the target element and :math:`1 - \sigma(x)` otherwise, :math:`\alpha^t = \alpha_j`
-    for the target element and :math:`1 - \alpha_j` otherwise (1 when ``alpha`` is None), ``gamma[K]`` per class
-    and ``factor[K]`` (:math:`c_j`, 1 when None). Written with ``softplus`` and ``sigmoid``: stable for any finite
-    logit.
+
+def classwise_focal_kernel(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, alpha: Optional[Tensor], gamma: Tensor,
+                           factor: Optional[Tensor], row_weight: Optional[Tensor], *, need_grad: bool):
+    r"""Focal loss with per-class alpha, exponent and factor, summed per row, for :class:`~._rowwise.RowLoss`.
+
+    :math:`\sum_j c_j \alpha^t_{ij} (1 - p^t_{ij})^{\gamma_j} (-\log p^t_{ij})`: a negative element contributes
+    :math:`c_j (1 - \alpha_j) f_j(x)` with :math:`f_j(x) = \sigma(x)^{\gamma_j} \mathrm{softplus}(x)`, the target
+    element of a foreground row :math:`c_j \alpha_j f_j(-x)` (``alpha``/``factor`` None: 1). With ``row_weight[R]``
+    the extra is ``[2, K]``: :math:`\sum_i r_i |\partial \ell_{ij} / \partial x_{ij}|` over the positive (row 0)
+    and negative (row 1) elements.
     """
-    target = torch.zeros_like(x)
-    target[fg_rows, fg_labels] = 1.0
-    signed = torch.where(target > 0, x, -x)  # z: p_t = sigmoid(z), 1 - p_t = sigmoid(-z)
-    loss = F.softplus(-signed) * torch.exp(-gamma * F.softplus(signed))  # -log p_t * (1 - p_t)^gamma
-    if alpha is not None:
-        loss = loss * torch.where(target > 0, alpha, 1.0 - alpha)
+    neg_weight = None if alpha is None else 1.0 - alpha
     if factor is not None:
-        loss = loss * factor
-    return loss, target
+        neg_weight = factor if neg_weight is None else neg_weight * factor
+    per_row = x.new_empty(x.shape[0])
+    grad = torch.empty_like(x) if need_grad else None
+    neg_sum = None if row_weight is None else x.new_zeros(x.shape[1])
+    for rows in row_blocks(x):
+        value, slope = _negative_term(x[rows], gamma)
+        if neg_weight is not None:
+            value, slope = value * neg_weight, slope * neg_weight
+        torch.sum(value, dim=1, out=per_row[rows])
+        if grad is not None:
+            grad[rows] = slope
+        if neg_sum is not None:
+            neg_sum += row_weight[rows] @ slope
+    # the target element of each foreground row: its negative term out, its positive term in
+    x_t, gamma_t = x[fg_rows, fg_labels], gamma[fg_labels]
+    neg_t = torch.ones_like(x_t) if neg_weight is None else neg_weight[fg_labels]
+    pos_t = torch.ones_like(x_t) if alpha is None else alpha[fg_labels]
+    if factor is not None:
+        pos_t = pos_t * factor[fg_labels]
+    value_neg, slope_neg = _negative_term(x_t, gamma_t)
+    value_pos, slope_pos = _negative_term(-x_t, gamma_t)  # d/dx of f(-x) is -f'(-x)
+    per_row.index_add_(0, fg_rows, pos_t * value_pos - neg_t * value_neg)
+    if grad is not None:
+        grad.index_put_((fg_rows, fg_labels), -pos_t * slope_pos)
+    stats = None
+    if neg_sum is not None:
+        r_t = row_weight[fg_rows]
+        pos_sum = torch.zeros_like(neg_sum).index_add_(0, fg_labels, r_t * pos_t * slope_pos)
+        neg_sum -= torch.zeros_like(neg_sum).index_add_(0, fg_labels, r_t * neg_t * slope_neg)
+        stats = torch.stack([pos_sum, neg_sum.clamp_min_(0.0)])  # the subtraction can leave -1 ulp
+    return per_row, grad, stats
 
 
 def check_alpha(alpha: Alpha, num_classes: int, like: Tensor) -> Optional[Tensor]:
@@ -121,9 +155,10 @@ def focal_loss(logits: Tensor, labels: Tensor, *, alpha: Alpha = 0.25, gamma: fl
     alphas = check_alpha(alpha, num_classes, x)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     fg_rows, fg_labels = foreground(labels, valid, num_classes)
-    elements, _ = focal_elements(x, fg_rows, fg_labels, alphas, x.new_tensor(gamma), None)
+    per_row, _ = RowLoss.apply(x, classwise_focal_kernel, fg_rows, fg_labels, alphas,
+                               x.new_full((num_classes,), gamma), None, None)
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    loss = reduce_loss(elements.sum(dim=1) * row_weight, reduction, normalizer, dense_denominator(fg_rows, x), x)
+    loss = reduce_loss(per_row * row_weight, reduction, normalizer, dense_denominator(fg_rows, x), x)
     return check_finite_loss(loss, x)
 
 
