@@ -219,3 +219,82 @@ def test_full_size_config_builds_and_trains_a_step(path, tmp_path):
         item["instances"].gt_classes = torch.tensor([5, 1000])
     losses = train_step(model, inputs)
     assert all(torch.isfinite(v) for v in losses.values()), losses
+
+
+# ---------------------------------------------------------------------------------------------- FCOS (LazyConfig)
+
+LAZY_FCOS = D2_HEADS / "lazy_fcos_R_50_FPN_1x_lvis_efl.py"
+
+
+def tiny_fcos(cls_loss_name="EqualizedFocalLoss", weights_file=None):
+    """The LazyConfig FCOS shrunk for CPU: ResNet-18, 64-channel FPN and head, BN, 8 classes."""
+    from detectron2.config import LazyConfig
+    from detectron2.layers import ShapeSpec
+
+    model = LazyConfig.load(str(LAZY_FCOS)).model
+    model.num_classes = NUM_CLASSES
+    model.test_score_thresh = 0.05
+    model.pixel_std = [57.4, 57.1, 58.4]
+    bottom_up = model.backbone.bottom_up
+    bottom_up.freeze_at = 0
+    bottom_up.stem.norm = "BN"
+    del bottom_up.stages.stride_in_1x1  # ResNet-18's basic blocks have no 1x1 convolution
+    bottom_up.stages.update(depth=18, norm="BN")
+    model.backbone.out_channels = 64
+    model.backbone.top_block.in_channels = 64
+    model.head.update(input_shape=[ShapeSpec(channels=64)] * 5, conv_dims=[64, 64])
+    model.cls_loss.name = cls_loss_name
+    model.cls_loss.hyper_params = {"gamma": 2.0, "alpha": 0.25} if cls_loss_name == "FocalLoss" else {}
+    model.cls_loss.weights_file = str(weights_file) if weights_file else None
+    return model
+
+
+def test_fcos_focal_loss_equals_detectron2s_fcos():
+    from detectron2.config import instantiate
+    from detectron2.modeling.meta_arch.fcos import FCOS
+    from detbalance.detectron2 import BalancedFCOS
+
+    config = tiny_fcos("FocalLoss")
+    ours = instantiate(config)
+    assert isinstance(ours, BalancedFCOS) and isinstance(ours.cls_loss, FocalLoss)
+    config._target_ = FCOS
+    del config.cls_loss
+    config.focal_loss_alpha, config.focal_loss_gamma = 0.25, 2.0
+    stock = instantiate(config)
+    stock.load_state_dict(ours.state_dict())
+    inputs = d2_batch()
+    ours.train(), stock.train()
+    with EventStorage(0):
+        ours_losses, stock_losses = ours(inputs), stock(inputs)
+    assert set(ours_losses) == set(stock_losses)
+    for key in ours_losses:
+        torch.testing.assert_close(ours_losses[key], stock_losses[key])
+
+
+def test_fcos_trains_equalized_focal_loss_and_refuses_seesaw(heads_weights_file):
+    from detectron2.config import instantiate
+
+    model = instantiate(tiny_fcos("EqualizedFocalLoss"))
+    losses = train_step(model, d2_batch())
+    assert all(torch.isfinite(v) for v in losses.values()) and float(model.cls_loss.neg_grad.sum()) > 0
+    for output in predict(model, d2_batch()):
+        assert bool((output["instances"].pred_classes < NUM_CLASSES).all())
+    with pytest.raises(ValueError, match="loss SeesawLoss cannot serve the dense head BalancedFCOS"):
+        instantiate(tiny_fcos("SeesawLoss", heads_weights_file))
+
+
+@pytest.mark.slow
+def test_full_size_lazy_fcos_builds_and_trains_a_step():
+    from detectron2.config import LazyConfig, instantiate
+
+    config = LazyConfig.load(str(LAZY_FCOS))
+    assert config.model.num_classes == 1203 and config.model.max_detections_per_image == 300
+    assert config.dataloader.train.sampler.repeat_thresh == 0.001
+    config.model.backbone.bottom_up.stem.norm = "BN"
+    config.model.backbone.bottom_up.stages.norm = "BN"
+    config.model.pixel_std = [57.4, 57.1, 58.4]
+    model = instantiate(config.model)
+    inputs = d2_batch(num_images=1)
+    inputs[0]["instances"].gt_classes = torch.tensor([5, 1000])
+    losses = train_step(model, inputs)
+    assert all(torch.isfinite(v) for v in losses.values()), losses

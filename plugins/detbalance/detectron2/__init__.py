@@ -1,7 +1,8 @@
 """Detectron2 adapter for detbalance. Importing it applies the detectron2 v0.6 compatibility shims first.
 
 Then it registers ``BalancedROIHeads`` and ``BalancedCascadeROIHeads`` in detectron2's ``ROI_HEADS_REGISTRY`` and
-``BalancedRetinaNet`` in its ``META_ARCH_REGISTRY``. Usage::
+``BalancedRetinaNet`` in its ``META_ARCH_REGISTRY`` (``BalancedFCOS``, like detectron2's FCOS, is for LazyConfig).
+Usage::
 
     from detbalance.detectron2 import get_config      # get_cfg() + add_detbalance_config() + yaml with model_zoo://
     cfg = get_config("configs/detectron2/faster_rcnn_R_50_FPN_1x_seesaw.yaml")
@@ -11,6 +12,7 @@ from . import _compat  # noqa: F401  (must run before any detectron2 import)
 from .config import HYPER_PARAMETER_KEYS, add_detbalance_config, get_config
 from .cascade import BalancedCascadeROIHeads
 from .fast_rcnn import BalancedFastRCNNOutputLayers
+from .fcos import BalancedFCOS
 from .loss_builder import build_classification_loss, load_class_statistics
 from .mapper import WeightedDatasetMapper
 from .retinanet import BalancedRetinaNet, build_dense_classification_loss
@@ -25,6 +27,7 @@ __all__ = [
     "BalancedROIHeads",
     "BalancedCascadeROIHeads",
     "BalancedRetinaNet",
+    "BalancedFCOS",
     "build_dense_classification_loss",
     "build_classification_loss",
     "load_class_statistics",
