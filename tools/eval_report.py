@@ -14,85 +14,16 @@ Example:
         --baseline ce --oracle oracle --plot per_class_ap.png
 
 Exit status: 0 on success, 2 on bad input (missing file, malformed json, ids not in the ground truth, ...).
+
+The logic lives in detbalance.evaluation.cli (console script: detbalance-report).
 """
-from __future__ import annotations
-
-import argparse
-import json
-import os
 import sys
-import tempfile
-from pathlib import Path
 
-from detbalance.evaluation import METRICS, compare, format_report, plot_report
-
-
-def _method(text: str) -> tuple[str, list[str]]:
-    name, sep, paths = text.partition("=")
-    files = [p for p in paths.split(",") if p]
-    if not sep or not name or not files:
-        raise argparse.ArgumentTypeError(f"{text!r}; expected NAME=PATH[,PATH...]")
-    return name, files
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--gt", required=True, help="COCO ground-truth json of the evaluated split")
-    parser.add_argument("--results", required=True, nargs="+", type=_method, metavar="NAME=PATH[,PATH...]",
-                        help="a method's COCO results json file(s); several files are runs (seeds)")
-    parser.add_argument("--baseline", help="method the deltas are taken against (default: the first)")
-    parser.add_argument("--oracle", help="method trained on a balanced set: report the rare-class gap closed")
-    parser.add_argument("--train-json", help="COCO/LVIS train json: class frequencies and r/c/f groups")
-    parser.add_argument("--score-thr", type=float, default=0.0,
-                        help="evaluate only detections scoring at least this much (default 0: all); 0.05 is the "
-                             "default test threshold of detectron2 and MMDetection")
-    parser.add_argument("--metrics", default="ap,ap50,recall",
-                        help=f"comma-separated tables to print, from {','.join(METRICS)} (default: all)")
-    parser.add_argument("--plot", help="write a per-class AP bar chart (.png, .pdf or .svg)")
-    parser.add_argument("--json", dest="json_out", help="write the report as json")
-    args = parser.parse_args(argv)
-    names = [name for name, _ in args.results]
-    if len(set(names)) != len(names):
-        parser.error(f"--results names {names} must be distinct")
-    metrics = [m for m in args.metrics.split(",") if m]
-    bad = [m for m in metrics if m not in METRICS]
-    if bad or not metrics:
-        parser.error(f"--metrics {args.metrics!r}; expected a comma-separated subset of {list(METRICS)}")
-    args.metrics = metrics
-    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
-        parser.error(f"--plot {args.plot!r}; expected a path ending in .png, .pdf or .svg")
-    return args
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from detbalance.evaluation import cli
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        report = compare(args.gt, dict(args.results), baseline=args.baseline, oracle=args.oracle,
-                         train_json=args.train_json, score_threshold=args.score_thr)
-    except ValueError as e:
-        print(f"eval_report: error: {e}", file=sys.stderr)
-        return 2
-    print(format_report(report, args.metrics))
-    if args.plot:
-        print(f"\nplot: {plot_report(report, args.plot)}")
-    if args.json_out:
-        _write_json(Path(args.json_out), report.to_dict())
-        print(f"json: {args.json_out}")
-    return 0
+    return cli.main(argv, prog="eval_report")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ a model that does not build). The logic lives in detbalance.mmdet.cli.
 """
 import sys
 
-from detbalance.mmdet.cli import test_main
+from detbalance.cli_warnings import quiet_third_party_warnings
+
+quiet_third_party_warnings()  # before MMDetection is imported
+
+from detbalance.mmdet.cli import test_main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(test_main())

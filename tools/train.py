@@ -13,7 +13,11 @@ not build); nothing is written then. The logic lives in detbalance.mmdet.cli.
 """
 import sys
 
-from detbalance.mmdet.cli import train_main
+from detbalance.cli_warnings import quiet_third_party_warnings
+
+quiet_third_party_warnings()  # before MMDetection is imported
+
+from detbalance.mmdet.cli import train_main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(train_main())

@@ -14,10 +14,8 @@ import contextlib
 import hashlib
 import io
 import logging
-from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
 from detectron2.data import (DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_test_loader,
@@ -28,13 +26,16 @@ from detectron2.modeling import build_model
 from detectron2.solver import build_lr_scheduler, build_optimizer
 from detectron2.utils.events import EventStorage
 
+from detbalance.stats.progress import progress_bar
+
 from ._io import write_json
+from .config_files import D2_TINY_CONFIG
 from .run import NUM_THREADS, RunSpec, seed_everything
 
 __all__ = ["build_cfg", "train_and_predict"]
 
 #: ResNet-18 Faster R-CNN for 2 CPU cores, on the model zoo's R50-FPN config (also used by the tests).
-TINY_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "detectron2" / "faster_rcnn_R_18_FPN_tiny_cpu.yaml"
+TINY_CONFIG = D2_TINY_CONFIG
 
 
 def _register(data) -> tuple[str, str]:
@@ -109,8 +110,7 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     scheduler = build_lr_scheduler(cfg, optimizer)
     losses_log = []
     model.train()
-    bar = tqdm(total=cfg.SOLVER.MAX_ITER, desc=f"train {spec.name}", disable=not progress, leave=False,
-               dynamic_ncols=True)
+    bar = progress_bar(total=cfg.SOLVER.MAX_ITER, desc=f"train {spec.name}", enabled=progress)
     with EventStorage(0) as storage:
         for iteration, batch in zip(range(cfg.SOLVER.MAX_ITER), loader):
             storage.iter = iteration
@@ -143,8 +143,7 @@ def _predict(cfg, model, *, progress: bool, name: str) -> list[dict]:
     model.eval()
     out = []
     with torch.no_grad():
-        for batch in tqdm(loader, total=len(dataset), desc=f"test  {name}", disable=not progress, leave=False,
-                          dynamic_ncols=True):
+        for batch in progress_bar(loader, total=len(dataset), desc=f"test  {name}", enabled=progress):
             inputs = batch[0]
             instances = model([inputs])[0]["instances"].to("cpu")
             boxes = instances.pred_boxes.tensor.tolist()

@@ -12,21 +12,22 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
+from detbalance.stats.progress import progress_bar
+
 from ._io import write_json
+from .config_files import MMDET_TINY_DIR
 from .run import NUM_THREADS, RunSpec, seed_everything
 
 __all__ = ["CONFIG_DIR", "CONFIG_FILES", "build_cfg", "train_and_predict"]
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "mmdet" / "tiny"
+CONFIG_DIR = MMDET_TINY_DIR
 #: detbalance loss -> tiny config of that loss (``None``: the framework's own cross-entropy).
 CONFIG_FILES = {
     None: "faster-rcnn_r18_fpn_tiny.py",
@@ -40,10 +41,10 @@ CONFIG_FILES = {
 
 
 class _ProgressHook(Hook):
-    """A tqdm bar over the training iterations with the running loss."""
+    """A progress bar over the training iterations with the running loss."""
 
     def __init__(self, total: int, desc: str, enabled: bool):
-        self.bar = tqdm(total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True)
+        self.bar = progress_bar(total=total, desc=desc, enabled=enabled)
         self.losses: list[float] = []
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
@@ -152,7 +153,7 @@ def _predict(runner: Runner, loader_cfg, *, progress: bool, name: str) -> list[d
     model.eval()
     out = []
     with torch.no_grad():
-        for batch in tqdm(loader, desc=f"test  {name}", disable=not progress, leave=False, dynamic_ncols=True):
+        for batch in progress_bar(loader, total=len(loader), desc=f"test  {name}", enabled=progress):
             for sample in model.test_step(batch):
                 pred = sample.pred_instances
                 for (x0, y0, x1, y1), score, label in zip(pred.bboxes.tolist(), pred.scores.tolist(),

@@ -20,6 +20,8 @@ import os
 import sys
 from pathlib import Path
 
+from detbalance.cli_warnings import quiet_third_party_warnings
+
 __all__ = ["train_main", "test_main", "check_cfg_options", "UsageError"]
 
 
@@ -126,9 +128,6 @@ def _ensure_hook(cfg) -> None:
 
 # ---------------------------------------------------------------------------------------------- entry points
 def _setup_process(args) -> None:
-    from detbalance.cli_warnings import quiet_third_party_warnings
-
-    quiet_third_party_warnings()
     if "LOCAL_RANK" not in os.environ:
         os.environ["LOCAL_RANK"] = str(args.local_rank)
     # mmengine 0.10 checkpoints hold its HistoryBuffer and numpy values, which torch >= 2.6's default
@@ -144,6 +143,7 @@ def _fail(prog: str, error: Exception) -> int:
 
 
 def train_main(argv=None) -> int:
+    quiet_third_party_warnings()
     args = train_parser().parse_args(argv)
     _setup_process(args)
     from mmengine.runner import Runner
@@ -189,6 +189,7 @@ def per_class_report(cfg, results_json: str) -> str:
 
 
 def test_main(argv=None) -> int:
+    quiet_third_party_warnings()
     args = test_parser().parse_args(argv)
     _setup_process(args)
     from mmengine.runner import Runner
