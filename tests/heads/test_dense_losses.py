@@ -274,3 +274,13 @@ def test_benchmark_models_name_existing_configs_and_losses_their_heads_take():
             check_box_head_loss(loss, key)
     with pytest.raises(ValueError, match="no detectron2 config"):
         config_path("fcos", "detectron2")
+
+
+@pytest.mark.parametrize("module_name", ["focal", "efl"])
+def test_docstring_examples_run(module_name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(f"detbalance.losses.{module_name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
