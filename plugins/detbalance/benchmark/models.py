@@ -3,7 +3,7 @@ framework and the comparisons (rows) each model is benchmarked for.
 
 A model names its head kind (``"box"``: Faster/Mask/Cascade R-CNN, any loss of ``detbalance.losses.LOSSES``;
 ``"dense"``: RetinaNet/FCOS/ATSS, the losses of :func:`detbalance.losses.dense_head_losses`) and its config in
-each framework, relative to the repository's ``configs/`` folder (``None`` where the framework has no such model
+each framework, relative to the shipped ``configs/`` folder (``detbalance.demo.config_files.CONFIG_ROOT``) (``None`` where the framework has no such model
 here). In the configs the loss is selected as everywhere: ``DETBALANCE.LOSS`` (Detectron2) or the ``loss_cls`` of
 each box/dense head (MMDetection). :data:`HEAD_ROWS` lists the comparisons, as (model, loss) pairs where ``"ce"``
 is the framework's own softmax cross-entropy box head.
@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["BenchmarkModel", "MODELS", "HEAD_ROWS", "get_model", "config_path"]
+from ..demo.config_files import CONFIG_ROOT
 
-#: The repository's ``configs/`` folder (a checkout or an editable install).
-CONFIG_ROOT = Path(__file__).resolve().parents[3] / "configs"
+__all__ = ["BenchmarkModel", "MODELS", "HEAD_ROWS", "get_model", "config_path"]
 
 
 @dataclass(frozen=True)
