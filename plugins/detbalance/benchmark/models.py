@@ -6,7 +6,8 @@ A model names its head kind (``"box"``: Faster/Mask/Cascade R-CNN, any loss of `
 each framework, relative to the shipped ``configs/`` folder (``detbalance.demo.config_files.CONFIG_ROOT``;
 ``None`` where the framework has no such yaml/py config here). In the configs the loss is selected as
 everywhere: ``DETBALANCE.LOSS`` (Detectron2) or the ``loss_cls`` of each box/dense head (MMDetection).
-:data:`HEAD_ROWS` lists the comparisons, as (model, loss) pairs where ``"ce"`` is the framework's own softmax cross-entropy box head.
+:data:`HEAD_ROWS` lists the comparisons, as (model, loss) pairs where ``"ce"`` is the framework's own softmax
+cross-entropy box head.
 """
 from __future__ import annotations
 
