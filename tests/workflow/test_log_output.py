@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TOOLS, run_tool
+from wf_helpers import TOOLS, run_tool
 from tqdm import tqdm
 
 from detbalance.stats.progress import LOG_STEP_PERCENT, LogProgress, progress_bar

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import REPO, TOOLS, assert_ok, run_tool
+from wf_helpers import REPO, TOOLS, assert_ok, run_tool
 
 TRAIN = TOOLS / "train.py"
 TEST = TOOLS / "test.py"

@@ -9,7 +9,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import REPO
+from wf_helpers import REPO
 
 BEGIN, END = "<!-- quickstart:begin -->", "<!-- quickstart:end -->"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import REPO, TOOLS, assert_ok, run_tool
+from wf_helpers import REPO, TOOLS, assert_ok, run_tool
 
 TRAIN_NET = TOOLS / "train_net.py"
 TINY_YAML = REPO / "configs" / "detectron2" / "faster_rcnn_R_18_FPN_tiny_cpu.yaml"
