@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--methods", default=None, help="comma-separated keys of the method table (default: all)")
     run.add_argument("--seeds", type=int, nargs="+", default=[0])
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument("--threads", type=int, default=2,
+                     help="torch threads per run (default 2; 1 is faster while other jobs load the CPU)")
     run.add_argument("--results", type=Path, default=REPO / "results")
     run.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "benchmark")
     run.add_argument("--cache-dir", type=Path, default=None, help="data cache (default ~/.cache/detbalance)")
@@ -98,7 +100,7 @@ def main(argv=None) -> int:
     methods = [k.strip() for k in args.methods.split(",")] if args.methods else list(METHODS)
     try:
         settings = BenchmarkSettings(results_dir=args.results, work_dir=args.work_dir, device=args.device,
-                                     cache_dir=args.cache_dir, progress=not args.no_progress)
+                                     cache_dir=args.cache_dir, progress=not args.no_progress, threads=args.threads)
         run_matrix(settings, args.frameworks, methods, list(dict.fromkeys(args.seeds)))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -43,10 +43,13 @@ class BenchmarkSettings:
     device: str = "cpu"
     cache_dir: Path | None = None
     progress: bool = True
+    threads: int = 2
 
     def __post_init__(self):
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device={self.device!r}; expected 'cpu' or 'cuda'")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ValueError(f"threads={self.threads!r}; expected an integer >= 1")
 
 
 def demo_data(dataset: LongTailDataset, train_split: str) -> DemoData:
@@ -61,11 +64,11 @@ def demo_data(dataset: LongTailDataset, train_split: str) -> DemoData:
                     stats_source=("--coco", str(train_json)))
 
 
-def _machine(device: str) -> dict:
+def _machine(device: str, threads: int) -> dict:
     import torch
 
     info = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "device": device}
+            "torch": torch.__version__, "device": device, "torch_threads": threads}
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -129,7 +132,7 @@ def _run_one(settings, dataset, weights_file, test_gt, groups, framework, method
     spec = RunSpec(framework=framework, loss=DEMO_LOSSES[method.loss], seed=seed,
                    data=demo_data(dataset, method.train_split), schedule=settings.schedule,
                    weights_file=weights_file, work_dir=work, score_threshold=LVIS_SCORE_THRESHOLD,
-                   max_detections=LVIS_MAX_DETS, device=settings.device)
+                   max_detections=LVIS_MAX_DETS, device=settings.device, num_threads=settings.threads)
     trained = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
     if trained is None or trained.get("definition") != definition or not spec.results_json.is_file():
         if framework == "detectron2":
@@ -139,7 +142,7 @@ def _run_one(settings, dataset, weights_file, test_gt, groups, framework, method
         start = time.perf_counter()
         summary = runner.train_and_predict(spec, progress=settings.progress)
         trained = {"definition": definition, "seconds": round(time.perf_counter() - start, 1), "train": summary,
-                   "machine": _machine(settings.device)}
+                   "machine": _machine(settings.device, settings.threads)}
         write_json(marker, trained, indent=1)
     results = json.loads(spec.results_json.read_text(encoding="utf-8"))
     views = evaluate_large_vocabulary(test_gt, results, groups)

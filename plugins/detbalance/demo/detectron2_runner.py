@@ -30,7 +30,7 @@ from detbalance.stats.progress import progress_bar
 
 from ._io import write_json
 from .config_files import D2_TINY_CONFIG
-from .run import NUM_THREADS, RunSpec, seed_everything
+from .run import RunSpec, seed_everything
 
 __all__ = ["build_cfg", "train_and_predict"]
 
@@ -94,7 +94,7 @@ def build_cfg(spec: RunSpec):
 
 def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     """Train ``spec``'s model, write its test detections to ``spec.results_json``; returns a run summary."""
-    torch.set_num_threads(NUM_THREADS)
+    torch.set_num_threads(spec.num_threads)
     seed_everything(spec.seed)
     if spec.loss.loss is not None:
         import detbalance.detectron2  # noqa: F401  (registers BalancedROIHeads)

@@ -23,7 +23,7 @@ from detbalance.stats.progress import progress_bar
 
 from ._io import write_json
 from .config_files import MMDET_TINY_DIR
-from .run import NUM_THREADS, RunSpec, seed_everything
+from .run import RunSpec, seed_everything
 
 __all__ = ["CONFIG_DIR", "CONFIG_FILES", "build_cfg", "train_and_predict"]
 
@@ -123,7 +123,7 @@ def _reads_weights(cfg: Config) -> bool:
 
 def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     """Train ``spec``'s model with mmengine's Runner, write test detections to ``spec.results_json``."""
-    torch.set_num_threads(NUM_THREADS)
+    torch.set_num_threads(spec.num_threads)
     seed_everything(spec.seed)
     cfg = build_cfg(spec)
     spec.work_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +137,7 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     runner.register_hook(hook, priority="LOWEST")
     with contextlib.redirect_stdout(io.StringIO()):
         runner.train()
-    torch.set_num_threads(NUM_THREADS)
+    torch.set_num_threads(spec.num_threads)
     detections = _predict(runner, test_loader_cfg, progress=progress, name=spec.name)
     write_json(spec.results_json, detections)
     recent = hook.losses[-50:]
