@@ -87,7 +87,10 @@ def test_train_then_test_prints_the_per_class_report(coco_set, tmp_path):
 def test_bad_input_exits_2_naming_it_and_writes_nothing(case, expected, coco_set, tmp_path, capsys, monkeypatch):
     from detbalance.mmdet.cli import train_main
 
-    monkeypatch.setenv("PYTHONWARNINGS", "")  # the tool extends it for its child processes
+    # the tool sets these for its own process; restored here so that they do not leak into other tests
+    monkeypatch.setenv("PYTHONWARNINGS", "")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "0")
     config = user_config(tmp_path / "cfg.py", coco_set, "SeesawLoss", loop="iter")
     work = tmp_path / "work"
     args = [config, "--work-dir", str(work)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 
 import pytest
@@ -83,10 +84,12 @@ def test_lazy_config_evaluates_with_the_per_class_report(coco_set, tmp_path):
 # ------------------------------------------------------------------------------------------------ bad input
 @pytest.fixture(scope="module")
 def train_net():
-    spec = importlib.util.spec_from_file_location("train_net_tool", TRAIN_NET)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with pytest.MonkeyPatch.context() as patch:  # importing the tool extends PYTHONWARNINGS: keep it local
+        patch.setenv("PYTHONWARNINGS", os.environ.get("PYTHONWARNINGS", ""))
+        spec = importlib.util.spec_from_file_location("train_net_tool", TRAIN_NET)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
 
 
 
