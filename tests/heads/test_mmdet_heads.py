@@ -3,6 +3,9 @@ RetinaNet / FCOS / ATSS with the dense losses, Cascade R-CNN (a loss and per-box
 Mask R-CNN; and the build-time refusals of losses that cannot serve a head."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 from heads_helpers import MMDET_CONFIGS, NUM_CLASSES, mmdet_batch, write_weights_file
@@ -32,7 +35,7 @@ def load(path, weights_path=None, num_classes=NUM_CLASSES) -> Config:
         loss = head.loss_cls
         stats_arg = getattr(MODELS.get(loss.type), "stats_arg", None)
         if stats_arg is not None and isinstance(loss.get(stats_arg), str):
-            loss[stats_arg] = str(weights_path or write_weights_file(path.parent / "unused.json", num_classes))
+            loss[stats_arg] = str(weights_path or write_weights_file(Path(tempfile.mkdtemp(prefix="detbalance-heads-")) / "weights.json", num_classes))
     return cfg
 
 
