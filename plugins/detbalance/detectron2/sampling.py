@@ -1,8 +1,9 @@
 """Repeat-factor sampling (LVIS, Gupta et al. CVPR 2019) with detectron2's ``RepeatFactorTrainingSampler``.
 
 Image ``I`` is repeated ``r(I) = max_{c in I} max(1, sqrt(t / f(c)))`` times per epoch on average, where ``f(c)``
-is the fraction of training images containing class ``c`` -- the ``image_counts / num_images`` of the class
-statistics detbalance computes for the same ``DATASETS.TRAIN`` -- and ``t`` the threshold. The factors come from
+is the fraction of training images with a box of class ``c``, crowd boxes included (as detectron2 counts it; the
+``image_counts`` of the class statistics leave crowd boxes out by default, so the two differ where a crowd box is the
+only box of its class in an image), and ``t`` the threshold. The factors come from
 :func:`detbalance.weights.repeat_factors`; the sampler is detectron2's own.
 
 yaml configs need no code: detectron2 builds the same sampler (identical factors) from::
