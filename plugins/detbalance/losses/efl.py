@@ -7,21 +7,19 @@ easy negatives, and a matching weight, which keeps their hard positives' loss. T
 """
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
-from ._distributed import all_reduce_sum
+from ._gradient_ratio import accumulate_gradient_ratio, collect_on_backward, collecting_view
 from ._rowwise import RowLoss, foreground
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
                         check_number, check_reduction, check_sample_weight, reduce_loss)
 from .activations import sigmoid_scores
 from .focal import check_alpha, classwise_focal_kernel, dense_denominator
 
-_RATIO_EPS = 1e-10
 
 
 def efl_focusing(pos_neg: Tensor, *, gamma: float = 2.0, scale: float = 8.0) -> tuple[Tensor, Tensor]:
@@ -175,23 +173,15 @@ class EqualizedFocalLoss(ClassificationLoss):
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
         self._check_columns(logits)
-        collect = torch.is_grad_enabled() and logits.requires_grad
-        if collect:  # a view made by this call carries the hook, so the hook ends with this call's graph
-            logits = logits.view_as(logits)
+        logits, collect = collecting_view(logits)
         loss, statistics = _efl(logits, labels, self.pos_neg, self.gamma, self.scale, self.alpha, sample_weight,
                                 self.ignore_index, self._reduction(reduction_override), normalizer, collect)
         if collect:
-            logits.register_hook(partial(self._collect, statistics))
+            collect_on_backward(logits, statistics, self._collect)
         return loss
 
-    @torch.no_grad()
     def _collect(self, step: Tensor, grad: Tensor) -> None:
-        step = all_reduce_sum(step.to(self.pos_grad.dtype))
-        if not bool(step.any()):  # nothing seen on any rank: keep the ratio
-            return
-        self.pos_grad += step[0]
-        self.neg_grad += step[1]
-        self.pos_neg.copy_((self.pos_grad / (self.neg_grad + _RATIO_EPS)).clamp_(max=1.0))
+        accumulate_gradient_ratio(step, self.pos_grad, self.neg_grad, self.pos_neg, max_ratio=1.0)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)

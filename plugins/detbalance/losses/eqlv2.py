@@ -3,14 +3,13 @@ Object Detection", CVPR 2021), with the official code's K + 1 sigmoid outputs (t
 background logit)."""
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
-from ._distributed import all_reduce_sum
+from ._gradient_ratio import accumulate_gradient_ratio, collect_on_backward, collecting_view
 from ._rowwise import RowLoss, bce_kernel
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
                         check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
@@ -19,7 +18,6 @@ from .activations import objectness_sigmoid_scores
 
 #: Initial positive/negative gradient ratio: large, so that both weights start at 1 (as the reference code).
 INITIAL_POS_NEG = 100.0
-_RATIO_EPS = 1e-10
 
 
 def eqlv2_weights(pos_neg: Tensor, *, mu: float = 0.8, gamma: float = 12.0,
@@ -206,23 +204,15 @@ class EQLv2Loss(ClassificationLoss):
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
         self._check_columns(logits)
-        collect = torch.is_grad_enabled() and logits.requires_grad
-        if collect:  # a view made by this call carries the hook, so the hook ends with this call's graph
-            logits = logits.view_as(logits)
+        logits, collect = collecting_view(logits)
         loss, statistics = _eqlv2(logits, labels, self.pos_neg, self.mu, self.gamma, self.alpha, sample_weight,
                                   self.ignore_index, self._reduction(reduction_override), normalizer, collect)
         if collect:
-            logits.register_hook(partial(self._collect, statistics))
+            collect_on_backward(logits, statistics, self._collect)
         return loss
 
-    @torch.no_grad()
     def _collect(self, step: Tensor, grad: Tensor) -> None:
-        step = all_reduce_sum(step.to(self.pos_grad.dtype))
-        if not bool(step.any()):  # nothing seen on any rank: keep the ratio (the initial 100 included)
-            return
-        self.pos_grad += step[0]
-        self.neg_grad += step[1]
-        self.pos_neg.copy_(self.pos_grad / (self.neg_grad + _RATIO_EPS))
+        accumulate_gradient_ratio(step, self.pos_grad, self.neg_grad, self.pos_neg)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
