@@ -35,8 +35,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +44,7 @@ import numpy as np
 from ..weights import frequency_groups
 from ..weights.sampling import COMMON_MAX_IMAGES
 from .shapes import COLOURS, SHAPES
-from .synthetic import GENERATOR_VERSION, _GAP, _render_split, default_cache_dir
+from .synthetic import GENERATOR_VERSION, _GAP, _render_split, default_cache_dir, generate_once
 
 __all__ = ["LVIS_V1_RANK_COUNTS", "SPLITS", "LongTailSpec", "LongTailDataset", "lvis_rank_counts",
            "generate_longtail", "get_longtail_dataset"]
@@ -230,18 +228,6 @@ def get_longtail_dataset(spec: LongTailSpec | None = None, *,
     spec = LongTailSpec() if spec is None else spec
     if not isinstance(spec, LongTailSpec):
         raise ValueError(f"spec={spec!r}; expected a LongTailSpec")
-    parent = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "longtail"
-    final = parent / _version(spec)
-    if not final.is_dir():
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=parent))
-        try:
-            generate_longtail(spec, tmp / "data")
-            try:
-                os.replace(tmp / "data", final)
-            except OSError:
-                if not final.is_dir():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    parent = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    final = generate_once(parent / "longtail" / _version(spec), lambda out: generate_longtail(spec, out))
     return LongTailDataset(root=final, spec=spec, version=final.name, categories=tuple(_categories(spec)))

@@ -40,6 +40,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -257,13 +258,21 @@ def get_synthetic_dataset(spec: SyntheticSpec | None = None, *,
     if not isinstance(spec, SyntheticSpec):
         raise ValueError(f"spec={spec!r}; expected a SyntheticSpec")
     parent = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    parent = parent / "synthetic"
-    final = parent / _folder_name(spec)
+    final = generate_once(parent / "synthetic" / _folder_name(spec), lambda out: generate(spec, out))
+    return _dataset_at(final, spec)
+
+
+def generate_once(final: Path, write: Callable[[Path], object]) -> Path:
+    """``final``, first written by ``write(folder)`` when it does not exist yet.
+
+    ``write`` fills a temporary folder beside ``final``, which is then renamed into place, so a folder that exists
+    is complete; when two processes race, the first rename wins and the other's copy is discarded.
+    """
     if not final.is_dir():
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=parent))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
         try:
-            generate(spec, tmp / "data")
+            write(tmp / "data")
             try:
                 os.replace(tmp / "data", final)
             except OSError:
@@ -271,4 +280,4 @@ def get_synthetic_dataset(spec: SyntheticSpec | None = None, *,
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return _dataset_at(final, spec)
+    return final
