@@ -6,11 +6,9 @@ import pytest
 
 from detbalance.benchmark import METHODS, get_method, pending
 from detbalance.benchmark.runner import BenchmarkSettings, run_matrix
-from detbalance.data.longtail import LongTailSpec
 from detbalance.demo import Schedule
 
-TINY = LongTailSpec(counts=(12, 11, 4, 1), test_per_class=2, val_per_class=1, image_size=96, max_size=24,
-                    max_objects=2)
+from bench_helpers import TINY
 
 
 @pytest.mark.slow
@@ -19,9 +17,9 @@ def test_detectron2_run_is_recorded_then_cached(tmp_path):
                                  schedule=Schedule(iters=3, warmup_iters=1), cache_dir=tmp_path / "cache",
                                  progress=False)
     log = []
-    records = run_matrix(settings, ["detectron2"], ["ce", "rfs"], [0], log=log.append)
+    records = run_matrix(settings, ["detectron2"], ["ce", "mmdet-seesaw"], [0], log=log.append)
     assert [r["method"] for r in records] == ["ce"]
-    assert any("rfs seed 0: skipped (the demo runners have no repeat-factor sampler" in line for line in log)
+    assert any("mmdet-seesaw seed 0: skipped (mmdet-seesaw exists only in" in line for line in log)
     record = records[0]
     assert set(record["metrics"]) == {"AP", "APr", "APc", "APf"}
     assert record["ap_fixed"]["k"] >= 1 and set(record["ece"]) == {"all", "r", "c", "f"}

@@ -5,8 +5,10 @@ faster_rcnn_R_18_FPN_tiny_cpu.yaml``: detectron2's model-zoo Faster R-CNN R50-FP
 (ResNet-18 with BatchNorm, FPN on res3-res5 with 128 channels, anchors 16-128 px, 500/100 RPN proposals, 64 RoIs
 per image, 256-d box head), given the data set's classes and image size and the demo's schedule. A run with a detbalance loss differs from the
 baseline only by ``MODEL.ROI_HEADS.NAME: BalancedROIHeads`` and the ``DETBALANCE`` node. Training is a plain
-loop over ``build_detection_train_loader`` (SGD, warm-up, steps at 75 %/92 %); testing writes the detections on the
-test split as a COCO results json.
+loop over ``build_detection_train_loader`` (SGD, warm-up, steps at 75 %/92 %) with detectron2's ``TrainingSampler``
+or, for ``sampler="rfs"``, its ``RepeatFactorTrainingSampler`` (factors from
+``repeat_factors_from_category_frequency`` on the loader's filtered dataset dicts, seeded with the run's seed); the
+trained weights go to ``model_final.pth``; testing writes the detections on the test split as a COCO results json.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 
 from detectron2.data import (DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_test_loader,
                              build_detection_train_loader, get_detection_dataset_dicts)
 from detectron2.data.datasets import register_coco_instances
-from detectron2.data.samplers import TrainingSampler
+from detectron2.data.samplers import RepeatFactorTrainingSampler, TrainingSampler
 from detectron2.modeling import build_model
 from detectron2.solver import build_lr_scheduler, build_optimizer
 from detectron2.utils.events import EventStorage
@@ -30,7 +32,7 @@ from detbalance.stats.progress import progress_bar
 
 from ._io import write_json
 from .config_files import D2_TINY_CONFIG
-from .run import RunSpec, seed_everything
+from .run import RunSpec, save_checkpoint, seed_everything
 
 __all__ = ["build_cfg", "train_and_predict"]
 
@@ -77,6 +79,9 @@ def build_cfg(spec: RunSpec):
     cfg.SOLVER.WARMUP_ITERS = schedule.effective_warmup
     cfg.SOLVER.WARMUP_FACTOR = schedule.warmup_factor
     cfg.SEED = spec.seed
+    if spec.sampler == "rfs":  # what the runner builds (_train_sampler), so that config.yaml says it
+        cfg.DATALOADER.SAMPLER_TRAIN = "RepeatFactorTrainingSampler"
+        cfg.DATALOADER.REPEAT_THRESHOLD = spec.rfs_threshold
     if spec.loss.loss is not None:
         cfg.MODEL.ROI_HEADS.NAME = "BalancedROIHeads"
         cfg.DETBALANCE.LOSS = spec.loss.loss
@@ -104,8 +109,7 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     with _quiet():
         model = build_model(cfg)
         dataset = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=True)
-        loader = build_detection_train_loader(cfg, dataset=dataset,
-                                              sampler=TrainingSampler(len(dataset), seed=spec.seed))
+        loader = build_detection_train_loader(cfg, dataset=dataset, sampler=_train_sampler(spec, dataset))
     optimizer = build_optimizer(cfg, model)
     scheduler = build_lr_scheduler(cfg, optimizer)
     losses_log = []
@@ -128,10 +132,19 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
             if iteration % 20 == 0:
                 bar.set_postfix(loss=f"{sum(losses_log[-20:]) / len(losses_log[-20:]):.3f}")
     bar.close()
+    save_checkpoint(spec.checkpoint, {"model": model.state_dict(), "iteration": cfg.SOLVER.MAX_ITER})
     detections = _predict(cfg, model, progress=progress, name=spec.name)
     write_json(spec.results_json, detections)
     return {"final_loss": sum(losses_log[-50:]) / len(losses_log[-50:]), "first_loss": losses_log[0],
             "iterations": len(losses_log), "num_detections": len(detections)}
+
+
+def _train_sampler(spec: RunSpec, dataset: list[dict]):
+    """detectron2's own sampler of ``spec.sampler`` over the loader's (empty-image filtered) ``dataset``."""
+    if spec.sampler == "rfs":
+        factors = RepeatFactorTrainingSampler.repeat_factors_from_category_frequency(dataset, spec.rfs_threshold)
+        return RepeatFactorTrainingSampler(factors, seed=spec.seed)
+    return TrainingSampler(len(dataset), seed=spec.seed)
 
 
 def _predict(cfg, model, *, progress: bool, name: str) -> list[dict]:

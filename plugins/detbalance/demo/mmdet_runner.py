@@ -4,7 +4,9 @@ The config is the repository's tiny CPU config for the loss (``configs/mmdet/tin
 cross-entropy baseline), pointed at the demo's data with :func:`detbalance.mmdet.config.use_dataset` and given the
 demo's model size and schedule: ResNet-18 + FPN on C3-C5 with 128 channels, anchors 16-128 px, 500/100 RPN
 proposals, 128 RPN and 64 RoI samples per image, 256-d box head, SGD with linear warm-up and steps at 75 %/92 %.
-Training runs through mmengine's ``Runner`` (iteration-based loop); the detections of the test split are written
+Training runs through mmengine's ``Runner`` (iteration-based loop) with mmengine's ``InfiniteSampler`` or, for
+``sampler="rfs"``, :class:`detbalance.mmdet.DBRepeatFactorSampler` (detectron2's repeat factors, seeded with the
+run's seed); the trained weights go to ``model_final.pth``; the detections of the test split are written
 as a COCO results json by a loop over the test data loader.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ from detbalance.stats.progress import progress_bar
 
 from ._io import write_json
 from .config_files import MMDET_TINY_DIR
-from .run import RunSpec, seed_everything
+from .run import RunSpec, save_checkpoint, seed_everything
 
 __all__ = ["CONFIG_DIR", "CONFIG_FILES", "build_cfg", "train_and_predict"]
 
@@ -90,7 +92,9 @@ def build_cfg(spec: RunSpec) -> Config:
             if step["type"] == "Resize":
                 step["scale"] = scale
     cfg.train_dataloader.update(batch_size=schedule.batch_size, num_workers=0, persistent_workers=False,
-                                sampler=dict(type="InfiniteSampler", shuffle=True, seed=spec.seed))
+                                sampler=_train_sampler(spec))
+    if spec.sampler is not None:
+        cfg.custom_imports = dict(imports=["detbalance.mmdet"], allow_failed_imports=False)
     cfg.test_dataloader.update(batch_size=1, num_workers=0, persistent_workers=False)
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=schedule.iters)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
@@ -113,6 +117,13 @@ def build_cfg(spec: RunSpec) -> Config:
     cfg.load_from = None
     cfg.resume = False
     return cfg
+
+
+def _train_sampler(spec: RunSpec) -> dict:
+    """The train sampler of ``spec.sampler``: mmengine's ``InfiniteSampler`` or ``DBRepeatFactorSampler``."""
+    if spec.sampler == "rfs":
+        return dict(type="DBRepeatFactorSampler", threshold=spec.rfs_threshold, seed=spec.seed)
+    return dict(type="InfiniteSampler", shuffle=True, seed=spec.seed)
 
 
 def _reads_weights(cfg: Config) -> bool:
@@ -138,6 +149,7 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     with contextlib.redirect_stdout(io.StringIO()):
         runner.train()
     torch.set_num_threads(spec.num_threads)
+    save_checkpoint(spec.checkpoint, {"state_dict": runner.model.state_dict(), "meta": {"iter": runner.iter}})
     detections = _predict(runner, test_loader_cfg, progress=progress, name=spec.name)
     write_json(spec.results_json, detections)
     recent = hook.losses[-50:]

@@ -1,7 +1,10 @@
 """What one training run of the demo needs and produces, independent of the framework."""
 from __future__ import annotations
 
+import math
+import os
 import random
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +15,17 @@ from .catalog import DemoLoss
 from .data import DemoData
 from .schedule import Schedule
 
-__all__ = ["RunSpec", "seed_everything", "NUM_THREADS", "PREDICT_SCORE_THRESHOLD"]
+__all__ = ["RunSpec", "seed_everything", "NUM_THREADS", "PREDICT_SCORE_THRESHOLD", "SAMPLERS",
+           "save_checkpoint"]
 
 #: torch intra-op threads of every run (the demo is sized for 2 CPU cores).
 NUM_THREADS = 2
 #: every run keeps test detections down to this score (at most 100 per image), in both frameworks; the report
 #: evaluates them at the frameworks' default threshold and with all of them.
 PREDICT_SCORE_THRESHOLD = 0.001
+#: train samplers of a run: ``None`` (uniform over images, shuffled) or ``"rfs"`` (repeat-factor sampling:
+#: detectron2's ``RepeatFactorTrainingSampler``, MMDetection's ``DBRepeatFactorSampler``, same statistics).
+SAMPLERS = (None, "rfs")
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,8 @@ class RunSpec:
     among them ``results.json``, the COCO detection results on the test split: those scoring at least
     ``score_threshold``, at most ``max_detections`` per image. ``device``: ``"cpu"`` or ``"cuda"``;
     ``num_threads``: torch intra-op threads (1 runs faster than 2 on a machine busy with other jobs).
+    ``sampler``: one of :data:`SAMPLERS`; ``rfs_threshold``: the repeat threshold ``t`` > 0, given exactly when
+    ``sampler="rfs"``. The trained weights are saved to ``checkpoint`` (``work_dir/model_final.pth``).
     """
 
     framework: str
@@ -42,6 +51,8 @@ class RunSpec:
     max_detections: int = 100
     device: str = "cpu"
     num_threads: int = NUM_THREADS
+    sampler: str | None = None
+    rfs_threshold: float | None = None
 
     def __post_init__(self):
         if self.device not in ("cpu", "cuda"):
@@ -50,6 +61,15 @@ class RunSpec:
             raise ValueError("device='cuda' but torch sees no CUDA device; expected device='cpu' on this machine")
         if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int) or self.num_threads < 1:
             raise ValueError(f"num_threads={self.num_threads!r}; expected an integer >= 1")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler={self.sampler!r}; expected one of {list(SAMPLERS)}")
+        if self.sampler == "rfs":
+            t = self.rfs_threshold
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
+                raise ValueError(f"rfs_threshold={t!r}; expected a number > 0 with sampler='rfs'")
+        elif self.rfs_threshold is not None:
+            raise ValueError(f"rfs_threshold={self.rfs_threshold!r} given with sampler={self.sampler!r}; expected "
+                             "None (or sampler='rfs')")
 
     @property
     def name(self) -> str:
@@ -59,9 +79,31 @@ class RunSpec:
     def results_json(self) -> Path:
         return self.work_dir / "results.json"
 
+    @property
+    def checkpoint(self) -> Path:
+        """The trained model's weights (the framework's own checkpoint format)."""
+        return self.work_dir / "model_final.pth"
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch (the data loaders run in the main process, so this covers augmentation)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def save_checkpoint(path: Path, checkpoint: dict) -> Path:
+    """``torch.save`` ``checkpoint`` to ``path`` atomically (a temporary file in the same folder, then
+    ``os.replace``): a checkpoint that exists is complete."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

@@ -15,6 +15,8 @@ Registered names are ``"DB"`` + the wrapped class's name, so they never collide 
   (``detbalance.mmdet.box_weights_data``): COCO ``"weight"`` per box -> ``gt_instances.weights``.
 - ``HOOKS``: ``DBRandomStateHook`` (``detbalance.mmdet.random_state_hook``): checkpoints carry the RNG state, so
   a resumed run continues exactly as an uninterrupted one.
+- ``DATA_SAMPLERS``: ``DBRepeatFactorSampler`` (``detbalance.mmdet.rfs_sampler``): repeat-factor sampling with
+  detectron2's statistics.
 """
 from .box_weights_data import DBCocoDataset, DBLoadAnnotations, DBPackDetInputs
 from .cascade_roi_head import DBCascadeRoIHead
@@ -23,9 +25,10 @@ from .dense_losses import DBEqualizedFocalLoss, DBFocalLoss
 from .losses import (DBClassBalancedFocalLoss, DBEQLv2Loss, DBEqualizationLoss, DBFederatedLoss, DBSeesawLoss,
                      DBWeightedCrossEntropyLoss)
 from .random_state_hook import DBRandomStateHook
+from .rfs_sampler import DBRepeatFactorSampler
 from .roi_head import DBStandardRoIHead
 
 __all__ = ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualizationLoss", "DBEQLv2Loss",
            "DBSeesawLoss", "DBFederatedLoss", "DBStandardRoIHead", "DBCocoDataset", "DBLoadAnnotations",
            "DBPackDetInputs", "DBCascadeRoIHead", "DBEqualizedFocalLoss", "DBFocalLoss",
-           "use_dataset", "DBRandomStateHook"]
+           "use_dataset", "DBRandomStateHook", "DBRepeatFactorSampler"]

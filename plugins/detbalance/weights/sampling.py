@@ -8,7 +8,8 @@ from collections.abc import Hashable, Iterable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["RARE_MAX_IMAGES", "COMMON_MAX_IMAGES", "frequency_groups", "repeat_factors"]
+__all__ = ["RARE_MAX_IMAGES", "COMMON_MAX_IMAGES", "frequency_groups", "repeat_factors", "stochastic_repeats",
+           "epoch_generator", "repeat_factor_epoch"]
 
 #: LVIS rule: a class is rare ('r') in 1-10 training images, common ('c') in 11-100, frequent ('f') in more.
 RARE_MAX_IMAGES = 10
@@ -73,3 +74,67 @@ def repeat_factors(
         class_factor[c] = max(1.0, math.sqrt(ratio) if sqrt else ratio)
     factors = [max((class_factor[c] for c in labels), default=1.0) for labels in label_sets]
     return torch.tensor(factors, dtype=torch.float32)
+
+
+def _check_factors(factors) -> torch.Tensor:
+    f = torch.as_tensor(factors, dtype=torch.float64)
+    if f.ndim != 1 or not torch.isfinite(f).all() or (f < 1).any():
+        raise ValueError(f"repeat factors must be a 1-D sequence of finite numbers >= 1, got "
+                         f"{f.flatten().tolist()[:10] if f.numel() else f.tolist()} (shape {tuple(f.shape)})")
+    return f
+
+
+def stochastic_repeats(factors, generator: torch.Generator) -> torch.Tensor:
+    r"""Integer repeats of each image for one epoch by stochastic rounding of its repeat factor.
+
+    :math:`n_i = \lfloor r_i \rfloor + b_i` with :math:`b_i \sim \mathrm{Bernoulli}(r_i - \lfloor r_i \rfloor)`,
+    so :math:`\mathbb{E}[n_i] = r_i` (LVIS, Appendix B.2; detectron2's ``RepeatFactorTrainingSampler`` rounds the
+    same way).
+
+    Args:
+        factors: ``r[N]``, each >= 1 (:func:`repeat_factors`).
+        generator: CPU generator the N Bernoulli draws come from.
+
+    Returns:
+        ``Tensor[N]``, int64, each ``floor(r_i)`` or ``floor(r_i) + 1``.
+
+    Example:
+        >>> stochastic_repeats([1.0, 2.0, 3.0], torch.Generator().manual_seed(0)).tolist()
+        [1, 2, 3]
+    """
+    f = _check_factors(factors)
+    whole = torch.floor(f)
+    draws = torch.rand(f.numel(), generator=generator, dtype=torch.float64)
+    return whole.long() + (draws < f - whole).long()
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A CPU generator seeded from ``(seed, epoch)`` (one independent stream per epoch, the same on every rank)."""
+    for name, value in (("seed", seed), ("epoch", epoch)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name}={value!r}; expected an integer >= 0")
+    state = np.random.SeedSequence([int(seed), int(epoch)]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def repeat_factor_epoch(factors, seed: int, epoch: int, *, shuffle: bool = True) -> torch.Tensor:
+    """The image indices of one repeat-factor sampling epoch: image ``i`` appears :func:`stochastic_repeats` times.
+
+    Args:
+        factors: ``r[N]``, each >= 1.
+        seed, epoch: integers >= 0; the epoch's draws and order come from :func:`epoch_generator` of the pair.
+        shuffle: shuffle the repeated indices (else ascending).
+
+    Returns:
+        ``Tensor[M]``, int64 indices into the N images, ``M = sum(n_i)`` (about ``sum(r_i)``).
+
+    Example:
+        >>> repeat_factor_epoch([1.0, 2.0], seed=0, epoch=0, shuffle=False).tolist()
+        [0, 1, 1]
+    """
+    generator = epoch_generator(seed, epoch)
+    repeats = stochastic_repeats(factors, generator)
+    indices = torch.repeat_interleave(torch.arange(repeats.numel()), repeats)
+    if shuffle:
+        indices = indices[torch.randperm(indices.numel(), generator=generator)]
+    return indices

@@ -1,0 +1,35 @@
+"""Repeat-factor sampling rows of the matrix run in both frameworks: each runner trains with its framework's
+repeat-factor sampler at the row's threshold (detectron2's RepeatFactorTrainingSampler, MMDetection's
+DBRepeatFactorSampler), saves its model and is recorded."""
+import json
+
+import pytest
+import torch
+
+from detbalance.benchmark import get_method, pending
+from detbalance.benchmark.methods import RFS_THRESHOLD
+from detbalance.benchmark.runner import run_matrix
+
+from bench_helpers import tiny_settings
+
+
+def test_rfs_rows_are_runnable():
+    for key in ("rfs", "rfs-seesaw", "rfs-eqlv2"):
+        for framework in ("detectron2", "mmdet"):
+            assert pending(get_method(key), framework) is None
+
+
+@pytest.mark.slow
+def test_rfs_trains_with_each_frameworks_sampler(tmp_path):
+    records = run_matrix(tiny_settings(tmp_path), ["detectron2", "mmdet"], ["rfs"], [0], log=lambda line: None)
+    assert [(r["framework"], r["method"]) for r in records] == [("detectron2", "rfs"), ("mmdet", "rfs")]
+    work = {r["framework"]: next((tmp_path / "work").rglob(f"{r['framework']}/rfs/seed0")) for r in records}
+    d2_config = (work["detectron2"] / "config.yaml").read_text()
+    assert "SAMPLER_TRAIN: RepeatFactorTrainingSampler" in d2_config
+    assert f"REPEAT_THRESHOLD: {RFS_THRESHOLD}" in d2_config
+    mm_config = (work["mmdet"] / "config.py").read_text()
+    assert "type='DBRepeatFactorSampler'" in mm_config and f"threshold={RFS_THRESHOLD}" in mm_config
+    assert "model" in torch.load(work["detectron2"] / "model_final.pth", weights_only=True)
+    assert "state_dict" in torch.load(work["mmdet"] / "model_final.pth", weights_only=True)
+    for r in records:
+        assert json.loads((work[r["framework"]] / "trained.json").read_text())["train"]["iterations"] == 2
