@@ -81,8 +81,6 @@ def pending(method: Method, framework: str) -> str | None:
         raise ValueError(f"framework={framework!r}; expected one of {FRAMEWORKS}")
     if framework not in method.frameworks:
         return f"{method.key} exists only in {method.frameworks}"
-    if method.mmdet_loss is not None:
-        return "the mmdet runner cannot select MMDetection's own losses yet"
     if method.calibrate is not None:
         return "post-hoc calibration of cached detections is not wired into the benchmark yet"
     return None

@@ -133,7 +133,7 @@ def _run_one(settings, dataset, weights_file, test_gt, groups, framework, method
                    data=demo_data(dataset, method.train_split), schedule=settings.schedule,
                    weights_file=weights_file, work_dir=work, score_threshold=LVIS_SCORE_THRESHOLD,
                    max_detections=LVIS_MAX_DETS, device=settings.device, num_threads=settings.threads,
-                   sampler=method.sampler, rfs_threshold=method.rfs_threshold)
+                   sampler=method.sampler, rfs_threshold=method.rfs_threshold, mmdet_loss=method.mmdet_loss)
     trained = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
     if trained is None or trained.get("definition") != definition or not spec.results_json.is_file():
         if framework == "detectron2":

@@ -27,7 +27,7 @@ from ._io import write_json
 from .config_files import MMDET_TINY_DIR
 from .run import RunSpec, save_checkpoint, seed_everything
 
-__all__ = ["CONFIG_DIR", "CONFIG_FILES", "build_cfg", "train_and_predict"]
+__all__ = ["CONFIG_DIR", "CONFIG_FILES", "MMDET_LOSSES", "build_cfg", "train_and_predict"]
 
 CONFIG_DIR = MMDET_TINY_DIR
 #: detbalance loss -> tiny config of that loss (``None``: the framework's own cross-entropy).
@@ -39,6 +39,19 @@ CONFIG_FILES = {
     "EQLv2Loss": "faster-rcnn_r18_fpn_tiny_eqlv2.py",
     "SeesawLoss": "faster-rcnn_r18_fpn_tiny_seesaw.py",
     "FederatedLoss": "faster-rcnn_r18_fpn_tiny_federated.py",
+}
+
+#: MMDetection's own box-classifier losses (``RunSpec.mmdet_loss``) with their documented LVIS settings, set as
+#: ``loss_cls`` of the baseline config (num_classes = K added), everything else as in the detbalance runs:
+#: ``SeesawLoss`` as in mmdet 3.3's ``configs/seesaw_loss/*_lvis-v1.py`` (p 0.8, q 2.0; those configs also swap
+#: the classifier for a ``NormedLinear``, left out so that only the loss differs); ``EQLV2Loss`` (mmdet 3.3 ships
+#: no config for it) with its documented defaults (mu 0.8, alpha 4, gamma 12, objectness at test). MMDetection's
+#: ``BBoxHead`` scores ``EQLV2Loss`` boxes with a softmax at test time (the loss sets no ``custom_activation``):
+#: measured as MMDetection does it.
+MMDET_LOSSES = {
+    "SeesawLoss": dict(type="SeesawLoss", p=0.8, q=2.0, loss_weight=1.0),
+    "EQLV2Loss": dict(type="EQLV2Loss", use_sigmoid=True, loss_weight=1.0, mu=0.8, alpha=4.0, gamma=12,
+                      test_with_obj=True),
 }
 
 
@@ -70,6 +83,10 @@ def build_cfg(spec: RunSpec) -> Config:
 
     data, schedule = spec.data, spec.schedule
     cfg = Config.fromfile(str(CONFIG_DIR / CONFIG_FILES[spec.loss.loss]))
+    if spec.mmdet_loss is not None:
+        if spec.mmdet_loss not in MMDET_LOSSES:
+            raise ValueError(f"mmdet_loss={spec.mmdet_loss!r}; expected one of {sorted(MMDET_LOSSES)}")
+        cfg.model.roi_head.bbox_head.loss_cls = dict(MMDET_LOSSES[spec.mmdet_loss], num_classes=data.num_classes)
     use_dataset(cfg, data_root="", classes=data.class_names, train_ann=str(data.train_json),
                 train_images=str(data.train_images) + "/", val_ann=str(data.test_json),
                 val_images=str(data.test_images) + "/",
@@ -111,7 +128,7 @@ def build_cfg(spec: RunSpec) -> Config:
                              logger=dict(type="LoggerHook", interval=10 ** 9), checkpoint=None)
     cfg.randomness = dict(seed=spec.seed)
     # mmengine keeps one visualizer per name per process; each run of a demo gets its own.
-    cfg.visualizer = dict(type="DetLocalVisualizer", name=f"detbalance_demo_{spec.name}")
+    cfg.visualizer = dict(type="DetLocalVisualizer", name=f"detbalance_demo_{spec.work_dir}")
     cfg.log_level = "WARNING"
     cfg.work_dir = str(spec.work_dir)
     cfg.load_from = None

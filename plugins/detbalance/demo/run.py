@@ -37,7 +37,9 @@ class RunSpec:
     ``score_threshold``, at most ``max_detections`` per image. ``device``: ``"cpu"`` or ``"cuda"``;
     ``num_threads``: torch intra-op threads (1 runs faster than 2 on a machine busy with other jobs).
     ``sampler``: one of :data:`SAMPLERS`; ``rfs_threshold``: the repeat threshold ``t`` > 0, given exactly when
-    ``sampler="rfs"``. The trained weights are saved to ``checkpoint`` (``work_dir/model_final.pth``).
+    ``sampler="rfs"``. ``mmdet_loss``: MMDetection's own registered box-classifier loss instead of its
+    cross-entropy (a key of :data:`detbalance.demo.mmdet_runner.MMDET_LOSSES`; MMDetection runs with ``loss``
+    the baseline only). The trained weights are saved to ``checkpoint`` (``work_dir/model_final.pth``).
     """
 
     framework: str
@@ -53,6 +55,7 @@ class RunSpec:
     num_threads: int = NUM_THREADS
     sampler: str | None = None
     rfs_threshold: float | None = None
+    mmdet_loss: str | None = None
 
     def __post_init__(self):
         if self.device not in ("cpu", "cuda"):
@@ -70,10 +73,17 @@ class RunSpec:
         elif self.rfs_threshold is not None:
             raise ValueError(f"rfs_threshold={self.rfs_threshold!r} given with sampler={self.sampler!r}; expected "
                              "None (or sampler='rfs')")
+        if self.mmdet_loss is not None:
+            if self.framework != "mmdet" or self.loss.loss is not None:
+                raise ValueError(f"mmdet_loss={self.mmdet_loss!r} with framework={self.framework!r} and loss "
+                                 f"{self.loss.key!r}; expected framework='mmdet' and the baseline loss 'ce'")
+            if not isinstance(self.mmdet_loss, str) or not self.mmdet_loss:
+                raise ValueError(f"mmdet_loss={self.mmdet_loss!r}; expected the name of an MMDetection loss")
 
     @property
     def name(self) -> str:
-        return f"{self.framework}/{self.loss.key}/seed{self.seed}"
+        loss = self.loss.key if self.mmdet_loss is None else f"mmdet:{self.mmdet_loss}"
+        return f"{self.framework}/{loss}{'+rfs' if self.sampler == 'rfs' else ''}/seed{self.seed}"
 
     @property
     def results_json(self) -> Path:
