@@ -19,7 +19,7 @@ from typing import Mapping, Optional, Sequence
 
 from torch import nn
 
-from ..losses import LOSSES
+from ..losses import LOSS_TABLE, LOSSES
 from ..losses.without_statistics import without_statistics
 from ..weights import ClassStats, WeightsFile, load_weights
 
@@ -27,7 +27,7 @@ __all__ = ["build_classification_loss", "load_class_statistics", "TRAINED_STATIS
 
 #: Losses that accumulate their class statistics while training (registered buffers): without a weights file
 #: they are built from ``num_classes`` alone; with one, its class count is still checked.
-TRAINED_STATISTICS_LOSSES = frozenset({"EQLv2Loss", "SeesawLoss"})
+TRAINED_STATISTICS_LOSSES = frozenset(name for name in LOSSES if not LOSS_TABLE[name].needs_statistics)
 
 
 def build_classification_loss(

@@ -28,7 +28,8 @@ entry; one host synchronisation per call on an accelerator).
 
 Every module has ``num_logits``, ``predict_scores``, ``class_accuracy``, ``initial_bias`` (the classifier bias
 both framework adapters start from: each sigmoid loss's reference prior) and a ``from_stats`` class method;
-:data:`LOSSES` maps each module's name to its class.
+:data:`LOSSES` maps each module's name to its class; :data:`LOSS_TABLE` (:mod:`.table`) adds the statistic each
+needs and its hyper-parameters, whose defaults live in the module's signature.
 
 Losses for the classification branch of dense (one-stage) heads, which score every anchor with K sigmoid
 logits, live in :data:`DENSE_LOSSES`; a dense head also takes the K-column (sigmoid) losses of :data:`LOSSES`
@@ -50,16 +51,8 @@ from .federated import FederatedLoss, federated_classes, federated_loss
 from .focal import FocalLoss, alpha_from_weights, focal_loss
 from .heads import check_box_head_loss, check_dense_head_loss, dense_head_losses
 from .seesaw import SeesawLoss, seesaw_loss
+from .table import DENSE_LOSSES, LOSS_TABLE, LOSSES, LossSpec
 from .weighted_ce import WeightedCrossEntropyLoss, weighted_cross_entropy
-
-LOSSES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (WeightedCrossEntropyLoss, ClassBalancedFocalLoss, EqualizationLoss, EQLv2Loss, SeesawLoss,
-                FederatedLoss)
-}
-
-#: Losses made for dense heads (one-stage detectors); they are not offered to box (RoI) heads.
-DENSE_LOSSES: dict[str, type] = {cls.__name__: cls for cls in (FocalLoss, EqualizedFocalLoss)}
 
 __all__ = [
     "weighted_cross_entropy", "class_balanced_focal_loss", "class_balanced_weights", "equalization_loss",
@@ -67,5 +60,5 @@ __all__ = [
     "WeightedCrossEntropyLoss", "ClassBalancedFocalLoss", "EqualizationLoss", "EQLv2Loss", "SeesawLoss",
     "FederatedLoss", "LOSSES", "softmax_scores", "sigmoid_scores", "objectness_sigmoid_scores", "seesaw_scores",
     "focal_loss", "alpha_from_weights", "equalized_focal_loss", "FocalLoss", "EqualizedFocalLoss", "DENSE_LOSSES",
-    "dense_head_losses", "check_dense_head_loss", "check_box_head_loss",
+    "dense_head_losses", "check_dense_head_loss", "check_box_head_loss", "LOSS_TABLE", "LossSpec",
 ]

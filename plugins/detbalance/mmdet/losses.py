@@ -27,14 +27,15 @@ registered name                         statistics argument         classifier c
 ``DBFederatedLoss``                     ``image_counts`` (K)        K, sigmoid
 ======================================  ==========================  =============================================
 
-Each class names its statistics argument in ``stats_arg`` (``None`` for the stateful losses). The sigmoid
-losses take ``prior_prob``, the probability their classifier's class logits start at (``None``: the reference
-value of the loss, see ``initial_bias`` of the core loss); the adapter sets ``fc_cls.bias`` from it.
+Each class is generated from :data:`detbalance.losses.LOSS_TABLE`: its arguments are the core loss module's
+(``ignore_index`` aside; same names, same defaults, read from the core signature) plus ``loss_weight`` and
+``calibration``, and it names its statistics argument in ``stats_arg`` (``None`` for the stateful losses). The
+sigmoid losses take ``prior_prob``, the probability their classifier's class logits start at (``None``: the
+reference value of the loss, see ``initial_bias`` of the core loss); the adapter sets ``fc_cls.bias`` from it.
 
 Example:
     >>> import torch
     >>> from mmdet.registry import MODELS
-from torch import Tensor
     >>> import detbalance.mmdet
     >>> loss = MODELS.build(dict(type='DBClassBalancedFocalLoss', num_classes=3, samples_per_class=[50, 10, 2]))
     >>> loss.get_cls_channels(3)  # sigmoid: one logit per foreground class
@@ -47,18 +48,26 @@ from torch import Tensor
 """
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Optional
 
 from mmdet.registry import MODELS
+from torch import Tensor
 
-from detbalance import losses as core
+from detbalance.losses import LOSS_TABLE, LossSpec
 from detbalance.losses.without_statistics import without_statistics
 
 from ._loss_base import MMDetLossAdapter, StatsArg, check_length, is_weights_path
 
 __all__ = ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualizationLoss", "DBEQLv2Loss",
            "DBSeesawLoss", "DBFederatedLoss"]
+
+#: Arguments every registered loss adds to those of its core loss (MMDetection's convention, then calibration).
+_ADAPTER_PARAMETERS = (
+    inspect.Parameter("loss_weight", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation="float"),
+    inspect.Parameter("calibration", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="Optional[dict]"),
+)
 
 
 def _from_file(core_cls: type, num_classes: int, path: StatsArg, **settings):
@@ -70,50 +79,59 @@ def _from_file(core_cls: type, num_classes: int, path: StatsArg, **settings):
     return core_cls.from_stats(num_classes, MMDetLossAdapter.load_weights_file(path, num_classes), **settings)
 
 
-def _counts_loss(owner: type, core_cls: type, arg: str, num_classes: int, stats: StatsArg, **settings):
-    """Core module from an inline per-class list (length K) or from a weights file's statistics."""
+def _core_loss(owner: str, spec: LossSpec, num_classes: int, stats, settings: dict):
+    """The core module: from ``num_classes`` alone (trained statistics), a weights file or an inline list."""
+    if spec.stats_arg is None:
+        return spec.cls(num_classes, **settings)
     if is_weights_path(stats):
-        return _from_file(core_cls, num_classes, stats, **settings)
-    check_length(owner.__name__, arg, stats, num_classes, num_classes)
-    return core_cls(num_classes, stats, **settings)
+        return _from_file(spec.cls, num_classes, stats, **settings)
+    if stats is not None:  # class weights carry the background weight last
+        expected = num_classes + 1 if spec.statistic == "class weights" else num_classes
+        check_length(owner, spec.stats_arg, stats, expected, num_classes)
+    return spec.cls(num_classes, stats, **settings)
 
 
-@MODELS.register_module()
-class DBWeightedCrossEntropyLoss(MMDetLossAdapter):
-    """Softmax cross-entropy with per-class weights (``detbalance.losses.WeightedCrossEntropyLoss``).
+def _signature(spec: LossSpec) -> inspect.Signature:
+    """``(self, num_classes, <core arguments but ignore_index>, *, loss_weight=1.0, calibration=None)``."""
+    core = inspect.signature(spec.cls.__init__).parameters
+    kept = [p for name, p in core.items() if name != "ignore_index"]
+    return inspect.Signature([*kept, *_ADAPTER_PARAMETERS])
 
-    With the default ``denominator='proposals'`` it gives the values of MMDetection's
-    ``CrossEntropyLoss(class_weight=...)`` when both get the same ``avg_factor`` (``BBoxHead.loss`` passes the
-    number of proposals with a label weight > 0); without ``avg_factor`` MMDetection's divides by all R rows,
-    ours by that count, so they differ when a label weight is 0.
 
-    Args:
-        num_classes: K, the bbox head's ``num_classes``.
-        class_weight: K + 1 weights (background last), the path of a weights file (its class weights and
-            background weight), or ``None`` for unweighted cross-entropy.
-        denominator: of the mean: ``'proposals'`` (``avg_factor``, the number of proposals with a label
-            weight > 0) or ``'weights'`` (the summed class and label weights, as ``F.cross_entropy(weight=)``;
-            ``avg_factor`` is then not used).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
-        loss_weight: multiplier of the loss.
-        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
-    """
+def _register(spec: LossSpec, base: type = MMDetLossAdapter) -> type:
+    """``DB<name>``: a subclass of ``base`` taking the core loss's arguments, registered in ``MODELS``."""
+    signature = _signature(spec)
+    name = f"DB{spec.name}"
 
-    stats_arg = "class_weight"
+    def __init__(self, *args, **kwargs):
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError as error:  # a missing or unknown argument, named by the class as Python does
+            raise TypeError(f"{name}.__init__() {error}") from None
+        bound.apply_defaults()
+        settings = dict(bound.arguments)
+        del settings["self"]
+        num_classes, loss_weight, calibration = (settings.pop(k) for k in ("num_classes", "loss_weight",
+                                                                           "calibration"))
+        stats = settings.pop(spec.stats_arg) if spec.stats_arg is not None else None
+        base.__init__(self, _core_loss(name, spec, num_classes, stats, settings), loss_weight, calibration)
 
-    def __init__(self, num_classes: int, class_weight: Optional[StatsArg] = None, *,
-                 denominator: str = "proposals", reduction: str = "mean", loss_weight: float = 1.0,
-                 calibration: Optional[dict] = None):
-        if is_weights_path(class_weight):
-            module = _from_file(
-                core.WeightedCrossEntropyLoss, num_classes, class_weight, denominator=denominator,
-                reduction=reduction)
-        else:
-            if class_weight is not None:
-                check_length(type(self).__name__, "class_weight", class_weight, num_classes + 1, num_classes)
-            module = core.WeightedCrossEntropyLoss(num_classes, class_weight, denominator=denominator,
-                                                   reduction=reduction)
-        super().__init__(module, loss_weight, calibration)
+    __init__.__signature__ = signature
+    __init__.__qualname__ = f"{name}.__init__"
+    summary = (spec.cls.__doc__ or spec.name).strip().splitlines()[0]
+    statistic = ("running state (none to give)" if spec.stats_arg is None else
+                 f"``{spec.stats_arg}``: {spec.statistic}, a list or the path of a weights file")
+    doc = (f"``detbalance.losses.{spec.name}`` as MMDetection's ``loss_cls``: {summary}\n\n"
+           f"Arguments: those of the core loss, same names and defaults (``ignore_index`` aside), plus "
+           f"``loss_weight`` and ``calibration``: ``{name}{str(signature).replace('(self, ', '(')}``.\n"
+           f"Statistics: {statistic}.")
+    cls = type(name, (base,), {"__init__": __init__, "__doc__": doc, "__module__": __name__,
+                               "stats_arg": spec.stats_arg})
+    return MODELS.register_module(module=cls)
+
+
+class _WeightsDenominatorAdapter(MMDetLossAdapter):
+    """Weighted cross-entropy: with ``denominator='weights'`` the summed weights replace ``avg_factor``."""
 
     def forward(self, cls_score: Tensor, labels: Tensor, label_weights: Optional[Tensor] = None,
                 avg_factor: Optional[float] = None, reduction_override: Optional[str] = None) -> Tensor:
@@ -124,115 +142,19 @@ class DBWeightedCrossEntropyLoss(MMDetLossAdapter):
         return super().forward(cls_score, labels, label_weights, avg_factor, reduction_override)
 
 
-@MODELS.register_module()
-class DBClassBalancedFocalLoss(MMDetLossAdapter):
-    """Class-balanced sigmoid focal loss (``detbalance.losses.ClassBalancedFocalLoss``).
-
-    Args:
-        num_classes: K, the bbox head's ``num_classes``.
-        samples_per_class: K instance counts, or the path of a weights file (its instance counts).
-        beta, gamma, background_weight: the core loss's hyper-parameters.
-        prior_prob: initial class probability (None: 1/K, bias -log(K - 1), as the reference code).
-        reduction, loss_weight: as in every MMDetection loss.
-        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
-    """
-
-    stats_arg = "samples_per_class"
-
-    def __init__(self, num_classes: int, samples_per_class: StatsArg, *, beta: float = 0.999, gamma: float = 2.0,
-                 background_weight: float = 1.0, prior_prob: Optional[float] = None, reduction: str = "mean",
-                 loss_weight: float = 1.0, calibration: Optional[dict] = None):
-        module = _counts_loss(type(self), core.ClassBalancedFocalLoss, "samples_per_class", num_classes,
-                              samples_per_class, beta=beta, gamma=gamma, background_weight=background_weight,
-                              prior_prob=prior_prob, reduction=reduction)
-        super().__init__(module, loss_weight, calibration)
-
-
-@MODELS.register_module()
-class DBEqualizationLoss(MMDetLossAdapter):
-    """Equalization loss (``detbalance.losses.EqualizationLoss``).
-
-    Args:
-        num_classes: K, the bbox head's ``num_classes``.
-        class_freq: K image fractions, or the path of a weights file (its image counts / number of images).
-        lambda_: frequency threshold below which a class is tail.
-        prior_prob: initial class probability (0.001 as eql.detectron2).
-        reduction, loss_weight: as in every MMDetection loss.
-        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
-    """
-
-    stats_arg = "class_freq"
-
-    def __init__(self, num_classes: int, class_freq: StatsArg, *, lambda_: float = 1.76e-3,
-                 prior_prob: float = 0.001, reduction: str = "mean", loss_weight: float = 1.0,
-                 calibration: Optional[dict] = None):
-        module = _counts_loss(type(self), core.EqualizationLoss, "class_freq", num_classes, class_freq,
-                              lambda_=lambda_, prior_prob=prior_prob, reduction=reduction)
-        super().__init__(module, loss_weight, calibration)
-
-
-@MODELS.register_module()
-class DBEQLv2Loss(MMDetLossAdapter):
-    """Equalization loss v2 (``detbalance.losses.EQLv2Loss``), K + 1 logits (objectness last); gradient
-    statistics are running state.
-
-    Args:
-        num_classes: K, the bbox head's ``num_classes``.
-        mu, gamma, alpha: the core loss's hyper-parameters.
-        prior_prob: initial class probability of the K class logits (None: bias 0, as the official code).
-        reduction, loss_weight: as in every MMDetection loss.
-        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
-    """
-
-    stats_arg = None
-
-    def __init__(self, num_classes: int, *, mu: float = 0.8, gamma: float = 12.0, alpha: float = 4.0,
-                 prior_prob: Optional[float] = None, reduction: str = "mean", loss_weight: float = 1.0,
-                 calibration: Optional[dict] = None):
-        module = core.EQLv2Loss(num_classes, mu=mu, gamma=gamma, alpha=alpha, prior_prob=prior_prob,
-                                reduction=reduction)
-        super().__init__(module, loss_weight, calibration)
-
-
-@MODELS.register_module()
-class DBSeesawLoss(MMDetLossAdapter):
-    """Seesaw loss (``detbalance.losses.SeesawLoss``), K + 2 logits; cumulative counts are running state.
-
-    Args:
-        num_classes: K, the bbox head's ``num_classes``.
-        p, q, eps: the core loss's hyper-parameters.
-        reduction, loss_weight: as in every MMDetection loss.
-        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
-    """
-
-    stats_arg = None
-
-    def __init__(self, num_classes: int, *, p: float = 0.8, q: float = 2.0, eps: float = 1e-2,
-                 reduction: str = "mean", loss_weight: float = 1.0, calibration: Optional[dict] = None):
-        module = core.SeesawLoss(num_classes, p=p, q=q, eps=eps, reduction=reduction)
-        super().__init__(module, loss_weight, calibration)
-
-
-@MODELS.register_module()
-class DBFederatedLoss(MMDetLossAdapter):
-    """Federated loss (``detbalance.losses.FederatedLoss``): sigmoid loss over a sampled class subset.
-
-    Args:
-        num_classes: K, the bbox head's ``num_classes``.
-        image_counts: K per-class image counts, or the path of a weights file (its image counts).
-        num_sampled, freq_power: the core loss's hyper-parameters.
-        seed: seed of the loss's class-sampling generator; None draws one from torch's global generator.
-        prior_prob: initial class probability (0.01 as Detic).
-        reduction, loss_weight: as in every MMDetection loss.
-        calibration: test-time score calibration (:mod:`detbalance.mmdet.calibration`); None: off.
-    """
-
-    stats_arg = "image_counts"
-
-    def __init__(self, num_classes: int, image_counts: StatsArg, *, num_sampled: int = 50,
-                 freq_power: float = 0.5, seed: Optional[int] = None, prior_prob: float = 0.01,
-                 reduction: str = "mean", loss_weight: float = 1.0, calibration: Optional[dict] = None):
-        module = _counts_loss(type(self), core.FederatedLoss, "image_counts", num_classes, image_counts,
-                              num_sampled=num_sampled, freq_power=freq_power, seed=seed, prior_prob=prior_prob,
-                              reduction=reduction)
-        super().__init__(module, loss_weight, calibration)
+#: With the default ``denominator='proposals'`` it gives the values of MMDetection's
+#: ``CrossEntropyLoss(class_weight=...)`` when both get the same ``avg_factor`` (``BBoxHead.loss`` passes the
+#: number of proposals with a label weight > 0); without ``avg_factor`` MMDetection's divides by all R rows, ours
+#: by that count, so they differ when a label weight is 0. ``class_weight``: K + 1 weights (background last), a
+#: weights file (its class weights and background weight) or ``None`` (unweighted).
+DBWeightedCrossEntropyLoss = _register(LOSS_TABLE["WeightedCrossEntropyLoss"], _WeightsDenominatorAdapter)
+#: ``samples_per_class``: K instance counts or a weights file; ``prior_prob=None``: 1/K, as the reference code.
+DBClassBalancedFocalLoss = _register(LOSS_TABLE["ClassBalancedFocalLoss"])
+#: ``class_freq``: K image fractions or a weights file (its image counts / number of images).
+DBEqualizationLoss = _register(LOSS_TABLE["EqualizationLoss"])
+#: K + 1 logits (objectness last); gradient statistics are running state.
+DBEQLv2Loss = _register(LOSS_TABLE["EQLv2Loss"])
+#: K + 2 logits; cumulative counts are running state.
+DBSeesawLoss = _register(LOSS_TABLE["SeesawLoss"])
+#: ``image_counts``: K per-class image counts or a weights file; ``seed=None`` draws one from torch's generator.
+DBFederatedLoss = _register(LOSS_TABLE["FederatedLoss"])
