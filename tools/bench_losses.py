@@ -27,10 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -39,6 +37,7 @@ import torch.nn.functional as F
 
 from detbalance.losses import (ClassBalancedFocalLoss, EqualizationLoss, EQLv2Loss, FederatedLoss, SeesawLoss,
                                WeightedCrossEntropyLoss)
+from detbalance.weights.file import write_text_atomic
 
 SCALES = {"lvis": (8192, 1203), "small": (512, 8)}
 CE = "F.cross_entropy"
@@ -195,16 +194,8 @@ def format_rows(rows: list[dict], title: str) -> str:
 
 
 def _write_json(path: str, data: dict) -> None:
-    """Write ``data`` atomically: a temporary file in the same folder, then ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``data`` as json atomically (the package's one atomic writer)."""
+    write_text_atomic(path, json.dumps(data, indent=1))
 
 
 def main(argv=None) -> int:

@@ -89,3 +89,17 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text('{\n  "format": "detbalance-weights",\n  "version": 1,,\n}')
     with pytest.raises(ValueError, match=r"bad.json: not valid JSON: .* at line 3 column 16"):
         load_weights(bad)
+
+
+def test_atomic_writers_write_all_or_nothing(tmp_path):
+    from detbalance.weights.file import write_bytes_atomic, write_text_atomic
+
+    write_text_atomic(tmp_path / "a.txt", "é\nb\n")
+    assert (tmp_path / "a.txt").read_bytes() == "é\nb\n".encode("utf-8")
+    write_bytes_atomic(tmp_path / "a.txt", b"\x00\x01")
+    assert (tmp_path / "a.txt").read_bytes() == b"\x00\x01"
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "x").write_text("keep")
+    with pytest.raises(OSError):  # replacing a non-empty folder fails: the temporary file goes, the folder stays
+        write_bytes_atomic(tmp_path / "folder", b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "folder"]

@@ -1,27 +1,21 @@
-"""Atomic file writes for the demo's outputs (a file that exists is complete)."""
+"""Atomic file writes for the demo's outputs (a file that exists is complete), through the package's one writer."""
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from ..weights.file import write_text_atomic
 
 __all__ = ["write_json", "write_text"]
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    """Write ``text`` to ``path`` atomically (:func:`~detbalance.weights.file.write_text_atomic`), creating its
+    folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, text)
     return path
 
 

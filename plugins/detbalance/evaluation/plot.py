@@ -7,13 +7,14 @@ atomically: a temporary file in the same folder, then ``os.replace``.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..weights.file import write_bytes_atomic
 from .report import METRICS, Report
 
 __all__ = ["plot_report"]
@@ -67,14 +68,9 @@ def plot_report(report: Report, path: str | os.PathLike, metric: str = "ap", tit
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(axis="y", alpha=0.3, zorder=1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=fmt, dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=120)
+    write_bytes_atomic(path, buffer.getvalue())
     return path
 
 

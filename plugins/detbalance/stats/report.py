@@ -1,14 +1,15 @@
 """Human-readable output for class statistics and weights: table, warnings, repeat-factor summary, plot."""
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..weights import WeightsFile
+from ..weights.file import write_bytes_atomic
 
 __all__ = ["EXTREME_RATIO", "format_table", "weight_ratio_warning", "rfs_summary", "plot_weights"]
 
@@ -103,13 +104,8 @@ def plot_weights(path: str | os.PathLike, wf: WeightsFile, *, count: str = "inst
         ax.set_title(f"{s.num_classes} classes, {sum(s.instance_counts)} instances, {s.num_images} images")
         fig.tight_layout()
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".png")
-        os.close(fd)
-        try:
-            fig.savefig(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=path.suffix.lstrip(".") or "png")
+        write_bytes_atomic(path, buffer.getvalue())
     finally:
         plt.close(fig)

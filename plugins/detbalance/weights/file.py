@@ -19,7 +19,8 @@ from pathlib import Path
 
 from .schemes import SCHEMES
 
-__all__ = ["FORMAT", "VERSION", "ClassStats", "WeightsFile", "save_weights", "load_weights", "write_text_atomic"]
+__all__ = ["FORMAT", "VERSION", "ClassStats", "WeightsFile", "save_weights", "load_weights", "write_text_atomic",
+           "write_bytes_atomic"]
 
 FORMAT = "detbalance-weights"
 VERSION = 1
@@ -184,15 +185,21 @@ def save_weights(path: str | os.PathLike, wf: WeightsFile) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
+    """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`write_bytes_atomic`."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
-    Readers see the old file or the new one, never a partial one; on any error nothing is left behind.
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
+
+    Readers see the old file or the new one, never a partial one; on any error nothing is left behind. The one
+    atomic writer of the package (weights, calibration, reports, plots, the demo's results).
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
