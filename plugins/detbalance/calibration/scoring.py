@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from torch import Tensor, nn
 
+from .._checks import check_int
 from ..losses import WeightedCrossEntropyLoss
 from ..weights import FORMAT as WEIGHTS_FORMAT, load_weights
 from ._checks import NORCAL_ON, NORCAL_VARIANTS, check_choice, check_counts, check_gamma, check_thresholds
@@ -66,9 +67,7 @@ class ScoreCalibration(nn.Module):
     def __init__(self, num_classes: int, method: str = "", *, class_counts=None, gamma: Optional[float] = None,
                  on: str = "probs", renorm: bool = True, variant: str = "power", thresholds=None) -> None:
         super().__init__()
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes={num_classes!r}; expected an integer >= 1")
-        self.num_classes = num_classes
+        self.num_classes = check_int("num_classes", num_classes, minimum=1)
         self.method = check_choice("calibration method", method, SCORE_METHODS)
         self.on = check_choice("on", on, NORCAL_ON)
         self.variant = check_choice("variant", variant, NORCAL_VARIANTS)

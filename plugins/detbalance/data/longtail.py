@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_int
 from ..weights import frequency_groups
 from ..weights.sampling import COMMON_MAX_IMAGES
 from .shapes import COLOURS, SHAPES
@@ -106,9 +107,7 @@ class LongTailSpec:
         for name, low in (("test_per_class", 1), ("val_per_class", 1), ("image_size", 32), ("min_objects", 1),
                           ("max_objects", self.min_objects), ("min_size", 8), ("max_size", self.min_size),
                           ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"LongTailSpec.{name}={value!r}; expected an integer >= {low}")
+            check_int(f"LongTailSpec.{name}", getattr(self, name), minimum=low)
         if self.max_objects * (self.max_size + _GAP) ** 2 > 0.5 * self.image_size ** 2:
             raise ValueError(f"max_objects={self.max_objects} cells of max_size={self.max_size} px do not fit in a "
                              f"{self.image_size} px image; expected max_objects * (max_size + {_GAP})**2 <= "

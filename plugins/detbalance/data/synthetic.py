@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .._checks import check_int
 from .shapes import COLOURS, SHAPES, shape_mask
 
 __all__ = ["SyntheticSpec", "SyntheticDataset", "train_schedule", "frequency_groups_of", "generate",
@@ -75,11 +76,7 @@ class SyntheticSpec:
 
     def __post_init__(self):
         def _int(name, low, high=None):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
-                    high is not None and value > high):
-                bound = f"an integer in [{low}, {high}]" if high is not None else f"an integer >= {low}"
-                raise ValueError(f"SyntheticSpec.{name}={value!r}; expected {bound}")
+            check_int(f"SyntheticSpec.{name}", getattr(self, name), minimum=low, maximum=high)
 
         _int("num_classes", 2, len(SHAPES))
         _int("head_instances", 1)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._checks import check_int
+
 __all__ = ["Schedule"]
 
 STEP_FRACTIONS = (0.75, 0.92)
@@ -28,14 +30,11 @@ class Schedule:
     gamma: float = 0.1
 
     def __post_init__(self):
-        if isinstance(self.iters, bool) or not isinstance(self.iters, int) or self.iters < 1:
-            raise ValueError(f"Schedule.iters={self.iters!r}; expected an integer >= 1")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"Schedule.batch_size={self.batch_size!r}; expected an integer >= 1")
+        check_int("Schedule.iters", self.iters, minimum=1)
+        check_int("Schedule.batch_size", self.batch_size, minimum=1)
         if not self.base_lr > 0:
             raise ValueError(f"Schedule.base_lr={self.base_lr!r}; expected a number > 0")
-        if isinstance(self.warmup_iters, bool) or not isinstance(self.warmup_iters, int) or self.warmup_iters < 0:
-            raise ValueError(f"Schedule.warmup_iters={self.warmup_iters!r}; expected an integer >= 0")
+        check_int("Schedule.warmup_iters", self.warmup_iters, minimum=0)
 
     @property
     def steps(self) -> tuple[int, ...]:
