@@ -3,17 +3,21 @@
 A method says what one training run changes with respect to the framework's own softmax cross-entropy
 (``ce``): the box classifier's loss (a key of :data:`detbalance.demo.DEMO_LOSSES`, trained through the demo's
 runners), the train split (``train_balanced`` for the oracle), the sampler (``rfs``: repeat-factor sampling),
-MMDetection's own loss (``mmdet-*``) or a post-hoc calibration of another method's detections. :func:`pending`
+MMDetection's own loss (``mmdet-*``) or a post-hoc calibration of another method's trained model (``calibrate``,
+``base``: no training of its own; :func:`calibrated` makes such a row for any base, with NorCal for softmax heads
+and logit adjustment for the others, as :func:`calibration_method` decides). :func:`pending`
 says, for a (method, framework), what the runners still lack; the runner refuses such runs with that reason
 instead of running something else under the method's name.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-__all__ = ["Method", "METHODS", "BASELINE", "ORACLE", "FRAMEWORKS", "get_method", "pending", "definition_hash"]
+__all__ = ["Method", "METHODS", "BASELINE", "ORACLE", "FRAMEWORKS", "get_method", "pending", "definition_hash",
+           "calibrated", "calibration_method", "GAMMA_GRID"]
 
 FRAMEWORKS = ("detectron2", "mmdet")
 BASELINE, ORACLE = "ce", "oracle"
@@ -31,8 +35,9 @@ class Method:
         sampler: ``None`` (uniform over images) or ``"rfs"`` (repeat-factor sampling, threshold ``rfs_threshold``).
         frameworks: frameworks the method exists in.
         mmdet_loss: MMDetection's own registered loss type used instead of a detbalance loss.
-        calibrate: post-hoc calibration applied to the detections of method ``base`` (no training of its own).
-        base: the method whose trained model a post-hoc calibration reuses.
+        calibrate: post-hoc calibration (``"norcal"`` or ``"logit_adjust"``) of the trained model of method
+            ``base``, which it re-predicts (no training of its own; :mod:`detbalance.benchmark.posthoc`).
+        base: the method whose trained model a post-hoc calibration reuses (same framework and seed).
     """
 
     key: str
@@ -46,6 +51,35 @@ class Method:
     calibrate: str | None = None
     base: str | None = None
 
+
+def calibration_method(base: Method) -> str:
+    """``"norcal"`` where ``base``'s box head scores with a softmax over K + 1 logits (the framework's own CE,
+    loaded into the weighted-CE head, and :data:`detbalance.calibration.SOFTMAX_LOSSES`), else ``"logit_adjust"``."""
+    from ..calibration import SOFTMAX_LOSSES
+    from ..demo.catalog import DEMO_LOSSES
+    from ..losses import LOSSES
+
+    name = DEMO_LOSSES[base.loss].loss
+    return "norcal" if name is None or issubclass(LOSSES[name], SOFTMAX_LOSSES) else "logit_adjust"
+
+
+def calibrated(base: Method, key: str | None = None) -> Method:
+    """The post-hoc calibration row of ``base`` (key ``<base>-norcal`` or ``<base>-logit-adjust``)."""
+    if base.calibrate is not None or base.mmdet_loss is not None:
+        raise ValueError(f"base={base.key!r}; expected a method trained with a detbalance loss or the framework's "
+                         "own CE (not a calibration or MMDetection's own loss)")
+    method = calibration_method(base)
+    label = "NorCal" if method == "norcal" else "logit adjustment"
+    return Method(key or f"{base.key}-{method.replace('_', '-')}", f"{base.label} + post-hoc {label}",
+                  loss=base.loss, train_split=base.train_split, sampler=base.sampler,
+                  rfs_threshold=base.rfs_threshold, frameworks=base.frameworks, calibrate=method, base=base.key)
+
+
+#: The calibration exponents a calibration row predicts the validation split at (gamma of NorCal, tau of logit
+#: adjustment): 0 is the uncalibrated model; quarter steps up to 1 (logit adjustment's usual tau), then 1.5.
+GAMMA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+#: What gamma maximises on the validation split (LVIS protocol): the benchmark's primary metric, APr.
+GAMMA_FIT_METRIC = "apr"
 
 #: LVIS's repeat threshold 0.001 is for ~100k images; with ~4.3k train images 0.01 gives rare classes a similar
 #: repeat factor (measured in the many-class probe).
@@ -64,6 +98,8 @@ METHODS: dict[str, Method] = {m.key: m for m in (
     Method("rfs-seesaw", "RFS + Seesaw", loss="seesaw", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
     Method("rfs-eqlv2", "RFS + EQLv2", loss="eqlv2", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
     Method("ce-norcal", "CE + post-hoc calibration", calibrate="norcal", base=BASELINE),
+    Method("seesaw-logit-adjust", "Seesaw + post-hoc logit adjustment", loss="seesaw", calibrate="logit_adjust",
+           base="seesaw"),
     Method("mmdet-seesaw", "MMDetection's own SeesawLoss", frameworks=("mmdet",), mmdet_loss="SeesawLoss"),
     Method("mmdet-eqlv2", "MMDetection's own EQLV2Loss", frameworks=("mmdet",), mmdet_loss="EQLV2Loss"),
 )}
@@ -76,13 +112,19 @@ def get_method(key: str) -> Method:
 
 
 def pending(method: Method, framework: str) -> str | None:
-    """Why ``method`` cannot run in ``framework`` yet (``None`` when it can)."""
+    """Why ``method`` cannot run in ``framework`` (``None`` when it can): a framework the row does not exist in, a
+    calibration row that is not :func:`calibrated` of its base, or a base that cannot run."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework={framework!r}; expected one of {FRAMEWORKS}")
     if framework not in method.frameworks:
         return f"{method.key} exists only in {method.frameworks}"
     if method.calibrate is not None:
-        return "post-hoc calibration of cached detections is not wired into the benchmark yet"
+        base = get_method(method.base)
+        expected = calibrated(base, method.key)
+        if method != dataclasses.replace(expected, label=method.label):
+            return (f"{method.key} does not calibrate {base.key} as calibrated({base.key!r}) does: expected "
+                    f"{expected}")
+        return pending(base, framework)
     return None
 
 

@@ -6,8 +6,9 @@ split of :mod:`detbalance.data.longtail` its method names, writes the test detec
 and evaluates them with :func:`detbalance.evaluation.lvis_protocol.evaluate_large_vocabulary`. The record,
 ``<results_dir>/runs/<data version>/<framework>__<method>__seed<n>.json``, holds the metrics, the time and the
 machine. A run whose record exists with the same definition hash (method row, schedule, protocol) is skipped;
-detections that exist without a record are evaluated without training again. After every run
-``<results_dir>/summary.json`` is rewritten from the records.
+detections that exist without a record are evaluated without training again. Every trained model is kept
+(``model_final.pth``) for the post-hoc calibration rows (:mod:`.posthoc`), which re-predict their base method's
+model instead of training. After every run ``<results_dir>/summary.json`` is rewritten from the records.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from ..demo import DEMO_LOSSES, Schedule
 from ..demo._io import write_json
 from ..demo.data import DemoData
 from ..evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, evaluate_large_vocabulary
-from .methods import FRAMEWORKS, Method, definition_hash, get_method, pending
+from .methods import FRAMEWORKS, GAMMA_FIT_METRIC, GAMMA_GRID, Method, definition_hash, get_method, pending
 from .summary import build_summary, load_records, record_path
 
 __all__ = ["BenchmarkSettings", "BENCHMARK_SCHEDULE", "demo_data", "run_matrix"]
@@ -75,8 +76,12 @@ def _machine(device: str, threads: int) -> dict:
 
 
 def _definition(method: Method, settings: BenchmarkSettings) -> str:
-    return definition_hash(method, {"schedule": asdict(settings.schedule), "loss": asdict(DEMO_LOSSES[method.loss]),
-                                    "protocol": [LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD]})
+    extra = {"schedule": asdict(settings.schedule), "loss": asdict(DEMO_LOSSES[method.loss]),
+             "protocol": [LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD]}
+    if method.calibrate is not None:  # stale with its base's training or another grid / fit metric
+        extra["calibration"] = {"base": _definition(get_method(method.base), settings), "grid": list(GAMMA_GRID),
+                                "metric": GAMMA_FIT_METRIC}
+    return definition_hash(method, extra)
 
 
 def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=print) -> list[dict]:
@@ -124,32 +129,53 @@ def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=prin
     return done
 
 
-def _run_one(settings, dataset, weights_file, test_gt, groups, framework, method, seed, definition) -> dict:
+def _runner(framework: str):
+    if framework == "detectron2":
+        from ..demo import detectron2_runner as runner
+    else:
+        from ..demo import mmdet_runner as runner
+    return runner
+
+
+def _spec(settings, dataset, weights_file, framework, method, seed):
     from ..demo.run import RunSpec
 
     work = Path(settings.work_dir) / dataset.version / framework / method.key / f"seed{seed}"
-    marker = work / "trained.json"
-    spec = RunSpec(framework=framework, loss=DEMO_LOSSES[method.loss], seed=seed,
+    return RunSpec(framework=framework, loss=DEMO_LOSSES[method.loss], seed=seed,
                    data=demo_data(dataset, method.train_split), schedule=settings.schedule,
                    weights_file=weights_file, work_dir=work, score_threshold=LVIS_SCORE_THRESHOLD,
                    max_detections=LVIS_MAX_DETS, device=settings.device, num_threads=settings.threads,
                    sampler=method.sampler, rfs_threshold=method.rfs_threshold, mmdet_loss=method.mmdet_loss)
+
+
+def _trained(settings, spec, definition: str, *, need_checkpoint: bool = False) -> dict:
+    """The training marker of ``spec`` (``trained.json``), training first where it is missing or stale (another
+    definition, no detections, or no checkpoint when ``need_checkpoint``)."""
+    marker = spec.work_dir / "trained.json"
     trained = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
-    if trained is None or trained.get("definition") != definition or not spec.results_json.is_file():
-        if framework == "detectron2":
-            from ..demo import detectron2_runner as runner
-        else:
-            from ..demo import mmdet_runner as runner
+    if (trained is None or trained.get("definition") != definition or not spec.results_json.is_file()
+            or (need_checkpoint and not spec.checkpoint.is_file())):
         start = time.perf_counter()
-        summary = runner.train_and_predict(spec, progress=settings.progress)
+        summary = _runner(spec.framework).train_and_predict(spec, progress=settings.progress)
         trained = {"definition": definition, "seconds": round(time.perf_counter() - start, 1), "train": summary,
                    "machine": _machine(settings.device, settings.threads)}
         write_json(marker, trained, indent=1)
-    results = json.loads(spec.results_json.read_text(encoding="utf-8"))
+    return trained
+
+
+def _run_one(settings, dataset, weights_file, test_gt, groups, framework, method, seed, definition) -> dict:
+    if method.calibrate is not None:
+        from .posthoc import calibrate_row
+
+        trained, results, extra = calibrate_row(settings, dataset, weights_file, framework, method, seed, definition)
+    else:
+        spec = _spec(settings, dataset, weights_file, framework, method, seed)
+        trained = _trained(settings, spec, definition)
+        results, extra = json.loads(spec.results_json.read_text(encoding="utf-8")), {}
     views = evaluate_large_vocabulary(test_gt, results, groups)
     return {"framework": framework, "method": method.key, "seed": seed, "data_version": dataset.version,
             "definition": definition, "seconds": trained["seconds"], "machine": trained["machine"],
             "train": trained["train"], "metrics": {k: views["lvis"][k] for k in ("AP", "APr", "APc", "APf")},
             "AP50": views["lvis"]["AP50"], "cap100": views["cap100"], "ap_fixed": views["ap_fixed"],
             "ap_pool": views["ap_pool"], "ece": views["ece"], "per_class_ap": views["per_class_ap"],
-            "num_detections": views["num_lvis_detections"]}
+            "num_detections": views["num_lvis_detections"], **extra}

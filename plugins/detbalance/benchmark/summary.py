@@ -8,7 +8,7 @@ Schema::
      "protocol": {"max_detections_per_image": 300, "score_threshold": 1e-4, ...},
      "runs": [{"framework", "method", "seed", "metrics": {"AP", "APr", "APc", "APf"},   # LVIS protocol
                "AP50", "cap100": {...}, "ap_fixed": {..., "k"}, "ap_pool", "ece": {"all", "r", "c", "f"},
-               "seconds", "machine"}, ...]}
+               "seconds", "machine", "calibration" (calibration rows only)}, ...]}
 
 Runs are sorted by (framework, method, seed); only records of the current data version are included.
 """
@@ -28,6 +28,8 @@ PRIMARY_METRIC = ("APr under the LVIS protocol (at most 300 detections per image
                   ".50:.95 over the classes in 1-10 train images), mean +- std over >= 3 seeds")
 _RUN_KEYS = ("framework", "method", "seed", "metrics", "AP50", "cap100", "ap_fixed", "ap_pool", "ece", "seconds",
              "machine")
+#: Keys only some records have: a post-hoc calibration row's ``calibration`` (method, base, gamma, grid, curve).
+_OPTIONAL_KEYS = ("calibration",)
 
 
 def record_path(results_dir, version: str, framework: str, method: str, seed: int) -> Path:
@@ -58,5 +60,5 @@ def build_summary(records: list[dict], spec: LongTailSpec) -> dict:
         "primary_metric": PRIMARY_METRIC,
         "protocol": {"max_detections_per_image": LVIS_MAX_DETS, "score_threshold": LVIS_SCORE_THRESHOLD,
                      "framework_cap": FRAMEWORK_MAX_DETS, "ap_fixed_per_class_per_test_image": AP_FIXED_PER_IMAGE},
-        "runs": [{k: r[k] for k in _RUN_KEYS} for r in records],
+        "runs": [{**{k: r[k] for k in _RUN_KEYS}, **{k: r[k] for k in _OPTIONAL_KEYS if k in r}} for r in records],
     }

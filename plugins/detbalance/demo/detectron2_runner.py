@@ -13,9 +13,11 @@ trained weights go to ``model_final.pth``; testing writes the detections on the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import io
 import logging
+from pathlib import Path
 
 import torch
 
@@ -34,7 +36,7 @@ from ._io import write_json
 from .config_files import D2_TINY_CONFIG
 from .run import RunSpec, save_checkpoint, seed_everything
 
-__all__ = ["build_cfg", "train_and_predict"]
+__all__ = ["build_cfg", "train_and_predict", "predict"]
 
 #: ResNet-18 Faster R-CNN for 2 CPU cores, on the model zoo's R50-FPN config (also used by the tests).
 TINY_CONFIG = D2_TINY_CONFIG
@@ -137,6 +139,37 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     write_json(spec.results_json, detections)
     return {"final_loss": sum(losses_log[-50:]) / len(losses_log[-50:]), "first_loss": losses_log[0],
             "iterations": len(losses_log), "num_detections": len(detections)}
+
+
+def predict(spec: RunSpec, json_file: Path, image_root: Path, *, calibration: tuple[str, float] | None = None,
+            progress: bool = False) -> list[dict]:
+    """COCO detections on ``json_file``/``image_root`` of the model ``spec`` trained (``spec.checkpoint``).
+
+    ``calibration``: ``(method, gamma)`` of ``DETBALANCE.CALIBRATION`` (``"norcal"`` or ``"logit_adjust"``),
+    applied through the config as a user would; a model of detectron2's own softmax CE head (``StandardROIHeads``)
+    is loaded into ``BalancedROIHeads`` with ``WeightedCrossEntropyLoss`` (same classifier). None: as trained.
+    """
+    import detbalance.detectron2  # noqa: F401  (registers BalancedROIHeads)
+
+    torch.set_num_threads(spec.num_threads)
+    data = dataclasses.replace(spec.data, test_json=Path(json_file), test_images=Path(image_root))
+    cfg = build_cfg(dataclasses.replace(spec, data=data))
+    cfg.defrost()
+    cfg.MODEL.WEIGHTS = str(spec.checkpoint)
+    if calibration is not None:
+        method, gamma = calibration
+        if spec.loss.loss is None:
+            cfg.MODEL.ROI_HEADS.NAME = "BalancedROIHeads"
+            cfg.DETBALANCE.LOSS = "WeightedCrossEntropyLoss"
+        cfg.DETBALANCE.WEIGHTS_FILE = str(spec.weights_file)  # the training class counts
+        cfg.DETBALANCE.CALIBRATION.METHOD = method
+        cfg.DETBALANCE.CALIBRATION.GAMMA = float(gamma)
+    cfg.freeze()
+    with _quiet():
+        model = build_model(cfg)
+    state = torch.load(cfg.MODEL.WEIGHTS, map_location=cfg.MODEL.DEVICE, weights_only=True)
+    model.load_state_dict(state["model"], strict=True)
+    return _predict(cfg, model, progress=progress, name=f"{spec.name} {calibration or ''}".strip())
 
 
 def _train_sampler(spec: RunSpec, dataset: list[dict]):

@@ -12,8 +12,10 @@ as a COCO results json by a loop over the test data loader.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
+from pathlib import Path
 
 import torch
 
@@ -27,7 +29,7 @@ from ._io import write_json
 from .config_files import MMDET_TINY_DIR
 from .run import RunSpec, save_checkpoint, seed_everything
 
-__all__ = ["CONFIG_DIR", "CONFIG_FILES", "MMDET_LOSSES", "build_cfg", "train_and_predict"]
+__all__ = ["CONFIG_DIR", "CONFIG_FILES", "MMDET_LOSSES", "build_cfg", "train_and_predict", "predict"]
 
 CONFIG_DIR = MMDET_TINY_DIR
 #: detbalance loss -> tiny config of that loss (``None``: the framework's own cross-entropy).
@@ -167,18 +169,53 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
         runner.train()
     torch.set_num_threads(spec.num_threads)
     save_checkpoint(spec.checkpoint, {"state_dict": runner.model.state_dict(), "meta": {"iter": runner.iter}})
-    detections = _predict(runner, test_loader_cfg, progress=progress, name=spec.name)
+    detections = _predict(runner.model, test_loader_cfg, progress=progress, name=spec.name)
     write_json(spec.results_json, detections)
     recent = hook.losses[-50:]
     return {"final_loss": sum(recent) / len(recent), "first_loss": hook.losses[0], "iterations": len(hook.losses),
             "num_detections": len(detections)}
 
 
-def _predict(runner: Runner, loader_cfg, *, progress: bool, name: str) -> list[dict]:
+def predict(spec: RunSpec, json_file: Path, image_root: Path, *, calibration: tuple[str, float] | None = None,
+            progress: bool = False) -> list[dict]:
+    """COCO detections on ``json_file``/``image_root`` of the model ``spec`` trained (``spec.checkpoint``).
+
+    ``calibration``: ``(method, gamma)`` set as the loss's ``calibration=dict(method, gamma, file)`` (``"norcal"``
+    or ``"logit_adjust"``; ``file``: the weights file, the training class counts), as a user would; a model of
+    MMDetection's own ``CrossEntropyLoss`` is loaded with ``DBWeightedCrossEntropyLoss`` (same ``fc_cls``).
+    None: as trained.
+    """
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    torch.set_num_threads(spec.num_threads)
+    data = dataclasses.replace(spec.data, test_json=Path(json_file), test_images=Path(image_root))
+    cfg = build_cfg(dataclasses.replace(spec, data=data))
+    if calibration is not None:
+        method, gamma = calibration
+        settings = dict(method=method, gamma=float(gamma), file=str(spec.weights_file))
+        bbox_head = cfg.model.roi_head.bbox_head
+        if spec.loss.loss is None and spec.mmdet_loss is None:
+            bbox_head.loss_cls = dict(type="DBWeightedCrossEntropyLoss", num_classes=data.num_classes,
+                                      calibration=settings)
+        elif spec.mmdet_loss is None:
+            bbox_head.loss_cls.calibration = settings
+        else:
+            raise ValueError(f"calibration={calibration!r} for MMDetection's own {spec.mmdet_loss}; expected a "
+                             "run with MMDetection's CrossEntropyLoss or a detbalance loss")
+    init_default_scope("mmdet")
+    model = MODELS.build(cfg.model)
+    with contextlib.redirect_stdout(io.StringIO()):
+        load_checkpoint(model, str(spec.checkpoint), map_location="cpu", strict=True, logger="silent")
+    return _predict(model.to(spec.device), cfg.test_dataloader, progress=progress,
+                    name=f"{spec.name} {calibration or ''}".strip())
+
+
+def _predict(model, loader_cfg, *, progress: bool, name: str) -> list[dict]:
     with contextlib.redirect_stdout(io.StringIO()):
         loader = Runner.build_dataloader(loader_cfg, seed=0)
     category_ids = list(loader.dataset.cat_ids)  # contiguous label -> COCO category id
-    model = runner.model
     model.eval()
     out = []
     with torch.no_grad():

@@ -1,0 +1,94 @@
+"""Post-hoc calibration rows end to end at a tiny size, in both frameworks, through run_matrix: the base model is
+trained and saved, the row chooses gamma from the grid on the validation split, stores the validation curve, and
+predicts the test split through the framework's calibration config; the checkpoint reloads to the base's own
+detections, and a calibrated prediction differs from them."""
+import hashlib
+import json
+
+import pytest
+
+from detbalance.benchmark import get_method
+from detbalance.benchmark.methods import GAMMA_GRID, METHODS, calibrated, calibration_method, definition_hash
+from detbalance.benchmark.runner import _definition, _runner, _spec, run_matrix
+from detbalance.data.longtail import get_longtail_dataset
+from detbalance.demo import DEMO_LOSSES
+
+from bench_helpers import tiny_settings
+
+
+def _detections(results):
+    return sorted((d["image_id"], d["category_id"], round(d["score"], 5), tuple(round(v, 2) for v in d["bbox"]))
+                  for d in results)
+
+
+def _check_row(tmp_path, settings, framework, key):
+    records = run_matrix(settings, [framework], [key], [0], log=lambda line: None)
+    assert [r["method"] for r in records] == [key]
+    record = records[0]
+    method = get_method(key)
+    cal = record["calibration"]
+    assert cal["method"] == method.calibrate and cal["base"] == method.base and cal["fit_split"] == "val"
+    assert cal["gamma"] in GAMMA_GRID and cal["grid"] == list(GAMMA_GRID)
+    assert set(cal["val_curve"]) == {f"{g:g}" for g in GAMMA_GRID}
+    finite = {g: v for g, v in cal["val_curve"].items() if v is not None}
+    if finite:  # the chosen gamma reaches the best validation APr (ties: the smaller gamma)
+        assert cal["val_curve"][f"{cal['gamma']:g}"] == max(finite.values())
+    summary = json.loads((settings.results_dir / "summary.json").read_text())
+    assert summary["runs"][0]["calibration"] == cal
+
+    dataset = get_longtail_dataset(settings.spec, cache_dir=settings.cache_dir)
+    version = settings.work_dir / dataset.version
+    base = get_method(method.base)
+    base_spec = _spec(settings, dataset, version / "weights.json", framework, base, 0)
+    assert base_spec.checkpoint.is_file()
+    base_results = json.loads(base_spec.results_json.read_text())
+    row_results = json.loads((version / framework / key / "seed0" / "results.json").read_text())
+    if cal["gamma"] == 0:
+        assert _detections(row_results) == _detections(base_results)
+    else:
+        assert _detections(row_results) != _detections(base_results)
+    runner = _runner(framework)
+    test_json, test_images = dataset.split("test")
+    assert _detections(runner.predict(base_spec, test_json, test_images)) == _detections(base_results)
+    calibrated_at_1 = runner.predict(base_spec, test_json, test_images, calibration=(method.calibrate, 1.0))
+    assert _detections(calibrated_at_1) != _detections(base_results)
+    return record, base_spec
+
+
+@pytest.mark.slow
+def test_detectron2_ce_norcal_then_a_missing_base_checkpoint_is_retrained(tmp_path):
+    settings = tiny_settings(tmp_path, iters=3)
+    record, base_spec = _check_row(tmp_path, settings, "detectron2", "ce-norcal")
+    base_spec.checkpoint.unlink()  # a base run made before the runners saved checkpoints
+    for path in (settings.results_dir / "runs").rglob("*ce-norcal*"):
+        path.unlink()
+    (base_spec.work_dir.parent.parent / "ce-norcal" / "seed0" / "calibrated.json").unlink()
+    again = run_matrix(settings, ["detectron2"], ["ce-norcal"], [0], log=lambda line: None)
+    assert base_spec.checkpoint.is_file() and again[0]["calibration"]["grid"] == list(GAMMA_GRID)
+
+
+@pytest.mark.slow
+def test_mmdet_seesaw_logit_adjust(tmp_path):
+    _check_row(tmp_path, tiny_settings(tmp_path, iters=3), "mmdet", "seesaw-logit-adjust")
+
+
+def test_calibration_rows_and_hashes(tmp_path):
+    assert calibration_method(get_method("ce")) == "norcal"
+    assert calibration_method(get_method("wce")) == "norcal"
+    for key in ("seesaw", "eqlv2", "cbfocal", "federated"):
+        assert calibration_method(get_method(key)) == "logit_adjust"
+    assert calibrated(get_method("seesaw")) == get_method("seesaw-logit-adjust")
+    assert calibrated(get_method("ce"), "ce-norcal").calibrate == get_method("ce-norcal").calibrate
+    with pytest.raises(ValueError, match="base='mmdet-seesaw'"):
+        calibrated(get_method("mmdet-seesaw"))
+    # rows measured before calibration rows ran keep their definition: the hash of the same ten fields
+    settings = tiny_settings(tmp_path)
+    fields = ("key", "label", "loss", "train_split", "sampler", "rfs_threshold", "frameworks", "mmdet_loss",
+              "calibrate", "base")
+    for key in ("ce", "seesaw", "rfs"):
+        m = METHODS[key]
+        row = {f: getattr(m, f) for f in fields}
+        extra = {"schedule": vars(settings.schedule), "loss": vars(DEMO_LOSSES[m.loss]), "protocol": [300, 1e-4]}
+        text = json.dumps({"method": row, **extra}, sort_keys=True, default=str)
+        assert _definition(m, settings) == hashlib.sha256(text.encode()).hexdigest()[:12]
+    assert _definition(METHODS["ce-norcal"], settings) != definition_hash(METHODS["ce-norcal"], {})
