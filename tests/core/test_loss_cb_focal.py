@@ -1,27 +1,64 @@
-"""class_balanced_focal_loss against torchvision's sigmoid_focal_loss and Cui et al.'s weight formula."""
+"""class_balanced_focal_loss against an independent float64 transcription of Cui et al.'s reference code.
+
+The reference (richardaecn/class-balanced-loss, ``src/cifar_main.py``) computes, in TensorFlow:
+
+* ``weights = (1 - beta) / (1 - beta ** n)``, then ``weights / sum(weights) * K`` (``main``);
+* each example's weight is its label's class weight, tiled over the K columns (``_tower_fn``);
+* ``focal_loss``: ``sigmoid_cross_entropy_with_logits`` times the modulator
+  ``exp(-gamma * z * x - gamma * log1p(exp(-x)))``, times the weight, summed over every element and divided by
+  ``reduce_sum(labels)``, the number of positive labels.
+
+Written out below from those lines (not from detbalance's helpers). Detection adds background rows (all-zero
+target), which the reference has no weight for; detbalance weighs them ``background_weight`` times the mean
+weight of a training instance, ``sum(n * w) / sum(n)`` (see the loss docstring).
+"""
 from __future__ import annotations
 
+import math
 
 import pytest
 import torch
-import torch.nn.functional as F
-from torchvision.ops import sigmoid_focal_loss
 
 from detbalance.losses import ClassBalancedFocalLoss, class_balanced_focal_loss, sigmoid_scores
 from detbalance.losses.cb_focal import class_balanced_weights
 
 K = 4
+COUNTS = [1000, 100, 10, 1]
 
 
-def _batch(rows=10):
-    logits = torch.randn(rows, K, dtype=torch.float64) * 2
-    labels = torch.tensor([0, 1, 2, 3, K, K, 1, -1, K, 0][:rows])
+def reference_weights(counts, beta):
+    """``main`` of cifar_main.py: effective number per class, inverse, normalised to sum to K."""
+    effective = [1.0 - beta ** n for n in counts]
+    raw = [(1.0 - beta) / e for e in effective]
+    return [w / sum(raw) * len(counts) for w in raw]
+
+
+def reference_loss(logits, labels, counts, beta, gamma, background_weight=1.0):
+    """``_tower_fn`` + ``focal_loss`` of cifar_main.py in float64; background rows (label K) have an all-zero
+    target and the weight ``background_weight * sum(n * w) / sum(n)``."""
+    k = logits.shape[1]
+    weights = reference_weights(counts, beta)
+    mean_instance = sum(n * w for n, w in zip(counts, weights)) / sum(counts)
+    per_class = torch.tensor(weights + [background_weight * mean_instance], dtype=torch.float64)
+    z = torch.zeros(labels.shape[0], k + 1, dtype=torch.float64)
+    z[torch.arange(labels.shape[0]), labels] = 1.0
+    z = z[:, :k]  # one-hot labels; background rows all zero
+    alpha = (per_class[labels])[:, None].expand(-1, k)
+    x = logits
+    # tf.nn.sigmoid_cross_entropy_with_logits: max(x, 0) - x * z + log(1 + exp(-|x|))
+    cross_entropy = torch.clamp(x, min=0) - x * z + torch.log1p(torch.exp(-x.abs()))
+    modulator = 1.0 if gamma == 0.0 else torch.exp(-gamma * z * x - gamma * torch.log1p(torch.exp(-x)))
+    total = (alpha * modulator * cross_entropy).sum()
+    return total / z.sum().clamp(min=1.0)
+
+
+def _batch(seed=0, rows=12):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(rows, K, generator=g, dtype=torch.float64) * 2
+    labels = torch.randint(0, K + 1, (rows,), generator=g)
+    labels[:5] = K  # background-heavy, as after RoI sampling
+    labels[5:9] = torch.arange(K)
     return logits, labels
-
-
-def _targets(labels):
-    keep = labels != -1
-    return F.one_hot(labels.clamp(min=0), K + 1)[:, :K].to(torch.float64), keep
 
 
 def _value_and_grad(fn, logits):
@@ -31,39 +68,105 @@ def _value_and_grad(fn, logits):
     return value.detach(), grad
 
 
-@pytest.mark.parametrize("gamma", [0.0, 2.0, 1.5])
-def test_equal_weights_match_torchvision_focal_loss(gamma):
-    logits, labels = _batch()
-    target, keep = _targets(labels)
-    for counts, beta in (([50, 50, 50, 50], 0.999), ([1, 20, 300, 4000], 0.0)):  # both give w_c = 1
-        ours = _value_and_grad(
-            lambda x: class_balanced_focal_loss(x, labels, counts, beta=beta, gamma=gamma), logits)
-        ref = _value_and_grad(
-            lambda x: sigmoid_focal_loss(x[keep], target[keep], alpha=-1, gamma=gamma, reduction="sum")
-            / keep.sum(), logits)
-        torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("beta", [0.0, 0.9, 0.999])
+def test_foreground_batch_equals_reference(gamma, beta):
+    """Only foreground rows, as in the reference's image classification: no detection choice is involved."""
+    logits, _ = _batch()
+    labels = torch.tensor([0, 1, 2, 3, 0, 0, 1, 3, 2, 0, 1, 0])
+    ours = _value_and_grad(lambda x: class_balanced_focal_loss(x, labels, COUNTS, beta=beta, gamma=gamma), logits)
+    ref = _value_and_grad(lambda x: reference_loss(x, labels, COUNTS, beta, gamma), logits)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
 
 
-def test_weighted_rows_match_torchvision_times_cui_weights():
-    logits, labels = _batch()
-    target, keep = _targets(labels)
-    counts, beta, background_weight = [1000, 100, 10, 1], 0.99, 0.3
-    weights = class_balanced_weights(counts, beta)
-    row_weight = torch.cat([weights, torch.tensor([background_weight], dtype=torch.float64)])[labels.clamp(min=0)]
-    row_weight = row_weight * keep
+@pytest.mark.parametrize("background_weight", [1.0, 0.3, 0.0])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_detection_batch_equals_reference_with_background_rows(background_weight, seed):
+    logits, labels = _batch(seed)
     ours = _value_and_grad(lambda x: class_balanced_focal_loss(
-        x, labels, counts, beta=beta, background_weight=background_weight, reduction="none"), logits)
-    ref = _value_and_grad(lambda x: sigmoid_focal_loss(x, target, alpha=-1, gamma=2.0, reduction="none").sum(1)
-                          * row_weight, logits)
-    torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
+        x, labels, COUNTS, beta=0.999, gamma=2.0, background_weight=background_weight), logits)
+    ref = _value_and_grad(lambda x: reference_loss(x, labels, COUNTS, 0.999, 2.0, background_weight), logits)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_module_equals_reference_over_several_steps():
+    """The module holds no state: several batches give the reference's value and gradient each time."""
+    module = ClassBalancedFocalLoss(K, COUNTS, beta=0.99, gamma=1.5)
+    for seed in range(3):
+        logits, labels = _batch(seed)
+        ours = _value_and_grad(lambda x: module(x, labels), logits)
+        ref = _value_and_grad(lambda x: reference_loss(x, labels, COUNTS, 0.99, 1.5), logits)
+        torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_mean_divides_by_the_positives_and_normalizer_replaces_them():
+    logits, labels = _batch()
+    summed = class_balanced_focal_loss(logits, labels, COUNTS, reduction="sum")
+    positives = int((labels < K).sum())
+    assert class_balanced_focal_loss(logits, labels, COUNTS).item() == pytest.approx(summed.item() / positives)
+    assert class_balanced_focal_loss(logits, labels, COUNTS, normalizer=7.0).item() == pytest.approx(
+        summed.item() / 7.0)
+    # a sample weight of 0 removes the row from the loss and from the count of positives
+    weight = torch.ones(labels.shape[0], dtype=torch.float64)
+    weight[5] = 0.0  # a foreground row
+    rows = class_balanced_focal_loss(logits, labels, COUNTS, sample_weight=weight, reduction="none")
+    assert rows[5].item() == 0.0
+    mean = class_balanced_focal_loss(logits, labels, COUNTS, sample_weight=weight)
+    assert mean.item() == pytest.approx(rows.sum().item() / (positives - 1))
+
+
+def test_background_only_batch_divides_by_one():
+    logits = torch.randn(6, K, dtype=torch.float64)
+    labels = torch.full((6,), K)
+    summed = class_balanced_focal_loss(logits, labels, COUNTS, reduction="sum")
+    assert class_balanced_focal_loss(logits, labels, COUNTS).item() == pytest.approx(summed.item())
+    assert summed.item() > 0
+
+
+def test_background_row_weighs_the_mean_training_instance():
+    """With b = 1, background against foreground is balanced as in the unweighted focal loss: a batch whose
+    foreground rows follow the training distribution weighs background rows like its average foreground row."""
+    counts, beta = [1500, 753, 378, 189, 95, 48, 24, 12], 0.999
+    weights = reference_weights(counts, beta)
+    mean_instance = sum(n * w for n, w in zip(counts, weights)) / sum(counts)
+    assert mean_instance == pytest.approx(0.1524, abs=1e-4)  # the mean class weight is 1: 6.6x as much
+    logits = torch.zeros(2, 8, dtype=torch.float64)
+    rows = class_balanced_focal_loss(logits, torch.tensor([8, 8]), counts, beta=beta, reduction="none")
+    unweighted = 8 * 0.5 ** 2 * math.log(2.0)  # eight negatives at p = 0.5
+    torch.testing.assert_close(rows, torch.full((2,), mean_instance * unweighted, dtype=torch.float64))
+
+
+def test_initial_loss_at_the_reference_bias():
+    """At the reference's initial bias -log(K - 1) every probability is 1/K; the loss per positive is the
+    positive element plus K - 1 negatives, plus the background rows' share."""
+    counts = [1500, 753, 378, 189, 95, 48, 24, 12]
+    k = len(counts)
+    module = ClassBalancedFocalLoss(k, counts)
+    bias = module.initial_bias()
+    assert bias.tolist() == pytest.approx([-math.log(k - 1)] * k)
+    logits = bias.to(torch.float64).expand(4, k)
+    labels = torch.tensor([0, 7, k, k])
+    p = 1.0 / k
+    positive, negative = (1 - p) ** 2 * -math.log(p), p ** 2 * -math.log(1 - p)
+    w = reference_weights(counts, 0.999)
+    mean_instance = sum(n * c for n, c in zip(counts, w)) / sum(counts)
+    row = positive + (k - 1) * negative
+    want = (w[0] * row + w[7] * row + 2 * mean_instance * k * negative) / 2
+    assert module(logits, labels).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_gradcheck_with_background_and_sample_weights():
+    logits, labels = _batch()
+    weight = torch.rand(labels.shape[0], dtype=torch.float64) + 0.1
+    assert torch.autograd.gradcheck(
+        lambda x: class_balanced_focal_loss(x, labels, COUNTS, beta=0.99, sample_weight=weight),
+        (logits.requires_grad_(),))
 
 
 def test_weights_follow_cui_formula():
     counts, beta = [5000, 300, 12, 1], 0.999
-    raw = [(1 - beta) / (1 - beta**n) for n in counts]  # Cui et al. 2019, eq. (4): (1 - beta) / (1 - beta^n)
-    expected = [w * len(counts) / sum(raw) for w in raw]
     got = class_balanced_weights(counts, beta)
-    assert got.tolist() == pytest.approx(expected, rel=1e-12)
+    assert got.tolist() == pytest.approx(reference_weights(counts, beta), rel=1e-12)
     assert got.sum().item() == pytest.approx(len(counts))
     assert got.argmax().item() == 3  # the rarest class weighs most
     # beta -> 1 approaches inverse frequency, beta = 0 gives equal weights
@@ -73,13 +176,13 @@ def test_weights_follow_cui_formula():
     assert class_balanced_weights(counts, 0.0).tolist() == [1.0] * 4
 
 
-def test_background_weight_scales_background_rows_only():
-    logits, labels = _batch()
-    base = class_balanced_focal_loss(logits, labels, [9, 9, 9, 9], reduction="none")
-    half = class_balanced_focal_loss(logits, labels, [9, 9, 9, 9], background_weight=0.5, reduction="none")
-    background = labels == K
-    torch.testing.assert_close(half[background], base[background] * 0.5)
-    torch.testing.assert_close(half[~background], base[~background])
+def test_bad_settings_raise_naming_the_value():
+    with pytest.raises(ValueError, match="background_weight"):
+        ClassBalancedFocalLoss(K, COUNTS, background_weight=-1.0)
+    with pytest.raises(ValueError, match=r"classes \[1\] have 0 samples"):
+        ClassBalancedFocalLoss(K, [3, 0, 2, 1])
+    with pytest.raises(ValueError, match="beta"):
+        ClassBalancedFocalLoss(K, COUNTS, beta=1.0)
 
 
 def test_module_state_and_scores():
