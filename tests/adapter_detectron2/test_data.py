@@ -60,11 +60,13 @@ def test_mapper_from_config_resizes_and_keeps_weights(tmp_path):
         dataset_dict["file_name"], [], size=256))["instances"].gt_weights.numel() == 0
 
 
-@pytest.mark.parametrize("bad", [-1.0, float("nan"), "heavy"])
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "heavy", "0.5", True, None])
 def test_mapper_rejects_bad_weights(tmp_path, bad):
+    # numbers only, as MMDetection's DBCocoDataset: a numeric string such as "0.5" is refused too
     dataset_dict = record(image_file(tmp_path / "c.png"), [annotation([10, 10, 40, 40], 3, weight=bad)])
     mapper = WeightedDatasetMapper(is_train=True, augmentations=[], image_format="BGR")
-    with pytest.raises(ValueError, match=r"'weight' must be a finite number >= 0, got .*c\.png"):
+    with pytest.raises(ValueError, match=r"annotation in image '.*c\.png' has weight=.*; expected a finite number "
+                                         r">= 0"):
         mapper(dataset_dict)
 
 

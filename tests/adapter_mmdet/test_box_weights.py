@@ -61,7 +61,7 @@ def test_weights_reach_gt_instances(tmp_path):
     torch.testing.assert_close(packed[2].weights, torch.tensor([0.25]))
 
 
-@pytest.mark.parametrize("bad", [-1.0, float("nan"), "2", True])
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "2", "0.5", True, None])
 def test_invalid_weight_names_the_annotation(tmp_path, bad):
     write_coco(tmp_path, [ann(41, 1, [2, 2, 20, 20], weight=bad), ann(42, 2, [2, 2, 20, 20])])
     with pytest.raises(ValueError, match=r"annotation id=41 has weight="):

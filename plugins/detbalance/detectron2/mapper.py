@@ -1,6 +1,7 @@
 """Per-box weights: an annotation key ``"weight"`` carried into ``Instances.gt_weights``.
 
-A dataset dict may give any instance a non-negative ``"weight"`` (default 1.0)::
+A dataset dict may give any instance a ``"weight"``, a finite number >= 0 (default 1.0; checked by
+:func:`detbalance.data.box_weights.annotation_weight`, as in MMDetection's loader: numbers only)::
 
     {"bbox": [10, 20, 50, 60], "bbox_mode": BoxMode.XYXY_ABS, "category_id": 3, "weight": 0.5}
 
@@ -15,15 +16,13 @@ Use it in place of ``DatasetMapper``: ``build_detection_train_loader(cfg, mapper
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from detectron2.data import DatasetMapper
 
-__all__ = ["WeightedDatasetMapper", "WEIGHT_KEY"]
+from ..data.box_weights import WEIGHT_KEY, annotation_weight
 
-WEIGHT_KEY = "weight"
+__all__ = ["WeightedDatasetMapper", "WEIGHT_KEY"]
 
 
 class WeightedDatasetMapper(DatasetMapper):
@@ -41,8 +40,8 @@ class WeightedDatasetMapper(DatasetMapper):
         annotations = dataset_dict["annotations"]
         categories = torch.as_tensor([int(a["category_id"]) for a in annotations], dtype=torch.int64)
         weights = torch.as_tensor(
-            [_annotation_weight(a, dataset_dict) for a in annotations], dtype=torch.float32
-        )
+            [annotation_weight(a, f"in image {_image_name(dataset_dict)!r}") for a in annotations],
+            dtype=torch.float32)
         for index, annotation in enumerate(annotations):
             annotation["category_id"] = index
         super()._transform_annotations(dataset_dict, transforms, image_shape)
@@ -52,15 +51,5 @@ class WeightedDatasetMapper(DatasetMapper):
         instances.gt_weights = weights[kept]
 
 
-def _annotation_weight(annotation: dict, dataset_dict: dict) -> float:
-    value = annotation.get(WEIGHT_KEY, 1.0)
-    try:
-        weight = float(value)
-    except (TypeError, ValueError):
-        weight = math.nan
-    if not (math.isfinite(weight) and weight >= 0.0):
-        raise ValueError(
-            f"annotation {WEIGHT_KEY!r} must be a finite number >= 0, got {value!r} "
-            f"(image {dataset_dict.get('file_name', dataset_dict.get('image_id', '?'))!r})"
-        )
-    return weight
+def _image_name(dataset_dict: dict):
+    return dataset_dict.get("file_name", dataset_dict.get("image_id", "?"))

@@ -1,6 +1,7 @@
 """Per-box annotation weights from COCO files into ``gt_instances.weights``.
 
-A COCO annotation may carry ``"weight"`` (a finite number >= 0, default 1): that box's classification loss is
+A COCO annotation may carry ``"weight"`` (a finite number >= 0, default 1; checked by
+:func:`detbalance.data.box_weights.annotation_weight`, as in Detectron2's mapper): that box's classification loss is
 multiplied by it (0 removes the box's positives from the classification loss, 2 counts them twice). Three
 registered components carry it from the file to the model, where :class:`DBStandardRoIHead` applies it:
 
@@ -21,24 +22,17 @@ Example (train pipeline and dataset of a config)::
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from mmdet.datasets import CocoDataset
 from mmdet.datasets.transforms import LoadAnnotations, PackDetInputs
 from mmdet.registry import DATASETS, TRANSFORMS
 
+from ..data.box_weights import annotation_weight
+
 __all__ = ["DBCocoDataset", "DBLoadAnnotations", "DBPackDetInputs", "WEIGHTS_KEY"]
 
 #: Key of the per-box weights in the pipeline's results dict.
 WEIGHTS_KEY = "gt_bboxes_weights"
-
-
-def _annotation_weight(ann: dict) -> float:
-    value = ann.get("weight", 1.0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"annotation id={ann.get('id')} has weight={value!r}; expected a finite number >= 0")
-    return float(value)
 
 
 @DATASETS.register_module()
@@ -56,7 +50,7 @@ class DBCocoDataset(CocoDataset):
         for ann in raw_data_info["raw_ann_info"]:
             kept = super().parse_data_info(dict(raw_data_info, raw_ann_info=[ann]))["instances"]
             for instance in kept:
-                instance["weight"] = _annotation_weight(ann)
+                instance["weight"] = annotation_weight(ann, f"id={ann.get('id')}")
             instances.extend(kept)
         data_info["instances"] = instances
         return data_info
