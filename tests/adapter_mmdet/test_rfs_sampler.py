@@ -115,3 +115,34 @@ def test_a_config_selecting_it_builds_a_real_dataloader(tmp_path, config_dir):
     cfg.train_dataloader.sampler.threshold = -1
     with pytest.raises(ValueError, match="threshold=-1"):
         Runner.build_dataloader(cfg.train_dataloader, seed=0)
+
+
+def _rank_indices(rank, ann, image_root, init_file, out_dir):
+    from dist_helpers import init_gloo
+
+    init_gloo(rank, 2, init_file)
+    dataset = CocoDataset(ann_file=ann, data_root="", data_prefix=dict(img=image_root),
+                          metainfo=dict(classes=CLASSES), filter_cfg=None, pipeline=[])
+    sampler = DBRepeatFactorSampler(dataset, threshold=0.5)  # seed None: rank 0's random seed, broadcast
+    sampler.set_epoch(2)
+    (out_dir / f"rank{rank}.json").write_text(json.dumps({"seed": sampler.seed, "indices": list(sampler),
+                                                           "len": len(sampler)}))
+
+
+@pytest.mark.slow
+def test_ranks_share_one_epoch_between_them(tmp_path):
+    from dist_helpers import run_ranks
+
+    from detbalance.weights.sampling import repeat_factor_epoch
+
+    ann = _write_coco(tmp_path / "train.json")
+    run_ranks(_rank_indices, (str(ann), str(tmp_path), str(tmp_path / "init"), tmp_path), nprocs=2, timeout_s=60)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["seed"] == ranks[1]["seed"]
+    assert len(ranks[0]["indices"]) == len(ranks[1]["indices"]) == ranks[0]["len"]
+    dataset = CocoDataset(ann_file=str(ann), data_root="", data_prefix=dict(img=str(tmp_path)),
+                          metainfo=dict(classes=CLASSES), filter_cfg=None, pipeline=[])
+    factors = DBRepeatFactorSampler(dataset, threshold=0.5, seed=0).repeat_factors
+    epoch = repeat_factor_epoch(factors, ranks[0]["seed"], 2).tolist()
+    padded = (epoch * 2)[:2 * ranks[0]["len"]]  # padded to a multiple of the world size, as DefaultSampler
+    assert ranks[0]["indices"] == padded[0::2] and ranks[1]["indices"] == padded[1::2]

@@ -33,3 +33,18 @@ def test_rfs_trains_with_each_frameworks_sampler(tmp_path):
     assert "state_dict" in torch.load(work["mmdet"] / "model_final.pth", weights_only=True)
     for r in records:
         assert json.loads((work[r["framework"]] / "trained.json").read_text())["train"]["iterations"] == 2
+
+
+@pytest.mark.parametrize("sampler,threshold,message", [
+    ("rfs", None, "rfs_threshold=None; expected a number > 0 with sampler='rfs'"),
+    ("rfs", 0.0, "rfs_threshold=0.0; expected a number > 0"),
+    (None, 0.01, "rfs_threshold=0.01 given with sampler=None"),
+    ("balanced", None, "sampler='balanced'; expected one of"),
+])
+def test_runspec_sampler_settings_are_checked(tmp_path, sampler, threshold, message):
+    from detbalance.demo import DEMO_LOSSES, Schedule
+    from detbalance.demo.run import RunSpec
+
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        RunSpec(framework="detectron2", loss=DEMO_LOSSES["ce"], seed=0, data=None, schedule=Schedule(iters=1),
+                weights_file=tmp_path, work_dir=tmp_path, sampler=sampler, rfs_threshold=threshold)
