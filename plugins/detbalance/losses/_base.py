@@ -13,6 +13,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_int
 from ._validate import check_columns, check_num_classes, check_reduction
 from .activations import score_accuracy
 
@@ -34,7 +35,8 @@ class ClassificationLoss(nn.Module):
         super().__init__()
         self.num_classes = check_num_classes(num_classes)
         self.reduction = check_reduction(reduction)
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int) or 0 <= ignore_index <= num_classes:
+        ignore_index = check_int("ignore_index", ignore_index)
+        if 0 <= ignore_index <= num_classes:
             raise ValueError(f"ignore_index must be an int outside [0, {num_classes}], got {ignore_index!r}")
         self.ignore_index = ignore_index
 

@@ -6,12 +6,20 @@ Shape letters (used by every loss in this package):
 * ``K``: number of foreground classes; a label equal to ``K`` is background,
 * ``ignore_index``: a label value outside ``[0, K]`` that excludes a proposal everywhere.
 
-Every check raises :class:`ValueError` naming the offending value and the expected one. The value checks
-(labels in range, finite loss, finite statistics) read tensor contents, so on an accelerator they synchronise
-with the host once per call; that cost buys a clear error instead of a silent NaN several iterations later.
-Finiteness of the logits is checked on the loss (:func:`check_finite_loss`) rather than by a separate pass over
-every logit: a NaN or infinite logit that reaches the loss makes it non-finite, and only then are the logits
-searched for the first bad entry to name in the error.
+Every check raises :class:`ValueError` naming the offending value and the expected one. Shape and dtype checks
+read no tensor contents. The value checks are kept cheap, since at small scale (hundreds of proposals, a few
+classes) a loss costs a few dozen tensor operations and each extra one shows:
+
+* statistics (class weights, counts, frequencies) are checked when a loss module is built, not at every call;
+  the loss functions check the statistics they are given;
+* labels are checked with one reduction (their minimum and maximum) read back once; only when that range
+  leaves room for a bad label is the exact search for the first one run;
+* the loss is checked once, by reading its sum back (a sum of finite values is finite unless it overflows, and
+  then the exact search finds nothing and the loss is returned as it is); the logits themselves are searched
+  only when the loss is not finite (:func:`check_finite_loss`).
+
+So a call reads tensor contents back twice (labels, loss), i.e. synchronises with an accelerator twice; that
+cost buys a clear error instead of a silent NaN several iterations later.
 """
 from __future__ import annotations
 
@@ -21,6 +29,8 @@ from typing import Optional, Union
 
 import torch
 from torch import Tensor
+
+from .._checks import check_int
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -61,7 +71,7 @@ def check_finite_loss(loss: Tensor, logits: Tensor) -> Tensor:
     zero gradient and is not reported. A loss that is not finite for another reason (e.g. overflowing sample
     weights) is returned as it is.
     """
-    if bool(torch.isfinite(loss).all()):
+    if math.isfinite(float(loss.detach() if loss.dim() == 0 else loss.detach().sum())):
         return loss
     finite = torch.isfinite(logits.detach())
     if not bool(finite.all()):
@@ -73,8 +83,17 @@ def check_finite_loss(loss: Tensor, logits: Tensor) -> Tensor:
 
 def check_labels(labels: Tensor, num_rows: int, num_classes: int, ignore_index: int) -> Tensor:
     """Validate int64 ``labels[R]`` in ``[0, K]`` or ``ignore_index``; return the boolean mask of kept rows."""
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise ValueError(f"ignore_index must be an int, got {ignore_index!r}")
+    check_labels_kept(labels, num_rows, num_classes, ignore_index)
+    return labels != ignore_index
+
+
+def check_labels_kept(labels: Tensor, num_rows: int, num_classes: int, ignore_index: int) -> bool:
+    """Validate ``labels`` as :func:`check_labels`; return whether every row is kept (R > 0, none ignored).
+
+    One reduction decides: when the smallest label is >= 0 (or is ``ignore_index = -1``) and the largest <= K,
+    every label is valid; otherwise the labels are searched for the first bad one.
+    """
+    ignore_index = check_int("ignore_index", ignore_index)
     if 0 <= ignore_index <= num_classes:
         raise ValueError(
             f"ignore_index must lie outside the label range [0, {num_classes}], got {ignore_index}")
@@ -84,14 +103,18 @@ def check_labels(labels: Tensor, num_rows: int, num_classes: int, ignore_index: 
         raise ValueError(f"labels must have dtype torch.int64, got {labels.dtype}")
     if labels.dim() != 1 or labels.shape[0] != num_rows:
         raise ValueError(f"labels must have shape [R] = [{num_rows}], got {tuple(labels.shape)}")
-    valid = labels != ignore_index
-    bad = valid & ((labels < 0) | (labels > num_classes))
+    if num_rows == 0:
+        return False
+    low, high = (int(bound) for bound in torch.aminmax(labels))
+    if (low >= 0 or low == ignore_index == -1) and high <= num_classes:
+        return low >= 0
+    bad = (labels != ignore_index) & ((labels < 0) | (labels > num_classes))
     if bool(bad.any()):
         position = int(bad.nonzero()[0, 0])
         raise ValueError(
             f"labels must lie in [0, {num_classes}] ({num_classes} = background) or equal "
             f"ignore_index={ignore_index}, got {int(labels[position])} at position {position}")
-    return valid
+    return False
 
 
 def check_sample_weight(sample_weight: Optional[Tensor], num_rows: int, like: Tensor) -> Optional[Tensor]:
@@ -103,6 +126,12 @@ def check_sample_weight(sample_weight: Optional[Tensor], num_rows: int, like: Te
     if sample_weight.dim() != 1 or sample_weight.shape[0] != num_rows:
         raise ValueError(f"sample_weight must have shape [R] = [{num_rows}], got {tuple(sample_weight.shape)}")
     sample_weight = sample_weight.to(dtype=like.dtype, device=like.device)
+    if sample_weight.numel() == 0:
+        return sample_weight
+    # one read-back: all weights are finite and >= 0 when the smallest is >= 0 and the sum is finite
+    low, total = torch.stack([sample_weight.min(), sample_weight.sum()]).tolist()
+    if low >= 0 and math.isfinite(total):
+        return sample_weight
     bad = ~torch.isfinite(sample_weight) | (sample_weight < 0)
     if bool(bad.any()):
         position = int(bad.nonzero()[0, 0])
@@ -167,9 +196,7 @@ def kept_count(valid: Tensor, sample_weight: Optional[Tensor]) -> Tensor:
 
 
 def check_num_classes(num_classes: int) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    return num_classes
+    return check_int("num_classes", num_classes, minimum=1)
 
 
 def check_reduction(reduction: str) -> str:
@@ -191,8 +218,10 @@ def reduce_loss(loss: Tensor, reduction: str, normalizer: Optional[Normalizer], 
     """Reduce a per-proposal ``loss[R]`` (ignored rows already 0).
 
     'mean' divides by ``normalizer`` when given (mmdet's ``avg_factor``), else by the loss's default
-    ``denominator``. A zero denominator means nothing contributes; the result is then ``anchor.sum() * 0`` so the
-    graph stays connected. A zero normalizer is clamped to float32's eps, as mmdet does, instead of yielding NaN.
+    ``denominator``. A zero denominator means nothing contributes (every row weighs 0, so the sum is 0); it is
+    then clamped to the smallest normal number of the loss's dtype, which leaves that 0 (and its zero gradient)
+    without a host synchronisation to test the count. A zero normalizer is clamped to float32's eps, as mmdet
+    does, instead of yielding NaN.
     """
     check_reduction(reduction)
     if reduction == "none":
@@ -203,20 +232,21 @@ def reduce_loss(loss: Tensor, reduction: str, normalizer: Optional[Normalizer], 
     if reduction == "sum":
         return total
     if normalizer is None:
-        if not bool(denominator > 0):
-            return anchor.sum() * 0
-        return total / denominator
-    return total / _normalizer(normalizer, total)
+        return total / denominator.to(total.dtype).clamp(min=torch.finfo(total.dtype).tiny)
+    return total / normalizer_tensor(normalizer, total)
 
 
-def _normalizer(normalizer: Normalizer, like: Tensor) -> Tensor:
+def normalizer_tensor(normalizer: Normalizer, like: Tensor) -> Tensor:
+    """The validated ``normalizer`` (a number or a 0-dim tensor, finite, >= 0) as a 0-dim tensor like ``like``,
+    clamped to float32's eps."""
     eps = torch.finfo(torch.float32).eps
     if isinstance(normalizer, Tensor):
         if normalizer.numel() != 1:
             raise ValueError(f"normalizer must be a number or a 0-dim tensor, got shape {tuple(normalizer.shape)}")
         value = normalizer.reshape(()).to(dtype=like.dtype, device=like.device)
-        if not bool(torch.isfinite(value)) or bool(value < 0):
-            raise ValueError(f"normalizer must be finite and >= 0, got {value.item()}")
+        number = float(value)
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(f"normalizer must be finite and >= 0, got {number}")
         return value.clamp(min=eps)
     number = check_number(normalizer, "normalizer", low=0.0)
     return like.new_tensor(max(number, eps))

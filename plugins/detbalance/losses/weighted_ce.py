@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import ClassificationLoss, weights_with_background
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_reduction, check_sample_weight, kept_count, reduce_loss)
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
+                        check_reduction, check_sample_weight, kept_count, normalizer_tensor, reduce_loss)
 
 #: Denominators of 'mean': the number of non-ignored proposals with a sample weight > 0 (every loss's default,
 #: MMDetection's ``avg_factor``), or the sum of their weights :math:`\sum_i s_i w_{y_i}` (``F.cross_entropy``).
@@ -70,17 +70,38 @@ def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optiona
         True
     """
     x, num_classes = check_logits(logits, 1, "[R, K + 1]")
-    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    weight = None if class_weight is None else as_statistic(class_weight, "class_weight", num_classes + 1, x)
+    return _weighted_cross_entropy(x, labels, weight, sample_weight, ignore_index, reduction, normalizer,
+                                   denominator)
+
+
+def _weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optional[Tensor],
+                            sample_weight: Optional[Tensor], ignore_index: int, reduction: str,
+                            normalizer: Optional[Normalizer], denominator: str) -> Tensor:
+    """:func:`weighted_cross_entropy` with ``class_weight`` already validated (a ``[K + 1]`` tensor or None)."""
+    x, num_classes = check_logits(logits, 1, "[R, K + 1]")
+    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
     check_reduction(reduction)
     check_denominator(denominator)
     if denominator == "weights" and normalizer is not None:
         raise ValueError(f"normalizer={normalizer!r} replaces the 'proposals' count, expected None with "
                          "denominator='weights' (which divides by the summed weights)")
     weight = check_sample_weight(sample_weight, x.shape[0], x)
+    class_weight = None if class_weight is None else class_weight.to(dtype=x.dtype, device=x.device)
+    if all_kept and weight is None and denominator == "proposals":
+        # every row is kept and counts once: torch's class-weighted sum is the same loss in one fused operation
+        if reduction == "none":
+            return check_finite_loss(F.cross_entropy(x, labels, weight=class_weight, reduction="none"), x)
+        if reduction == "mean":  # divided through the weights: no division node in the graph
+            divisor = x.shape[0] if normalizer is None else normalizer_tensor(normalizer, x)
+            class_weight = x.new_full((num_classes + 1,), 1.0 / divisor) if class_weight is None \
+                else class_weight / divisor
+        return check_finite_loss(F.cross_entropy(x, labels, weight=class_weight, reduction="sum"), x)
+    valid = labels != ignore_index
     safe_labels = labels.masked_fill(~valid, 0)
     row_weight = valid.to(x.dtype)
     if class_weight is not None:
-        row_weight = row_weight * as_statistic(class_weight, "class_weight", num_classes + 1, x)[safe_labels]
+        row_weight = row_weight * class_weight[safe_labels]
     if weight is not None:
         row_weight = row_weight * weight
     # ignored rows are computed too (then weighted 0), so that a NaN logit there still reaches the loss
@@ -130,9 +151,8 @@ class WeightedCrossEntropyLoss(ClassificationLoss):
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
         self._check_columns(logits)
-        return weighted_cross_entropy(logits, labels, self.class_weight, sample_weight=sample_weight,
-                                      ignore_index=self.ignore_index, reduction=self._reduction(reduction_override),
-                                      normalizer=normalizer, denominator=self.denominator)
+        return _weighted_cross_entropy(logits, labels, self.class_weight, sample_weight, self.ignore_index,
+                                       self._reduction(reduction_override), normalizer, self.denominator)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return softmax_scores(logits)
