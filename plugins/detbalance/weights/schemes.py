@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+
+from .effective_number import inverse_effective_number
 
 __all__ = ["SCHEMES", "compute_class_weights"]
 
@@ -107,8 +110,7 @@ def compute_class_weights(
     elif scheme == "sqrt_inverse":
         base[seen] = 1.0 / np.sqrt(n[seen])
     elif scheme == "effective_number":
-        # 1 - beta**n computed as -expm1(n*log(beta)) stays accurate for beta close to 1.
-        base[seen] = (1.0 - beta) / -np.expm1(n[seen] * np.log(beta)) if beta > 0 else 1.0
+        base[seen] = inverse_effective_number(torch.from_numpy(n[seen].astype(np.float64)), beta).numpy()
     elif scheme == "median_frequency":
         if image_counts is None:
             freq = n / n.sum()
