@@ -92,3 +92,28 @@ def test_calibration_rows_and_hashes(tmp_path):
         text = json.dumps({"method": row, **extra}, sort_keys=True, default=str)
         assert _definition(m, settings) == hashlib.sha256(text.encode()).hexdigest()[:12]
     assert _definition(METHODS["ce-norcal"], settings) != definition_hash(METHODS["ce-norcal"], {})
+
+
+def test_results_table_names_the_chosen_gammas():
+    from detbalance.benchmark.render import results_markdown
+    from detbalance.benchmark.summary import build_summary
+
+    from bench_helpers import TINY
+
+    def run(method, seed, apr, gamma=None):
+        record = {"framework": "mmdet", "method": method, "seed": seed, "data_version": None,
+                  "metrics": {"AP": 5.0, "APr": apr, "APc": 4.0, "APf": 6.0}, "AP50": 9.0,
+                  "cap100": {"AP": 5.0, "APr": apr}, "ap_fixed": {"AP": 5.0, "APr": apr, "k": 1}, "ap_pool": 5.0,
+                  "ece": {"all": 0.1, "r": 0.1, "c": 0.1, "f": 0.1}, "seconds": 1.0, "machine": {}}
+        if gamma is not None:
+            record["calibration"] = {"method": "norcal", "base": "ce", "gamma": gamma}
+        return record
+
+    from detbalance.data.longtail import _version
+
+    records = [run("ce", 0, 1.0), run("ce", 1, 2.0), run("ce-norcal", 0, 2.5, 0.5), run("ce-norcal", 1, 2.0, 0.0)]
+    for r in records:
+        r["data_version"] = _version(TINY)
+    text = results_markdown(build_summary(records, TINY))
+    assert "| CE + post-hoc calibration (γ on val: 0.5, 0) | 0,1 | **2.2 ± 0.4** |" in text
+    assert "| softmax CE (framework default) | 0,1 |" in text

@@ -3,7 +3,8 @@
 - :func:`results_markdown`: the README's results block: per framework, the primary metric (APr, LVIS protocol)
   of every method with its seed spread, the regime ratio CE / oracle, the fraction of CE's rare gap to the
   oracle each method closes and its paired APr delta vs CE (per seed, then mean +- std over seeds), then the
-  secondary views (cap 100, AP-fixed, AP-pool, ECE).
+  secondary views (cap 100, AP-fixed, AP-pool, ECE). A post-hoc calibration row names the gamma each seed chose
+  on the validation split.
 - :func:`runs_markdown`: every run, for RESULTS.md (seconds and machine included).
 - :func:`plot_primary`: APr per method and framework, one dot per seed.
 - :func:`replace_block`: swaps the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` of a file.
@@ -68,6 +69,9 @@ def _primary_table(runs) -> list[str]:
             runs, method, lambda r, ce, o: r["metrics"]["APr"] - ce["metrics"]["APr"]))
         gap = "—" if method in (BASELINE, ORACLE) else _fmt(_paired(runs, method, _gap), 100.0, " %")
         label = METHODS[method].label if method in METHODS else method
+        gammas = [seeds[s]["calibration"]["gamma"] for s in sorted(seeds) if "calibration" in seeds[s]]
+        if gammas:  # a post-hoc calibration row: the exponent each seed chose on the validation split
+            label += f" (γ on val: {', '.join(f'{g:g}' for g in gammas)})"
         lines.append(f"| {label} | {','.join(map(str, sorted(seeds)))} | **{metric['APr']}** | {metric['AP']} | "
                      f"{metric['APc']} | {metric['APf']} | {delta} | {gap} |")
     return lines
