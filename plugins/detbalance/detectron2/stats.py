@@ -1,7 +1,8 @@
 """Class statistics of a dataset registered in Detectron2's ``DatasetCatalog``/``MetadataCatalog``.
 
 Translation only: Detectron2 dataset dicts (contiguous ``category_id`` in ``[0, K)``, names in
-``metadata.thing_classes``) become the flat arrays counted by :func:`detbalance.stats.summarize`.
+``metadata.thing_classes``) become the image records counted by
+:func:`detbalance.stats.records.summarize_records`.
 
 The images counted are those the training loader iterates: with ``filter_empty`` (detectron2's
 ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``, on by default) images without a non-crowd box are dropped first, by
@@ -12,14 +13,14 @@ sampler's ``repeat_factors_from_category_frequency``.
 """
 from __future__ import annotations
 
-import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.build import filter_images_with_only_crowd_annotations
 from detectron2.data.datasets import register_coco_instances
 from detectron2.structures import BoxMode
 
-from ..stats import DatasetStats, summarize, zero_area_issues
-from ..stats.progress import LARGE_ITEM_COUNT, item_progress
+from ..stats import DatasetStats
+from ..stats.progress import LARGE_ITEM_COUNT, show_progress
+from ..stats.records import ImageRecord, summarize_records
 from ..weights import ClassStats
 
 __all__ = ["class_stats_from_catalog", "register_coco", "stats_from_detectron2"]
@@ -64,26 +65,15 @@ def stats_from_detectron2(name: str, *, include_ignored: bool = False, filter_em
             f"expected 0..{len(classes) - 1} (one id per thing class)"
         )
 
-    image_index, labels, ignored, boxes, image_names = [], [], [], [], []
-    show = progress == "always" or (progress == "auto" and len(dicts) > LARGE_ITEM_COUNT)
-    for i, record in enumerate(item_progress(dicts, total=len(dicts), enabled=show, desc=f"reading {name}")):
-        image_names.append(str(record.get("file_name", record.get("image_id", i))))
-        for ann in record.get("annotations", []):
-            image_index.append(i)
-            labels.append(ann["category_id"])
-            ignored.append(bool(ann.get("iscrowd", 0)))
-            boxes.append(BoxMode.convert(list(ann["bbox"]), ann["bbox_mode"], BoxMode.XYXY_ABS))
-    issues = zero_area_issues(boxes, image_index, labels, image_names, classes)
-    return summarize(
-        classes,
-        len(dicts),
-        np.asarray(image_index, dtype=np.int64),
-        np.asarray(labels, dtype=np.int64),
-        np.asarray(ignored, dtype=bool),
-        include_ignored=include_ignored,
-        issues=issues,
+    records = (ImageRecord(str(record.get("file_name", record.get("image_id", i))),
+                           [(ann["category_id"], bool(ann.get("iscrowd", 0)),
+                             BoxMode.convert(list(ann["bbox"]), ann["bbox_mode"], BoxMode.XYXY_ABS))
+                            for ann in record.get("annotations", [])])
+               for i, record in enumerate(dicts))
+    return summarize_records(
+        classes, records, num_images=len(dicts), include_ignored=include_ignored,
         source=f"Detectron2 dataset {name!r}" + (" (images with a non-crowd box)" if filter_empty else ""),
-    )
+        progress=show_progress(progress, len(dicts) > LARGE_ITEM_COUNT), desc=f"reading {name}")
 
 
 def class_stats_from_catalog(names: list[str], *, filter_empty: bool = True) -> ClassStats:

@@ -2,8 +2,9 @@
 
 Translation only: the dataset is built through ``mmdet.registry.DATASETS`` exactly as training builds it (so
 ``filter_cfg``, ``metainfo`` class subsets and ``CocoDataset``'s category-id mapping apply), and each
-``get_data_info(i)`` (``instances`` with ``bbox_label``, ``ignore_flag``, ``bbox``) becomes the flat arrays counted
-by :func:`detbalance.stats.summarize`. Labels follow the model's order, named by ``metainfo['classes']``.
+``get_data_info(i)`` (``instances`` with ``bbox_label``, ``ignore_flag``, ``bbox``) becomes an image record
+counted by :func:`detbalance.stats.records.summarize_records`. Labels follow the model's order, named by
+``metainfo['classes']``.
 
 Note: MMDetection's ``CocoDataset`` numbers labels in the order the json *lists* its categories (restricted to
 ``metainfo['classes']``), not in the order of ``metainfo['classes']``; the two agree when both are by category id.
@@ -16,13 +17,13 @@ from __future__ import annotations
 import os
 import warnings
 
-import numpy as np
 from mmengine.config import Config
 from mmengine.dataset import BaseDataset, ConcatDataset
 
-from ..stats import DatasetStats, summarize, zero_area_issues
+from ..stats import DatasetStats
 from ..stats.jsonstream import iter_object
-from ..stats.progress import LARGE_ITEM_COUNT, item_progress
+from ..stats.progress import LARGE_ITEM_COUNT, show_progress
+from ..stats.records import ImageRecord, summarize_records
 
 __all__ = ["build_train_dataset", "stats_from_mmdet_config", "stats_from_mmdet_dataset"]
 
@@ -94,28 +95,15 @@ def stats_from_mmdet_dataset(dataset, *, include_ignored: bool = False, progress
             raise ValueError(f"{source or 'dataset'}: concatenated datasets have different metainfo['classes']")
     classes = _label_names(leaves[0], classes)
 
-    image_index, labels, ignored, boxes, image_names = [], [], [], [], []
     total = sum(len(leaf) for leaf in leaves)
-    show = progress == "always" or (progress == "auto" and total > LARGE_ITEM_COUNT)
     infos = (leaf.get_data_info(i) for leaf in leaves for i in range(len(leaf)))
-    for n, info in enumerate(item_progress(infos, total=total, enabled=show, desc="reading dataset")):
-        image_names.append(str(info.get("img_path", info.get("img_id", n))))
-        for inst in info.get("instances", []):
-            image_index.append(n)
-            labels.append(int(inst["bbox_label"]))
-            ignored.append(bool(inst.get("ignore_flag", 0)))
-            boxes.append(inst["bbox"])
-    issues = zero_area_issues(boxes, image_index, labels, image_names, classes)
-    return summarize(
-        classes,
-        total,
-        np.asarray(image_index, dtype=np.int64),
-        np.asarray(labels, dtype=np.int64),
-        np.asarray(ignored, dtype=bool),
-        include_ignored=include_ignored,
-        issues=issues,
-        source=source or type(dataset).__name__,
-    )
+    records = (ImageRecord(str(info.get("img_path", info.get("img_id", n))),
+                           [(inst["bbox_label"], bool(inst.get("ignore_flag", 0)), inst["bbox"])
+                            for inst in info.get("instances", [])])
+               for n, info in enumerate(infos))
+    return summarize_records(classes, records, num_images=total, include_ignored=include_ignored,
+                             source=source or type(dataset).__name__,
+                             progress=show_progress(progress, total > LARGE_ITEM_COUNT))
 
 
 def stats_from_mmdet_config(config: str | os.PathLike | Config, *, include_ignored: bool = False,

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ..weights import SCHEMES, WeightsFile, compute_class_weights, frequency_groups, save_weights
-from .progress import LARGE_FILE_BYTES, LARGE_ITEM_COUNT
+from .progress import LARGE_FILE_BYTES, LARGE_ITEM_COUNT, PROGRESS_MODES, show_progress
 from .report import format_table, plot_weights, rfs_summary, weight_ratio_warning
 from .summary import DatasetStats
 
@@ -62,16 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     o = p.add_argument_group("output")
     o.add_argument("-o", "--output", metavar="JSON", help="weights file to write (atomically)")
     o.add_argument("--plot", metavar="PNG", help="bar chart of class frequencies with the weights overlaid")
-    o.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+    o.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
                    help=f"progress bar; auto = for inputs over {LARGE_FILE_BYTES >> 20} MiB or "
                         f"{LARGE_ITEM_COUNT} files/images")
     return p
 
 
 def _read(args) -> DatasetStats:
-    def show(large: bool) -> bool:
-        return args.progress == "always" or (args.progress == "auto" and large)
-
     if (args.classes or args.voc_split) and not (args.coco or args.voc):
         raise ValueError("--classes and --voc-split apply to --coco/--voc; framework sources define their classes")
     if args.keep_empty and not (args.d2_dataset or args.register_coco):
@@ -81,14 +78,15 @@ def _read(args) -> DatasetStats:
         from .coco import read_coco
 
         large = os.path.isfile(args.coco) and os.path.getsize(args.coco) > LARGE_FILE_BYTES
-        return read_coco(args.coco, classes=args.classes, include_ignored=args.include_ignored, progress=show(large))
+        return read_coco(args.coco, classes=args.classes, include_ignored=args.include_ignored,
+                         progress=show_progress(args.progress, large))
     if args.voc:
         from .voc import read_voc
 
         ann = os.path.join(args.voc, "Annotations")
         large = os.path.isdir(ann) and len(os.listdir(ann)) > LARGE_ITEM_COUNT
         return read_voc(args.voc, split=args.voc_split, classes=args.classes, include_ignored=args.include_ignored,
-                        progress=show(large))
+                        progress=show_progress(args.progress, large))
     if args.mmdet_config:
         from detbalance.mmdet.stats import stats_from_mmdet_config
 

@@ -15,11 +15,13 @@ from typing import TypeVar
 from tqdm import tqdm
 
 __all__ = ["LARGE_FILE_BYTES", "LARGE_ITEM_COUNT", "LOG_STEP_PERCENT", "LogProgress", "progress_bar",
-           "byte_progress", "item_progress"]
+           "byte_progress", "item_progress", "show_progress", "PROGRESS_MODES"]
 
 #: Inputs above these sizes are "large": the command-line tool shows a progress bar for them.
 LARGE_FILE_BYTES = 20 * 2**20
 LARGE_ITEM_COUNT = 2000
+#: When the tools show a progress bar (:func:`show_progress`).
+PROGRESS_MODES = ("auto", "always", "never")
 #: without a terminal, one progress line per this many percent.
 LOG_STEP_PERCENT = 10
 
@@ -87,6 +89,13 @@ def byte_progress(path: str | os.PathLike, *, enabled: bool, desc: str) -> Itera
         yield bar.update
     finally:
         bar.close()
+
+
+def show_progress(mode: str, large: bool) -> bool:
+    """Whether to show a bar: ``mode`` is ``'always'``, ``'never'`` or ``'auto'`` (only for ``large`` inputs)."""
+    if mode not in PROGRESS_MODES:
+        raise ValueError(f"progress={mode!r}; expected one of {list(PROGRESS_MODES)}")
+    return mode == "always" or (mode == "auto" and large)
 
 
 def item_progress(items: Iterable[T], *, total: int, enabled: bool, desc: str) -> Iterable[T]:
