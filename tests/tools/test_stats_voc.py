@@ -4,10 +4,8 @@ import pytest
 from detbalance.stats import read_voc
 
 
-def test_bccd_reference_counts(shared_data):
-    root = shared_data / "bccd" / "BCCD"
-    if not root.is_dir():
-        pytest.skip(f"{root} is absent")
+def test_bccd_reference_counts(bccd_root):
+    root = bccd_root
     ds = read_voc(root, classes=["RBC", "WBC", "Platelets"])
     s = ds.stats
     assert s.class_names == ["RBC", "WBC", "Platelets"]
@@ -74,3 +72,15 @@ def test_errors(voc, tmp_path):
     (empty / "Annotations").mkdir(parents=True)
     with pytest.raises(ValueError, match="is empty: it has no images"):
         read_voc(empty)
+
+
+def test_split_ids_first_word_of_each_line_and_a_missing_split_names_the_file(tmp_path):
+    from detbalance.stats.voc import voc_split_ids
+
+    sets = tmp_path / "ImageSets" / "Main"
+    sets.mkdir(parents=True)
+    (sets / "trainval.txt").write_text("000001\n\n000002  1\n 000003 -1\n")
+    assert voc_split_ids(tmp_path, "trainval") == ["000001", "000002", "000003"]
+    with pytest.raises(FileNotFoundError, match=r"VOC split file .*test\.txt does not exist; expected "
+                                                r"ImageSets/Main/test\.txt"):
+        voc_split_ids(tmp_path, "test")

@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..data import SyntheticSpec, get_synthetic_dataset
+from ..stats.voc import voc_split_ids
 from ..weights import frequency_groups
 from ._io import write_json
 from .data import DemoData, coco_categories
@@ -76,15 +77,8 @@ def _from_coco(name, train_json, train_images, test_json, test_images, image_siz
                     stats_source=tuple(stats_source))
 
 
-def _split_ids(root: Path, split: str) -> list[str]:
-    path = root / "ImageSets" / "Main" / f"{split}.txt"
-    if not path.is_file():
-        raise ValueError(f"VOC split file {path} does not exist; expected ImageSets/Main/{split}.txt")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
-
-
 def _voc_class_names(root: Path, split: str) -> set[str]:
-    return {obj.findtext("name").strip() for i in _split_ids(root, split)
+    return {obj.findtext("name").strip() for i in voc_split_ids(root, split)
             for obj in ET.parse(root / "Annotations" / f"{i}.xml").getroot().iter("object")}
 
 
@@ -92,7 +86,7 @@ def voc_to_coco(root: Path, split: str, class_names: list[str], out_json: Path) 
     """Write the VOC ``split`` as a COCO json (category ids 1..K in ``class_names`` order); returns its path."""
     ids = {n: i + 1 for i, n in enumerate(class_names)}
     images, annotations = [], []
-    for image_id, stem in enumerate(_split_ids(root, split), start=1):
+    for image_id, stem in enumerate(voc_split_ids(root, split), start=1):
         node = ET.parse(root / "Annotations" / f"{stem}.xml").getroot()
         size = node.find("size")
         images.append({"id": image_id, "file_name": node.findtext("filename", f"{stem}.jpg").strip(),

@@ -11,7 +11,19 @@ import numpy as np
 from .progress import item_progress
 from .summary import BoxIssue, DatasetStats, degenerate_boxes, summarize
 
-__all__ = ["read_voc"]
+__all__ = ["read_voc", "voc_split_ids"]
+
+
+def voc_split_ids(root: str | os.PathLike, split: str) -> list[str]:
+    """The image ids listed in ``<root>/ImageSets/Main/<split>.txt`` (first word of each non-empty line).
+
+    Raises:
+        FileNotFoundError: the split file does not exist.
+    """
+    path = Path(root) / "ImageSets" / "Main" / f"{split}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"VOC split file {path} does not exist; expected ImageSets/Main/{split}.txt")
+    return [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
 
 
 def _text(node, tag: str, where: str) -> str:
@@ -54,13 +66,10 @@ def read_voc(
     if split is None:
         files = sorted(ann_dir.glob("*.xml"))
     else:
-        split_file = root / "ImageSets" / "Main" / f"{split}.txt"
-        if not split_file.is_file():
-            raise FileNotFoundError(f"VOC split file {split_file} does not exist")
-        files = [ann_dir / f"{line.split()[0]}.xml" for line in split_file.read_text().splitlines() if line.strip()]
+        files = [ann_dir / f"{image_id}.xml" for image_id in voc_split_ids(root, split)]
         for f in files:
             if not f.is_file():
-                raise FileNotFoundError(f"{split_file} lists {f.stem}, but {f} does not exist")
+                raise FileNotFoundError(f"ImageSets/Main/{split}.txt lists {f.stem}, but {f} does not exist")
 
     image_names: list[str] = []
     rows: list[tuple[int, str, bool, tuple[float, float, float, float]]] = []
