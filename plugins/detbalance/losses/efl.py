@@ -32,22 +32,29 @@ def efl_focusing(pos_neg: Tensor, *, gamma: float = 2.0, scale: float = 8.0) -> 
     return focusing, focusing / gamma
 
 
-def _prepare(logits: Tensor, labels: Tensor, pos_neg: Statistic, gamma: float, scale: float, alpha,
+def _prepare(logits: Tensor, labels: Tensor, pos_neg: Tensor, gamma: float, scale: float, alpha,
              sample_weight: Optional[Tensor], ignore_index: int):
-    """Validated logits, ``(fg_rows, fg_labels)``, per-class ``(alpha, gamma_j, w_j)``, row weights, kept rows."""
+    """Validated logits, ``(fg_rows, fg_labels)``, per-class ``(alpha, gamma_j, w_j)``, row weights, kept rows;
+    ``pos_neg`` is a validated ``[K]`` tensor (:func:`_checked_ratio`, or the module's own state)."""
     x, num_classes = check_logits(logits, 0, "[R, K]")
     valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
     gamma = check_number(gamma, "gamma", low=0.0, low_open=True)
     scale = check_number(scale, "scale", low=0.0)
     alphas = check_alpha(alpha, num_classes, x)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
-    focusing, factor = efl_focusing(as_statistic(pos_neg, "pos_neg", num_classes, x), gamma=gamma, scale=scale)
+    focusing, factor = efl_focusing(pos_neg.to(dtype=x.dtype, device=x.device), gamma=gamma, scale=scale)
     fg_rows, fg_labels = foreground(labels, valid, num_classes)
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
     return x, (fg_rows, fg_labels), (alphas, focusing, factor), row_weight, valid
 
 
-def _efl(logits: Tensor, labels: Tensor, pos_neg: Statistic, gamma: float, scale: float, alpha,
+def _checked_ratio(logits: Tensor, pos_neg: Statistic) -> Tensor:
+    """``pos_neg`` checked as ``[K]`` finite values >= 0, K read from ``logits[R, K]``."""
+    x, num_classes = check_logits(logits, 0, "[R, K]")
+    return as_statistic(pos_neg, "pos_neg", num_classes, x)
+
+
+def _efl(logits: Tensor, labels: Tensor, pos_neg: Tensor, gamma: float, scale: float, alpha,
          sample_weight: Optional[Tensor], ignore_index: int, reduction: str, normalizer: Optional[Normalizer],
          with_statistics: bool) -> tuple[Tensor, Tensor]:
     """The loss of :func:`equalized_focal_loss` and, when ``with_statistics``, its ``[2, K]`` step statistics."""
@@ -96,8 +103,8 @@ def equalized_focal_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, 
         >>> loss = equalized_focal_loss(logits, torch.tensor([0, 2, 3, 3, 3, 1]), torch.tensor([1.0, 0.5, 0.0]))
         >>> loss.backward()
     """
-    return _efl(logits, labels, pos_neg, gamma, scale, alpha, sample_weight, ignore_index, reduction, normalizer,
-                False)[0]
+    return _efl(logits, labels, _checked_ratio(logits, pos_neg), gamma, scale, alpha, sample_weight, ignore_index,
+                reduction, normalizer, False)[0]
 
 
 @torch.no_grad()
@@ -118,7 +125,7 @@ def equalized_focal_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg:
     size, loss weight or gradient scaling.
     """
     x, (fg_rows, fg_labels), per_class, row_weight, _ = _prepare(
-        logits, labels, pos_neg, gamma, scale, alpha, sample_weight, ignore_index)
+        logits, labels, _checked_ratio(logits, pos_neg), gamma, scale, alpha, sample_weight, ignore_index)
     statistics = classwise_focal_kernel(x, fg_rows, fg_labels, *per_class, row_weight, need_grad=False)[2]
     return statistics[0], statistics[1]
 

@@ -50,19 +50,33 @@ def equalization_loss(logits: Tensor, labels: Tensor, class_freq: Statistic, *, 
         [0.6931, 1.3863]
     """
     x, num_classes = check_logits(logits, 0, "[R, K]")
-    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
-    check_reduction(reduction)
     lambda_ = check_number(lambda_, "lambda_", low=0.0)
-    weight = check_sample_weight(sample_weight, x.shape[0], x)
     freq = as_statistic(class_freq, "class_freq", num_classes, x)
     if bool((freq > 1).any()):
         index = int((freq > 1).nonzero()[0, 0])
         raise ValueError(f"class_freq holds image fractions in [0, 1], got {freq[index].item()} at index {index}")
+    return _equalization_loss(x, labels, _non_rare(freq, lambda_), sample_weight, ignore_index, reduction,
+                              normalizer)
 
-    fg_rows, fg_labels = foreground(labels, valid, num_classes)
+
+def _non_rare(freq: Tensor, lambda_: float) -> Optional[Tensor]:
+    """``[K]`` weight of the negative elements of foreground rows: 0 for rare classes, 1 otherwise (None: no rare
+    class)."""
     rare = freq < lambda_
+    return (~rare).to(freq.dtype) if bool(rare.any()) else None
+
+
+def _equalization_loss(logits: Tensor, labels: Tensor, non_rare: Optional[Tensor],
+                       sample_weight: Optional[Tensor], ignore_index: int, reduction: str,
+                       normalizer: Optional[Normalizer]) -> Tensor:
+    """:func:`equalization_loss` given the :func:`_non_rare` weights of validated statistics."""
+    x, num_classes = check_logits(logits, 0, "[R, K]")
+    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    check_reduction(reduction)
+    weight = check_sample_weight(sample_weight, x.shape[0], x)
+    fg_rows, fg_labels = foreground(labels, valid, num_classes)
     # weight 0 on rare classes in foreground rows: foreground proposals do not push them down
-    keep = (~rare).to(x.dtype) if bool(rare.any()) else None
+    keep = None if non_rare is None else non_rare.to(dtype=x.dtype, device=x.device)
     per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels, None, keep, None, None)
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
     denominator = kept_count(valid, weight)
@@ -97,6 +111,7 @@ class EqualizationLoss(ClassificationLoss):
             raise ValueError(f"class_freq holds image fractions in [0, 1], got max {freq.max().item()}")
         self.register_buffer("class_freq", freq, persistent=False)
         self.lambda_ = check_number(lambda_, "lambda_", low=0.0)
+        self.register_buffer("non_rare", _non_rare(freq, self.lambda_), persistent=False)
 
     @classmethod
     def from_stats(cls, num_classes: int, stats: Any, *, lambda_: float = 1.76e-3, prior_prob: float = 0.001,
@@ -113,9 +128,8 @@ class EqualizationLoss(ClassificationLoss):
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
         self._check_columns(logits)
-        return equalization_loss(logits, labels, self.class_freq, lambda_=self.lambda_, sample_weight=sample_weight,
-                                 ignore_index=self.ignore_index, reduction=self._reduction(reduction_override),
-                                 normalizer=normalizer)
+        return _equalization_loss(logits, labels, self.non_rare, sample_weight, self.ignore_index,
+                                  self._reduction(reduction_override), normalizer)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)

@@ -31,9 +31,10 @@ def eqlv2_weights(pos_neg: Tensor, *, mu: float = 0.8, gamma: float = 12.0,
     return 1.0 + alpha * (1.0 - neg_w), neg_w
 
 
-def _prepare(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamma: float, alpha: float,
+def _prepare(logits: Tensor, labels: Tensor, pos_neg: Tensor, mu: float, gamma: float, alpha: float,
              sample_weight: Optional[Tensor], ignore_index: int):
-    """Validated logits, the kernel's arguments, row weights ``[R]`` (0 = ignored), kept rows, sample weights.
+    """Validated logits, the kernel's arguments, row weights ``[R]`` (0 = ignored), kept rows, sample weights;
+    ``pos_neg`` is a validated ``[K]`` tensor (:func:`_checked_ratio`, or the module's own state).
 
     Every kept row is a "positive" of the kernel: its target is 1 in column ``labels[i]`` (K, the objectness
     column, for background rows). Column K weighs 1 as a positive and as a negative.
@@ -44,7 +45,7 @@ def _prepare(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamm
     check_number(gamma, "gamma", low=0.0)
     check_number(alpha, "alpha", low=0.0)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
-    ratio = as_statistic(pos_neg, "pos_neg", num_classes, x)
+    ratio = pos_neg.to(dtype=x.dtype, device=x.device)
     pos_w, neg_w = eqlv2_weights(ratio, mu=mu, gamma=gamma, alpha=alpha)
     one = neg_w.new_ones(1)
     pos_w, neg_w = torch.cat([pos_w, one]), torch.cat([neg_w, one])
@@ -54,7 +55,13 @@ def _prepare(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamm
     return x, (rows, columns, neg_w, None, pos_w[columns]), row_weight, valid, weight
 
 
-def _eqlv2(logits: Tensor, labels: Tensor, pos_neg: Statistic, mu: float, gamma: float, alpha: float,
+def _checked_ratio(logits: Tensor, pos_neg: Statistic) -> Tensor:
+    """``pos_neg`` checked as ``[K]`` finite values >= 0, K read from ``logits[R, K + 1]``."""
+    x, num_classes = check_logits(logits, 1, "[R, K + 1]")
+    return as_statistic(pos_neg, "pos_neg", num_classes, x)
+
+
+def _eqlv2(logits: Tensor, labels: Tensor, pos_neg: Tensor, mu: float, gamma: float, alpha: float,
            sample_weight: Optional[Tensor], ignore_index: int, reduction: str, normalizer: Optional[Normalizer],
            with_statistics: bool) -> tuple[Tensor, Tensor]:
     """The loss of :func:`eqlv2_loss` and, when ``with_statistics``, the ``[2, K]`` step statistics of
@@ -107,8 +114,8 @@ def eqlv2_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float 
         >>> round(loss.item(), 4)  # 3 * ln 2
         2.0794
     """
-    return _eqlv2(logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index, reduction, normalizer,
-                  False)[0]
+    return _eqlv2(logits, labels, _checked_ratio(logits, pos_neg), mu, gamma, alpha, sample_weight, ignore_index,
+                  reduction, normalizer, False)[0]
 
 
 @torch.no_grad()
@@ -127,8 +134,8 @@ def eqlv2_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic
     ignored proposals). The loss's normalisation is left out, as in the reference code, so the ratio does not
     depend on batch size, loss weight or gradient scaling.
     """
-    x, kernel_args, row_weight, _, _ = _prepare(logits, labels, pos_neg, mu, gamma, alpha, sample_weight,
-                                                ignore_index)
+    x, kernel_args, row_weight, _, _ = _prepare(logits, labels, _checked_ratio(logits, pos_neg), mu, gamma, alpha,
+                                                sample_weight, ignore_index)
     statistics = bce_kernel(x, *kernel_args, row_weight, need_grad=False)[2]
     return statistics[0, :-1], statistics[1, :-1]
 

@@ -6,18 +6,13 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from .._checks import check_int
 from ._base import ClassificationLoss, class_stats
 from ._rowwise import RowLoss, bce_kernel, foreground
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
                         check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
                         reduce_loss)
 from .activations import sigmoid_scores
-
-
-def _check_num_sampled(num_sampled: int) -> int:
-    if isinstance(num_sampled, bool) or not isinstance(num_sampled, int) or num_sampled < 1:
-        raise ValueError(f"num_sampled must be a positive int, got {num_sampled!r}")
-    return num_sampled
 
 
 def federated_classes(labels: Tensor, image_counts: Tensor, *, num_sampled: int = 50, freq_power: float = 0.5,
@@ -95,12 +90,21 @@ def federated_loss(logits: Tensor, labels: Tensor, image_counts: Statistic, *, n
         4
     """
     x, num_classes = check_logits(logits, 0, "[R, K]")
+    counts = as_statistic(image_counts, "image_counts", num_classes, x)
+    return _federated_loss(x, labels, counts, num_sampled, freq_power, generator, sample_weight, ignore_index,
+                           reduction, normalizer)
+
+
+def _federated_loss(logits: Tensor, labels: Tensor, counts: Tensor, num_sampled: int, freq_power: float,
+                    generator: Optional[torch.Generator], sample_weight: Optional[Tensor], ignore_index: int,
+                    reduction: str, normalizer: Optional[Normalizer]) -> Tensor:
+    """:func:`federated_loss` given validated ``[K]`` image ``counts``."""
+    x, num_classes = check_logits(logits, 0, "[R, K]")
     valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
     check_reduction(reduction)
-    num_sampled = _check_num_sampled(num_sampled)
+    num_sampled = check_int("num_sampled", num_sampled, minimum=1)
     freq_power = check_number(freq_power, "freq_power", low=0.0)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
-    counts = as_statistic(image_counts, "image_counts", num_classes, x)
 
     classes = federated_classes(labels, counts, num_sampled=num_sampled, freq_power=freq_power,
                                 generator=generator, ignore_index=ignore_index)
@@ -142,14 +146,10 @@ class FederatedLoss(ClassificationLoss):
         self.prior_prob = check_prior_prob(prior_prob)
         self.register_buffer("image_counts", as_statistic(image_counts, "image_counts", num_classes),
                              persistent=False)
-        self.num_sampled = _check_num_sampled(num_sampled)
+        self.num_sampled = check_int("num_sampled", num_sampled, minimum=1)
         self.freq_power = check_number(freq_power, "freq_power", low=0.0)
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, ()))
-        elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
-        self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = int(torch.randint(0, 2**62, ())) if seed is None else check_int("seed", seed, minimum=0)
+        self.generator = torch.Generator().manual_seed(self.seed)
 
     @classmethod
     def from_stats(cls, num_classes: int, stats: Any, *, num_sampled: int = 50, freq_power: float = 0.5,
@@ -163,10 +163,8 @@ class FederatedLoss(ClassificationLoss):
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
         self._check_columns(logits)
-        return federated_loss(logits, labels, self.image_counts, num_sampled=self.num_sampled,
-                              freq_power=self.freq_power, generator=self.generator, sample_weight=sample_weight,
-                              ignore_index=self.ignore_index, reduction=self._reduction(reduction_override),
-                              normalizer=normalizer)
+        return _federated_loss(logits, labels, self.image_counts, self.num_sampled, self.freq_power, self.generator,
+                               sample_weight, self.ignore_index, self._reduction(reduction_override), normalizer)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)

@@ -149,10 +149,19 @@ def focal_loss(logits: Tensor, labels: Tensor, *, alpha: Alpha = 0.25, gamma: fl
         >>> loss.backward()
     """
     x, num_classes = check_logits(logits, 0, "[R, K]")
+    return _focal_loss(x, labels, check_alpha(alpha, num_classes, x), gamma, sample_weight, ignore_index, reduction,
+                       normalizer)
+
+
+def _focal_loss(logits: Tensor, labels: Tensor, alphas: Optional[Tensor], gamma: float,
+                sample_weight: Optional[Tensor], ignore_index: int, reduction: str,
+                normalizer: Optional[Normalizer]) -> Tensor:
+    """:func:`focal_loss` given validated per-class ``alphas[K]`` (:func:`check_alpha`) or None."""
+    x, num_classes = check_logits(logits, 0, "[R, K]")
     valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
     check_reduction(reduction)
     gamma = check_number(gamma, "gamma", low=0.0)
-    alphas = check_alpha(alpha, num_classes, x)
+    alphas = None if alphas is None else alphas.to(dtype=x.dtype, device=x.device)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     fg_rows, fg_labels = foreground(labels, valid, num_classes)
     per_row, _ = RowLoss.apply(x, classwise_focal_kernel, fg_rows, fg_labels, alphas,
@@ -202,9 +211,8 @@ class FocalLoss(ClassificationLoss):
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
         self._check_columns(logits)
-        return focal_loss(logits, labels, alpha=self.alpha, gamma=self.gamma, sample_weight=sample_weight,
-                          ignore_index=self.ignore_index, reduction=self._reduction(reduction_override),
-                          normalizer=normalizer)
+        return _focal_loss(logits, labels, self.alpha, self.gamma, sample_weight, self.ignore_index,
+                           self._reduction(reduction_override), normalizer)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)

@@ -64,11 +64,20 @@ def seesaw_loss(logits: Tensor, labels: Tensor, cum_samples: Statistic, *, p: fl
     x, num_classes = check_logits(logits, 2, "[R, K + 2]")
     valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
     check_reduction(reduction)
+    weight = check_sample_weight(sample_weight, x.shape[0], x)
+    counts = as_statistic(cum_samples, "cum_samples", num_classes, x)
+    return _seesaw_loss(x, labels, valid, counts, p, q, eps, weight, reduction, normalizer)
+
+
+def _seesaw_loss(x: Tensor, labels: Tensor, valid: Tensor, cum_samples: Tensor, p: float, q: float, eps: float,
+                 weight: Optional[Tensor], reduction: str, normalizer: Optional[Normalizer]) -> Tensor:
+    """:func:`seesaw_loss` on validated input: logits ``x`` in the compute dtype, labels and their kept rows
+    ``valid``, ``[K]`` counts, sample weights (or None) in ``x``'s dtype."""
+    num_classes = x.shape[1] - 2
     p = check_number(p, "p", low=0.0)
     q = check_number(q, "q", low=0.0)
     eps = check_number(eps, "eps", low=0.0, low_open=True)
-    weight = check_sample_weight(sample_weight, x.shape[0], x)
-    counts = as_statistic(cum_samples, "cum_samples", num_classes, x).clamp(min=1.0)
+    counts = cum_samples.to(dtype=x.dtype, device=x.device).clamp(min=1.0)
 
     fg_rows, fg_labels = foreground(labels, valid, num_classes)
     objectness_target = torch.ones_like(labels)
@@ -142,12 +151,14 @@ class SeesawLoss(ClassificationLoss):
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
         self._check_columns(logits)
-        check_labels(labels, logits.shape[0], self.num_classes, self.ignore_index)
+        x, _ = check_logits(logits, 2, self.layout)
+        valid = check_labels(labels, x.shape[0], self.num_classes, self.ignore_index)
+        reduction = self._reduction(reduction_override)
+        weight = check_sample_weight(sample_weight, x.shape[0], x)
         if self.training:
-            self._accumulate(labels, check_sample_weight(sample_weight, logits.shape[0], logits))
-        return seesaw_loss(logits, labels, self.cum_samples, p=self.p, q=self.q, eps=self.eps,
-                           sample_weight=sample_weight, ignore_index=self.ignore_index,
-                           reduction=self._reduction(reduction_override), normalizer=normalizer)
+            self._accumulate(labels, weight)
+        return _seesaw_loss(x, labels, valid, self.cum_samples, self.p, self.q, self.eps, weight, reduction,
+                            normalizer)
 
     @torch.no_grad()
     def _accumulate(self, labels: Tensor, sample_weight: Optional[Tensor]) -> None:
