@@ -8,13 +8,13 @@ Examples:
     python tools/compute_weights.py --mmdet-config configs/my_config.py -o weights.json
     python tools/compute_weights.py --register-coco my_train train.json images/ -o weights.json
 
-Run with --help for all options. The logic lives in detbalance.stats.cli.
+Run with --help for all options. The logic lives in detbalance.cli.compute_weights (compute_weights_file).
 """
 from __future__ import annotations
 
 import sys
 
-from detbalance.stats.cli import main
+from detbalance.cli.compute_weights import main
 
 if __name__ == "__main__":
     sys.exit(main())

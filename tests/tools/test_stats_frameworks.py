@@ -161,7 +161,7 @@ def test_framework_errors(tmp_path, coco_dir):
 
 
 def test_command_line_counts_the_detectron2_loader_images(coco_dir, capsys):
-    from detbalance.stats.cli import main
+    from detbalance.cli.compute_weights import main
 
     json_file = str(coco_dir / "train.json")
     for extra, images in (([], 4), (["--keep-empty"], 6)):

@@ -13,8 +13,6 @@ Each run keeps detections down to score 0.001. They are evaluated twice:
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -79,18 +77,15 @@ def _runner(framework: str):
 
 
 def _weights(data: DemoData, out_dir: Path) -> Path:
-    """The weights file of the train split, computed by ``tools/compute_weights.py``'s code path."""
-    from ..stats.cli import main as compute_weights
+    """The weights file of the train split (``tools/compute_weights.py``'s function), its report in weights.txt."""
+    from ..cli.compute_weights import compute_weights_file
 
     path = out_dir / "weights.json"
-    argv = [*data.stats_source, "--classes", *data.class_names, "--scheme", WEIGHT_SCHEME, "--progress", "never",
-            "-o", str(path), "--plot", str(out_dir / "weights.png")]
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = compute_weights(argv)
-    if status != 0:
-        raise RuntimeError(f"computing the weights of {data.train_json} failed: {stderr.getvalue().strip()}")
-    write_text(out_dir / "weights.txt", stdout.getvalue() + stderr.getvalue())
+    source = dict(zip(data.stats_source[::2], data.stats_source[1::2]))  # e.g. {"--coco": "train.json"}
+    result = compute_weights_file(coco=source.get("--coco"), voc=source.get("--voc"),
+                                  voc_split=source.get("--voc-split"), classes=data.class_names,
+                                  scheme=WEIGHT_SCHEME, progress="never", output=path, plot=out_dir / "weights.png")
+    write_text(out_dir / "weights.txt", "\n".join([result.report, *(f"warning: {w}" for w in result.warnings)]) + "\n")
     return path
 
 

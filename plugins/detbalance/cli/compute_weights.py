@@ -1,8 +1,9 @@
-"""Command line of ``tools/compute_weights.py``: dataset -> class statistics -> weights file, table and plot.
+"""Command line of ``tools/compute_weights.py`` (``detbalance-weights``) and the function behind it.
 
-This is the only module of :mod:`detbalance.stats` that reaches the framework bridges, and only when their source
-is requested (``--d2-dataset``/``--register-coco`` import ``detbalance.detectron2.stats``, ``--mmdet-config``
-imports ``detbalance.mmdet.stats``); ``--coco`` and ``--voc`` need neither framework.
+:func:`compute_weights_file`: a dataset -> class statistics -> weights file (and plot), with the report the
+command prints. It sits above the framework adapters: ``--d2-dataset``/``--register-coco`` read through
+``detbalance.detectron2.stats`` and ``--mmdet-config`` through ``detbalance.mmdet.stats``, imported only when
+that source is asked for; ``--coco`` and ``--voc`` need neither framework.
 
 Exit status: 0 on success, 2 on bad input (missing file, malformed json/xml, unknown category or image id, empty
 dataset, zero-count classes without ``--missing max``, bad option values); nothing is written in that case.
@@ -10,18 +11,96 @@ dataset, zero-count classes without ``--missing max``, bad option values); nothi
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
 
+from ..stats.progress import LARGE_FILE_BYTES, LARGE_ITEM_COUNT, PROGRESS_MODES, show_progress
+from ..stats.report import format_table, plot_weights, rfs_summary, weight_ratio_warning
+from ..stats.summary import DatasetStats
 from ..weights import SCHEMES, WeightsFile, compute_class_weights, frequency_groups, save_weights
-from .progress import LARGE_FILE_BYTES, LARGE_ITEM_COUNT, PROGRESS_MODES, show_progress
-from .report import format_table, plot_weights, rfs_summary, weight_ratio_warning
-from .summary import DatasetStats
 
-__all__ = ["build_parser", "main"]
+__all__ = ["WeightsResult", "build_parser", "compute_weights_file", "main"]
 
 _MAX_LISTED_ISSUES = 20
+
+
+@dataclass(frozen=True)
+class WeightsResult:
+    """What :func:`compute_weights_file` computed.
+
+    Attributes:
+        weights: the weights file's contents (written to ``output`` when one was given).
+        dataset: the statistics read, with the suspicious boxes (``issues``) and per-image labels.
+        report: the text the command prints: source, per-class table, ignored boxes, repeat-factor summary.
+        warnings: suspicious boxes and a large weight ratio, one sentence each.
+    """
+
+    weights: WeightsFile
+    dataset: DatasetStats
+    report: str
+    warnings: list[str]
+
+
+def compute_weights_file(
+    *, coco: str | None = None, voc: str | None = None, d2_dataset: str | None = None,
+    register_coco: Sequence[str] | None = None, mmdet_config: str | None = None,
+    classes: Sequence[str] | None = None, voc_split: str | None = None, keep_empty: bool = False,
+    include_ignored: bool = False, scheme: str = "sqrt_inverse", count: str = "instances", beta: float = 0.999,
+    power: float = 1.0, max_ratio: float | None = None, missing: str = "error", background_weight: float = 1.0,
+    rfs_threshold: float | None = None, output: str | os.PathLike | None = None,
+    plot: str | os.PathLike | None = None, progress: str = "auto",
+) -> WeightsResult:
+    """Class statistics of one training set and its weights file; the options of ``tools/compute_weights.py``.
+
+    Exactly one source: ``coco`` (COCO/LVIS json), ``voc`` (Pascal VOC folder, ``voc_split`` selecting
+    ``ImageSets/Main/<split>.txt``), ``d2_dataset`` (a Detectron2 registered name), ``register_coco``
+    (``(name, json, image_root)``, registered in Detectron2 first) or ``mmdet_config``. The weights follow
+    :func:`detbalance.weights.compute_class_weights` (``scheme``, ``count``, ``beta``, ``power``, ``max_ratio``,
+    ``missing``); ``plot`` and ``output`` are written atomically, nothing when the input is bad.
+
+    Raises:
+        ValueError, OSError, KeyError: bad input (the command turns them into exit status 2).
+
+    Example::
+
+        result = compute_weights_file(coco="train.json", scheme="sqrt_inverse", output="weights.json")
+        print(result.report)
+    """
+    args = SimpleNamespace(**locals())  # the options above, under the names the command line gives them
+    sources = [s for s in _SOURCES if getattr(args, s) is not None]
+    if len(sources) != 1:
+        raise ValueError(f"sources {sources}; expected exactly one of {list(_SOURCES)}")
+    ds = _read(args)
+    wf = _weights_file(args, ds)
+    rfs = rfs_summary(ds.image_labels, rfs_threshold) if rfs_threshold is not None else None
+    if plot:
+        plot_weights(plot, wf, count=count)
+    if output:
+        save_weights(output, wf)
+
+    lines = [f"source: {ds.source}", format_table(wf)]
+    ignored = sum(ds.ignored_counts)
+    if ignored:
+        how = "counted (--include-ignored)" if ds.include_ignored else "not counted (--include-ignored counts them)"
+        lines.append(f"{ignored} crowd/ignored/difficult boxes: {how}")
+    if rfs:
+        lines.append(rfs)
+    warnings = [f"{issue} (counted)" for issue in ds.issues[:_MAX_LISTED_ISSUES]]
+    if len(ds.issues) > _MAX_LISTED_ISSUES:
+        warnings.append(f"... and {len(ds.issues) - _MAX_LISTED_ISSUES} more suspicious boxes")
+    ratio_msg = weight_ratio_warning(wf.weights, wf.stats.class_names)
+    if ratio_msg:
+        warnings.append(ratio_msg)
+    return WeightsResult(weights=wf, dataset=ds, report="\n".join(lines), warnings=warnings)
+
+
+#: The options of :func:`compute_weights_file` and their defaults (the command line's defaults too).
+_DEFAULTS = {name: p.default for name, p in inspect.signature(compute_weights_file).parameters.items()}
+_SOURCES = ("coco", "voc", "d2_dataset", "register_coco", "mmdet_config")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,41 +126,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="count crowd/ignored/difficult boxes too (default: report them, do not count them)")
 
     w = p.add_argument_group("weights")
-    w.add_argument("--scheme", choices=SCHEMES, default="sqrt_inverse")
-    w.add_argument("--count", choices=("instances", "images"), default="instances",
+    w.add_argument("--scheme", choices=SCHEMES, default=_DEFAULTS["scheme"])
+    w.add_argument("--count", choices=("instances", "images"), default=_DEFAULTS["count"],
                    help="class frequency the scheme uses: boxes per class or images containing the class")
-    w.add_argument("--beta", type=float, default=0.999, help="effective_number: beta in [0, 1)")
-    w.add_argument("--power", type=float, default=1.0, help="exponent on the scheme's weights (0 = uniform)")
-    w.add_argument("--max-ratio", type=float, default=None, help="cap max/min weight ratio")
-    w.add_argument("--missing", choices=("error", "max"), default="error",
+    w.add_argument("--beta", type=float, default=_DEFAULTS["beta"], help="effective_number: beta in [0, 1)")
+    w.add_argument("--power", type=float, default=_DEFAULTS["power"],
+                   help="exponent on the scheme's weights (0 = uniform)")
+    w.add_argument("--max-ratio", type=float, default=_DEFAULTS["max_ratio"], help="cap max/min weight ratio")
+    w.add_argument("--missing", choices=("error", "max"), default=_DEFAULTS["missing"],
                    help="classes without boxes: fail (default) or give them the largest weight")
-    w.add_argument("--background-weight", type=float, default=1.0, help="weight stored for the background class")
-    w.add_argument("--rfs-threshold", type=float, default=None,
+    w.add_argument("--background-weight", type=float, default=_DEFAULTS["background_weight"],
+                   help="weight stored for the background class")
+    w.add_argument("--rfs-threshold", type=float, default=_DEFAULTS["rfs_threshold"],
                    help="also summarize repeat factor sampling with this frequency threshold (LVIS: 0.001)")
 
     o = p.add_argument_group("output")
     o.add_argument("-o", "--output", metavar="JSON", help="weights file to write (atomically)")
     o.add_argument("--plot", metavar="PNG", help="bar chart of class frequencies with the weights overlaid")
-    o.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+    o.add_argument("--progress", choices=PROGRESS_MODES, default=_DEFAULTS["progress"],
                    help=f"progress bar; auto = for inputs over {LARGE_FILE_BYTES >> 20} MiB or "
                         f"{LARGE_ITEM_COUNT} files/images")
     return p
 
 
-def _read(args) -> DatasetStats:
+def _read(args: SimpleNamespace) -> DatasetStats:
     if (args.classes or args.voc_split) and not (args.coco or args.voc):
         raise ValueError("--classes and --voc-split apply to --coco/--voc; framework sources define their classes")
     if args.keep_empty and not (args.d2_dataset or args.register_coco):
         raise ValueError("--keep-empty applies to --d2-dataset/--register-coco; --coco/--voc count every image "
                          "and --mmdet-config follows its filter_cfg")
     if args.coco:
-        from .coco import read_coco
+        from ..stats.coco import read_coco
 
         large = os.path.isfile(args.coco) and os.path.getsize(args.coco) > LARGE_FILE_BYTES
         return read_coco(args.coco, classes=args.classes, include_ignored=args.include_ignored,
                          progress=show_progress(args.progress, large))
     if args.voc:
-        from .voc import read_voc
+        from ..stats.voc import read_voc
 
         ann = os.path.join(args.voc, "Annotations")
         large = os.path.isdir(ann) and len(os.listdir(ann)) > LARGE_ITEM_COUNT
@@ -102,7 +183,7 @@ def _read(args) -> DatasetStats:
                                  progress=args.progress)
 
 
-def _weights_file(args, ds: DatasetStats) -> WeightsFile:
+def _weights_file(args: SimpleNamespace, ds: DatasetStats) -> WeightsFile:
     s = ds.stats
     counts = s.instance_counts if args.count == "instances" else s.image_counts
     weights = compute_class_weights(
@@ -142,35 +223,12 @@ def _weights_file(args, ds: DatasetStats) -> WeightsFile:
     return wf
 
 
-def _warn(msg: str) -> None:
-    print(f"warning: {msg}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     """Execute parsed arguments; bad input raises (``main`` turns it into exit status 2)."""
-    ds = _read(args)
-    wf = _weights_file(args, ds)
-    rfs = rfs_summary(ds.image_labels, args.rfs_threshold) if args.rfs_threshold is not None else None
-    if args.plot:
-        plot_weights(args.plot, wf, count=args.count)
-    if args.output:
-        save_weights(args.output, wf)
-
-    print(f"source: {ds.source}")
-    print(format_table(wf))
-    ignored = sum(ds.ignored_counts)
-    if ignored:
-        how = "counted (--include-ignored)" if ds.include_ignored else "not counted (--include-ignored counts them)"
-        print(f"{ignored} crowd/ignored/difficult boxes: {how}")
-    if rfs:
-        print(rfs)
-    for issue in ds.issues[:_MAX_LISTED_ISSUES]:
-        _warn(f"{issue} (counted)")
-    if len(ds.issues) > _MAX_LISTED_ISSUES:
-        _warn(f"... and {len(ds.issues) - _MAX_LISTED_ISSUES} more suspicious boxes")
-    ratio_msg = weight_ratio_warning(wf.weights, wf.stats.class_names)
-    if ratio_msg:
-        _warn(ratio_msg)
+    result = compute_weights_file(**vars(args))
+    print(result.report)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.output:
         print(f"wrote {args.output}")
     if args.plot:

@@ -1,0 +1,1 @@
+"""Command lines that sit above the framework adapters (they may reach either framework's bridge on request)."""

@@ -1,0 +1,98 @@
+"""The framework-free layers import no framework and no adapter: each of their modules imports with detectron2,
+mmdet, mmengine and mmcv blocked, and none of their import statements (also those inside functions) names a
+framework, an adapter or a layer above."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import detbalance
+
+PACKAGE = Path(detbalance.__file__).resolve().parent
+FRAMEWORK_FREE = ("losses", "weights", "calibration", "stats", "evaluation", "data")
+FRAMEWORKS = ("detectron2", "mmdet", "mmengine", "mmcv")
+ABOVE = ("detectron2", "mmdet", "demo", "benchmark", "cli")  # detbalance.<these>: adapters and top layers
+
+
+def _modules() -> list[str]:
+    names = ["detbalance._checks"]
+    for layer in FRAMEWORK_FREE:
+        for path in sorted((PACKAGE / layer).glob("*.py")):
+            names.append(f"detbalance.{layer}" + ("" if path.stem == "__init__" else f".{path.stem}"))
+    return names
+
+
+_BLOCKED_IMPORT = """
+import importlib, json, sys
+BLOCKED = set(sys.argv[1].split(","))
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{name} is blocked: a framework-free module imported it")
+        return None
+
+sys.meta_path.insert(0, Block())
+failed = {}
+for module in sys.argv[2:]:
+    try:
+        importlib.import_module(module)
+    except Exception as error:
+        failed[module] = f"{type(error).__name__}: {error}"
+leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+print(json.dumps({"failed": failed, "leaked": leaked}))
+"""
+
+
+def test_framework_free_modules_import_with_the_frameworks_blocked():
+    modules = _modules()
+    assert len(modules) > 30 and "detbalance.losses.table" in modules
+    run = subprocess.run([sys.executable, "-c", _BLOCKED_IMPORT, ",".join(FRAMEWORKS), *modules],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result == {"failed": {}, "leaked": []}
+
+
+def test_the_block_catches_a_framework_import():
+    run = subprocess.run([sys.executable, "-c", _BLOCKED_IMPORT, ",".join(FRAMEWORKS), "detbalance.mmdet"],
+                         capture_output=True, text=True, timeout=120)
+    failed = json.loads(run.stdout.strip().splitlines()[-1])["failed"]
+    assert "is blocked" in failed["detbalance.mmdet"]
+
+
+def _imported(tree: ast.AST, module: str) -> list[str]:
+    """Absolute names of everything ``module`` imports, at any depth (function bodies included)."""
+    package = module.rsplit(".", 1)[0]  # detbalance.stats for detbalance.stats.cli and detbalance.stats.__init__
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                names.append(".".join(base + ([node.module] if node.module else [])))
+            else:
+                names.append(node.module)
+    return names
+
+
+def test_no_import_statement_reaches_a_framework_or_an_upper_layer():
+    bad = []
+    for layer in FRAMEWORK_FREE:
+        for path in sorted((PACKAGE / layer).glob("*.py")):
+            module = f"detbalance.{layer}.{path.stem}"
+            for name in _imported(ast.parse(path.read_text(encoding="utf-8")), module):
+                parts = name.split(".")
+                if parts[0] in FRAMEWORKS or (parts[0] == "detbalance" and len(parts) > 1 and parts[1] in ABOVE):
+                    bad.append(f"{module} imports {name}")
+    assert bad == []
+
+
+def test_the_scan_resolves_relative_and_nested_imports():
+    source = "from ..detectron2 import x\nfrom . import summary\ndef f():\n    import mmdet.registry\n"
+    assert _imported(ast.parse(source), "detbalance.stats.cli") == [
+        "detbalance.detectron2", "detbalance.stats", "mmdet.registry"]
