@@ -1,12 +1,13 @@
 """Eager checks shared by the calibration functions: every one raises ``ValueError`` naming the bad value."""
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Union
 
 import torch
 from torch import Tensor
+
+from .._checks import check_number
 
 Counts = Union[Tensor, Sequence[int], Sequence[float]]
 
@@ -24,8 +25,7 @@ def compute_dtype(x: Tensor) -> torch.dtype:
 def check_gamma(gamma, variant: str = "power") -> float:
     """``gamma`` as a float: finite and >= 0 (``power``), in [0, 1) for ``class_balanced`` (there it is beta)."""
     check_choice("variant", variant, NORCAL_VARIANTS)
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma < 0:
-        raise ValueError(f"gamma={gamma!r}; expected a finite number >= 0")
+    check_number("gamma", gamma, minimum=0)
     if variant == "class_balanced" and gamma >= 1:
         raise ValueError(f"gamma={gamma!r} is beta of the class-balanced variant; expected 0 <= beta < 1")
     return float(gamma)

@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._checks import check_number
+
 __all__ = ["ClassMetrics", "load_json", "validate_ground_truth", "validate_results", "check_score_threshold",
            "evaluate_detections"]
 
@@ -148,9 +150,7 @@ def _coco_api():
 
 def check_score_threshold(score_threshold) -> float:
     """``score_threshold`` as a float; ``ValueError`` naming it unless it is a finite number >= 0."""
-    if isinstance(score_threshold, bool) or not _finite(score_threshold) or score_threshold < 0:
-        raise ValueError(f"score_threshold={score_threshold!r}; expected a finite number >= 0")
-    return float(score_threshold)
+    return check_number("score_threshold", score_threshold, minimum=0)
 
 
 def evaluate_detections(gt: dict, results: list[dict], score_threshold: float = 0.0) -> ClassMetrics:
