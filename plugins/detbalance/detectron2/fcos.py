@@ -6,7 +6,8 @@ name="EqualizedFocalLoss", num_classes=...)``), see ``configs/detectron2/heads/l
 The loss must be one of :func:`detbalance.losses.dense_head_losses` (K sigmoid logits per point); any other fails
 when the model is built, naming the loss and the head. Everything else is detectron2's FCOS: point labels, GIoU
 box loss, centerness, test-time scoring; the classification loss is divided by detectron2's moving count of
-foreground points, exactly where FCOS divides its focal loss.
+foreground points, exactly where FCOS divides its focal loss. Per-box annotation weights (``gt_weights``) are
+applied by the box heads only; a batch carrying weights other than 1 raises instead of being trained unweighted.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from detectron2.structures import Boxes
 from detectron2.utils.events import get_event_storage
 
 from ..losses import check_dense_head_loss
+from .retinanet import refuse_box_weights
 
 __all__ = ["BalancedFCOS", "group_norm_32"]
 
@@ -73,6 +75,10 @@ class BalancedFCOS(FCOS):
             pixel_mean=pixel_mean, pixel_std=pixel_std,
         )
         self.cls_loss = cls_loss
+
+    def forward_training(self, images, features, predictions, gt_instances):
+        refuse_box_weights(gt_instances, type(self).__name__)
+        return super().forward_training(images, features, predictions, gt_instances)
 
     def losses(self, anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes, pred_centerness):
         """FCOS's three losses; classification by ``cls_loss``. ``gt_boxes`` are per image ``Boxes`` (v0.6) or

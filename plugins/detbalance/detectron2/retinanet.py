@@ -30,9 +30,20 @@ from ..losses import DENSE_LOSSES, check_dense_head_loss, dense_head_losses
 from .config import DENSE_HYPER_PARAMETER_KEYS, HYPER_PARAMETER_KEYS
 from .loss_builder import build_classification_loss, load_class_statistics
 
-__all__ = ["BalancedRetinaNet", "build_dense_classification_loss"]
+__all__ = ["BalancedRetinaNet", "build_dense_classification_loss", "refuse_box_weights"]
 
 HEAD = "BalancedRetinaNet"
+
+
+def refuse_box_weights(gt_instances, head: str) -> None:
+    """Raise ``ValueError`` naming ``head`` when a training image's boxes carry per-box weights (``gt_weights``,
+    :mod:`detbalance.detectron2.mapper`) other than 1: dense heads do not apply them, and training as if every
+    weight were 1 would ignore them silently."""
+    for instances in gt_instances:
+        if instances.has("gt_weights") and bool((instances.gt_weights != 1).any()):
+            raise ValueError(
+                f"{head} got per-box weights (gt_weights) other than 1, expected none: per-box weights are "
+                "applied by the box heads (BalancedROIHeads, BalancedCascadeROIHeads) only")
 
 
 def build_dense_classification_loss(
@@ -140,11 +151,7 @@ class BalancedRetinaNet(RetinaNet):
         return ret
 
     def forward_training(self, images, features, predictions, gt_instances):
-        for instances in gt_instances:
-            if instances.has("gt_weights") and bool((instances.gt_weights != 1).any()):
-                raise ValueError(
-                    f"{HEAD} got per-box weights (gt_weights) other than 1, expected none: per-box weights are "
-                    "applied by the box heads (BalancedROIHeads, BalancedCascadeROIHeads) only")
+        refuse_box_weights(gt_instances, HEAD)
         return super().forward_training(images, features, predictions, gt_instances)
 
     def losses(self, anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes):

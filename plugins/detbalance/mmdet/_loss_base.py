@@ -106,6 +106,9 @@ class MMDetLossAdapter(nn.Module):
     custom_activation = True
     #: Dense heads (e.g. ``FCOSHead``) log ``get_accuracy`` when this is set.
     custom_accuracy = True
+    #: Set when a dense head registers the loss (:mod:`.dense_losses`, which also gives that head K sigmoid
+    #: channels): ``get_activation`` then leaves out the background column.
+    serves_dense_head = False
 
     def __init__(self, core: nn.Module, loss_weight: float = 1.0, calibration: Optional[dict] = None):
         super().__init__()
@@ -153,10 +156,10 @@ class MMDetLossAdapter(nn.Module):
 
     def get_activation(self, cls_score: Tensor) -> Tensor:
         """Scores [R, K + 1] matching the training loss (background column last); calibrated in eval mode only
-        (Cascade R-CNN also calls it while training, to refine boxes between stages)."""
-        if self.training:
-            return self.core.predict_scores(cls_score)
-        return self.calibration(self.core, cls_score)
+        (Cascade R-CNN also calls it while training, to refine boxes between stages). In a dense head
+        (:attr:`serves_dense_head`) the K class scores [R, K] it ranks, without the background column."""
+        scores = self.core.predict_scores(cls_score) if self.training else self.calibration(self.core, cls_score)
+        return scores[:, :self.num_classes] if self.serves_dense_head else scores
 
     def get_accuracy(self, cls_score: Tensor, labels: Tensor) -> dict:
         """Classification accuracy in percent, logged by ``BBoxHead.loss`` as ``acc``."""

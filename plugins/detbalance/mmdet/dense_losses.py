@@ -22,13 +22,27 @@ sigmoid scores. ``use_sigmoid`` must therefore be True; anything else fails when
 naming the loss and the head, as ``DETBALANCE.LOSS`` does in Detectron2's ``BalancedROIHeads``. The head passes
 ``label_weights`` (0 for ignored anchors) and ``avg_factor`` (its number of foreground anchors or points), which
 the core loss takes as ``sample_weight`` and ``normalizer``.
+
+The other way round, MMDetection's dense heads never ask their loss anything when they are built, so this
+module watches them (one process-wide torch module-registration hook, as :mod:`._loss_base`): when a dense head
+(``BaseDenseHead``: RetinaNet, FCOS, ATSS, ...) registers a detbalance ``loss_cls`` that cannot serve it (softmax
+cross-entropy, EQLv2, Seesaw: not K sigmoid logits per anchor, :func:`detbalance.losses.check_dense_head_loss`),
+building the model fails, naming the loss and the head; a K-column loss of the box-head table (class-balanced
+focal, EQL, Federated), which takes no ``use_sigmoid``, gets a head of K sigmoid channels and is asked for K class
+scores (``serves_dense_head``). And dense heads apply no per-box annotation weights
+(:mod:`.box_weights_data`): when a single-stage detector registers its dense ``bbox_head``, a forward pre-hook
+on its ``data_preprocessor`` makes a training batch whose boxes carry weights other than 1 raise, naming the
+head, instead of training it as if every weight were 1.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Optional
 
+from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.registry import MODELS
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.modules.module import register_module_module_registration_hook
 
 from detbalance import losses as core
 
@@ -107,3 +121,41 @@ class DBFocalLoss(MMDetDenseLossAdapter):
                 alphas = core.alpha_from_weights(class_weight, alpha).tolist()
             module = core.FocalLoss(num_classes, alphas, gamma=gamma, reduction=reduction)
         super().__init__(module, loss_weight, use_sigmoid)
+
+
+def _refuse_box_weights(head: str, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    """Forward pre-hook of a single-stage detector's ``data_preprocessor``: a training batch whose boxes carry
+    per-box weights (``gt_instances.weights``, :mod:`detbalance.mmdet.box_weights_data`) other than 1 raises,
+    naming the dense head, instead of being trained unweighted."""
+    data = args[0] if args else kwargs.get("data")
+    training = args[1] if len(args) > 1 else kwargs.get("training", False)
+    if not training or not isinstance(data, dict):
+        return
+    for sample in data.get("data_samples") or ():
+        gt = getattr(sample, "gt_instances", None)
+        if gt is not None and "weights" in gt and bool((gt.weights != 1).any()):
+            raise ValueError(
+                f"the dense head {head} got per-box weights (gt_instances.weights) other than 1, expected none: "
+                f"dense heads train every anchor of a box alike and do not apply per-box weights; only the box "
+                f"heads (DBStandardRoIHead, DBCascadeRoIHead) do. Use DBPackDetInputs only with those, or give "
+                f"every box weight 1")
+
+
+def _check_head(parent: nn.Module, name: str, module: nn.Module) -> None:
+    """Module-registration hook (process-wide, as the one of :mod:`._loss_base`): when a dense head registers a
+    detbalance ``loss_cls``, refuse a loss that cannot serve it (softmax cross-entropy, EQLv2's objectness column,
+    Seesaw's two extra columns), naming the loss and the head, and give the head K sigmoid channels for the
+    others (the K-column box losses take no ``use_sigmoid``); when a single-stage detector registers its dense
+    ``bbox_head``, watch its training batches for per-box weights (:func:`_refuse_box_weights`)."""
+    if name == "loss_cls" and isinstance(parent, BaseDenseHead) and isinstance(module, MMDetLossAdapter):
+        core.check_dense_head_loss(module.core, f"{type(parent).__name__} (loss_cls {type(module).__name__})")
+        # K sigmoid channels, whatever the config's use_sigmoid (the head builds its layers after its loss)
+        parent.use_sigmoid_cls, parent.cls_out_channels = True, parent.num_classes
+        module.serves_dense_head = True
+    elif name == "bbox_head" and isinstance(module, BaseDenseHead) and isinstance(
+            getattr(parent, "data_preprocessor", None), nn.Module):
+        parent.data_preprocessor.register_forward_pre_hook(partial(_refuse_box_weights, type(module).__name__),
+                                                           with_kwargs=True)
+
+
+register_module_module_registration_hook(_check_head)
