@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 BENCHMARK_ARGS ?=
 
-.PHONY: setup test test-detectron2-main demo bench benchmark results clean-venv FORCE
+.PHONY: setup test test-fast lint typecheck test-detectron2-main demo bench benchmark results clean-venv FORCE
 
 setup: $(STAMP)
 
@@ -35,6 +35,19 @@ $(D2_VARIANT): FORCE
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the fast lane: everything not marked slow (full-size configs, multi-model loops, training runs, subprocesses)
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# ruff (settings in pyproject.toml): lint, then the formatter in check mode
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# mypy on the framework-free losses and weights (settings in pyproject.toml)
+typecheck: setup
+	$(VENV)/bin/mypy
 
 test-detectron2-main: setup
 	@if [ ! -e "$(D2MAIN_SRC)" ]; then echo "test-detectron2-main skipped: $(D2MAIN_SRC) is absent"; exit 0; fi; \

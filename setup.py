@@ -30,10 +30,10 @@ setup(
         # upstream main with them (make setup DETECTRON2=main DETECTRON2_SRC=...).
         "detectron2": ["fvcore>=0.1.5,<0.1.6", "iopath>=0.1.7,<0.1.10", "omegaconf>=2.1", "hydra-core>=1.1",
                        "PyYAML"],
-        "dev": ["pytest", "hypothesis", "faster-coco-eval"],
+        "dev": ["pytest", "hypothesis", "faster-coco-eval", "ruff", "mypy"],
     },
     entry_points={"console_scripts": [
-        "detbalance-weights = detbalance.stats.cli:main",
+        "detbalance-weights = detbalance.cli.compute_weights:main",
         "detbalance-report = detbalance.evaluation.cli:main",
         "detbalance-demo = detbalance.demo.cli:main",
         "detbalance-calibrate = detbalance.evaluation.calibrate_cli:main",

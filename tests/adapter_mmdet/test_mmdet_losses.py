@@ -6,7 +6,7 @@ import torch
 
 import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
 
-from mmdet.models.losses import CrossEntropyLoss  # noqa: E402
+from mmdet.models.losses import CrossEntropyLoss, EQLV2Loss, SeesawLoss  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 
@@ -105,6 +105,19 @@ def test_weighted_ce_reproduces_mmdet_cross_entropy(dtype, reduction):
     torch.testing.assert_close(logits.grad, ref_logits.grad, **tol)
 
 
+def expected_scores(name: str, logits: torch.Tensor) -> torch.Tensor:
+    """``scores[R, K + 1]`` each loss must give, from MMDetection's own losses or written out here."""
+    x = logits.detach().to(torch.float64)
+    if name == "DBWeightedCrossEntropyLoss":  # BBoxHead's softmax over K + 1 columns, background last
+        return torch.softmax(x, dim=1)
+    if name == "DBSeesawLoss":  # K class logits, then 2 objectness logits
+        return SeesawLoss(num_classes=K).get_activation(x)
+    if name == "DBEQLv2Loss":  # sigmoid, classes scaled by 1 - the objectness column's background probability
+        return EQLV2Loss(num_classes=K).get_activation(x.clone())
+    probs = torch.sigmoid(x)  # K sigmoid columns; background 1 - the best class probability
+    return torch.cat([probs, 1.0 - probs.max(dim=1, keepdim=True).values], dim=1)
+
+
 def test_bbox_head_protocol():
     for name in CASES:
         loss = build(name)
@@ -112,11 +125,13 @@ def test_bbox_head_protocol():
         assert loss.get_cls_channels(K) == loss.core.num_logits
         logits, labels, _ = inputs(loss, dtype=torch.float32)
         scores = loss.get_activation(logits)
-        assert scores.shape == (R, K + 1)
-        torch.testing.assert_close(scores, loss.core.predict_scores(logits))
+        assert scores.shape == (R, K + 1) and scores.dtype == torch.float32
+        want = expected_scores(name, logits)
+        torch.testing.assert_close(scores, want.float(), rtol=1e-6, atol=1e-7, msg=name)
         acc = loss.get_accuracy(logits, labels)
         assert set(acc) == {"acc"}
-        torch.testing.assert_close(acc["acc"], loss.core.class_accuracy(logits, labels))
+        want_acc = 100.0 * (want.argmax(dim=1) == labels).double().mean()
+        torch.testing.assert_close(acc["acc"].double(), want_acc, msg=name)
     assert build("DBSeesawLoss").get_cls_channels(K) == K + 2
     assert build("DBWeightedCrossEntropyLoss").get_cls_channels(K) == K + 1
     assert build("DBClassBalancedFocalLoss").get_cls_channels(K) == K

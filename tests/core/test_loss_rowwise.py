@@ -9,8 +9,7 @@ import detbalance.losses._rowwise as rowwise
 from detbalance.losses import (EQLv2Loss, class_balanced_focal_loss, eqlv2_loss, equalization_loss,
                                federated_classes, federated_loss, seesaw_loss, weighted_cross_entropy)
 from detbalance.losses._rowwise import RowLoss, bce_kernel, focal_kernel, foreground
-from detbalance.losses.cb_focal import class_balanced_weights
-from detbalance.losses.eqlv2 import eqlv2_gradient_statistics, eqlv2_weights
+from detbalance.losses.eqlv2 import eqlv2_gradient_statistics
 
 K = 6
 R = 24
@@ -34,15 +33,33 @@ def _one_hot(labels):
 
 
 # element-wise formulas, each term spelled out ([R, K] tensors), as references
+def _ref_class_balanced_weights(counts, beta):
+    """Cui et al. 2019: weight 1 / E_n with E_n = (1 - beta^n) / (1 - beta), scaled to sum to K."""
+    inverse_effective = [(1.0 - beta) / (1.0 - beta ** float(n)) for n in counts]
+    return torch.tensor([w * len(counts) / sum(inverse_effective) for w in inverse_effective], dtype=torch.float64)
+
+
+def _ref_eqlv2_weights(pos_neg, mu=0.8, gamma=12.0, alpha=4.0):
+    """Tan et al. 2021 (official code's defaults): neg_w = 1 / (1 + exp(-gamma (g - mu))),
+    pos_w = 1 + alpha (1 - neg_w)."""
+    neg_w = 1.0 / (1.0 + torch.exp(-gamma * (pos_neg.to(torch.float64) - mu)))
+    return 1.0 + alpha * (1.0 - neg_w), neg_w
+
+
 def _ref_focal(x, labels, counts, gamma, background_weight, weight):
+    """Cui et al.'s reference divides the weighted sum by its positives; a background row weighs
+    ``background_weight`` times the mean training instance's class weight."""
     target, valid = _one_hot(labels)
     prob = torch.sigmoid(x)
     p_t = prob * target + (1 - prob) * (1 - target)
     per_row = (F.binary_cross_entropy_with_logits(x, target, reduction="none") * (1 - p_t).pow(gamma)).sum(1)
-    padded = torch.cat([class_balanced_weights(counts, 0.99), torch.tensor([background_weight],
-                                                                           dtype=torch.float64)])
+    n = counts.tolist()
+    class_weight = _ref_class_balanced_weights(n, 0.99)
+    mean_instance_weight = sum(c * w for c, w in zip(n, class_weight.tolist())) / sum(n)
+    padded = torch.cat([class_weight, torch.tensor([background_weight * mean_instance_weight], dtype=torch.float64)])
     safe = torch.where(labels == -1, torch.full_like(labels, K), labels)
-    return (per_row * padded[safe] * valid * weight).sum() / valid.sum()
+    positives = ((labels >= 0) & (labels < K) & (weight > 0)).sum().clamp(min=1)
+    return (per_row * padded[safe] * valid * weight).sum() / positives
 
 
 def _ref_eql(x, labels, freq, lambda_, weight):
@@ -59,7 +76,7 @@ def _ref_eqlv2(x, labels, pos_neg, weight):
     valid = labels != -1
     target = F.one_hot(torch.where(valid, labels, torch.full_like(labels, K)), K + 1).to(torch.float64)
     valid = valid.to(torch.float64)
-    pos_w, neg_w = eqlv2_weights(pos_neg)
+    pos_w, neg_w = _ref_eqlv2_weights(pos_neg)
     one = torch.ones(1, dtype=torch.float64)
     pos_w, neg_w = torch.cat([pos_w, one]), torch.cat([neg_w, one])
     element = pos_w[None] * target + neg_w[None] * (1 - target)

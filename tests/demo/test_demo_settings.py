@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import REPO_ROOT as REPO
+from helpers import shared_path
 
 from detbalance.demo import DEMO_LOSSES, DemoSettings, Schedule, parse_losses
 from detbalance.demo.datasets import folder_data
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _tool():
@@ -48,8 +48,8 @@ def test_bad_values_name_the_value():
         folder_data(REPO / "missing", REPO)
 
 
-def test_voc_folder_is_converted_to_coco(shared_data, tmp_path):
-    data = folder_data(shared_data / "bccd", tmp_path)
+def test_voc_folder_is_converted_to_coco(tmp_path):
+    data = folder_data(shared_path("bccd"), tmp_path)
     assert data.class_names == ("Platelets", "RBC", "WBC")
     train = json.loads(data.train_json.read_text())
     test = json.loads(data.test_json.read_text())

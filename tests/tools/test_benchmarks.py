@@ -2,14 +2,16 @@
 import importlib.util
 import json
 import sys
-from pathlib import Path
 
+import pytest
+from helpers import TOOLS
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+#: MMDetection's own losses the loss benchmark times beside detbalance's (mmdet is installed by `make setup`)
+MMDET_REFERENCES = {"mmdet CrossEntropyLoss(class_weight)", "mmdet SeesawLoss", "mmdet EQLV2Loss"}
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO_ROOT / "tools" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", TOOLS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
@@ -25,8 +27,17 @@ def test_bench_losses_reports_every_loss_against_ce(tmp_path, capsys):
     for loss in ("WeightedCrossEntropyLoss", "ClassBalancedFocalLoss", "EqualizationLoss", "EQLv2Loss",
                  "SeesawLoss", "FederatedLoss"):
         assert loss in names and loss in printed
-    assert any("mmdet" in n or "SeesawLoss" in n for n in names)
+    assert MMDET_REFERENCES <= names, f"MMDetection's reference losses missing: {MMDET_REFERENCES - names}"
     assert all(r["time_ms"] > 0 and r["time_vs_ce"] > 0 for r in rows)
+    by_name = {r["loss"]: r for r in rows}
+    ce = by_name["F.cross_entropy"]
+    for row in rows:  # every ratio is its time over the plain cross-entropy's
+        assert row["time_vs_ce"] == pytest.approx(row["time_ms"] / ce["time_ms"], rel=1e-9)
+    for loss, reference in (("SeesawLoss", "mmdet SeesawLoss"), ("EQLv2Loss", "mmdet EQLV2Loss")):
+        target = by_name[loss]["target"]
+        assert target["reference"] == reference
+        assert target["ratio"] == pytest.approx(by_name[loss]["time_ms"] / by_name[reference]["time_ms"], rel=1e-9)
+        assert target["met"] == (target["ratio"] <= target["limit"])
 
 
 def test_bench_compute_weights_checks_the_counts(lvis_v1_stats, tmp_path, capsys):

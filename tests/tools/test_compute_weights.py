@@ -1,14 +1,15 @@
 """tools/compute_weights.py, run in-process through ``main(argv)``: outputs, report, options."""
 import importlib.util
 import json
-from pathlib import Path
+import math
 
 import numpy as np
 import pytest
+from helpers import TOOLS
 
-from detbalance.weights import load_weights, repeat_factors
+from detbalance.weights import load_weights
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "compute_weights.py"
+TOOL = TOOLS / "compute_weights.py"
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +38,8 @@ def coco(tmp_path):
     return path
 
 
-def test_bccd_report_file_and_plot(tool, shared_data, tmp_path, capsys):
-    root = shared_data / "bccd" / "BCCD"
-    if not root.is_dir():
-        pytest.skip(f"{root} is absent")
+def test_bccd_report_file_and_plot(tool, bccd_root, tmp_path, capsys):
+    root = bccd_root
     out, png = tmp_path / "w.json", tmp_path / "plot.png"
     argv = ["--voc", str(root), "--classes", "RBC", "WBC", "Platelets", "--scheme", "inverse",
             "-o", str(out), "--plot", str(png)]
@@ -84,11 +83,12 @@ def test_rfs_summary(tool, coco, capsys):
     assert tool.main(["--coco", str(coco), "--rfs-threshold", "0.3"]) == 0
     out = capsys.readouterr().out
     # 30 images; 'rare' in 2 (f=2/30: its crowd box counts for sampling, as detectron2's and MMEngine's
-    # samplers count it), 'mid' in 6 (f=0.2): factors sqrt(4.5) and sqrt(1.5)
-    r = repeat_factors([[0, 2]] * 2 + [[0]] * 4 + [[0, 1]] * 6 + [[0]] * 18, 0.3)
-    assert r.max().item() == pytest.approx(4.5 ** 0.5)
+    # samplers count it), 'mid' in 6 (f=0.2), 'common' in all: an image repeats max over its classes of
+    # max(1, sqrt(t / f_c)) times (Gupta et al. 2019), here sqrt(4.5) for 2 images, sqrt(1.5) for 6, 1 for 22.
+    factors = [math.sqrt(0.3 / (2 / 30))] * 2 + [math.sqrt(0.3 / 0.2)] * 6 + [1.0] * 22
     assert (f"repeat factor sampling, threshold 0.3: 8 of 30 images repeated (26.7%), factor mean "
-            f"{r.double().mean():.3f}, max 2.12; epoch length {r.double().sum():.0f} images") in out
+            f"{sum(factors) / 30:.3f}, max 2.12; epoch length {sum(factors):.0f} images") in out
+    assert "factor mean 1.120, max 2.12; epoch length 34 images" in out
 
 
 def test_missing_max_and_zero_count_classes(tool, coco, tmp_path, capsys):

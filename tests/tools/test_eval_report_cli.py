@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TOOLS
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "eval_report.py"
+TOOL = TOOLS / "eval_report.py"
 
 GT = {
     "images": [{"id": 1, "width": 64, "height": 64}, {"id": 2, "width": 64, "height": 64}],

@@ -41,7 +41,7 @@ def installed(tmp_path_factory):
     src = tmp / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc")
     src.mkdir()
-    for name in ("setup.py", "README.md"):
+    for name in ("setup.py", "README.md", "pyproject.toml"):
         shutil.copy(REPO / name, src / name)
     for name in ("plugins", "configs"):
         shutil.copytree(REPO / name, src / name, symlinks=True, ignore=ignore)

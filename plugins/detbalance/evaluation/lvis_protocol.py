@@ -28,7 +28,7 @@ Example:
     >>> dets = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9},
     ...         {"image_id": 1, "category_id": 2, "bbox": [0, 0, 10, 10], "score": 0.95}]
     >>> m = match_detections(gt, dets)
-    >>> round(class_ap(m, m.keep_all())[0], 1), round(pooled_ap(m, m.keep_all()), 1)
+    >>> round(float(class_ap(m, m.keep_all())[0]), 1), round(pooled_ap(m, m.keep_all()), 1)
     (100.0, 50.0)
 """
 from __future__ import annotations
