@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import detbalance.losses._rowwise as rowwise
 from detbalance.losses import (EQLv2Loss, class_balanced_focal_loss, eqlv2_loss, equalization_loss,
                                federated_classes, federated_loss, seesaw_loss, weighted_cross_entropy)
-from detbalance.losses._rowwise import RowLoss, bce_kernel, focal_kernel, foreground
+from detbalance.losses._rowwise import BCEWeights, RowLoss, bce_kernel, focal_kernel, foreground
 from detbalance.losses.eqlv2 import eqlv2_gradient_statistics
 
 K = 6
@@ -197,9 +197,9 @@ def test_rowloss_gradcheck(block, kernel):
     gen = torch.Generator().manual_seed(1)
     column = torch.rand(K, generator=gen, dtype=torch.float64)
     args = {
-        "bce": (bce_kernel, fg_rows, fg_labels, column, None, torch.rand(fg_rows.shape[0], dtype=torch.float64),
-                None),
-        "bce-fg-weights": (bce_kernel, fg_rows, fg_labels, None, column, None, None),
+        "bce": (bce_kernel, fg_rows, fg_labels,
+                BCEWeights(neg_weight=column, pos_weight=torch.rand(fg_rows.shape[0], dtype=torch.float64))),
+        "bce-fg-weights": (bce_kernel, fg_rows, fg_labels, BCEWeights(fg_neg_weight=column)),
         "focal": (focal_kernel, fg_rows, fg_labels, 2.0),
     }[kernel]
     assert torch.autograd.gradcheck(lambda x: RowLoss.apply(x, *args)[0], (logits.requires_grad_(True),))

@@ -14,7 +14,7 @@ and ignored rows). All kernels are written with :func:`torch.nn.functional.softp
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -71,19 +71,36 @@ def target_logits(x: Tensor, fg_rows: Tensor, fg_labels: Tensor) -> Tensor:
     return x[fg_rows, fg_labels]
 
 
-def bce_kernel(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, neg_weight: Optional[Tensor],
-               fg_neg_weight: Optional[Tensor], pos_weight: Optional[Tensor], row_weight: Optional[Tensor], *,
-               need_grad: bool):
+class BCEWeights(NamedTuple):
+    """The element weights of :func:`bce_kernel`, by name (None: 1 everywhere, or no statistics).
+
+    Attributes:
+        neg_weight: ``[K]`` weight of the negative elements of each column.
+        fg_neg_weight: ``[K]`` weight of the negative elements of the foreground rows (overrides ``neg_weight``
+            there).
+        pos_weight: ``[F]`` weight of the positive element of each foreground row.
+        row_weight: ``[R]`` row weights; given, the kernel also returns the ``[2, K]`` gradient sums.
+    """
+
+    neg_weight: Optional[Tensor] = None
+    fg_neg_weight: Optional[Tensor] = None
+    pos_weight: Optional[Tensor] = None
+    row_weight: Optional[Tensor] = None
+
+
+def bce_kernel(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, weights: BCEWeights, *, need_grad: bool):
     r"""Weighted sigmoid BCE summed per row: :math:`\sum_j w_{ij} \mathrm{BCE}(x_{ij}, t_{ij})`.
 
-    A negative element (:math:`t_{ij} = 0`) weighs ``neg_weight[j]`` (1 when None), or ``fg_neg_weight[j]`` in a
-    foreground row when that is given; the positive element of foreground row ``f`` weighs ``pos_weight[f]``
-    (1 when None). With ``row_weight[R]`` the kernel also returns, as its extra, ``[2, K]`` sums
+    The element weights come by name in ``weights`` (:class:`BCEWeights`): a negative element
+    (:math:`t_{ij} = 0`) weighs ``neg_weight[j]`` (1 when None), or ``fg_neg_weight[j]`` in a foreground row when
+    that is given; the positive element of foreground row ``f`` weighs ``pos_weight[f]`` (1 when None). With
+    ``row_weight[R]`` the kernel also returns, as its extra, ``[2, K]`` sums
     :math:`\sum_i r_i w_{ij} |\sigma(x_{ij}) - t_{ij}|` over the positive (row 0) and negative (row 1) elements.
 
     Uses :math:`\mathrm{BCE}(x, 0) = \mathrm{softplus}(x)`, :math:`\mathrm{BCE}(x, 1) = \mathrm{softplus}(-x)` and
     :math:`\partial \mathrm{BCE} / \partial x = \sigma(x) - t`.
     """
+    neg_weight, fg_neg_weight, pos_weight, row_weight = weights
     x_t = target_logits(x, fg_rows, fg_labels)
     pos_t = torch.ones_like(x_t) if pos_weight is None else pos_weight
     neg_fg = fg_neg_weight if fg_neg_weight is not None else neg_weight
@@ -172,4 +189,4 @@ def foreground(labels: Tensor, valid: Tensor, num_classes: int) -> tuple[Tensor,
     return fg_rows, labels[fg_rows]
 
 
-__all__ = ["RowLoss", "bce_kernel", "focal_kernel", "foreground", "row_blocks", "target_logits"]
+__all__ = ["BCEWeights", "RowLoss", "bce_kernel", "focal_kernel", "foreground", "row_blocks", "target_logits"]

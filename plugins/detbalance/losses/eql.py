@@ -6,7 +6,7 @@ from typing import Any, Optional
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
-from ._rowwise import RowLoss, bce_kernel, foreground
+from ._rowwise import BCEWeights, RowLoss, bce_kernel, foreground
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
                         check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
                         reduce_loss)
@@ -77,7 +77,7 @@ def _equalization_loss(logits: Tensor, labels: Tensor, non_rare: Optional[Tensor
     fg_rows, fg_labels = foreground(labels, valid, num_classes)
     # weight 0 on rare classes in foreground rows: foreground proposals do not push them down
     keep = None if non_rare is None else non_rare.to(dtype=x.dtype, device=x.device)
-    per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels, None, keep, None, None)
+    per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels, BCEWeights(fg_neg_weight=keep))
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
     denominator = kept_count(valid, weight)
     return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x), x)

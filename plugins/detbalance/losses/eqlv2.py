@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._gradient_ratio import accumulate_gradient_ratio, collect_on_backward, collecting_view
-from ._rowwise import RowLoss, bce_kernel
+from ._rowwise import BCEWeights, RowLoss, bce_kernel
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
                         check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
                         reduce_loss)
@@ -52,7 +52,7 @@ def _prepare(logits: Tensor, labels: Tensor, pos_neg: Tensor, mu: float, gamma: 
     rows = valid.nonzero().flatten()
     columns = labels[rows]
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    return x, (rows, columns, neg_w, None, pos_w[columns]), row_weight, valid, weight
+    return x, (rows, columns, BCEWeights(neg_weight=neg_w, pos_weight=pos_w[columns])), row_weight, valid, weight
 
 
 def _checked_ratio(logits: Tensor, pos_neg: Statistic) -> Tensor:
@@ -69,7 +69,9 @@ def _eqlv2(logits: Tensor, labels: Tensor, pos_neg: Tensor, mu: float, gamma: fl
     check_reduction(reduction)
     x, kernel_args, row_weight, valid, weight = _prepare(
         logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index)
-    per_row, statistics = RowLoss.apply(x, bce_kernel, *kernel_args, row_weight if with_statistics else None)
+    rows, columns, weights = kernel_args
+    weights = weights._replace(row_weight=row_weight if with_statistics else None)
+    per_row, statistics = RowLoss.apply(x, bce_kernel, rows, columns, weights)
     loss = reduce_loss(per_row * row_weight, reduction, normalizer, kept_count(valid, weight), x)
     # statistics of the K class columns only: the objectness column has none (as the reference code)
     return check_finite_loss(loss, x), statistics[:, :-1] if with_statistics else statistics
@@ -136,7 +138,8 @@ def eqlv2_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic
     """
     x, kernel_args, row_weight, _, _ = _prepare(logits, labels, _checked_ratio(logits, pos_neg), mu, gamma, alpha,
                                                 sample_weight, ignore_index)
-    statistics = bce_kernel(x, *kernel_args, row_weight, need_grad=False)[2]
+    rows, columns, weights = kernel_args
+    statistics = bce_kernel(x, rows, columns, weights._replace(row_weight=row_weight), need_grad=False)[2]
     return statistics[0, :-1], statistics[1, :-1]
 
 

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from .._checks import check_int
 from ._base import ClassificationLoss, class_stats
-from ._rowwise import RowLoss, bce_kernel, foreground
+from ._rowwise import BCEWeights, RowLoss, bce_kernel, foreground
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
                         check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
                         reduce_loss)
@@ -112,8 +112,8 @@ def _federated_loss(logits: Tensor, labels: Tensor, counts: Tensor, num_sampled:
     class_mask[classes.to(x.device)] = 1.0
     fg_rows, fg_labels = foreground(labels, valid, num_classes)
     column_weight = class_mask[:num_classes]
-    per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels, column_weight, None, column_weight[fg_labels],
-                               None)
+    per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels,
+                               BCEWeights(neg_weight=column_weight, pos_weight=column_weight[fg_labels]))
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
     denominator = kept_count(valid, weight)
     return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x), x)
