@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_int
 from .coco_eval import check_score_threshold, validate_ground_truth, validate_results
 
 __all__ = ["LVIS_MAX_DETS", "LVIS_SCORE_THRESHOLD", "FRAMEWORK_MAX_DETS", "AP_FIXED_PER_IMAGE", "Matches",
@@ -137,8 +138,7 @@ def match_detections(gt: dict, results: list[dict]) -> Matches:
 
 def keep_per_image(m: Matches, max_dets: int, score_threshold: float = 0.0) -> np.ndarray:
     """Mask of the detections scoring >= ``score_threshold`` among the ``max_dets`` best of their image."""
-    if isinstance(max_dets, bool) or not isinstance(max_dets, int) or max_dets < 1:
-        raise ValueError(f"max_dets={max_dets!r}; expected an integer >= 1")
+    check_int("max_dets", max_dets, minimum=1)
     keep = m.score >= check_score_threshold(score_threshold)
     order = np.lexsort((-m.score, m.image))  # by image, then descending score (stable)
     image_sorted = m.image[order]
@@ -150,8 +150,7 @@ def keep_per_image(m: Matches, max_dets: int, score_threshold: float = 0.0) -> n
 
 def keep_top_per_class(m: Matches, k: int) -> np.ndarray:
     """Mask of the ``k`` highest-scoring detections of each class over the whole set (no per-image cap)."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k={k!r}; expected an integer >= 1")
+    check_int("k", k, minimum=1)
     order = np.lexsort((-m.score, m.label))
     label_sorted = m.label[order]
     rank = np.empty(len(order), dtype=np.int64)
@@ -196,8 +195,7 @@ def pooled_ap(m: Matches, keep: np.ndarray) -> float:
 
 def calibration_error(m: Matches, keep: np.ndarray, bins: int = 10) -> float:
     """ECE (percent) of the kept detections, correct = matched at IoU 0.5; NaN when nothing is kept."""
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins={bins!r}; expected an integer >= 1")
+    check_int("bins", bins, minimum=1)
     t50 = int(np.flatnonzero(np.isclose(m.iou_thresholds, 0.5))[0])
     rows = keep & ~m.ignored[t50]
     score, correct = np.clip(m.score[rows], 0.0, 1.0), m.matched[t50, rows].astype(float)
