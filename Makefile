@@ -62,6 +62,7 @@ demo: setup
 
 bench: setup
 	$(PY) tools/bench_losses.py
+	$(PY) tools/bench_step.py
 	$(PY) tools/bench_compute_weights.py
 
 benchmark: setup
