@@ -54,8 +54,6 @@ def inputs(loss, seed: int = 0, dtype=torch.float64):
 def reference(name: str, logits, labels, label_weights, avg_factor, reduction):
     """The core computation of the same loss: the function with the same statistics, or a fresh core module."""
     _, function, stats, keywords = CASES[name]
-    if name == "DBClassBalancedFocalLoss":  # divides by its positives, not by avg_factor (divides_by_positives)
-        avg_factor = None
     if function is None:
         return CORE_MODULES[name]()(logits, labels, sample_weight=label_weights, normalizer=avg_factor,
                                     reduction_override=reduction)

@@ -6,11 +6,12 @@ The reference (richardaecn/class-balanced-loss, ``src/cifar_main.py``) computes,
 * each example's weight is its label's class weight, tiled over the K columns (``_tower_fn``);
 * ``focal_loss``: ``sigmoid_cross_entropy_with_logits`` times the modulator
   ``exp(-gamma * z * x - gamma * log1p(exp(-x)))``, times the weight, summed over every element and divided by
-  ``reduce_sum(labels)``, the number of positive labels.
+  ``reduce_sum(labels)``, the number of positive labels, which is its number of examples (one positive each).
 
 Written out below from those lines (not from detbalance's helpers). Detection adds background rows (all-zero
 target), which the reference has no weight for; detbalance weighs them ``background_weight`` times the mean
-weight of a training instance, ``sum(n * w) / sum(n)`` (see the loss docstring).
+weight of a training instance, ``sum(n * w) / sum(n)``, and divides by the number of examples, the proposals
+(see the loss docstring).
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def reference_loss(logits, labels, counts, beta, gamma, background_weight=1.0):
     cross_entropy = torch.clamp(x, min=0) - x * z + torch.log1p(torch.exp(-x.abs()))
     modulator = 1.0 if gamma == 0.0 else torch.exp(-gamma * z * x - gamma * torch.log1p(torch.exp(-x)))
     total = (alpha * modulator * cross_entropy).sum()
-    return total / z.sum().clamp(min=1.0)
+    return total / labels.shape[0]  # the reference's reduce_sum(labels): one positive per example
 
 
 def _batch(seed=0, rows=12):
@@ -99,28 +100,21 @@ def test_module_equals_reference_over_several_steps():
         torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
 
 
-def test_mean_divides_by_the_positives_and_normalizer_replaces_them():
+def test_mean_divides_by_the_proposals_and_normalizer_replaces_them():
     logits, labels = _batch()
+    labels[0] = -1  # ignored
     summed = class_balanced_focal_loss(logits, labels, COUNTS, reduction="sum")
-    positives = int((labels < K).sum())
-    assert class_balanced_focal_loss(logits, labels, COUNTS).item() == pytest.approx(summed.item() / positives)
+    kept = labels.shape[0] - 1
+    assert class_balanced_focal_loss(logits, labels, COUNTS).item() == pytest.approx(summed.item() / kept)
     assert class_balanced_focal_loss(logits, labels, COUNTS, normalizer=7.0).item() == pytest.approx(
         summed.item() / 7.0)
-    # a sample weight of 0 removes the row from the loss and from the count of positives
+    # a sample weight of 0 removes the row from the loss and from the count
     weight = torch.ones(labels.shape[0], dtype=torch.float64)
     weight[5] = 0.0  # a foreground row
     rows = class_balanced_focal_loss(logits, labels, COUNTS, sample_weight=weight, reduction="none")
     assert rows[5].item() == 0.0
     mean = class_balanced_focal_loss(logits, labels, COUNTS, sample_weight=weight)
-    assert mean.item() == pytest.approx(rows.sum().item() / (positives - 1))
-
-
-def test_background_only_batch_divides_by_one():
-    logits = torch.randn(6, K, dtype=torch.float64)
-    labels = torch.full((6,), K)
-    summed = class_balanced_focal_loss(logits, labels, COUNTS, reduction="sum")
-    assert class_balanced_focal_loss(logits, labels, COUNTS).item() == pytest.approx(summed.item())
-    assert summed.item() > 0
+    assert mean.item() == pytest.approx(rows.sum().item() / (kept - 1))
 
 
 def test_background_row_weighs_the_mean_training_instance():
@@ -151,7 +145,7 @@ def test_initial_loss_at_the_reference_bias():
     w = reference_weights(counts, 0.999)
     mean_instance = sum(n * c for n, c in zip(counts, w)) / sum(counts)
     row = positive + (k - 1) * negative
-    want = (w[0] * row + w[7] * row + 2 * mean_instance * k * negative) / 2
+    want = (w[0] * row + w[7] * row + 2 * mean_instance * k * negative) / 4
     assert module(logits, labels).item() == pytest.approx(want, rel=1e-6)
 
 

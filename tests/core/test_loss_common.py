@@ -118,8 +118,7 @@ def test_reductions_agree(name):
     weight = torch.rand(labels.shape[0], dtype=torch.float64)
     torch.testing.assert_close(case.function(logits, labels, sample_weight=weight, reduction="none"),
                                per_row * weight)
-    # weighted CE's mean divides by the summed class weights, class-balanced focal's by the foreground (own tests)
-    if name not in ("WeightedCrossEntropyLoss", "ClassBalancedFocalLoss"):
+    if name != "WeightedCrossEntropyLoss":  # its mean divides by the summed class weights (own test)
         torch.testing.assert_close(case.function(logits, labels), per_row.sum() / (labels != -1).sum())
 
 
@@ -322,15 +321,12 @@ def test_from_stats_accepts_the_weights_package_types():
 @pytest.mark.parametrize("name", NAMES)
 def test_mean_divides_by_the_kept_proposals_with_weight(name):
     """Default 'mean': summed loss / number of non-ignored proposals with sample weight > 0 (MMDetection's
-    avg_factor), for every loss; weighted CE's summed-weights denominator is an explicit option. Class-balanced
-    focal divides by the foreground ones among them, the positives its reference divides by."""
+    avg_factor), for every loss; weighted CE's summed-weights denominator is an explicit option."""
     case = CASES[name]
     logits, labels = make_batch(case)
     weight = torch.tensor([1.0, 0.0, 2.0, 0.5, 0.0, 1.0, 3.0, 1.0], dtype=torch.float64)
     kept = int(((labels != -1) & (weight > 0)).sum())
     assert kept == 5
-    if name == "ClassBalancedFocalLoss":
-        kept = int(((labels >= 0) & (labels < K) & (weight > 0)).sum())
     total = case.function(logits, labels, sample_weight=weight, reduction="sum")
     torch.testing.assert_close(case.function(logits, labels, sample_weight=weight), total / kept)
     torch.testing.assert_close(case.module()(logits, labels, sample_weight=weight), total / kept)

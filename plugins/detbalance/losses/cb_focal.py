@@ -10,7 +10,8 @@ from torch import Tensor
 from ._base import ClassificationLoss, class_stats
 from ._rowwise import RowLoss, focal_kernel, foreground
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_prior_prob, check_reduction, check_sample_weight, reduce_loss)
+                        check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
+                        reduce_loss)
 from .activations import sigmoid_scores
 
 
@@ -48,13 +49,13 @@ def class_balanced_focal_loss(logits: Tensor, labels: Tensor, samples_per_class:
 
     .. math::
 
-        L = \frac{1}{|P|} \sum_i s_i \, \omega_i \sum_{j=0}^{K-1} -(1 - p^t_{ij})^{\gamma} \log p^t_{ij},\qquad
+        L = \frac{1}{N} \sum_i s_i \, \omega_i \sum_{j=0}^{K-1} -(1 - p^t_{ij})^{\gamma} \log p^t_{ij},\qquad
         p^t_{ij} = \begin{cases} \sigma(x_{ij}) & j = y_i \\ 1 - \sigma(x_{ij}) & j \ne y_i \end{cases}
 
     with :math:`\omega_i = w_{y_i}` for a foreground proposal, :math:`w_c = \frac{1-\beta}{1-\beta^{n_c}}`
-    rescaled so that :math:`\sum_c w_c = K` (:func:`class_balanced_weights`), and :math:`P` the foreground
-    proposals (with a sample weight > 0): the reference sums the weighted loss and divides by the number of
-    positive labels. ``normalizer`` replaces :math:`|P|` (a dense head's count of foreground anchors).
+    rescaled so that :math:`\sum_c w_c = K` (:func:`class_balanced_weights`), and :math:`N` the number of
+    non-ignored proposals with a sample weight > 0 (``normalizer`` replaces it: MMDetection's ``avg_factor``, a
+    dense head's count of foreground anchors).
 
     Choices the reference (image classification, one positive per example) does not make:
 
@@ -65,7 +66,10 @@ def class_balanced_focal_loss(logits: Tensor, labels: Tensor, samples_per_class:
       unweighted focal loss. (An absolute background weight of 1, the mean *class* weight, outweighs an average
       instance by :math:`1 / \bar w`: 6.6x on an 8-class set with 1500 to 12 instances per class, where the
       detector then learns mostly to reject.)
-    * A batch without a foreground proposal divides by 1 instead of 0 (as RetinaNet's normaliser).
+    * The reference divides the summed loss by its number of positive labels, which is its number of examples
+      (one positive each); here every proposal is an example, so 'mean' divides by the proposals. Dividing by
+      the foreground proposals alone, 1 to 32 per batch of 128 in a two-stage detector, makes the loss jump
+      with that count: the 8-class demo (Detectron2, seed 0) diverged at iteration ~230 that way.
 
     Args:
         logits: ``[R, K]`` foreground logits (no background column).
@@ -75,7 +79,7 @@ def class_balanced_focal_loss(logits: Tensor, labels: Tensor, samples_per_class:
         gamma: focusing exponent, >= 0.
         background_weight: :math:`b` >= 0, the weight of a background proposal relative to :math:`\bar w`.
         sample_weight, ignore_index, reduction: see :func:`weighted_cross_entropy`.
-        normalizer: divides the summed loss for 'mean' instead of the number of foreground proposals.
+        normalizer: divides the summed loss for 'mean' instead of :math:`N`.
 
     Returns:
         ``[R]`` for 'none', else a scalar; float32 (float64 for float64 logits).
@@ -104,8 +108,7 @@ def class_balanced_focal_loss(logits: Tensor, labels: Tensor, samples_per_class:
     row_weight = padded[safe_labels] * valid.to(x.dtype)
     if weight is not None:
         row_weight = row_weight * weight
-    positives = x.new_tensor(float(fg_rows.numel())) if weight is None else (weight[fg_rows] > 0).sum().to(x.dtype)
-    denominator = positives.clamp_min(1.0)
+    denominator = kept_count(valid, weight)
     return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x), x)
 
 
@@ -128,10 +131,6 @@ class ClassBalancedFocalLoss(ClassificationLoss):
         >>> loss_fn.predict_scores(torch.zeros(1, 3)).shape
         torch.Size([1, 4])
     """
-
-    #: 'mean' divides by the foreground proposals, as the reference by its positives; the MMDetection adapter
-    #: therefore does not pass a box head's ``avg_factor`` (its count of proposals) as ``normalizer``.
-    divides_by_positives = True
 
     def __init__(self, num_classes: int, samples_per_class: Statistic, *, beta: float = 0.999,
                  gamma: float = 2.0, background_weight: float = 1.0, prior_prob: Optional[float] = None,

@@ -174,13 +174,9 @@ class MMDetLossAdapter(nn.Module):
             labels: int64 [R] in [0, K], K = background.
             label_weights: optional per-proposal weights [R] (``BBoxHead`` passes its label weights, which
                 also carry per-box annotation weights when :class:`DBStandardRoIHead` is used).
-            avg_factor: divides the summed loss when the reduction is ``"mean"``, unless the core loss
-                ``divides_by_positives`` (class-balanced focal: its reference's count of positives replaces
-                ``BBoxHead``'s count of proposals; a dense head's ``avg_factor`` is that same count).
+            avg_factor: divides the summed loss when the reduction is ``"mean"``.
             reduction_override: ``"none"``, ``"mean"`` or ``"sum"``, overriding the configured reduction.
         """
-        if getattr(self.core, "divides_by_positives", False):
-            avg_factor = None
         loss = self.core(cls_score, labels, sample_weight=label_weights, normalizer=avg_factor,
                          reduction_override=reduction_override)
         return self.loss_weight * loss
