@@ -213,6 +213,20 @@ def check_columns(logits: Tensor, expected: int, num_classes: int, layout: str) 
             f"got {tuple(logits.shape)}")
 
 
+def reduce_rows(per_row: Tensor, valid: Tensor, all_kept: bool, sample_weight: Optional[Tensor], reduction: str,
+                normalizer: Optional[Normalizer], anchor: Tensor) -> Tensor:
+    """Reduce a per-proposal ``per_row[R]`` whose ignored rows still hold a value: ignored rows weigh 0, the
+    others their ``sample_weight`` (1 when None); 'mean' divides by :func:`kept_count` unless ``normalizer`` is
+    given (:func:`reduce_loss`). ``all_kept`` (from :func:`check_labels_kept`) without sample weights needs
+    no weighting: the sum or mean of ``per_row`` as it is."""
+    if all_kept and sample_weight is None:
+        if reduction == "mean" and normalizer is None:
+            return per_row.mean()
+        return reduce_loss(per_row, reduction, normalizer, valid.sum(), anchor)
+    row_weight = valid.to(per_row.dtype) if sample_weight is None else valid.to(per_row.dtype) * sample_weight
+    return reduce_loss(per_row * row_weight, reduction, normalizer, kept_count(valid, sample_weight), anchor)
+
+
 def reduce_loss(loss: Tensor, reduction: str, normalizer: Optional[Normalizer], denominator: Tensor,
                 anchor: Tensor) -> Tensor:
     """Reduce a per-proposal ``loss[R]`` (ignored rows already 0).

@@ -7,9 +7,8 @@ from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._rowwise import BCEWeights, RowLoss, bce_kernel, foreground
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
-                        reduce_loss)
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
+                        check_number, check_prior_prob, check_reduction, check_sample_weight, reduce_rows)
 from .activations import sigmoid_scores
 
 
@@ -71,16 +70,15 @@ def _equalization_loss(logits: Tensor, labels: Tensor, non_rare: Optional[Tensor
                        normalizer: Optional[Normalizer]) -> Tensor:
     """:func:`equalization_loss` given the :func:`_non_rare` weights of validated statistics."""
     x, num_classes = check_logits(logits, 0, "[R, K]")
-    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
+    valid = labels != ignore_index
     check_reduction(reduction)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     fg_rows, fg_labels = foreground(labels, valid, num_classes)
     # weight 0 on rare classes in foreground rows: foreground proposals do not push them down
     keep = None if non_rare is None else non_rare.to(dtype=x.dtype, device=x.device)
     per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels, BCEWeights(fg_neg_weight=keep))
-    row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    denominator = kept_count(valid, weight)
-    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x), x)
+    return check_finite_loss(reduce_rows(per_row, valid, all_kept, weight, reduction, normalizer, x), x)
 
 
 class EqualizationLoss(ClassificationLoss):

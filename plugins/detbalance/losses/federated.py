@@ -9,9 +9,8 @@ from torch import Tensor
 from .._checks import check_int
 from ._base import ClassificationLoss, class_stats
 from ._rowwise import BCEWeights, RowLoss, bce_kernel, foreground
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
-                        reduce_loss)
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
+                        check_number, check_prior_prob, check_reduction, check_sample_weight, reduce_rows)
 from .activations import sigmoid_scores
 
 
@@ -100,7 +99,8 @@ def _federated_loss(logits: Tensor, labels: Tensor, counts: Tensor, num_sampled:
                     reduction: str, normalizer: Optional[Normalizer]) -> Tensor:
     """:func:`federated_loss` given validated ``[K]`` image ``counts``."""
     x, num_classes = check_logits(logits, 0, "[R, K]")
-    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
+    valid = labels != ignore_index
     check_reduction(reduction)
     num_sampled = check_int("num_sampled", num_sampled, minimum=1)
     freq_power = check_number(freq_power, "freq_power", low=0.0)
@@ -114,9 +114,7 @@ def _federated_loss(logits: Tensor, labels: Tensor, counts: Tensor, num_sampled:
     column_weight = class_mask[:num_classes]
     per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels,
                                BCEWeights(neg_weight=column_weight, pos_weight=column_weight[fg_labels]))
-    row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    denominator = kept_count(valid, weight)
-    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x), x)
+    return check_finite_loss(reduce_rows(per_row, valid, all_kept, weight, reduction, normalizer, x), x)
 
 
 class FederatedLoss(ClassificationLoss):

@@ -11,8 +11,8 @@ from torch import Tensor
 from ._base import ClassificationLoss, class_stats
 from ._distributed import all_reduce_sum
 from ._rowwise import foreground
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_reduction, check_sample_weight, kept_count, reduce_loss)
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
+                        check_number, check_reduction, check_sample_weight, reduce_rows)
 from .activations import seesaw_scores
 
 
@@ -62,17 +62,20 @@ def seesaw_loss(logits: Tensor, labels: Tensor, cum_samples: Statistic, *, p: fl
         >>> loss.backward()
     """
     x, num_classes = check_logits(logits, 2, "[R, K + 2]")
-    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
     check_reduction(reduction)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     counts = as_statistic(cum_samples, "cum_samples", num_classes, x)
-    return _seesaw_loss(x, labels, valid, counts, p, q, eps, weight, reduction, normalizer)
+    return _seesaw_loss(x, labels, labels != ignore_index, all_kept, counts, p, q, eps, weight, reduction,
+                        normalizer)
 
 
-def _seesaw_loss(x: Tensor, labels: Tensor, valid: Tensor, cum_samples: Tensor, p: float, q: float, eps: float,
-                 weight: Optional[Tensor], reduction: str, normalizer: Optional[Normalizer]) -> Tensor:
-    """:func:`seesaw_loss` on validated input: logits ``x`` in the compute dtype, labels and their kept rows
-    ``valid``, ``[K]`` counts, sample weights (or None) in ``x``'s dtype."""
+def _seesaw_loss(x: Tensor, labels: Tensor, valid: Tensor, all_kept: bool, cum_samples: Tensor, p: float,
+                 q: float, eps: float, weight: Optional[Tensor], reduction: str,
+                 normalizer: Optional[Normalizer]) -> Tensor:
+    """:func:`seesaw_loss` on validated input: logits ``x`` in the compute dtype, labels, their kept rows
+    ``valid`` and whether that is every row (:func:`check_labels_kept`), ``[K]`` counts, sample weights (or
+    None) in ``x``'s dtype."""
     num_classes = x.shape[1] - 2
     p = check_number(p, "p", low=0.0)
     q = check_number(q, "q", low=0.0)
@@ -100,9 +103,7 @@ def _seesaw_loss(x: Tensor, labels: Tensor, valid: Tensor, cum_samples: Tensor, 
     class_loss = F.cross_entropy(class_logits, fg_labels, reduction="none")
 
     per_row = objectness_loss.index_add(0, fg_rows, class_loss)
-    row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    denominator = kept_count(valid, weight)
-    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x), x)
+    return check_finite_loss(reduce_rows(per_row, valid, all_kept, weight, reduction, normalizer, x), x)
 
 
 class SeesawLoss(ClassificationLoss):
@@ -152,13 +153,13 @@ class SeesawLoss(ClassificationLoss):
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
         self._check_columns(logits)
         x, _ = check_logits(logits, 2, self.layout)
-        valid = check_labels(labels, x.shape[0], self.num_classes, self.ignore_index)
+        all_kept = check_labels_kept(labels, x.shape[0], self.num_classes, self.ignore_index)
         reduction = self._reduction(reduction_override)
         weight = check_sample_weight(sample_weight, x.shape[0], x)
         if self.training:
             self._accumulate(labels, weight)
-        return _seesaw_loss(x, labels, valid, self.cum_samples, self.p, self.q, self.eps, weight, reduction,
-                            normalizer)
+        return _seesaw_loss(x, labels, labels != self.ignore_index, all_kept, self.cum_samples, self.p, self.q,
+                            self.eps, weight, reduction, normalizer)
 
     @torch.no_grad()
     def _accumulate(self, labels: Tensor, sample_weight: Optional[Tensor]) -> None:
