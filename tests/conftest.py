@@ -65,6 +65,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(getattr(pytest.mark, framework))
 
 
+#: a test without the ``slow`` mark that takes longer than this (set-up and call) is named at the end of the run
+UNMARKED_SLOW_S = 5.0
+_unmarked_slow: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when in ("setup", "call") and "slow" not in report.keywords:
+        _unmarked_slow[report.nodeid] = _unmarked_slow.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    over = sorted(((t, n) for n, t in _unmarked_slow.items() if t > UNMARKED_SLOW_S), reverse=True)
+    if over:
+        terminalreporter.section(f"tests over {UNMARKED_SLOW_S:.0f} s without the slow mark (make test-fast runs them)")
+        for seconds, nodeid in over:
+            terminalreporter.write_line(f"{seconds:6.1f} s  {nodeid}")
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import torch
 
+from helpers import D2_CONFIGS as CONFIG_DIR
+from helpers import D2_TINY_CONFIG as TINY_CONFIG
+from helpers import NUM_CLASSES, d2_config, write_weights_file  # noqa: F401  (the tests import them from here)
+from helpers import long_tail_stats as class_stats  # noqa: F401
+
 from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
-from detbalance.detectron2 import get_config
-from detbalance.weights import ClassStats, WeightsFile, compute_class_weights, frequency_groups, save_weights
 from detectron2.structures import Boxes, Instances
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "detectron2"
 BASE_CONFIG = CONFIG_DIR / "Base-Balanced-RCNN-FPN.yaml"
-TINY_CONFIG = CONFIG_DIR / "faster_rcnn_R_18_FPN_tiny_cpu.yaml"
 PER_LOSS_CONFIGS = {
     "WeightedCrossEntropyLoss": CONFIG_DIR / "faster_rcnn_R_50_FPN_1x_weighted_ce.yaml",
     "ClassBalancedFocalLoss": CONFIG_DIR / "faster_rcnn_R_50_FPN_1x_cb_focal.yaml",
@@ -22,33 +23,11 @@ PER_LOSS_CONFIGS = {
     "FederatedLoss": CONFIG_DIR / "faster_rcnn_R_50_FPN_1x_federated.yaml",
 }
 SIGMOID_LOSSES = ("ClassBalancedFocalLoss", "EqualizationLoss", "EQLv2Loss", "FederatedLoss")
-NUM_CLASSES = 8  # the tiny config's
-CLASS_NAMES = ["circle", "square", "triangle", "cross", "ring", "hexagon", "star", "diamond"]
-INSTANCE_COUNTS = [1500, 753, 378, 189, 95, 48, 24, 12]
-IMAGE_COUNTS = [700, 500, 300, 150, 80, 40, 20, 10]
-NUM_IMAGES = 1169
-
-
-def class_stats(num_classes: int = NUM_CLASSES) -> ClassStats:
-    return ClassStats(CLASS_NAMES[:num_classes], INSTANCE_COUNTS[:num_classes], IMAGE_COUNTS[:num_classes],
-                      NUM_IMAGES)
-
-
-def write_weights_file(path: Path, num_classes: int = NUM_CLASSES, background_weight: float = 1.0) -> Path:
-    stats = class_stats(num_classes)
-    weights = compute_class_weights(stats.instance_counts, "sqrt_inverse")
-    save_weights(path, WeightsFile(stats=stats, scheme="sqrt_inverse", params={}, weights=weights.tolist(),
-                                   background_weight=background_weight,
-                                   groups=frequency_groups(stats.image_counts)))
-    return path
 
 
 def tiny_cfg(loss: str, weights_file: Path | None = None, opts: tuple = ()):
     """The tiny CPU config with ``loss`` and, when given, ``weights_file``."""
-    extra = ["DETBALANCE.LOSS", loss]
-    if weights_file is not None:
-        extra += ["DETBALANCE.WEIGHTS_FILE", str(weights_file)]
-    return get_config(TINY_CONFIG, extra + list(opts))
+    return d2_config(TINY_CONFIG, loss, weights_file, opts)
 
 
 def synthetic_batch(num_images: int = 2, size: int = 128) -> list[dict]:

@@ -89,6 +89,7 @@ def test_roi_heads_copy_box_weights_to_proposals():
         assert int(label) == int(target.gt_classes[index]) and float(weight) == float(target.gt_weights[index])
 
 
+@pytest.mark.slow
 def test_zero_weight_boxes_give_no_classification_gradient_in_a_training_step(weights_file):
     model = build_model(tiny_cfg("WeightedCrossEntropyLoss", weights_file))
     batch = synthetic_batch()
@@ -149,6 +150,7 @@ def registered_dataset(tmp_path):
     MetadataCatalog.remove(DATASET)
 
 
+@pytest.mark.slow
 def test_loader_with_weights_and_repeat_factors_trains_a_step(registered_dataset):
     cfg = tiny_cfg("EQLv2Loss", opts=("MODEL.ROI_HEADS.NUM_CLASSES", "3", "DATASETS.TRAIN", f"('{DATASET}',)",
                                       "DATALOADER.REPEAT_THRESHOLD", "0.5"))

@@ -64,6 +64,7 @@ def test_dataloader_uses_weighted_mapper_and_repeat_factor_sampler(lazy_cfg, tmp
         MetadataCatalog.remove(DATASET)
 
 
+@pytest.mark.slow
 def test_lazy_model_trains_a_step(lazy_cfg):
     lazy_cfg.model.roi_heads.num_classes = 8
     lazy_cfg.model.pixel_std = [57.4, 57.1, 58.4]  # random init: real image statistics keep the losses sane

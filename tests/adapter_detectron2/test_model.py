@@ -36,6 +36,7 @@ def train_step_and_predict(model):
 
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.slow
 def test_tiny_model_trains_and_predicts(loss, weights_file):
     # the per-loss yaml's node at tiny scale (test_config checks nothing else differs); every detection kept:
     # sigmoid heads start at their prior (0.001 for EQL), below the default test threshold after one step
@@ -93,6 +94,7 @@ def test_weights_file_class_count_must_match(tmp_path):
             build_model(tiny_cfg(loss, three))
 
 
+@pytest.mark.slow
 def test_missing_weights_file_is_named(tmp_path):
     # the model builds (for inference no statistics are needed); training names the missing file
     model = build_model(tiny_cfg("ClassBalancedFocalLoss", tmp_path / "absent.json"))
@@ -107,6 +109,7 @@ def test_statistics_free_losses_need_no_data():
 
 
 @pytest.mark.parametrize("loss", sorted(PER_LOSS_CONFIGS))
+@pytest.mark.slow
 def test_full_size_configs_build_and_train(loss, weights_file):
     # The R50-FPN yaml as shipped, with: CPU, no pretrained weights (nothing may be downloaded) and a
     # from-scratch friendly normalisation, the weights file's 8 classes, and fewer proposals per image (the

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from detbalance.weights import ClassStats, WeightsFile, compute_class_weights, frequency_groups, save_weights
+from helpers import MMDET_CONFIGS as CONFIG_DIR
+from helpers import write_weights_file
 
 import mmcv.ops  # noqa: F401  (compiled ops: `make setup` builds them; their absence is an error)
 from mmdet.structures import DetDataSample
@@ -17,20 +17,7 @@ import detbalance.mmdet  # noqa: F401  (registers the DB* components)
 
 register_all_modules(init_default_scope=True)
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "mmdet"
 IMAGE_SIZE = 128
-
-
-def write_weights_file(path: Path, num_classes: int, background_weight: float = 0.5) -> Path:
-    """A valid weights file for ``num_classes`` long-tailed classes."""
-    instances = [int(1000 * 0.6 ** c) + 1 for c in range(num_classes)]
-    images = [max(1, n // 2) for n in instances]
-    stats = ClassStats(class_names=[f"class{c}" for c in range(num_classes)], instance_counts=instances,
-                       image_counts=images, num_images=max(images) + 5)
-    weights = [float(w) for w in compute_class_weights(instances, "sqrt_inverse")]
-    save_weights(path, WeightsFile(stats=stats, scheme="sqrt_inverse", weights=weights,
-                                   background_weight=background_weight, groups=frequency_groups(images)))
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +28,8 @@ def weights_file(tmp_path_factory):
 
     def make(num_classes: int) -> Path:
         if num_classes not in cache:
-            cache[num_classes] = write_weights_file(folder / f"weights_k{num_classes}.json", num_classes)
+            cache[num_classes] = write_weights_file(folder / f"weights_k{num_classes}.json", num_classes,
+                                                    background_weight=0.5)
         return cache[num_classes]
 
     return make

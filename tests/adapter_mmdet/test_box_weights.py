@@ -156,6 +156,7 @@ def test_box_weight_scales_the_classification_loss(roi_head):
                                per_roi[is_b].sum() - per_roi[~kept].sum())
 
 
+@pytest.mark.slow
 def test_box_weights_config_trains_from_a_coco_file(tmp_path, config_dir, batch):
     """The box-weights config end to end: DBCocoDataset -> pipeline -> model.train_step."""
     from mmengine.optim import build_optim_wrapper

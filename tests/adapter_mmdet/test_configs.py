@@ -1,17 +1,15 @@
 """Every config in configs/mmdet/ loads, builds with real MMDetection, trains one step and predicts on CPU."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from helpers import MMDET_CONFIGS as CONFIG_DIR
 
 import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
 
 from mmdet.registry import MODELS  # noqa: E402
 from mmengine.config import Config, ConfigDict  # noqa: E402
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "mmdet"
 # The Faster R-CNN configs; tests/heads builds the Mask R-CNN, Cascade R-CNN and dense-head configs.
 CONFIGS = sorted(p.relative_to(CONFIG_DIR).as_posix() for p in CONFIG_DIR.rglob("faster-rcnn*.py"))
 LOSS_SUFFIXES = ("weighted-ce", "cb-focal", "eql", "eqlv2", "seesaw", "federated")
@@ -40,6 +38,7 @@ def load(name: str, weights_file) -> Config:
 
 
 @pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.slow
 def test_config_trains_and_predicts(name, weights_file, batch):
     cfg = load(name, weights_file)
     bbox_head_cfg = cfg.model.roi_head.bbox_head
@@ -78,6 +77,7 @@ def test_config_trains_and_predicts(name, weights_file, batch):
 
 @pytest.mark.parametrize("name", [n for n in CONFIGS if n.startswith("tiny/") and "_tiny_" in n
                                   and not n.endswith("box-weights.py")])
+@pytest.mark.slow
 def test_predict_uses_the_trained_activation(name, weights_file):
     """Test-time scores through the bbox head are the loss's activation of the logits (sigmoid for sigmoid losses)."""
     cfg = load(name, weights_file)

@@ -4,10 +4,9 @@ MMDetection's ``Shared2FCBBoxHead.loss``, for every loss, over several steps; a 
 the denominator in both."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from helpers import D2_TINY_CONFIG as D2_TINY
 
 import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
 
@@ -18,7 +17,6 @@ from detectron2.structures import Boxes, Instances  # noqa: E402
 from detectron2.utils.events import EventStorage  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 
-D2_TINY = Path(__file__).resolve().parents[2] / "configs" / "detectron2" / "faster_rcnn_R_18_FPN_tiny_cpu.yaml"
 K = 8  # the tiny detectron2 config's NUM_CLASSES
 PER_IMAGE = 16
 CHANNELS = 16

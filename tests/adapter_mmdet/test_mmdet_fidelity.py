@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import MMDET_CONFIGS, mmdet_config
 
 import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
 
 from mmdet.registry import MODELS  # noqa: E402
-from mmengine.config import Config  # noqa: E402
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "mmdet" / "tiny"
+CONFIG_DIR = MMDET_CONFIGS / "tiny"
 K = 8  # the tiny configs'
 LOSS_CONFIGS = {"DBWeightedCrossEntropyLoss": "weighted-ce", "DBClassBalancedFocalLoss": "cb-focal",
                 "DBEqualizationLoss": "eql", "DBEQLv2Loss": "eqlv2", "DBSeesawLoss": "seesaw",
@@ -31,16 +30,12 @@ SIGMOID_LOSSES = ("DBClassBalancedFocalLoss", "DBEqualizationLoss", "DBEQLv2Loss
 
 
 def model_cfg(name: str, weights_file, **loss_settings):
-    cfg = Config.fromfile(str(CONFIG_DIR / f"faster-rcnn_r18_fpn_tiny_{LOSS_CONFIGS[name]}.py"))
-    loss_cls = cfg.model.roi_head.bbox_head.loss_cls
-    stats_arg = MODELS.get(name).stats_arg
-    if stats_arg is not None:
-        loss_cls[stats_arg] = str(weights_file(K))
-    loss_cls.update(loss_settings)
-    return cfg.model
+    path = CONFIG_DIR / f"faster-rcnn_r18_fpn_tiny_{LOSS_CONFIGS[name]}.py"
+    return mmdet_config(path, weights_file(K), **loss_settings).model
 
 
 @pytest.mark.parametrize("name", sorted(LOSS_CONFIGS))
+@pytest.mark.slow
 def test_fc_cls_starts_at_the_reference_bias_and_keeps_it_through_init_weights(name, weights_file):
     model = MODELS.build(model_cfg(name, weights_file))
     head = model.roi_head.bbox_head
@@ -83,6 +78,7 @@ def test_eqlv2_head_has_an_objectness_output(weights_file):
     assert head.fc_cls.out_features == K + 1 == head.loss_cls.core.num_logits
 
 
+@pytest.mark.slow
 def test_former_k_column_eqlv2_checkpoint_is_refused_naming_both_shapes(weights_file, tmp_path):
     from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
 

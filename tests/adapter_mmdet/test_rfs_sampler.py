@@ -56,6 +56,7 @@ def test_factors_equal_detectron2s_on_the_same_records(coco_records, threshold):
         assert ours[7] == pytest.approx(math.sqrt(0.5 * 6))
 
 
+@pytest.mark.slow
 def test_mean_repeats_over_epochs_equal_the_factors(coco_records):
     dataset, _ = coco_records
     sampler = DBRepeatFactorSampler(dataset, threshold=0.5, seed=3)

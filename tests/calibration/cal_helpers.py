@@ -4,13 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from helpers import D2_TINY_CONFIG, MMDET_TINY_CONFIG, NUM_CLASSES  # noqa: F401  (the tests import them here)
 
 from detbalance.weights import ClassStats, WeightsFile, frequency_groups, save_weights
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-D2_TINY_CONFIG = REPO_ROOT / "configs" / "detectron2" / "faster_rcnn_R_18_FPN_tiny_cpu.yaml"
-MMDET_TINY_CONFIG = REPO_ROOT / "configs" / "mmdet" / "tiny" / "faster-rcnn_r18_fpn_tiny.py"
-NUM_CLASSES = 8
 SIZE = 128
 NAMES = ["circle", "square", "triangle", "cross", "ring", "hexagon", "star", "diamond"]
 IMAGE_COUNTS = [700, 500, 300, 150, 80, 40, 20, 10]

@@ -16,7 +16,7 @@ from detbalance.evaluation.calibration_fit import matched_at_iou50, precision_re
 from detbalance.evaluation.lvis_protocol import match_detections
 from detbalance.weights import ClassStats, WeightsFile, frequency_groups, save_weights
 
-from cal_helpers import REPO_ROOT
+from helpers import REPO_ROOT
 
 NAMES = ["head0", "head1", "mid", "tail0", "tail1"]
 IMAGE_COUNTS = [900, 600, 60, 6, 3]
@@ -85,6 +85,7 @@ def run_main(capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow
 def test_fits_gamma_and_precision_thresholds(tmp_path):
     paths = simulate(tmp_path)
     out = tmp_path / "calibration.json"

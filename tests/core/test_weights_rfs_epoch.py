@@ -24,6 +24,7 @@ def test_stochastic_rounding_matches_the_transcription():
     assert got == _reference_repeats(factors, uniforms)
 
 
+@pytest.mark.slow
 def test_epoch_holds_each_image_its_repeats_and_the_mean_is_the_factor():
     factors = torch.tensor([1.0, 1.5, 2.25, 3.9, 1.0])
     total = torch.zeros(5, dtype=torch.float64)

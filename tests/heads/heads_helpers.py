@@ -1,28 +1,10 @@
 """Helpers of the head tests: config paths, a weights file and synthetic detectron2 batches with masks."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
+from helpers import D2_CONFIGS, MMDET_CONFIGS, NUM_CLASSES, write_weights_file  # noqa: F401  (imported from here)
 
-from detbalance.weights import ClassStats, WeightsFile, compute_class_weights, frequency_groups, save_weights
-
-REPO = Path(__file__).resolve().parents[2]
-D2_HEADS = REPO / "configs" / "detectron2" / "heads"
-MMDET_CONFIGS = REPO / "configs" / "mmdet"
-NUM_CLASSES = 8  # the tiny configs'
-INSTANCE_COUNTS = [1500, 753, 378, 189, 95, 48, 24, 12]
-IMAGE_COUNTS = [700, 500, 300, 150, 80, 40, 20, 10]
-
-
-def write_weights_file(path: Path, num_classes: int = NUM_CLASSES) -> Path:
-    stats = ClassStats([f"class{i}" for i in range(num_classes)],
-                       [INSTANCE_COUNTS[i % 8] for i in range(num_classes)],
-                       [IMAGE_COUNTS[i % 8] for i in range(num_classes)], 1169)
-    weights = compute_class_weights(stats.instance_counts, "sqrt_inverse")
-    save_weights(path, WeightsFile(stats=stats, scheme="sqrt_inverse", params={}, weights=weights.tolist(),
-                                   background_weight=1.0, groups=frequency_groups(stats.image_counts)))
-    return path
+D2_HEADS = D2_CONFIGS / "heads"
 
 
 #: Two boxes per image: (x0, y0, x1, y1); image i labels them class i and class K - 1.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from heads_helpers import D2_HEADS, NUM_CLASSES, d2_batch, write_weights_file
+from helpers import d2_config as cfg_of
 
 from detbalance.detectron2 import (BalancedCascadeROIHeads, BalancedFastRCNNOutputLayers, BalancedRetinaNet,
                                    get_config)
@@ -16,11 +17,6 @@ TINY_CASCADE = D2_HEADS / "cascade_rcnn_R_18_FPN_tiny_cpu.yaml"
 TINY_MASK = D2_HEADS / "mask_rcnn_R_18_FPN_tiny_cpu.yaml"
 TINY_RETINANET = D2_HEADS / "retinanet_R_18_FPN_tiny_cpu.yaml"
 FULL_CONFIGS = sorted(p for p in D2_HEADS.glob("*.yaml") if "tiny" not in p.name and not p.name.startswith("Base"))
-
-
-def cfg_of(path, loss, weights_file=None, opts=()):
-    extra = ["DETBALANCE.LOSS", loss] + (["DETBALANCE.WEIGHTS_FILE", str(weights_file)] if weights_file else [])
-    return get_config(path, extra + list(opts))
 
 
 def train_step(model, inputs):
@@ -52,6 +48,7 @@ def capture_predictor_losses(predictor, records):
 
 
 @pytest.mark.parametrize("loss", ["EQLv2Loss", "SeesawLoss", "WeightedCrossEntropyLoss"])
+@pytest.mark.slow
 def test_cascade_every_stage_trains_the_loss_and_predicts(loss, heads_weights_file):
     model = build_model(cfg_of(TINY_CASCADE, loss, heads_weights_file))
     heads = model.roi_heads
@@ -76,6 +73,7 @@ def test_cascade_every_stage_trains_the_loss_and_predicts(loss, heads_weights_fi
         assert bool(((det.scores >= 0) & (det.scores <= 1)).all())
 
 
+@pytest.mark.slow
 def test_cascade_zero_weight_boxes_give_no_classification_gradient_in_any_stage(heads_weights_file):
     model = build_model(cfg_of(TINY_CASCADE, "WeightedCrossEntropyLoss", heads_weights_file))
     records = []
@@ -114,6 +112,7 @@ def test_cascade_refuses_a_dense_loss_naming_it_and_the_head():
 
 
 @pytest.mark.parametrize("loss", ["EQLv2Loss", "SeesawLoss"])
+@pytest.mark.slow
 def test_mask_rcnn_trains_with_masks_and_predicts_masks(loss):
     model = build_model(cfg_of(TINY_MASK, loss))
     assert model.roi_heads.mask_on and type(model.roi_heads.box_predictor.cls_loss).__name__ == loss
@@ -127,6 +126,7 @@ def test_mask_rcnn_trains_with_masks_and_predicts_masks(loss):
         assert len(det) > 0 and det.pred_masks.shape[1:] == (128, 128)
 
 
+@pytest.mark.slow
 def test_cascade_mask_rcnn_trains_with_masks(heads_weights_file):
     model = build_model(cfg_of(TINY_CASCADE, "EQLv2Loss", opts=["MODEL.MASK_ON", "True",
                                                                   "MODEL.ROI_MASK_HEAD.NUM_CONV", "1",
@@ -138,6 +138,7 @@ def test_cascade_mask_rcnn_trains_with_masks(heads_weights_file):
 # ---------------------------------------------------------------------------------------------- RetinaNet
 
 
+@pytest.mark.slow
 def test_retinanet_focal_loss_equals_detectron2s_retinanet():
     cfg = cfg_of(TINY_RETINANET, "FocalLoss")
     ours = build_model(cfg)
@@ -159,6 +160,7 @@ def test_retinanet_focal_loss_equals_detectron2s_retinanet():
 
 
 @pytest.mark.parametrize("loss", ["EqualizedFocalLoss", "FocalLoss", "ClassBalancedFocalLoss"])
+@pytest.mark.slow
 def test_retinanet_trains_each_dense_loss_and_predicts(loss, heads_weights_file):
     model = build_model(cfg_of(TINY_RETINANET, loss, heads_weights_file))
     assert type(model.cls_loss).__name__ == loss
@@ -182,6 +184,7 @@ def test_retinanet_refuses_losses_that_cannot_serve_it(loss, heads_weights_file)
         build_model(cfg_of(TINY_RETINANET, loss, heads_weights_file))
 
 
+@pytest.mark.slow
 def test_retinanet_refuses_per_box_weights():
     model = build_model(cfg_of(TINY_RETINANET, "EqualizedFocalLoss"))
     with pytest.raises(ValueError, match="per-box weights"):
@@ -249,6 +252,7 @@ def tiny_fcos(cls_loss_name="EqualizedFocalLoss", weights_file=None):
     return model
 
 
+@pytest.mark.slow
 def test_fcos_focal_loss_equals_detectron2s_fcos():
     from detectron2.config import instantiate
     from detectron2.modeling.meta_arch.fcos import FCOS
@@ -271,6 +275,7 @@ def test_fcos_focal_loss_equals_detectron2s_fcos():
         torch.testing.assert_close(ours_losses[key], stock_losses[key])
 
 
+@pytest.mark.slow
 def test_fcos_trains_equalized_focal_loss_and_refuses_seesaw(heads_weights_file):
     from detectron2.config import instantiate
 

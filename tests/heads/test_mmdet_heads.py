@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from heads_helpers import MMDET_CONFIGS, NUM_CLASSES, mmdet_batch, write_weights_file
+from helpers import mmdet_config
 
 import mmcv.ops  # noqa: F401  (compiled ops: `make setup` builds them; their absence is an error)
 from mmdet.registry import MODELS
@@ -29,14 +30,11 @@ FULL = sorted(p.name for p in MMDET_CONFIGS.glob("*.py")
 
 
 def load(path, weights_path=None, num_classes=NUM_CLASSES) -> Config:
-    cfg = Config.fromfile(str(path))
-    heads = cfg.model.get("bbox_head") or cfg.model.roi_head.bbox_head
-    for head in heads if isinstance(heads, list) else [heads]:
-        loss = head.loss_cls
-        stats_arg = getattr(MODELS.get(loss.type), "stats_arg", None)
-        if stats_arg is not None and isinstance(loss.get(stats_arg), str):
-            loss[stats_arg] = str(weights_path or write_weights_file(Path(tempfile.mkdtemp(prefix="detbalance-heads-")) / "weights.json", num_classes))
-    return cfg
+    """The config with its statistics files pointed at ``weights_path`` (a new ``num_classes`` file if None)."""
+    if weights_path is None:
+        folder = Path(tempfile.mkdtemp(prefix="detbalance-heads-"))
+        weights_path = write_weights_file(folder / "weights.json", num_classes)
+    return mmdet_config(path, weights_path)
 
 
 def train_step(model, data):
@@ -65,6 +63,7 @@ def weights_path(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", DENSE_TINY)
+@pytest.mark.slow
 def test_dense_config_trains_and_predicts(name, weights_path):
     model = MODELS.build(load(TINY / name, weights_path).model)
     head = model.bbox_head
@@ -83,6 +82,7 @@ def test_dense_config_trains_and_predicts(name, weights_path):
         assert ((pred.scores >= 0) & (pred.scores <= 1)).all()
 
 
+@pytest.mark.slow
 def test_db_focal_loss_without_class_weights_equals_mmdets_focal_loss():
     cfg = load(TINY / "retinanet_r18_fpn_tiny_focal.py")
     cfg.model.bbox_head.loss_cls.class_weight = None
@@ -103,6 +103,7 @@ def test_per_class_alphas_come_from_the_weights_file(weights_path):
     assert alphas.shape == (NUM_CLASSES,) and len(set(alphas.tolist())) == NUM_CLASSES
 
 
+@pytest.mark.slow
 def test_cascade_every_stage_has_its_own_loss_and_trains():
     model = MODELS.build(load(TINY / "cascade-rcnn_r18_fpn_tiny_seesaw.py").model)
     assert isinstance(model.roi_head, DBCascadeRoIHead)
@@ -117,6 +118,7 @@ def test_cascade_every_stage_has_its_own_loss_and_trains():
         assert ((result.pred_instances.labels >= 0) & (result.pred_instances.labels < NUM_CLASSES)).all()
 
 
+@pytest.mark.slow
 def test_cascade_zero_weight_boxes_give_no_classification_gradient_in_any_stage():
     model = MODELS.build(load(TINY / "cascade-rcnn_r18_fpn_tiny_seesaw.py").model)
     records = []
@@ -144,6 +146,7 @@ def test_cascade_zero_weight_boxes_give_no_classification_gradient_in_any_stage(
         assert float(label_weights[positive].max()) == 2.0  # image 1's first box counts twice
 
 
+@pytest.mark.slow
 def test_mask_rcnn_trains_with_masks_and_predicts_masks():
     model = MODELS.build(load(TINY / "mask-rcnn_r18_fpn_tiny_eqlv2.py").model)
     losses, log_vars = train_step(model, mmdet_batch(masks=True))

@@ -9,13 +9,10 @@ import socket
 from pathlib import Path
 
 import torch
+from helpers import D2_TINY_CONFIG, MMDET_TINY_CONFIG, NUM_CLASSES, d2_config
+from helpers import long_tail_weights as weights_contents
+from helpers import write_weights_file as write_weights  # noqa: F401  (the tests call H.write_weights)
 
-from detbalance.weights import ClassStats, WeightsFile, compute_class_weights, frequency_groups, save_weights
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-D2_TINY_CONFIG = REPO_ROOT / "configs" / "detectron2" / "faster_rcnn_R_18_FPN_tiny_cpu.yaml"
-MMDET_TINY_CONFIG = REPO_ROOT / "configs" / "mmdet" / "tiny" / "faster-rcnn_r18_fpn_tiny.py"
-NUM_CLASSES = 8  # the tiny configs'
 SIZE = 128
 LOSS_NAMES = ("WeightedCrossEntropyLoss", "ClassBalancedFocalLoss", "EqualizationLoss", "EQLv2Loss",
               "SeesawLoss", "FederatedLoss")
@@ -33,23 +30,8 @@ def free_port() -> int:
 
 
 # --------------------------------------------------------------------------------------------- weights files
-def weights_contents(num_classes: int = NUM_CLASSES) -> WeightsFile:
-    """A valid long-tailed weights file for ``num_classes`` classes (1/sqrt(frequency) weights)."""
-    instances = [int(1500 * 0.5 ** c) + 2 for c in range(num_classes)]
-    images = [max(1, n // 2) for n in instances]
-    stats = ClassStats([f"class{c}" for c in range(num_classes)], instances, images, max(images) + 10)
-    weights = [float(w) for w in compute_class_weights(instances, "sqrt_inverse")]
-    return WeightsFile(stats=stats, scheme="sqrt_inverse", weights=weights, background_weight=1.0,
-                       groups=frequency_groups(images))
-
-
 def valid_weights_json(num_classes: int = NUM_CLASSES) -> dict:
     return weights_contents(num_classes).to_json()
-
-
-def write_weights(path: Path, num_classes: int = NUM_CLASSES) -> Path:
-    save_weights(path, weights_contents(num_classes))
-    return path
 
 
 def write_raw(path: Path, data: dict) -> Path:
@@ -63,17 +45,13 @@ def d2_cfg(loss: str, weights_file: Path | None = None, *, frozen_bn: bool = Fal
            proposals: int = 32):
     """The tiny detectron2 config with ``loss``; ``frozen_bn`` and a RoI batch larger than the proposals make
     each image's computation independent of the others in its batch (no batch statistics, no RoI subsampling)."""
-    from detbalance.detectron2 import get_config
-
-    opts = ["DETBALANCE.LOSS", loss, "MODEL.RPN.POST_NMS_TOPK_TRAIN", str(proposals),
+    opts = ["MODEL.RPN.POST_NMS_TOPK_TRAIN", str(proposals),
             "MODEL.RPN.POST_NMS_TOPK_TEST", str(proposals), "MODEL.RPN.PRE_NMS_TOPK_TRAIN", "200",
             "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", str(roi_batch), "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
             "MODEL.FPN.OUT_CHANNELS", "32"]
     if frozen_bn:
         opts += ["MODEL.RESNETS.NORM", "FrozenBN"]
-    if weights_file is not None:
-        opts += ["DETBALANCE.WEIGHTS_FILE", str(weights_file)]
-    return get_config(D2_TINY_CONFIG, opts)
+    return d2_config(D2_TINY_CONFIG, loss, weights_file, opts)
 
 
 def d2_batch(num_images: int = 2, seed: int = 0, empty: tuple[int, ...] = ()) -> list[dict]:

@@ -38,6 +38,7 @@ def _check_state_after_background_only(before: dict, after: dict) -> None:
 
 
 @pytest.mark.parametrize("loss", H.LOSS_NAMES)
+@pytest.mark.slow
 def test_detectron2_images_without_boxes_train(loss, tmp_path):
     weights = H.write_weights(tmp_path / "w.json")
     torch.manual_seed(0)
@@ -62,6 +63,7 @@ def test_detectron2_images_without_boxes_train(loss, tmp_path):
 
 
 @pytest.mark.parametrize("loss", H.LOSS_NAMES)
+@pytest.mark.slow
 def test_mmdet_images_without_boxes_train(loss, tmp_path):
     weights = H.write_weights(tmp_path / "w.json")
     torch.manual_seed(0)
@@ -162,6 +164,7 @@ D2_FILE_LOSSES = ("WeightedCrossEntropyLoss", "ClassBalancedFocalLoss", "Equaliz
 
 @pytest.mark.parametrize("case", ["truncated", "version 2", "NaN weight", "negative weight", "all-zero weights",
                                   "too few weights"])
+@pytest.mark.slow
 def test_detectron2_build_refuses_malformed_weights_file(case, tmp_path):
     path, message = _malformed_file(tmp_path, case)
     for loss in D2_FILE_LOSSES:

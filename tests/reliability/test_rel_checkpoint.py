@@ -109,6 +109,7 @@ def _d2_plain_cfg():
 
 # EQLv2's classifier has K + 1 outputs (objectness last), the plain head's shape: only Seesaw's differs.
 @pytest.mark.parametrize("loss", ["SeesawLoss"])
+@pytest.mark.slow
 def test_detectron2_plain_head_checkpoint_into_stateful_head_and_back(loss, tmp_path, caplog):
     torch.manual_seed(0)
     plain = H.d2_build(_d2_plain_cfg())
@@ -146,6 +147,7 @@ def test_detectron2_plain_head_checkpoint_into_stateful_head_and_back(loss, tmp_
                        balanced.state_dict()["roi_heads.box_predictor.bbox_pred.weight"])
 
 
+@pytest.mark.slow
 def test_detectron2_plain_head_and_weighted_ce_head_checkpoints_are_interchangeable(tmp_path, caplog):
     # Same K + 1 softmax classifier and no persistent loss state: every key loads, nothing is reported.
     weights = H.write_weights(tmp_path / "w.json")
@@ -206,6 +208,7 @@ def test_mmdet_resume_is_bit_exact(loss, tmp_path):
 
 
 @pytest.mark.parametrize("loss", ["SeesawLoss"])  # EQLv2's K + 1 classifier has the plain head's shape
+@pytest.mark.slow
 def test_mmdet_plain_head_checkpoint_into_stateful_head_and_back(loss, tmp_path, caplog):
     from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
 

@@ -24,6 +24,7 @@ def _trained_d2(loss: str, weights: str, out) -> tuple[str, dict]:
 
 
 @pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.slow
 def test_detectron2_default_predictor_needs_neither_file_nor_data(loss, tmp_path):
     from detectron2.engine import DefaultPredictor
 
@@ -58,6 +59,7 @@ def test_detectron2_build_still_refuses_a_file_that_does_not_fit(tmp_path):
 
 
 @pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.slow
 def test_mmdet_init_detector_needs_no_weights_file(loss, tmp_path):
     from mmdet.apis import init_detector
     from mmengine.config import Config

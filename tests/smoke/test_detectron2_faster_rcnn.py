@@ -1,6 +1,7 @@
 """Detectron2 (real, v0.6 as installed by `make setup`) trains and predicts a tiny Faster R-CNN on CPU."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
@@ -44,6 +45,7 @@ def batch():
     return [{"image": image, "height": 128, "width": 128, "instances": inst}]
 
 
+@pytest.mark.slow
 def test_train_steps_reduce_loss_and_predict():
     model = build_model(tiny_cfg())
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

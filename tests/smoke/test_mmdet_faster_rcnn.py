@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 
 import mmdet
@@ -41,6 +42,7 @@ def batch():
     return {"inputs": [image], "data_samples": [sample]}
 
 
+@pytest.mark.slow
 def test_train_steps_reduce_loss_and_predict():
     register_all_modules()
     torch.manual_seed(0)  # proposal sampling is random; the fixed batch makes the loss curve reproducible

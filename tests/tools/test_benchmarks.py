@@ -40,6 +40,7 @@ def test_bench_losses_reports_every_loss_against_ce(tmp_path, capsys):
         assert target["met"] == (target["ratio"] <= target["limit"])
 
 
+@pytest.mark.slow
 def test_bench_compute_weights_checks_the_counts(lvis_v1_stats, tmp_path, capsys):
     """On every 10th LVIS category with counts capped (the full set is ~1.3 M boxes): the benchmark builds the json,
     reads it back and verifies the per-category counts itself."""

@@ -81,6 +81,7 @@ def test_score_threshold_drops_low_scored_detections(tool, files, capsys):
     assert "score_threshold=-1.0; expected a finite number >= 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_runs_as_a_script(files):
     proc = subprocess.run([sys.executable, str(TOOL), "--gt", files["gt"], "--results", f"a={files['perfect']}"],
                           capture_output=True, text=True, timeout=120)

@@ -17,6 +17,7 @@ def _fresh_python(code: str, tmp_path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=180)
 
 
+@pytest.mark.slow
 def test_detectron2_imports_and_spawns_without_detbalance(tmp_path):
     code = ("import multiprocessing as mp, sys\n"
             "import detectron2.modeling, detectron2.engine, detectron2.data, detectron2.evaluation\n"

@@ -58,12 +58,14 @@ def test_progress_on_a_terminal_is_tqdm_and_disabled_is_silent():
 
 @pytest.mark.parametrize("tool", ["train_net.py", "train.py", "test.py", "demo.py", "compute_weights.py",
                                   "eval_report.py"])
+@pytest.mark.slow
 def test_tools_print_no_third_party_warnings(tool, tmp_path):
     result = run_tool([TOOLS / tool, "--help"], cwd=tmp_path, timeout=180)
     assert result.returncode == 0 and "usage:" in result.stdout
     assert not [n for n in NOISE if n in result.stderr], result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_framework_imports_are_quiet_after_the_filters(tmp_path):
     code = ("from detbalance.cli_warnings import quiet_third_party_warnings\n"
             "quiet_third_party_warnings()\n"

@@ -66,6 +66,7 @@ def test_resume_continues_the_loss_state_exactly(loss, loop, coco_set, one_image
         assert torch.equal(got[key], value), key
 
 
+@pytest.mark.slow
 def test_train_then_test_prints_the_per_class_report(coco_set, tmp_path):
     config = user_config(tmp_path / "cfg.py", coco_set, "SeesawLoss", loop="iter")
     work = tmp_path / "work"

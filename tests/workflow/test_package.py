@@ -55,6 +55,7 @@ def installed(tmp_path_factory):
     return wheel, site
 
 
+@pytest.mark.slow
 def test_wheel_metadata_and_package_data(installed):
     wheel, _ = installed
     assert wheel.name.startswith(f"detbalance-{detbalance.__version__}-")
@@ -76,6 +77,7 @@ def test_wheel_metadata_and_package_data(installed):
     assert "detbalance/configs/mmdet/tiny/faster-rcnn_r18_fpn_tiny_seesaw.py" in names
 
 
+@pytest.mark.slow
 def test_console_scripts_and_imports_from_the_installed_wheel(installed, tmp_path):
     wheel, site = installed
     env = dict(os.environ, PYTHONPATH=str(site))

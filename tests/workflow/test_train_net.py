@@ -22,6 +22,7 @@ def _register(coco_set, train_json=None):
             "--register-coco", "wf_test", coco_set.test_json, coco_set.test_images]
 
 
+@pytest.mark.slow
 def test_train_evaluate_and_eval_only_print_the_per_class_report(coco_set, tmp_path):
     out = tmp_path / "seesaw"
     log = assert_ok(run_tool([TRAIN_NET, "--config-file", TINY_YAML, *_register(coco_set), *SMALL,
@@ -67,6 +68,7 @@ def test_resume_continues_the_loss_state_exactly(loss, coco_set, one_image_json,
         assert torch.equal(got["model"][key], value), key
 
 
+@pytest.mark.slow
 def test_lazy_config_evaluates_with_the_per_class_report(coco_set, tmp_path):
     log = assert_ok(run_tool([TRAIN_NET, "--config-file", LAZY, "--eval-only", *_register(coco_set),
                               "train.init_checkpoint=", "train.device=cpu", f"train.output_dir={tmp_path / 'lazy'}",

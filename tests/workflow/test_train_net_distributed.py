@@ -29,6 +29,7 @@ def _args(coco_set, out):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="pins the CPU-only behaviour")
 @pytest.mark.skipif(IS_V06, reason="detectron2 v0.6's launch needs CUDA (see the test below)")
+@pytest.mark.slow
 def test_main_launch_trains_on_two_cpu_ranks(coco_set, tmp_path):
     out = tmp_path / "out"
     log = assert_ok(run_tool(_args(coco_set, out), cwd=tmp_path, timeout=240))
@@ -40,6 +41,7 @@ def test_main_launch_trains_on_two_cpu_ranks(coco_set, tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="pins the CPU-only behaviour")
 @pytest.mark.skipif(not IS_V06, reason="detectron2 main starts CPU ranks (see the test above)")
+@pytest.mark.slow
 def test_v06_refuses_cpu_ranks_up_front(coco_set, tmp_path):
     result = run_tool(_args(coco_set, tmp_path / "out"), cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and "detectron2 v0.6's launch needs CUDA" in result.stderr

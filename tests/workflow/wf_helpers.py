@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-TOOLS = REPO / "tools"
+from helpers import REPO_ROOT as REPO  # noqa: F401  (the tests import REPO and TOOLS from here)
+from helpers import TOOLS  # noqa: F401
 
 
 def run_tool(args, *, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
