@@ -50,7 +50,9 @@ typecheck: setup
 	$(VENV)/bin/mypy
 
 test-detectron2-main: setup
-	@if [ ! -e "$(D2MAIN_SRC)" ]; then echo "test-detectron2-main skipped: $(D2MAIN_SRC) is absent"; exit 0; fi; \
+	@if [ ! -e "$(D2MAIN_SRC)" ]; then \
+	  if [ "$$DETBALANCE_REQUIRE_SHARED" = 1 ]; then echo "error: $(D2MAIN_SRC) is absent (DETBALANCE_REQUIRE_SHARED=1)" >&2; exit 1; fi; \
+	  echo "test-detectron2-main skipped: $(D2MAIN_SRC) is absent"; exit 0; fi; \
 	start=$$(date +%s); \
 	bash tools/build/install_detectron2.sh $(CURDIR)/$(VENV) main $(D2MAIN_SRC) $(CURDIR)/$(D2MAIN_DIR) && \
 	echo "detectron2 main ready in $$(( $$(date +%s) - start )) s" && \
