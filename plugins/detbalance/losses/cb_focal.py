@@ -91,19 +91,35 @@ def class_balanced_focal_loss(logits: Tensor, labels: Tensor, samples_per_class:
         >>> loss.backward()
     """
     x, num_classes = check_logits(logits, 0, "[R, K]")
+    background_weight = check_number(background_weight, "background_weight", low=0.0)
+    counts = as_statistic(samples_per_class, "samples_per_class", num_classes, x)
+    return _class_balanced_focal_loss(x, labels, _label_weights(counts, beta, background_weight), gamma,
+                                      sample_weight, ignore_index, reduction, normalizer)
+
+
+def _label_weights(counts: Tensor, beta: float, background_weight: float) -> Tensor:
+    """``[K + 1]`` float64 weight of a proposal by its label: the class weights, then background's
+    ``background_weight`` times the mean training instance's weight. Validates ``counts`` and ``beta``."""
+    class_weight = class_balanced_weights(counts, beta)
+    counts = class_weight.new_tensor(counts.tolist())
+    mean_instance_weight = (counts * class_weight).sum() / counts.sum()
+    return torch.cat([class_weight, (background_weight * mean_instance_weight).reshape(1)])
+
+
+def _class_balanced_focal_loss(logits: Tensor, labels: Tensor, label_weights: Tensor, gamma: float,
+                               sample_weight: Optional[Tensor], ignore_index: int, reduction: str,
+                               normalizer: Optional[Normalizer]) -> Tensor:
+    """:func:`class_balanced_focal_loss` given the :func:`_label_weights` of validated statistics."""
+    x, num_classes = check_logits(logits, 0, "[R, K]")
     valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
     check_reduction(reduction)
     gamma = check_number(gamma, "gamma", low=0.0)
-    background_weight = check_number(background_weight, "background_weight", low=0.0)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
-    counts = as_statistic(samples_per_class, "samples_per_class", num_classes, x)
-    class_weight = class_balanced_weights(counts, beta).to(x.dtype)
-    mean_instance_weight = (counts * class_weight).sum() / counts.sum()
 
     fg_rows, fg_labels = foreground(labels, valid, num_classes)
     per_row, _ = RowLoss.apply(x, focal_kernel, fg_rows, fg_labels, gamma)
 
-    padded = torch.cat([class_weight, (background_weight * mean_instance_weight).reshape(1)])
+    padded = label_weights.to(dtype=x.dtype, device=x.device)
     safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
     row_weight = padded[safe_labels] * valid.to(x.dtype)
     if weight is not None:
@@ -141,11 +157,12 @@ class ClassBalancedFocalLoss(ClassificationLoss):
                              "(-log(K - 1)); expected a prior_prob in (0, 1)")
         self.prior_prob = check_prior_prob(1.0 / num_classes if prior_prob is None else prior_prob)
         counts = as_statistic(samples_per_class, "samples_per_class", num_classes)
-        class_balanced_weights(counts, beta)  # validates beta and the counts now rather than at the first step
         self.register_buffer("samples_per_class", counts, persistent=False)
         self.beta = beta
         self.gamma = check_number(gamma, "gamma", low=0.0)
         self.background_weight = check_number(background_weight, "background_weight", low=0.0)
+        # validates beta and the counts now; the loss reads these weights at every step
+        self.register_buffer("label_weights", _label_weights(counts, beta, self.background_weight), persistent=False)
 
     @classmethod
     def from_stats(cls, num_classes: int, stats: Any, *, beta: float = 0.999, gamma: float = 2.0,
@@ -159,10 +176,8 @@ class ClassBalancedFocalLoss(ClassificationLoss):
     def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
                 normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
         self._check_columns(logits)
-        return class_balanced_focal_loss(
-            logits, labels, self.samples_per_class, beta=self.beta, gamma=self.gamma,
-            background_weight=self.background_weight, sample_weight=sample_weight, ignore_index=self.ignore_index,
-            reduction=self._reduction(reduction_override), normalizer=normalizer)
+        return _class_balanced_focal_loss(logits, labels, self.label_weights, self.gamma, sample_weight,
+                                          self.ignore_index, self._reduction(reduction_override), normalizer)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)
