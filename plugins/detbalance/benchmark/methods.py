@@ -1,8 +1,10 @@
 """The methods of the benchmark matrix: one table (:data:`METHODS`); a method added later is one more row.
 
 A method says what one training run changes with respect to the framework's own softmax cross-entropy
-(``ce``): the box classifier's loss (a key of :data:`detbalance.demo.DEMO_LOSSES`, trained through the demo's
-runners), the train split (``train_balanced`` for the oracle), the sampler (``rfs``: repeat-factor sampling),
+(``ce``) on the demo's Faster R-CNN: the model (``model``, a key of :data:`detbalance.demo.models.MODELS`: the
+head rows train RetinaNet with its own focal loss or Equalized Focal Loss and Cascade R-CNN with CE or the
+balanced losses), the classification loss (a key of :func:`detbalance.demo.models.demo_loss`, trained through
+the demo's runners; a loss the model's head cannot train is refused when the row is made), the train split (``train_balanced`` for the oracle), the sampler (``rfs``: repeat-factor sampling),
 MMDetection's own loss (``mmdet-*``) or a post-hoc calibration of another method's trained model (``calibrate``,
 ``base``: no training of its own; :func:`calibrated` makes such a row for any base, with NorCal for softmax heads
 and logit adjustment for the others, as :func:`calibration_method` decides). :func:`pending`
@@ -16,8 +18,11 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from ..demo.catalog import DemoLoss
+from ..demo.models import DEFAULT_MODEL, check_model_loss, demo_loss, get_model
+
 __all__ = ["Method", "METHODS", "BASELINE", "ORACLE", "FRAMEWORKS", "get_method", "pending", "definition_hash",
-           "calibrated", "calibration_method", "GAMMA_GRID"]
+           "calibrated", "calibration_method", "GAMMA_GRID", "method_loss", "model_baseline"]
 
 FRAMEWORKS = ("detectron2", "mmdet")
 BASELINE, ORACLE = "ce", "oracle"
@@ -30,7 +35,8 @@ class Method:
     Attributes:
         key: name in results and tables.
         label: readable name.
-        loss: key of :data:`detbalance.demo.DEMO_LOSSES` (``"ce"``: the framework's own cross-entropy).
+        loss: key of :func:`detbalance.demo.models.demo_loss` (``"ce"``: the framework's own cross-entropy;
+            ``"focal"``: a dense model's own sigmoid focal loss).
         train_split: split of :mod:`detbalance.data.longtail` it trains on.
         sampler: ``None`` (uniform over images) or ``"rfs"`` (repeat-factor sampling, threshold ``rfs_threshold``).
         frameworks: frameworks the method exists in.
@@ -38,6 +44,7 @@ class Method:
         calibrate: post-hoc calibration (``"norcal"`` or ``"logit_adjust"``) of the trained model of method
             ``base``, which it re-predicts (no training of its own; :mod:`detbalance.benchmark.posthoc`).
         base: the method whose trained model a post-hoc calibration reuses (same framework and seed).
+        model: the detector (key of :data:`detbalance.demo.models.MODELS`); its head must take ``loss``.
     """
 
     key: str
@@ -50,24 +57,33 @@ class Method:
     mmdet_loss: str | None = None
     calibrate: str | None = None
     base: str | None = None
+    model: str = DEFAULT_MODEL
+
+    def __post_init__(self):
+        check_model_loss(self.model, demo_loss(self.loss))
+
+
+def method_loss(method: Method) -> DemoLoss:
+    """The loss ``method`` trains (an entry of :data:`detbalance.demo.DEMO_LOSSES` or of
+    :data:`detbalance.demo.models.HEAD_LOSSES`)."""
+    return demo_loss(method.loss)
 
 
 def calibration_method(base: Method) -> str:
     """``"norcal"`` where ``base``'s box head scores with a softmax over K + 1 logits (the framework's own CE,
     loaded into the weighted-CE head, and :data:`detbalance.calibration.SOFTMAX_LOSSES`), else ``"logit_adjust"``."""
     from ..calibration import SOFTMAX_LOSSES
-    from ..demo.catalog import DEMO_LOSSES
     from ..losses import LOSSES
 
-    name = DEMO_LOSSES[base.loss].loss
+    name = method_loss(base).loss
     return "norcal" if name is None or issubclass(LOSSES[name], SOFTMAX_LOSSES) else "logit_adjust"
 
 
 def calibrated(base: Method, key: str | None = None) -> Method:
     """The post-hoc calibration row of ``base`` (key ``<base>-norcal`` or ``<base>-logit-adjust``)."""
-    if base.calibrate is not None or base.mmdet_loss is not None:
-        raise ValueError(f"base={base.key!r}; expected a method trained with a detbalance loss or the framework's "
-                         "own CE (not a calibration or MMDetection's own loss)")
+    if base.calibrate is not None or base.mmdet_loss is not None or base.model != DEFAULT_MODEL:
+        raise ValueError(f"base={base.key!r} (model {base.model!r}); expected a {DEFAULT_MODEL} method trained with "
+                         "a detbalance loss or the framework's own CE (not a calibration or MMDetection's own loss)")
     method = calibration_method(base)
     label = "NorCal" if method == "norcal" else "logit adjustment"
     return Method(key or f"{base.key}-{method.replace('_', '-')}", f"{base.label} + post-hoc {label}",
@@ -102,6 +118,13 @@ METHODS: dict[str, Method] = {m.key: m for m in (
            base="seesaw"),
     Method("mmdet-seesaw", "MMDetection's own SeesawLoss", frameworks=("mmdet",), mmdet_loss="SeesawLoss"),
     Method("mmdet-eqlv2", "MMDetection's own EQLV2Loss", frameworks=("mmdet",), mmdet_loss="EQLV2Loss"),
+    # The head rows: each model against its own framework loss (its first row), same data, schedule and protocol.
+    Method("retinanet-focal", "RetinaNet, sigmoid focal loss (framework default)", loss="focal", model="retinanet"),
+    Method("retinanet-efl", "RetinaNet, Equalized Focal Loss", loss="efl", model="retinanet"),
+    Method("cascade-ce", "Cascade R-CNN, softmax CE (framework default)", model="cascade_rcnn"),
+    Method("cascade-wce", "Cascade R-CNN, weighted CE 1/sqrt(freq)", loss="wce", model="cascade_rcnn"),
+    Method("cascade-seesaw", "Cascade R-CNN, Seesaw", loss="seesaw", model="cascade_rcnn"),
+    Method("cascade-eqlv2", "Cascade R-CNN, EQLv2", loss="eqlv2", model="cascade_rcnn"),
 )}
 
 
@@ -118,6 +141,8 @@ def pending(method: Method, framework: str) -> str | None:
         raise ValueError(f"framework={framework!r}; expected one of {FRAMEWORKS}")
     if framework not in method.frameworks:
         return f"{method.key} exists only in {method.frameworks}"
+    if getattr(get_model(method.model), framework) is None:
+        return f"{method.key}: model {method.model!r} has no {framework} config here"
     if method.calibrate is not None:
         base = get_method(method.base)
         expected = calibrated(base, method.key)
@@ -128,7 +153,26 @@ def pending(method: Method, framework: str) -> str | None:
     return None
 
 
+#: Fields added to :class:`Method` after runs were recorded: they enter :func:`definition_hash` only when they
+#: differ from their default, so that the rows that existed before keep their hash (and their cached runs).
+_HASHED_WHEN_SET = ("model",)
+
+
+def model_baseline(model: str) -> str:
+    """The key of the row that trains ``model`` with the framework's own loss (what its rows are compared to)."""
+    if model == DEFAULT_MODEL:
+        return BASELINE
+    rows = [m.key for m in METHODS.values() if m.model == model and m.calibrate is None and m.mmdet_loss is None
+            and m.sampler is None and m.train_split == "train" and method_loss(m).loss is None]
+    if not rows:
+        raise ValueError(f"model={model!r}; expected a model with a row of its own loss, one of "
+                         f"{sorted({m.model for m in METHODS.values()})}")
+    return rows[0]
+
+
 def definition_hash(method: Method, extra: dict) -> str:
     """A short hash of the method's row and ``extra`` (schedule, protocol): a cached run with another is stale."""
-    text = json.dumps({"method": asdict(method), **extra}, sort_keys=True, default=str)
+    defaults = {f.name: f.default for f in dataclasses.fields(Method)}
+    row = {k: v for k, v in asdict(method).items() if k not in _HASHED_WHEN_SET or v != defaults[k]}
+    text = json.dumps({"method": row, **extra}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -4,7 +4,8 @@
   of every method with its seed spread, the regime ratio CE / oracle, the fraction of CE's rare gap to the
   oracle each method closes and its paired APr delta vs CE (per seed, then mean +- std over seeds), then the
   secondary views (cap 100, AP-fixed, AP-pool, ECE). A post-hoc calibration row names the gamma each seed chose
-  on the validation split.
+  on the validation split. The head rows (another model than the demo's Faster R-CNN) follow per model, their
+  deltas paired with the model's own-loss row (``model_baseline``: softmax CE, RetinaNet's focal loss).
 - :func:`runs_markdown`: every run, for RESULTS.md (seconds and machine included).
 - :func:`plot_primary`: APr per method and framework, one dot per seed.
 - :func:`replace_block`: swaps the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` of a file.
@@ -19,15 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .methods import BASELINE, METHODS, ORACLE
+from ..demo.models import DEFAULT_MODEL, MODELS, demo_loss
+from .methods import BASELINE, METHODS, ORACLE, model_baseline
 
 __all__ = ["results_markdown", "runs_markdown", "plot_primary", "replace_block"]
 
 
-def _by(summary: dict, framework: str) -> dict[str, dict[int, dict]]:
+def _model(run: dict) -> str:
+    return run.get("model", DEFAULT_MODEL)  # records made before the head rows trained the demo's model
+
+
+def _by(summary: dict, framework: str, model: str | None = DEFAULT_MODEL) -> dict[str, dict[int, dict]]:
+    """``{method: {seed: run}}`` of ``framework``'s runs of ``model`` (every model's where None), in table order."""
     out: dict[str, dict[int, dict]] = {}
     for run in summary["runs"]:
-        if run["framework"] == framework:
+        if run["framework"] == framework and model in (None, _model(run)):
             out.setdefault(run["method"], {})[run["seed"]] = run
     return {m: out[m] for m in sorted(out, key=lambda k: list(METHODS).index(k) if k in METHODS else len(METHODS))}
 
@@ -41,11 +48,11 @@ def _fmt(values, scale: float = 1.0, suffix: str = "") -> str:
     return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f}{suffix}"
 
 
-def _paired(runs: dict[str, dict[int, dict]], method: str, fn) -> list[float]:
-    """``fn(method run, ce run, oracle run)`` for every seed all three exist (oracle may be None)."""
+def _paired(runs: dict[str, dict[int, dict]], method: str, fn, baseline: str = BASELINE) -> list[float]:
+    """``fn(method run, baseline run, oracle run)`` for every seed all three exist (oracle may be None)."""
     out = []
     for seed, run in runs.get(method, {}).items():
-        ce = runs.get(BASELINE, {}).get(seed)
+        ce = runs.get(baseline, {}).get(seed)
         oracle = runs.get(ORACLE, {}).get(seed)
         value = fn(run, ce, oracle) if ce is not None else None
         if value is not None:
@@ -60,14 +67,15 @@ def _gap(run, ce, oracle):
     return (run["metrics"]["APr"] - ce["metrics"]["APr"]) / gap if gap > 0 else None
 
 
-def _primary_table(runs) -> list[str]:
-    lines = ["| method | seeds | **APr** | AP | APc | APf | ΔAPr vs CE (paired) | CE's APr gap to oracle closed |",
-             "|---|---|---|---|---|---|---|---|"]
+def _primary_table(runs, baseline: str = BASELINE) -> list[str]:
+    name = _baseline_name(baseline)
+    lines = [f"| method | seeds | **APr** | AP | APc | APf | ΔAPr vs {name} (paired) | {name}'s APr gap to oracle "
+             "closed |", "|---|---|---|---|---|---|---|---|"]
     for method, seeds in runs.items():
         metric = {k: _fmt([r["metrics"][k] for r in seeds.values()]) for k in ("APr", "AP", "APc", "APf")}
-        delta = "—" if method == BASELINE else _fmt(_paired(
-            runs, method, lambda r, ce, o: r["metrics"]["APr"] - ce["metrics"]["APr"]))
-        gap = "—" if method in (BASELINE, ORACLE) else _fmt(_paired(runs, method, _gap), 100.0, " %")
+        delta = "—" if method == baseline else _fmt(_paired(
+            runs, method, lambda r, ce, o: r["metrics"]["APr"] - ce["metrics"]["APr"], baseline))
+        gap = "—" if method in (baseline, ORACLE) else _fmt(_paired(runs, method, _gap, baseline), 100.0, " %")
         label = METHODS[method].label if method in METHODS else method
         gammas = [seeds[s]["calibration"]["gamma"] for s in sorted(seeds) if "calibration" in seeds[s]]
         if gammas:  # a post-hoc calibration row: the exponent each seed chose on the validation split
@@ -75,6 +83,25 @@ def _primary_table(runs) -> list[str]:
         lines.append(f"| {label} | {','.join(map(str, sorted(seeds)))} | **{metric['APr']}** | {metric['AP']} | "
                      f"{metric['APc']} | {metric['APf']} | {delta} | {gap} |")
     return lines
+
+
+def _baseline_name(baseline: str) -> str:
+    """What the deltas are against: ``CE`` or the baseline row's loss (e.g. ``sigmoid focal loss``)."""
+    loss = METHODS[baseline].loss
+    return "CE" if loss == BASELINE else demo_loss(loss).label.split(" (")[0]
+
+
+def _head_rows(summary: dict, framework: str) -> list[str]:
+    """The tables of ``framework``'s head rows, one per model other than the demo's (in the models' order)."""
+    out = []
+    for model in MODELS:
+        runs = _by(summary, framework, model) if model != DEFAULT_MODEL else {}
+        if runs:
+            baseline = model_baseline(model)
+            out += [f"**{framework}**, {MODELS[model].label}, LVIS protocol (primary: APr; deltas vs "
+                    f"{METHODS[baseline].label}):", "", *_primary_table(runs, baseline), "",
+                    f"{framework}, {MODELS[model].label}, secondary views:", "", *_secondary_table(runs), ""]
+    return out
 
 
 def _secondary_table(runs) -> list[str]:
@@ -112,9 +139,11 @@ def results_markdown(summary: dict) -> str:
         out.append("No run has finished yet.")
     for framework in frameworks:
         runs = _by(summary, framework)
-        out += [f"**{framework}**, LVIS protocol (primary: APr):", "", *_primary_table(runs), "", _regime(runs), "",
-                f"{framework}, secondary views (ECE in percent, LVIS-protocol detections):", "",
-                *_secondary_table(runs), ""]
+        if runs:
+            out += [f"**{framework}**, LVIS protocol (primary: APr):", "", *_primary_table(runs), "", _regime(runs),
+                    "", f"{framework}, secondary views (ECE in percent, LVIS-protocol detections):", "",
+                    *_secondary_table(runs), ""]
+        out += _head_rows(summary, framework)
     if frameworks:
         out.append("![APr per method](results/apr.png)")
     return "\n".join(out).rstrip("\n") + "\n"
@@ -144,7 +173,7 @@ def plot_primary(summary: dict, path: str | Path) -> Path:
     frameworks = sorted({r["framework"] for r in summary["runs"]}) or ["(none)"]
     fig, axes = plt.subplots(1, len(frameworks), figsize=(5 * len(frameworks), 3.5), squeeze=False)
     for ax, framework in zip(axes[0], frameworks):
-        runs = _by(summary, framework)
+        runs = _by(summary, framework, model=None)
         for x, (method, seeds) in enumerate(runs.items()):
             values = [r["metrics"]["APr"] for r in seeds.values()]
             ax.bar(x, np.mean(values), color="#9ab", width=0.6)

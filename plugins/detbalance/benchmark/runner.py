@@ -1,11 +1,12 @@
 """Resumable runs of the benchmark matrix: one cached record per (framework, method, seed, data version).
 
-Each run trains through the demo's runners (:mod:`detbalance.demo.detectron2_runner`, ``mmdet_runner``) on the
+Each run trains the method's model (the demo's Faster R-CNN unless the row names another, e.g. RetinaNet or
+Cascade R-CNN) through the demo's runners (:mod:`detbalance.demo.detectron2_runner`, ``mmdet_runner``) on the
 split of :mod:`detbalance.data.longtail` its method names, writes the test detections of the LVIS protocol
 (score >= 1e-4, at most 300 per image) to ``<work_dir>/<data version>/<framework>/<method>/seed<n>/results.json``
 and evaluates them with :func:`detbalance.evaluation.lvis_protocol.evaluate_large_vocabulary`. The record,
-``<results_dir>/runs/<data version>/<framework>__<method>__seed<n>.json``, holds the metrics, the time and the
-machine. A run whose record exists with the same definition hash (method row, schedule, protocol) is skipped;
+``<results_dir>/runs/<data version>/<framework>__<method>__seed<n>.json``, holds the model, the metrics, the
+time and the machine. A run whose record exists with the same definition hash (method row, schedule, protocol) is skipped;
 detections that exist without a record are evaluated without training again. Every trained model is kept
 (``model_final.pth``) for the post-hoc calibration rows (:mod:`.posthoc`), which re-predict their base method's
 model instead of training. After every run ``<results_dir>/summary.json`` is rewritten from the records.
@@ -20,11 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..data.longtail import LongTailDataset, LongTailSpec, get_longtail_dataset
-from ..demo import DEMO_LOSSES, Schedule
+from ..demo import Schedule
 from ..demo._io import write_json
 from ..demo.data import DemoData
 from ..evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, evaluate_large_vocabulary
-from .methods import FRAMEWORKS, GAMMA_FIT_METRIC, GAMMA_GRID, Method, definition_hash, get_method, pending
+from .methods import (FRAMEWORKS, GAMMA_FIT_METRIC, GAMMA_GRID, Method, definition_hash, get_method, method_loss,
+                      pending)
 from .summary import build_summary, load_records, record_path
 
 __all__ = ["BenchmarkSettings", "BENCHMARK_SCHEDULE", "demo_data", "run_matrix"]
@@ -76,7 +78,7 @@ def _machine(device: str, threads: int) -> dict:
 
 
 def _definition(method: Method, settings: BenchmarkSettings) -> str:
-    extra = {"schedule": asdict(settings.schedule), "loss": asdict(DEMO_LOSSES[method.loss]),
+    extra = {"schedule": asdict(settings.schedule), "loss": asdict(method_loss(method)),
              "protocol": [LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD]}
     if method.calibrate is not None:  # stale with its base's training or another grid / fit metric
         extra["calibration"] = {"base": _definition(get_method(method.base), settings), "grid": list(GAMMA_GRID),
@@ -141,7 +143,7 @@ def _spec(settings, dataset, weights_file, framework, method, seed):
     from ..demo.run import RunSpec
 
     work = Path(settings.work_dir) / dataset.version / framework / method.key / f"seed{seed}"
-    return RunSpec(framework=framework, loss=DEMO_LOSSES[method.loss], seed=seed,
+    return RunSpec(framework=framework, loss=method_loss(method), seed=seed, model=method.model,
                    data=demo_data(dataset, method.train_split), schedule=settings.schedule,
                    weights_file=weights_file, work_dir=work, score_threshold=LVIS_SCORE_THRESHOLD,
                    max_detections=LVIS_MAX_DETS, device=settings.device, num_threads=settings.threads,
@@ -173,7 +175,8 @@ def _run_one(settings, dataset, weights_file, test_gt, groups, framework, method
         trained = _trained(settings, spec, definition)
         results, extra = json.loads(spec.results_json.read_text(encoding="utf-8")), {}
     views = evaluate_large_vocabulary(test_gt, results, groups)
-    return {"framework": framework, "method": method.key, "seed": seed, "data_version": dataset.version,
+    return {"framework": framework, "method": method.key, "model": method.model, "seed": seed,
+            "data_version": dataset.version,
             "definition": definition, "seconds": trained["seconds"], "machine": trained["machine"],
             "train": trained["train"], "metrics": {k: views["lvis"][k] for k in ("AP", "APr", "APc", "APf")},
             "AP50": views["lvis"]["AP50"], "cap100": views["cap100"], "ap_fixed": views["ap_fixed"],

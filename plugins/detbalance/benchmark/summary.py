@@ -8,7 +8,8 @@ Schema::
      "protocol": {"max_detections_per_image": 300, "score_threshold": 1e-4, ...},
      "runs": [{"framework", "method", "seed", "metrics": {"AP", "APr", "APc", "APf"},   # LVIS protocol
                "AP50", "cap100": {...}, "ap_fixed": {..., "k"}, "ap_pool", "ece": {"all", "r", "c", "f"},
-               "seconds", "machine", "calibration" (calibration rows only)}, ...]}
+               "seconds", "machine", "calibration" (calibration rows only), "model" (records of the head rows
+               and later; a record without it trained the demo's Faster R-CNN)}, ...]}
 
 Runs are sorted by (framework, method, seed); only records of the current data version are included.
 """
@@ -28,8 +29,9 @@ PRIMARY_METRIC = ("APr under the LVIS protocol (at most 300 detections per image
                   ".50:.95 over the classes in 1-10 train images), mean +- std over >= 3 seeds")
 _RUN_KEYS = ("framework", "method", "seed", "metrics", "AP50", "cap100", "ap_fixed", "ap_pool", "ece", "seconds",
              "machine")
-#: Keys only some records have: a post-hoc calibration row's ``calibration`` (method, base, gamma, grid, curve).
-_OPTIONAL_KEYS = ("calibration",)
+#: Keys only some records have: a post-hoc calibration row's ``calibration`` (method, base, gamma, grid, curve);
+#: ``model`` (the detector; records made before the head rows lack it: they trained the demo's Faster R-CNN).
+_OPTIONAL_KEYS = ("calibration", "model")
 
 
 def record_path(results_dir, version: str, framework: str, method: str, seed: int) -> Path:

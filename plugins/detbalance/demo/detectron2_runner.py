@@ -1,4 +1,4 @@
-"""Train and test one demo run with Detectron2: a small ResNet-18 Faster R-CNN from random initialisation.
+"""Train and test one demo run with Detectron2: a small ResNet-18 detector from random initialisation.
 
 The data sets are registered with ``register_coco_instances``; the model is ``configs/detectron2/
 faster_rcnn_R_18_FPN_tiny_cpu.yaml``: detectron2's model-zoo Faster R-CNN R50-FPN config shrunk for 2 CPU cores
@@ -9,6 +9,16 @@ loop over ``build_detection_train_loader`` (SGD, warm-up, steps at 75 %/92 %) wi
 or, for ``sampler="rfs"``, its ``RepeatFactorTrainingSampler`` (factors from
 ``repeat_factors_from_category_frequency`` on the loader's filtered dataset dicts, seeded with the run's seed); the
 trained weights go to ``model_final.pth``; testing writes the detections on the test split as a COCO results json.
+
+Another model (``RunSpec.model``) starts from its own tiny config (:func:`detbalance.demo.models.config_path`)
+and gets the same data, schedule, seed, sampler and prediction settings: Cascade R-CNN
+(``configs/detectron2/heads/cascade_rcnn_R_18_FPN_tiny_cpu.yaml``, the tiny Faster R-CNN with three stages:
+detectron2's ``CascadeROIHeads``, or ``BalancedCascadeROIHeads`` with a detbalance loss in every stage) and
+RetinaNet (``retinanet_R_18_FPN_tiny_cpu.yaml``: FPN P3-P7 with 128 channels, anchors from 16 px at P3, two
+convolutions per branch; detectron2's ``RetinaNet`` with its sigmoid focal loss, or ``BalancedRetinaNet`` with a
+detbalance loss). RetinaNet's anchors get three scales per octave (x, x 2^(1/3), x 2^(2/3) of the config's size
+per level), as detectron2's RetinaNet configs and MMDetection's tiny RetinaNet (``octave_base_scale=2``,
+``scales_per_octave=3``) have them: 16-40 px on P3 and P4 for the 14-36 px objects of the 128 px images.
 """
 from __future__ import annotations
 
@@ -34,12 +44,21 @@ from detbalance.stats.progress import progress_bar
 
 from ._io import write_json
 from .config_files import D2_TINY_CONFIG
+from .models import DEFAULT_MODEL, config_path, get_model
 from .run import RunSpec, save_checkpoint, seed_everything
 
 __all__ = ["build_cfg", "train_and_predict", "predict"]
 
 #: ResNet-18 Faster R-CNN for 2 CPU cores, on the model zoo's R50-FPN config (also used by the tests).
 TINY_CONFIG = D2_TINY_CONFIG
+
+#: model -> (detectron2's own head, detbalance's head taking DETBALANCE.LOSS): ``MODEL.ROI_HEADS.NAME`` of a box
+#: model, ``MODEL.META_ARCHITECTURE`` of a dense one.
+HEADS = {
+    "faster_rcnn": ("StandardROIHeads", "BalancedROIHeads"),
+    "cascade_rcnn": ("CascadeROIHeads", "BalancedCascadeROIHeads"),
+    "retinanet": ("RetinaNet", "BalancedRetinaNet"),
+}
 
 
 def _register(data) -> tuple[str, str]:
@@ -55,13 +74,25 @@ def _register(data) -> tuple[str, str]:
 
 def build_cfg(spec: RunSpec):
     """The detectron2 config of ``spec`` (model, data, schedule and, for detbalance losses, the loss node)."""
-    from detbalance.detectron2.config import HYPER_PARAMETER_KEYS, get_config
+    from detbalance.detectron2.config import DENSE_HYPER_PARAMETER_KEYS, HYPER_PARAMETER_KEYS, get_config
 
+    if spec.model not in HEADS:
+        raise ValueError(f"model={spec.model!r}; expected one of {sorted(HEADS)} (the detectron2 runner trains "
+                         "box detection without masks)")
     train_name, test_name = _register(spec.data)
-    cfg = get_config(str(TINY_CONFIG))  # the model: the repository's tiny CPU config
-    cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"  # the baseline: detectron2's own softmax CE head
-    cfg.MODEL.ROI_HEADS.NUM_CLASSES = spec.data.num_classes
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = spec.score_threshold
+    cfg = get_config(str(config_path(spec.model, "detectron2")))  # the model: the repository's tiny CPU config
+    # the baseline: detectron2's own head and loss (softmax CE, RetinaNet's sigmoid focal loss)
+    head = HEADS[spec.model][0 if spec.loss.loss is None else 1]
+    if get_model(spec.model).head == "dense":
+        cfg.MODEL.META_ARCHITECTURE = head
+        cfg.MODEL.RETINANET.NUM_CLASSES = spec.data.num_classes
+        cfg.MODEL.RETINANET.SCORE_THRESH_TEST = spec.score_threshold
+        cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[size[0] * 2 ** (i / 3) for i in range(3)]
+                                            for size in cfg.MODEL.ANCHOR_GENERATOR.SIZES]
+    else:
+        cfg.MODEL.ROI_HEADS.NAME = head
+        cfg.MODEL.ROI_HEADS.NUM_CLASSES = spec.data.num_classes
+        cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = spec.score_threshold
     cfg.TEST.DETECTIONS_PER_IMAGE = spec.max_detections
     cfg.MODEL.DEVICE = spec.device
     cfg.INPUT.MIN_SIZE_TRAIN = (spec.data.image_size,)
@@ -85,10 +116,9 @@ def build_cfg(spec: RunSpec):
         cfg.DATALOADER.SAMPLER_TRAIN = "RepeatFactorTrainingSampler"
         cfg.DATALOADER.REPEAT_THRESHOLD = spec.rfs_threshold
     if spec.loss.loss is not None:
-        cfg.MODEL.ROI_HEADS.NAME = "BalancedROIHeads"
         cfg.DETBALANCE.LOSS = spec.loss.loss
         cfg.DETBALANCE.WEIGHTS_FILE = str(spec.weights_file)
-        node, keys = HYPER_PARAMETER_KEYS[spec.loss.loss]
+        node, keys = {**HYPER_PARAMETER_KEYS, **DENSE_HYPER_PARAMETER_KEYS}[spec.loss.loss]
         by_argument = {argument: key for key, argument in keys.items()}
         for argument, value in spec.loss.hyper.items():
             if argument not in by_argument:
@@ -104,7 +134,7 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     torch.set_num_threads(spec.num_threads)
     seed_everything(spec.seed)
     if spec.loss.loss is not None:
-        import detbalance.detectron2  # noqa: F401  (registers BalancedROIHeads)
+        import detbalance.detectron2  # noqa: F401  (registers BalancedROIHeads, BalancedCascadeROIHeads, ...)
     cfg = build_cfg(spec)
     spec.work_dir.mkdir(parents=True, exist_ok=True)
     (spec.work_dir / "config.yaml").write_text(cfg.dump(), encoding="utf-8")
@@ -151,6 +181,9 @@ def predict(spec: RunSpec, json_file: Path, image_root: Path, *, calibration: tu
     """
     import detbalance.detectron2  # noqa: F401  (registers BalancedROIHeads)
 
+    if calibration is not None and spec.model != DEFAULT_MODEL:
+        raise ValueError(f"calibration={calibration!r} for model={spec.model!r}; expected model={DEFAULT_MODEL!r} "
+                         "(calibration loads the model into BalancedROIHeads)")
     torch.set_num_threads(spec.num_threads)
     data = dataclasses.replace(spec.data, test_json=Path(json_file), test_images=Path(image_root))
     cfg = build_cfg(dataclasses.replace(spec, data=data))

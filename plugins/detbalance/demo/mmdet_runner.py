@@ -8,6 +8,14 @@ Training runs through mmengine's ``Runner`` (iteration-based loop) with mmengine
 ``sampler="rfs"``, :class:`detbalance.mmdet.DBRepeatFactorSampler` (detectron2's repeat factors, seeded with the
 run's seed); the trained weights go to ``model_final.pth``; the detections of the test split are written
 as a COCO results json by a loop over the test data loader.
+
+Another model (``RunSpec.model``) starts from its own tiny config (:func:`detbalance.demo.models.config_path`)
+with the same data, schedule, seed, sampler, prediction settings and the Detectron2 runner's sizes: Cascade
+R-CNN (``cascade-rcnn_r18_fpn_tiny_seesaw.py`` with MMDetection's own ``CascadeRoIHead``; every stage's
+``loss_cls`` is the one of the Faster R-CNN config of the loss, above) and RetinaNet
+(``retinanet_r18_fpn_tiny_efl.py``: FPN P3-P7 with 128 channels, anchors 16 px at P3 with three scales per
+octave, two convolutions per branch, 1000 candidates per level at test as detectron2's RetinaNet; ``loss_cls``:
+MMDetection's ``FocalLoss`` with RetinaNet's settings, or the config's ``DBEqualizedFocalLoss``).
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ from detbalance.stats.progress import progress_bar
 
 from ._io import write_json
 from .config_files import MMDET_TINY_DIR
+from .models import DEFAULT_MODEL, config_path, get_model
 from .run import RunSpec, save_checkpoint, seed_everything
 
 __all__ = ["CONFIG_DIR", "CONFIG_FILES", "MMDET_LOSSES", "build_cfg", "train_and_predict", "predict"]
@@ -56,6 +65,12 @@ MMDET_LOSSES = {
                       test_with_obj=True),
 }
 
+#: A dense head's own loss: MMDetection's ``FocalLoss`` with the settings of its RetinaNet configs (those of
+#: detectron2's RetinaNet: alpha 0.25, gamma 2).
+FOCAL_LOSS = dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
+#: The models this runner builds besides the Faster R-CNN of ``CONFIG_FILES`` (box detection, no masks).
+OTHER_MODELS = ("cascade_rcnn", "retinanet")
+
 
 class _ProgressHook(Hook):
     """A progress bar over the training iterations with the running loss."""
@@ -84,27 +99,30 @@ def build_cfg(spec: RunSpec) -> Config:
     from detbalance.mmdet.config import use_dataset
 
     data, schedule = spec.data, spec.schedule
-    cfg = Config.fromfile(str(CONFIG_DIR / CONFIG_FILES[spec.loss.loss]))
+    if spec.model == DEFAULT_MODEL:
+        cfg = Config.fromfile(str(CONFIG_DIR / CONFIG_FILES[spec.loss.loss]))
+    elif spec.model in OTHER_MODELS:
+        cfg = Config.fromfile(str(config_path(spec.model, "mmdet")))
+        for head in _class_heads(cfg):
+            head.loss_cls = _other_model_loss(spec, head.loss_cls)
+    else:
+        raise ValueError(f"model={spec.model!r}; expected one of {[DEFAULT_MODEL, *OTHER_MODELS]} (the mmdet runner "
+                         "trains box detection without masks)")
     if spec.mmdet_loss is not None:
         if spec.mmdet_loss not in MMDET_LOSSES:
             raise ValueError(f"mmdet_loss={spec.mmdet_loss!r}; expected one of {sorted(MMDET_LOSSES)}")
-        cfg.model.roi_head.bbox_head.loss_cls = dict(MMDET_LOSSES[spec.mmdet_loss], num_classes=data.num_classes)
+        for head in _class_heads(cfg):
+            head.loss_cls = dict(MMDET_LOSSES[spec.mmdet_loss], num_classes=data.num_classes)
     use_dataset(cfg, data_root="", classes=data.class_names, train_ann=str(data.train_json),
                 train_images=str(data.train_images) + "/", val_ann=str(data.test_json),
                 val_images=str(data.test_images) + "/",
                 weights_file=spec.weights_file if _reads_weights(cfg) else None)
-    model = cfg.model
-    model.neck.update(in_channels=[64, 128, 256, 512], out_channels=128, start_level=1, num_outs=4)
-    model.rpn_head.update(in_channels=128, feat_channels=128)
-    model.rpn_head.anchor_generator.update(scales=[2], strides=[8, 16, 32, 64])
-    model.roi_head.bbox_roi_extractor.update(out_channels=128, featmap_strides=[8, 16, 32])
-    model.roi_head.bbox_head.update(in_channels=128, fc_out_channels=256)
-    model.roi_head.bbox_head.loss_cls.update(spec.loss.hyper)
-    model.train_cfg.rpn.sampler.num = 128
-    model.train_cfg.rpn_proposal.update(nms_pre=500, max_per_img=100)
-    model.train_cfg.rcnn.sampler.num = 64
-    model.test_cfg.rpn.update(nms_pre=500, max_per_img=100)
-    model.test_cfg.rcnn.update(score_thr=spec.score_threshold, max_per_img=spec.max_detections)
+    if get_model(spec.model).head == "dense":
+        _size_dense(cfg.model, spec)
+    else:
+        _size_two_stage(cfg.model, spec)
+    for head in _class_heads(cfg):
+        head.loss_cls.update(spec.loss.hyper)
     scale = (data.max_size, data.image_size)
     for loader in ("train_dataloader", "test_dataloader"):
         for step in cfg[loader].dataset.pipeline:
@@ -138,6 +156,57 @@ def build_cfg(spec: RunSpec) -> Config:
     return cfg
 
 
+def _size_two_stage(model, spec: RunSpec) -> None:
+    """The Detectron2 runner's sizes of a Faster/Cascade R-CNN: FPN P3-P6 with 128 channels, anchors 16-128 px,
+    500/100 RPN proposals, 128 RPN and 64 RoI samples per image, 256-d box heads."""
+    model.neck.update(in_channels=[64, 128, 256, 512], out_channels=128, start_level=1, num_outs=4)
+    model.rpn_head.update(in_channels=128, feat_channels=128)
+    model.rpn_head.anchor_generator.update(scales=[2], strides=[8, 16, 32, 64])
+    model.roi_head.bbox_roi_extractor.update(out_channels=128, featmap_strides=[8, 16, 32])
+    if model.type == "CascadeRCNN":
+        model.roi_head.type = "CascadeRoIHead"  # MMDetection's own: only loss_cls differs between the rows
+    heads = model.roi_head.bbox_head
+    for head in heads if isinstance(heads, (list, tuple)) else [heads]:
+        head.update(in_channels=128, fc_out_channels=256)
+    model.train_cfg.rpn.sampler.num = 128
+    model.train_cfg.rpn_proposal.update(nms_pre=500, max_per_img=100)
+    stages = model.train_cfg.rcnn
+    for stage in stages if isinstance(stages, (list, tuple)) else [stages]:
+        stage.sampler.num = 64
+    model.test_cfg.rpn.update(nms_pre=500, max_per_img=100)
+    model.test_cfg.rcnn.update(score_thr=spec.score_threshold, max_per_img=spec.max_detections)
+
+
+def _size_dense(model, spec: RunSpec) -> None:
+    """The Detectron2 runner's RetinaNet sizes: FPN P3-P7 (from C5) with 128 channels, 128-channel head branches,
+    at most 1000 candidates per level before NMS at test."""
+    model.neck.update(in_channels=[64, 128, 256, 512], out_channels=128, start_level=1, add_extra_convs="on_input",
+                      num_outs=5)
+    model.bbox_head.update(in_channels=128, feat_channels=128)
+    model.test_cfg.update(nms_pre=1000, score_thr=spec.score_threshold, max_per_img=spec.max_detections)
+
+
+def _class_heads(cfg: Config) -> list:
+    """The heads with a classifier: ``model.roi_head.bbox_head`` (one per cascade stage) or ``model.bbox_head``."""
+    heads = cfg.model.roi_head.bbox_head if "roi_head" in cfg.model else cfg.model.bbox_head
+    return list(heads) if isinstance(heads, (list, tuple)) else [heads]
+
+
+def _other_model_loss(spec: RunSpec, configured: dict) -> dict:
+    """``loss_cls`` of a head of ``spec.model`` (not the Faster R-CNN) for ``spec.loss``: a box head's is the one
+    of the Faster R-CNN config of that loss (:data:`CONFIG_FILES`), a dense head's MMDetection's ``FocalLoss``
+    (:data:`FOCAL_LOSS`) or the model config's own ``configured`` loss when it is ``spec.loss``'s."""
+    name = spec.loss.loss
+    if get_model(spec.model).head == "box":
+        return Config.fromfile(str(CONFIG_DIR / CONFIG_FILES[name])).model.roi_head.bbox_head.loss_cls
+    if name is None:
+        return dict(FOCAL_LOSS)
+    if configured.type != f"DB{name}":
+        raise ValueError(f"loss {name!r} for model {spec.model!r}: its mmdet config trains {configured.type}; "
+                         f"expected the framework's own focal loss or DB{name} there")
+    return configured
+
+
 def _train_sampler(spec: RunSpec) -> dict:
     """The train sampler of ``spec.sampler``: mmengine's ``InfiniteSampler`` or ``DBRepeatFactorSampler``."""
     if spec.sampler == "rfs":
@@ -148,7 +217,7 @@ def _train_sampler(spec: RunSpec) -> dict:
 def _reads_weights(cfg: Config) -> bool:
     from mmdet.registry import MODELS
 
-    return getattr(MODELS.get(cfg.model.roi_head.bbox_head.loss_cls.type), "stats_arg", None) is not None
+    return getattr(MODELS.get(_class_heads(cfg)[0].loss_cls.type), "stats_arg", None) is not None
 
 
 def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
@@ -189,6 +258,8 @@ def predict(spec: RunSpec, json_file: Path, image_root: Path, *, calibration: tu
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
+    if calibration is not None and spec.model != DEFAULT_MODEL:
+        raise ValueError(f"calibration={calibration!r} for model={spec.model!r}; expected model={DEFAULT_MODEL!r}")
     torch.set_num_threads(spec.num_threads)
     data = dataclasses.replace(spec.data, test_json=Path(json_file), test_images=Path(image_root))
     cfg = build_cfg(dataclasses.replace(spec, data=data))

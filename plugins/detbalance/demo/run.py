@@ -13,6 +13,7 @@ import torch
 
 from .catalog import DemoLoss
 from .data import DemoData
+from .models import DEFAULT_MODEL, check_model_loss, get_model
 from .schedule import Schedule
 
 __all__ = ["RunSpec", "seed_everything", "NUM_THREADS", "PREDICT_SCORE_THRESHOLD", "SAMPLERS",
@@ -40,6 +41,8 @@ class RunSpec:
     ``sampler="rfs"``. ``mmdet_loss``: MMDetection's own registered box-classifier loss instead of its
     cross-entropy (a key of :data:`detbalance.demo.mmdet_runner.MMDET_LOSSES`; MMDetection runs with ``loss``
     the baseline only). The trained weights are saved to ``checkpoint`` (``work_dir/model_final.pth``).
+    ``model``: the detector, a key of :data:`detbalance.demo.models.MODELS` whose head takes ``loss``
+    (:func:`~detbalance.demo.models.check_model_loss`); ``mmdet_loss`` needs a box head.
     """
 
     framework: str
@@ -56,8 +59,10 @@ class RunSpec:
     sampler: str | None = None
     rfs_threshold: float | None = None
     mmdet_loss: str | None = None
+    model: str = DEFAULT_MODEL
 
     def __post_init__(self):
+        check_model_loss(self.model, self.loss)
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device={self.device!r}; expected 'cpu' or 'cuda'")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -79,11 +84,15 @@ class RunSpec:
                                  f"{self.loss.key!r}; expected framework='mmdet' and the baseline loss 'ce'")
             if not isinstance(self.mmdet_loss, str) or not self.mmdet_loss:
                 raise ValueError(f"mmdet_loss={self.mmdet_loss!r}; expected the name of an MMDetection loss")
+            if get_model(self.model).head != "box":
+                raise ValueError(f"mmdet_loss={self.mmdet_loss!r} with model={self.model!r}; expected a model "
+                                 "with a box head (MMDetection's box-classifier losses)")
 
     @property
     def name(self) -> str:
         loss = self.loss.key if self.mmdet_loss is None else f"mmdet:{self.mmdet_loss}"
-        return f"{self.framework}/{loss}{'+rfs' if self.sampler == 'rfs' else ''}/seed{self.seed}"
+        model = "" if self.model == DEFAULT_MODEL else f"{self.model}:"
+        return f"{self.framework}/{model}{loss}{'+rfs' if self.sampler == 'rfs' else ''}/seed{self.seed}"
 
     @property
     def results_json(self) -> Path:

@@ -6,7 +6,8 @@ a weights file. Overriding them by hand means setting, consistently:
 - ``{train,val,test}_dataloader.dataset``: ``data_root``, ``ann_file``, ``data_prefix.img``, ``metainfo.classes``
   (descending through dataset wrappers such as ``RepeatDataset``),
 - ``{val,test}_evaluator.ann_file`` (a path including ``data_root``),
-- ``model.roi_head.bbox_head.num_classes`` and ``model.roi_head.bbox_head.loss_cls.num_classes``,
+- ``model.roi_head.bbox_head.num_classes`` and ``model.roi_head.bbox_head.loss_cls.num_classes`` (every stage's
+  of a cascade; ``model.bbox_head`` of a dense detector such as RetinaNet),
 - the loss's statistics argument (``loss_cls.<stats_arg>``, e.g. ``samples_per_class``) = the weights file.
 
 :func:`use_dataset` does exactly that on a loaded ``mmengine.Config``.
@@ -35,7 +36,8 @@ def use_dataset(cfg: Config, *, data_root: str | os.PathLike, classes: Sequence[
 
     Args:
         cfg: a loaded config with ``train_dataloader``/``val_dataloader``/``test_dataloader`` and a two-stage
-            ``model`` (``model.roi_head.bbox_head``).
+            ``model`` (``model.roi_head.bbox_head``, or a list of them per cascade stage) or a dense one
+            (``model.bbox_head``).
         data_root: folder the annotation files and images are relative to.
         classes: class names in label order (``len(classes)`` is K).
         train_ann, val_ann: COCO json files relative to ``data_root`` (val also serves the test loader).
@@ -67,14 +69,15 @@ def use_dataset(cfg: Config, *, data_root: str | os.PathLike, classes: Sequence[
         if evaluator in cfg and "ann_file" in cfg[evaluator]:
             cfg[evaluator]["ann_file"] = os.path.join(data_root, val_ann)
 
-    bbox_head = cfg.model.roi_head.bbox_head
-    bbox_head.num_classes = len(classes)
-    loss_cls = bbox_head.loss_cls
-    if "num_classes" in loss_cls:
-        loss_cls.num_classes = len(classes)
-    stats_arg = getattr(MODELS.get(loss_cls.type), "stats_arg", None)
-    if weights_file is not None:
-        if stats_arg is None:
-            raise ValueError(f"loss_cls type {loss_cls.type!r} reads no weights file; pass weights_file=None")
-        loss_cls[stats_arg] = os.fspath(weights_file)
+    heads = cfg.model.roi_head.bbox_head if "roi_head" in cfg.model else cfg.model.bbox_head
+    for bbox_head in heads if isinstance(heads, (list, tuple)) else [heads]:
+        bbox_head.num_classes = len(classes)
+        loss_cls = bbox_head.loss_cls
+        if "num_classes" in loss_cls:
+            loss_cls.num_classes = len(classes)
+        stats_arg = getattr(MODELS.get(loss_cls.type), "stats_arg", None)
+        if weights_file is not None:
+            if stats_arg is None:
+                raise ValueError(f"loss_cls type {loss_cls.type!r} reads no weights file; pass weights_file=None")
+            loss_cls[stats_arg] = os.fspath(weights_file)
     return cfg
