@@ -47,8 +47,8 @@ def _ref_eqlv2_weights(pos_neg, mu=0.8, gamma=12.0, alpha=4.0):
 
 
 def _ref_focal(x, labels, counts, gamma, background_weight, weight):
-    """Cui et al.'s reference divides the weighted sum by its positives; a background row weighs
-    ``background_weight`` times the mean training instance's class weight."""
+    """A background row weighs ``background_weight`` times the mean training instance's class weight; 'mean'
+    divides by the kept proposals with a sample weight > 0."""
     target, valid = _one_hot(labels)
     prob = torch.sigmoid(x)
     p_t = prob * target + (1 - prob) * (1 - target)
@@ -58,8 +58,8 @@ def _ref_focal(x, labels, counts, gamma, background_weight, weight):
     mean_instance_weight = sum(c * w for c, w in zip(n, class_weight.tolist())) / sum(n)
     padded = torch.cat([class_weight, torch.tensor([background_weight * mean_instance_weight], dtype=torch.float64)])
     safe = torch.where(labels == -1, torch.full_like(labels, K), labels)
-    positives = ((labels >= 0) & (labels < K) & (weight > 0)).sum().clamp(min=1)
-    return (per_row * padded[safe] * valid * weight).sum() / positives
+    kept = ((labels != -1) & (weight > 0)).sum()
+    return (per_row * padded[safe] * valid * weight).sum() / kept
 
 
 def _ref_eql(x, labels, freq, lambda_, weight):
