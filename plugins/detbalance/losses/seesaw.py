@@ -157,20 +157,22 @@ class SeesawLoss(ClassificationLoss):
         reduction = self._reduction(reduction_override)
         weight = check_sample_weight(sample_weight, x.shape[0], x)
         if self.training:
-            self._accumulate(labels, weight)
+            self._accumulate(labels, weight, all_kept)
         return _seesaw_loss(x, labels, labels != self.ignore_index, all_kept, self.cum_samples, self.p, self.q,
                             self.eps, weight, reduction, normalizer)
 
     @torch.no_grad()
-    def _accumulate(self, labels: Tensor, sample_weight: Optional[Tensor]) -> None:
-        """Add the foreground labels of ``labels[R]`` to ``cum_samples``; ignored and background rows and rows
-        whose ``sample_weight`` is 0 are skipped."""
+    def _accumulate(self, labels: Tensor, sample_weight: Optional[Tensor], all_kept: bool) -> None:
+        """Add the foreground labels of validated ``labels[R]`` to ``cum_samples``; ignored and background rows
+        and rows whose ``sample_weight`` is 0 are skipped (``all_kept``: no row is ignored)."""
         labels = labels.to(self.cum_samples.device)
-        counted = (labels != self.ignore_index) & (labels < self.num_classes)
-        if sample_weight is not None:
-            counted &= sample_weight.to(self.cum_samples.device) > 0
-        foreground = labels[counted]
-        step = torch.bincount(foreground, minlength=self.num_classes)
+        if all_kept and sample_weight is None:  # labels in [0, K]: count them all, drop background's count
+            step = torch.bincount(labels, minlength=self.num_classes + 1)[:self.num_classes]
+        else:
+            counted = (labels != self.ignore_index) & (labels < self.num_classes)
+            if sample_weight is not None:
+                counted &= sample_weight.to(self.cum_samples.device) > 0
+            step = torch.bincount(labels[counted], minlength=self.num_classes)
         self.cum_samples += all_reduce_sum(step)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
