@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import detbalance
 
 PACKAGE = Path(detbalance.__file__).resolve().parent
@@ -47,6 +49,7 @@ print(json.dumps({"failed": failed, "leaked": leaked}))
 """
 
 
+@pytest.mark.slow
 def test_framework_free_modules_import_with_the_frameworks_blocked():
     modules = _modules()
     assert len(modules) > 30 and "detbalance.losses.table" in modules

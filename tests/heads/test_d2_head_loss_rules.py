@@ -32,6 +32,7 @@ def test_box_heads_refuse_a_dense_only_loss_when_built(path, name, heads_weights
         build_model(cfg_of(path, name, heads_weights_file))
 
 
+@pytest.mark.slow
 def test_fcos_refuses_per_box_weights_instead_of_ignoring_them():
     model = instantiate(tiny_fcos("EqualizedFocalLoss"))
     with pytest.raises(ValueError, match="BalancedFCOS got per-box weights"):
@@ -40,6 +41,7 @@ def test_fcos_refuses_per_box_weights_instead_of_ignoring_them():
     assert all(bool(torch.isfinite(v)) for v in losses.values())
 
 
+@pytest.mark.slow
 def test_retinanet_refuses_per_box_weights_instead_of_ignoring_them():
     model = build_model(cfg_of(TINY_RETINANET, "FocalLoss"))
     with pytest.raises(ValueError, match="BalancedRetinaNet got per-box weights"):

@@ -81,6 +81,7 @@ def test_box_head_refuses_a_dense_only_loss_when_built(config, name, weights_pat
 
 
 @pytest.mark.parametrize("name", BOX_LOSSES_IN_DENSE)
+@pytest.mark.slow
 def test_k_column_box_loss_trains_a_dense_head_with_k_sigmoid_channels(name, weights_path):
     model = MODELS.build(dense_model_config("retinanet_r18_fpn_tiny_efl.py", loss_config(name, weights_path)))
     head = model.bbox_head
@@ -97,6 +98,7 @@ def test_k_column_box_loss_trains_a_dense_head_with_k_sigmoid_channels(name, wei
 
 
 @pytest.mark.parametrize("config", sorted(DENSE_CONFIGS))
+@pytest.mark.slow
 def test_dense_head_refuses_per_box_weights_instead_of_ignoring_them(config):
     model = MODELS.build(Config.fromfile(str(TINY / config)).model)
     head = DENSE_CONFIGS[config]
