@@ -5,14 +5,14 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from detectron2.config import get_cfg
+from mmdet.registry import MODELS
 
 import detbalance.mmdet  # noqa: F401  (registers the DB* losses)
 from detbalance.detectron2 import HYPER_PARAMETER_KEYS, add_detbalance_config
 from detbalance.detectron2.config import DENSE_HYPER_PARAMETER_KEYS
 from detbalance.detectron2.loss_builder import TRAINED_STATISTICS_LOSSES
 from detbalance.losses import DENSE_LOSSES, LOSS_TABLE, LOSSES
-from detectron2.config import get_cfg
-from mmdet.registry import MODELS
 
 # What each loss is tuned by, written out here independently of the table.
 EXPECTED_HYPER_PARAMETERS = {

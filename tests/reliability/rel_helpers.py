@@ -9,6 +9,8 @@ import socket
 from pathlib import Path
 
 import torch
+
+from detbalance.losses import LOSS_TABLE
 from helpers import D2_TINY_CONFIG, MMDET_TINY_CONFIG, NUM_CLASSES, d2_config
 from helpers import long_tail_weights as weights_contents
 from helpers import write_weights_file as write_weights  # noqa: F401  (the tests call H.write_weights)
@@ -18,9 +20,7 @@ LOSS_NAMES = ("WeightedCrossEntropyLoss", "ClassBalancedFocalLoss", "Equalizatio
               "SeesawLoss", "FederatedLoss")
 STATEFUL = ("EQLv2Loss", "SeesawLoss")
 #: core loss name -> the DB* loss's statistics argument (given the weights file path), None for stateful losses
-MMDET_STATS_ARG = {"WeightedCrossEntropyLoss": "class_weight", "ClassBalancedFocalLoss": "samples_per_class",
-                   "EqualizationLoss": "class_freq", "EQLv2Loss": None, "SeesawLoss": None,
-                   "FederatedLoss": "image_counts"}
+MMDET_STATS_ARG = {name: LOSS_TABLE[name].stats_arg for name in LOSS_NAMES}
 
 
 def free_port() -> int:

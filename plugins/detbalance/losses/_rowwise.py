@@ -82,10 +82,10 @@ class BCEWeights(NamedTuple):
         row_weight: ``[R]`` row weights; given, the kernel also returns the ``[2, K]`` gradient sums.
     """
 
-    neg_weight: Optional[Tensor] = None
-    fg_neg_weight: Optional[Tensor] = None
-    pos_weight: Optional[Tensor] = None
-    row_weight: Optional[Tensor] = None
+    neg_weight: Tensor | None = None
+    fg_neg_weight: Tensor | None = None
+    pos_weight: Tensor | None = None
+    row_weight: Tensor | None = None
 
 
 def bce_kernel(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, weights: BCEWeights, *, need_grad: bool):

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import Optional
 
 from mmdet.registry import MODELS
 from torch import Tensor
@@ -66,7 +65,7 @@ __all__ = ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualiza
 #: Arguments every registered loss adds to those of its core loss (MMDetection's convention, then calibration).
 _ADAPTER_PARAMETERS = (
     inspect.Parameter("loss_weight", inspect.Parameter.KEYWORD_ONLY, default=1.0, annotation="float"),
-    inspect.Parameter("calibration", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="Optional[dict]"),
+    inspect.Parameter("calibration", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="dict | None"),
 )
 
 
@@ -133,8 +132,8 @@ def _register(spec: LossSpec, base: type = MMDetLossAdapter) -> type:
 class _WeightsDenominatorAdapter(MMDetLossAdapter):
     """Weighted cross-entropy: with ``denominator='weights'`` the summed weights replace ``avg_factor``."""
 
-    def forward(self, cls_score: Tensor, labels: Tensor, label_weights: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None, reduction_override: Optional[str] = None) -> Tensor:
+    def forward(self, cls_score: Tensor, labels: Tensor, label_weights: Tensor | None = None,
+                avg_factor: float | None = None, reduction_override: str | None = None) -> Tensor:
         """As :meth:`MMDetLossAdapter.forward`; with ``denominator='weights'`` the summed weights replace
         ``avg_factor``."""
         if self.core.denominator == "weights":
