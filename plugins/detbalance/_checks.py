@@ -21,6 +21,17 @@ import math
 import numbers
 
 
+def _as_float(value: numbers.Real) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond the float range
+        return math.inf
+
+
+def _within(number: float, minimum: float | None, maximum: float | None) -> bool:
+    return (minimum is None or number >= minimum) and (maximum is None or number <= maximum)
+
+
 def _bounds(kind: str, minimum, maximum) -> str:
     if minimum is not None and maximum is not None:
         return f"{kind} in [{minimum}, {maximum}]"
@@ -52,10 +63,10 @@ def check_int(name: str, value, *, minimum: int | None = None, maximum: int | No
         ...
     ValueError: num_classes=9; expected an integer in [2, 8]
     """
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or (minimum is not None and value < minimum) or (maximum is not None and value > maximum)):
+    number = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else None
+    if number is None or not _within(number, minimum, maximum):
         raise ValueError(f"{name}={value!r}; expected {_bounds('an integer', minimum, maximum)}")
-    return int(value)
+    return number
 
 
 def check_number(name: str, value, *, minimum: float | None = None, maximum: float | None = None) -> float:
@@ -72,7 +83,7 @@ def check_number(name: str, value, *, minimum: float | None = None, maximum: flo
         ...
     ValueError: gamma=nan; expected a finite number
     """
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-            or (minimum is not None and value < minimum) or (maximum is not None and value > maximum)):
+    number = _as_float(value) if isinstance(value, numbers.Real) and not isinstance(value, bool) else math.nan
+    if not math.isfinite(number) or not _within(number, minimum, maximum):
         raise ValueError(f"{name}={value!r}; expected {_bounds('a finite number', minimum, maximum)}")
-    return float(value)
+    return number

@@ -34,7 +34,7 @@ def test_check_number_accepts_finite_reals(value):
     assert check_number("w", value, minimum=0) == float(value)
 
 
-@pytest.mark.parametrize("value", ["0.5", True, float("nan"), float("inf"), -0.1, None, [1.0]])
+@pytest.mark.parametrize("value", ["0.5", True, float("nan"), float("inf"), -0.1, None, [1.0], 10**400])
 def test_check_number_rejects_strings_bools_non_finite_and_below_minimum(value):
     with pytest.raises(ValueError, match=r"^w=.*; expected a finite number >= 0$"):
         check_number("w", value, minimum=0)
