@@ -23,3 +23,12 @@ model = dict(
         ],
         mask_head=dict(num_classes=num_classes)),
     test_cfg=dict(rcnn=dict(score_thr=0.0001, max_per_img=300)))
+# Repeat-factor sampling at LVIS's threshold 1e-3 through DBRepeatFactorSampler: detectron2's repeat factors and
+# stochastic rounding (each epoch repeats an image floor(r) + Bernoulli(r - floor(r)) times), as Detectron2's
+# RepeatFactorTrainingSampler, where MMDetection's ClassBalancedDataset rounds every factor up.
+train_dataloader = dict(
+    sampler=dict(_delete_=True, type='DBRepeatFactorSampler', threshold=1e-3),
+    dataset=dict(_delete_=True, type='LVISV1Dataset', data_root='data/lvis_v1/',
+                 ann_file='annotations/lvis_v1_train.json', data_prefix=dict(img=''),
+                 filter_cfg=dict(filter_empty_gt=True, min_size=32), pipeline={{_base_.train_pipeline}},
+                 backend_args=None))

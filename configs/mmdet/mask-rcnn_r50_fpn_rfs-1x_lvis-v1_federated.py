@@ -5,3 +5,12 @@ custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
 model = dict(roi_head=dict(bbox_head=dict(loss_cls=dict(
     _delete_=True, type='DBFederatedLoss', num_classes=1203, image_counts='data/lvis_v1/detbalance_weights.json',
     num_sampled=50, freq_power=0.5, loss_weight=1.0))))
+# Repeat-factor sampling at LVIS's threshold 1e-3 through DBRepeatFactorSampler: detectron2's repeat factors and
+# stochastic rounding (each epoch repeats an image floor(r) + Bernoulli(r - floor(r)) times), as Detectron2's
+# RepeatFactorTrainingSampler, where MMDetection's ClassBalancedDataset rounds every factor up.
+train_dataloader = dict(
+    sampler=dict(_delete_=True, type='DBRepeatFactorSampler', threshold=1e-3),
+    dataset=dict(_delete_=True, type='LVISV1Dataset', data_root='data/lvis_v1/',
+                 ann_file='annotations/lvis_v1_train.json', data_prefix=dict(img=''),
+                 filter_cfg=dict(filter_empty_gt=True, min_size=32), pipeline={{_base_.train_pipeline}},
+                 backend_args=None))

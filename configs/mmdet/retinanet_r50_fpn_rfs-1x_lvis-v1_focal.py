@@ -1,4 +1,4 @@
-# RetinaNet R50-FPN 1x on LVIS v1 (repeat-factor sampling at 1e-3 through ClassBalancedDataset, 300 detections per
+# RetinaNet R50-FPN 1x on LVIS v1 (repeat-factor sampling at 1e-3 through DBRepeatFactorSampler, 300 detections per
 # image, score threshold 1e-4) with the focal loss and per-class alphas from the weights file's class weights
 # (DBFocalLoss; class_weight=None is MMDetection's FocalLoss): the baseline of the *_efl configs.
 _base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
@@ -11,13 +11,14 @@ model = dict(
         _delete_=True, type='DBFocalLoss', num_classes=num_classes, use_sigmoid=True,
         class_weight=data_root + 'detbalance_weights.json', alpha=0.25, gamma=2.0, loss_weight=1.0)),
     test_cfg=dict(score_thr=0.0001, max_per_img=300))
-train_dataloader = dict(dataset=dict(
-    _delete_=True,
-    type='ClassBalancedDataset',
-    oversample_thr=1e-3,
-    dataset=dict(type=dataset_type, data_root=data_root, ann_file='annotations/lvis_v1_train.json',
+# Repeat-factor sampling at LVIS's threshold 1e-3 through DBRepeatFactorSampler: detectron2's repeat factors and
+# stochastic rounding (each epoch repeats an image floor(r) + Bernoulli(r - floor(r)) times), as Detectron2's
+# RepeatFactorTrainingSampler, where MMDetection's ClassBalancedDataset rounds every factor up.
+train_dataloader = dict(
+    sampler=dict(_delete_=True, type='DBRepeatFactorSampler', threshold=1e-3),
+    dataset=dict(_delete_=True, type=dataset_type, data_root=data_root, ann_file='annotations/lvis_v1_train.json',
                  data_prefix=dict(img=''), filter_cfg=dict(filter_empty_gt=True, min_size=32),
-                 pipeline={{_base_.train_pipeline}})))
+                 pipeline={{_base_.train_pipeline}}))
 val_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, ann_file='annotations/lvis_v1_val.json',
                                    data_prefix=dict(img='')))
 test_dataloader = val_dataloader

@@ -178,7 +178,8 @@ def test_full_size_config_builds_and_trains_a_step(name, tmp_path):
     assert cfg.custom_imports.imports == ["detbalance.mmdet"]
     test_cfg = cfg.model.test_cfg.get("rcnn", cfg.model.test_cfg)
     assert test_cfg.max_per_img == 300 and test_cfg.score_thr == 1e-4
-    assert cfg.train_dataloader.dataset.type == "ClassBalancedDataset"
+    assert cfg.train_dataloader.sampler == dict(type="DBRepeatFactorSampler", threshold=1e-3)
+    assert cfg.train_dataloader.dataset.type == "LVISV1Dataset"
     if "rpn_proposal" in cfg.model.get("train_cfg", {}):
         cfg.model.train_cfg.rpn_proposal.max_per_img = 200
     model = MODELS.build(cfg.model)
