@@ -131,6 +131,7 @@ def test_detectron2_build_counts_with_the_loader_filter(coco_dir, capsys):
     assert "(6 images)" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # six MMDetection dataset builds per case
 @pytest.mark.parametrize("filter_cfg", [dict(filter_empty_gt=True), None])
 def test_mmdet_counts_what_training_sees(coco_dir, filter_cfg):
     from detbalance.mmdet.stats import build_train_dataset, stats_from_mmdet_config
