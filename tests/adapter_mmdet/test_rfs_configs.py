@@ -10,7 +10,6 @@ from mmengine.runner import Runner
 
 from detbalance.data import SyntheticSpec, generate
 from detbalance.mmdet import DBRepeatFactorSampler  # the configs' custom_imports: registers the sampler
-
 from helpers import MMDET_CONFIGS
 
 RFS_CONFIGS = sorted(p.name for p in MMDET_CONFIGS.glob("*rfs*.py"))

@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from bench_helpers import tiny_settings
 
 from detbalance.benchmark import build_summary, get_method, pending
 from detbalance.benchmark.methods import METHODS, Method, definition_hash, model_baseline
@@ -18,8 +19,6 @@ from detbalance.data.longtail import LongTailSpec
 from detbalance.demo import DEMO_LOSSES, Schedule
 from detbalance.demo.models import HEAD_LOSSES
 from detbalance.demo.run import RunSpec
-
-from bench_helpers import tiny_settings
 
 HEAD_KEYS = ("retinanet-focal", "retinanet-efl", "cascade-ce", "cascade-wce", "cascade-seesaw", "cascade-eqlv2")
 

@@ -6,8 +6,8 @@ split of :mod:`detbalance.data.longtail` its method names, writes the test detec
 (score >= 1e-4, at most 300 per image) to ``<work_dir>/<data version>/<framework>/<method>/seed<n>/results.json``
 and evaluates them with :func:`detbalance.evaluation.lvis_protocol.evaluate_large_vocabulary`. The record,
 ``<results_dir>/runs/<data version>/<framework>__<method>__seed<n>.json``, holds the model, the metrics, the
-time and the machine. A run whose record exists with the same definition hash (method row, schedule, protocol) is skipped;
-detections that exist without a record are evaluated without training again. Every trained model is kept
+time and the machine. A run whose record exists with the same definition hash (method row, schedule, protocol)
+is skipped; detections that exist without a record are evaluated without training again. Every trained model is kept
 (``model_final.pth``) for the post-hoc calibration rows (:mod:`.posthoc`), which re-predict their base method's
 model instead of training. After every run ``<results_dir>/summary.json`` is rewritten from the records.
 """

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from .catalog import BASELINE, DEMO_LOSSES, DemoLoss
 from .config_files import CONFIG_ROOT
@@ -37,8 +36,8 @@ class DemoModel:
     key: str
     label: str
     head: str
-    detectron2: Optional[str]
-    mmdet: Optional[str]
+    detectron2: str | None
+    mmdet: str | None
     masks: bool = False
 
     @property
