@@ -21,7 +21,14 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 #: folder of tests/ -> the framework every test in it exercises
 _FOLDER_FRAMEWORK = {"adapter_detectron2": "detectron2", "adapter_mmdet": "mmdet"}
 #: words of a test's id (file, function, parameters) that name a framework
-_WORDS = {"detectron2": "detectron2", "d2": "detectron2", "d2main": "detectron2", "mmdet": "mmdet", "mmengine": "mmdet"}
+_WORDS = {
+    "detectron2": "detectron2",
+    "d2": "detectron2",
+    "d2main": "detectron2",
+    "mmdet": "mmdet",
+    "mmdetection": "mmdet",
+    "mmengine": "mmdet",
+}
 _FRAMEWORK_PACKAGES = {
     "detectron2": ("detectron2", "detbalance.detectron2"),
     "mmdet": ("mmdet", "mmcv", "mmengine", "detbalance.mmdet"),
@@ -47,12 +54,12 @@ def _module_frameworks(module) -> set[str]:
 def _frameworks(item: pytest.Item) -> set[str]:
     path = Path(item.path)
     folder = path.parent.name
-    if folder in _FOLDER_FRAMEWORK:
-        return {_FOLDER_FRAMEWORK[folder]}
     words = set(re.split(r"[^a-z0-9]+", f"{path.stem} {item.name}".lower())) | (
         {"detectron2"} if "train_net" in path.stem else set()
     )
     named = {_WORDS[w] for w in words if w in _WORDS}
+    if folder in _FOLDER_FRAMEWORK:
+        named.add(_FOLDER_FRAMEWORK[folder])
     if named:
         return named
     module = getattr(item, "module", None)
