@@ -71,7 +71,7 @@ def check_finite_loss(loss: Tensor, logits: Tensor) -> Tensor:
     zero gradient and is not reported. A loss that is not finite for another reason (e.g. overflowing sample
     weights) is returned as it is.
     """
-    if math.isfinite(float(loss.detach() if loss.dim() == 0 else loss.detach().sum())):
+    if math.isfinite((loss if loss.dim() == 0 else loss.detach().sum()).item()):
         return loss
     finite = torch.isfinite(logits.detach())
     if not bool(finite.all()):
@@ -93,7 +93,8 @@ def check_labels_kept(labels: Tensor, num_rows: int, num_classes: int, ignore_in
     One reduction decides: when the smallest label is >= 0 (or is ``ignore_index = -1``) and the largest <= K,
     every label is valid; otherwise the labels are searched for the first bad one.
     """
-    ignore_index = check_int("ignore_index", ignore_index)
+    if type(ignore_index) is not int:  # a plain int passes as it is; anything else goes through the full check
+        ignore_index = check_int("ignore_index", ignore_index)
     if 0 <= ignore_index <= num_classes:
         raise ValueError(
             f"ignore_index must lie outside the label range [0, {num_classes}], got {ignore_index}")
