@@ -28,7 +28,7 @@ def core_loss(name, logits, labels, module_before, wf, sample_weight=None):
     if name == "WeightedCrossEntropyLoss":
         return core.weighted_cross_entropy(logits, labels, wf.weights + [wf.background_weight], **common)
     if name == "ClassBalancedFocalLoss":
-        return core.class_balanced_focal_loss(logits, labels, stats.instance_counts, beta=0.999, gamma=2.0,
+        return core.class_balanced_focal_loss(logits, labels, stats.instance_counts, beta=0.99, gamma=2.0,
                                               background_weight=1.0, **common)
     if name == "EqualizationLoss":
         freq = [c / stats.num_images for c in stats.image_counts]

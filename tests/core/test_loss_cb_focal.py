@@ -8,10 +8,11 @@ The reference (richardaecn/class-balanced-loss, ``src/cifar_main.py``) computes,
   ``exp(-gamma * z * x - gamma * log1p(exp(-x)))``, times the weight, summed over every element and divided by
   ``reduce_sum(labels)``, the number of positive labels, which is its number of examples (one positive each).
 
-Written out below from those lines (not from detbalance's helpers). Detection adds background rows (all-zero
-target), which the reference has no weight for; detbalance weighs them ``background_weight`` times the mean
-weight of a training instance, ``sum(n * w) / sum(n)``, and divides by the number of examples, the proposals
-(see the loss docstring).
+Written out below from those lines (not from detbalance's helpers). detbalance's loss is the reference's
+divided by the mean weight of a training instance ``w_bar = sum(n * w) / sum(n)`` (a constant: an average
+instance weighs 1); detection adds background rows (all-zero target), which the reference has no weight for:
+they weigh ``background_weight`` (times ``w_bar`` in the reference's scale), and 'mean' divides by the number of
+examples, the proposals (see the loss docstring).
 """
 from __future__ import annotations
 
@@ -34,13 +35,17 @@ def reference_weights(counts, beta):
     return [w / sum(raw) * len(counts) for w in raw]
 
 
-def reference_loss(logits, labels, counts, beta, gamma, background_weight=1.0):
+def mean_instance_weight(counts, beta):
+    weights = reference_weights(counts, beta)
+    return sum(n * w for n, w in zip(counts, weights)) / sum(counts)
+
+
+def reference_loss(logits, labels, counts, beta, gamma, background_row_weight=0.0):
     """``_tower_fn`` + ``focal_loss`` of cifar_main.py in float64; background rows (label K) have an all-zero
-    target and the weight ``background_weight * sum(n * w) / sum(n)``."""
+    target and the weight ``background_row_weight``."""
     k = logits.shape[1]
     weights = reference_weights(counts, beta)
-    mean_instance = sum(n * w for n, w in zip(counts, weights)) / sum(counts)
-    per_class = torch.tensor(weights + [background_weight * mean_instance], dtype=torch.float64)
+    per_class = torch.tensor(weights + [background_row_weight], dtype=torch.float64)
     z = torch.zeros(labels.shape[0], k + 1, dtype=torch.float64)
     z[torch.arange(labels.shape[0]), labels] = 1.0
     z = z[:, :k]  # one-hot labels; background rows all zero
@@ -76,7 +81,8 @@ def test_foreground_batch_equals_reference(gamma, beta):
     logits, _ = _batch()
     labels = torch.tensor([0, 1, 2, 3, 0, 0, 1, 3, 2, 0, 1, 0])
     ours = _value_and_grad(lambda x: class_balanced_focal_loss(x, labels, COUNTS, beta=beta, gamma=gamma), logits)
-    ref = _value_and_grad(lambda x: reference_loss(x, labels, COUNTS, beta, gamma), logits)
+    scale = 1.0 / mean_instance_weight(COUNTS, beta)
+    ref = _value_and_grad(lambda x: scale * reference_loss(x, labels, COUNTS, beta, gamma), logits)
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -86,7 +92,9 @@ def test_detection_batch_equals_reference_with_background_rows(background_weight
     logits, labels = _batch(seed)
     ours = _value_and_grad(lambda x: class_balanced_focal_loss(
         x, labels, COUNTS, beta=0.999, gamma=2.0, background_weight=background_weight), logits)
-    ref = _value_and_grad(lambda x: reference_loss(x, labels, COUNTS, 0.999, 2.0, background_weight), logits)
+    w_bar = mean_instance_weight(COUNTS, 0.999)
+    ref = _value_and_grad(lambda x: reference_loss(x, labels, COUNTS, 0.999, 2.0, background_weight * w_bar)
+                          / w_bar, logits)
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -96,7 +104,8 @@ def test_module_equals_reference_over_several_steps():
     for seed in range(3):
         logits, labels = _batch(seed)
         ours = _value_and_grad(lambda x: module(x, labels), logits)
-        ref = _value_and_grad(lambda x: reference_loss(x, labels, COUNTS, 0.99, 1.5), logits)
+        w_bar = mean_instance_weight(COUNTS, 0.99)
+        ref = _value_and_grad(lambda x: reference_loss(x, labels, COUNTS, 0.99, 1.5, w_bar) / w_bar, logits)
         torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -117,35 +126,41 @@ def test_mean_divides_by_the_proposals_and_normalizer_replaces_them():
     assert mean.item() == pytest.approx(rows.sum().item() / (kept - 1))
 
 
-def test_background_row_weighs_the_mean_training_instance():
-    """With b = 1, background against foreground is balanced as in the unweighted focal loss: a batch whose
-    foreground rows follow the training distribution weighs background rows like its average foreground row."""
+def test_an_average_instance_and_a_background_row_weigh_one():
+    """The reference's class ratios, rescaled so that the training instances' mean weight is 1, as every proposal
+    weighs in the unweighted loss; a background row weighs ``background_weight`` (1): the class weights move loss
+    between foreground classes, not from background to foreground."""
     counts, beta = [1500, 753, 378, 189, 95, 48, 24, 12], 0.999
-    weights = reference_weights(counts, beta)
-    mean_instance = sum(n * w for n, w in zip(counts, weights)) / sum(counts)
-    assert mean_instance == pytest.approx(0.1524, abs=1e-4)  # the mean class weight is 1: 6.6x as much
-    logits = torch.zeros(2, 8, dtype=torch.float64)
-    rows = class_balanced_focal_loss(logits, torch.tensor([8, 8]), counts, beta=beta, reduction="none")
-    unweighted = 8 * 0.5 ** 2 * math.log(2.0)  # eight negatives at p = 0.5
-    torch.testing.assert_close(rows, torch.full((2,), mean_instance * unweighted, dtype=torch.float64))
+    assert mean_instance_weight(counts, beta) == pytest.approx(0.1524, abs=1e-4)  # the reference's scale
+    k = len(counts)
+    logits = torch.zeros(k + 1, k, dtype=torch.float64)
+    labels = torch.arange(k + 1)  # one row per class, then a background row
+    rows = class_balanced_focal_loss(logits, labels, counts, beta=beta, reduction="none")
+    negative, positive = 0.5 ** 2 * math.log(2.0), 0.5 ** 2 * math.log(2.0)  # every p = 0.5
+    unweighted = torch.tensor([positive + (k - 1) * negative] * k + [k * negative], dtype=torch.float64)
+    omega = rows / unweighted
+    assert omega[k].item() == pytest.approx(1.0)
+    mean_instance = sum(n * w for n, w in zip(counts, omega[:k].tolist())) / sum(counts)
+    assert mean_instance == pytest.approx(1.0)
+    ratios = [w / reference_weights(counts, beta)[0] for w in reference_weights(counts, beta)]
+    assert (omega[:k] / omega[0]).tolist() == pytest.approx(ratios)
 
 
 def test_initial_loss_at_the_reference_bias():
-    """At the reference's initial bias -log(K - 1) every probability is 1/K; the loss per positive is the
-    positive element plus K - 1 negatives, plus the background rows' share."""
+    """At the reference's initial bias -log(K - 1) every probability is 1/K: a foreground row costs the positive
+    element plus K - 1 negatives, a background row K negatives; here the mean over four proposals."""
     counts = [1500, 753, 378, 189, 95, 48, 24, 12]
     k = len(counts)
-    module = ClassBalancedFocalLoss(k, counts)
+    module = ClassBalancedFocalLoss(k, counts, beta=0.999)
     bias = module.initial_bias()
     assert bias.tolist() == pytest.approx([-math.log(k - 1)] * k)
     logits = bias.to(torch.float64).expand(4, k)
     labels = torch.tensor([0, 7, k, k])
     p = 1.0 / k
     positive, negative = (1 - p) ** 2 * -math.log(p), p ** 2 * -math.log(1 - p)
-    w = reference_weights(counts, 0.999)
-    mean_instance = sum(n * c for n, c in zip(counts, w)) / sum(counts)
+    w = [c / mean_instance_weight(counts, 0.999) for c in reference_weights(counts, 0.999)]
     row = positive + (k - 1) * negative
-    want = (w[0] * row + w[7] * row + 2 * mean_instance * k * negative) / 4
+    want = (w[0] * row + w[7] * row + 2 * k * negative) / 4
     assert module(logits, labels).item() == pytest.approx(want, rel=1e-6)
 
 
