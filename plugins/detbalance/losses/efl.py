@@ -157,6 +157,9 @@ class EqualizedFocalLoss(ClassificationLoss):
     """
 
     state_buffers = ("pos_grad", "neg_grad", "pos_neg")
+    pos_grad: Tensor
+    neg_grad: Tensor
+    pos_neg: Tensor
 
     def __init__(self, num_classes: int, *, gamma: float = 2.0, scale: float = 8.0, alpha: Optional[float] = 0.25,
                  reduction: str = "mean", ignore_index: int = -1) -> None:

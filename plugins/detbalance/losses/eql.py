@@ -100,6 +100,9 @@ class EqualizationLoss(ClassificationLoss):
         1.0397
     """
 
+    class_freq: Tensor
+    non_rare: Optional[Tensor]
+
     def __init__(self, num_classes: int, class_freq: Statistic, *, lambda_: float = 1.76e-3,
                  prior_prob: float = 0.001, reduction: str = "mean", ignore_index: int = -1) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)

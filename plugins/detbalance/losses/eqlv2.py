@@ -190,6 +190,9 @@ class EQLv2Loss(ClassificationLoss):
     _version = 2
 
     state_buffers = ("pos_grad", "neg_grad", "pos_neg")
+    pos_grad: Tensor
+    neg_grad: Tensor
+    pos_neg: Tensor
 
     def __init__(self, num_classes: int, *, mu: float = 0.8, gamma: float = 12.0, alpha: float = 4.0,
                  prior_prob: Optional[float] = None, reduction: str = "mean", ignore_index: int = -1) -> None:

@@ -137,6 +137,8 @@ class FederatedLoss(ClassificationLoss):
         >>> loss = loss_fn(torch.randn(4, 6), torch.tensor([0, 2, 6, 1]))
     """
 
+    image_counts: Tensor
+
     def __init__(self, num_classes: int, image_counts: Statistic, *, num_sampled: int = 50,
                  freq_power: float = 0.5, seed: Optional[int] = None, prior_prob: float = 0.01,
                  reduction: str = "mean", ignore_index: int = -1) -> None:

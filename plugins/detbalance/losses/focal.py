@@ -188,6 +188,8 @@ class FocalLoss(ClassificationLoss):
         3
     """
 
+    alpha: Optional[Tensor]
+
     def __init__(self, num_classes: int, alpha: Alpha = 0.25, *, gamma: float = 2.0, reduction: str = "mean",
                  ignore_index: int = -1) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)

@@ -133,6 +133,7 @@ class SeesawLoss(ClassificationLoss):
     extra_columns = 2
     layout = "[R, K + 2]"
     state_buffers = ("cum_samples",)
+    cum_samples: Tensor
 
     def __init__(self, num_classes: int, *, p: float = 0.8, q: float = 2.0, eps: float = 1e-2,
                  reduction: str = "mean", ignore_index: int = -1) -> None:

@@ -94,8 +94,7 @@ def _weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Option
             return check_finite_loss(F.cross_entropy(x, labels, weight=class_weight, reduction="none"), x)
         if reduction == "mean":  # divided through the weights: no division node in the graph
             divisor = x.shape[0] if normalizer is None else normalizer_tensor(normalizer, x)
-            class_weight = x.new_full((num_classes + 1,), 1.0 / divisor) if class_weight is None \
-                else class_weight / divisor
+            class_weight = (x.new_ones(num_classes + 1) if class_weight is None else class_weight) / divisor
         return check_finite_loss(F.cross_entropy(x, labels, weight=class_weight, reduction="sum"), x)
     valid = labels != ignore_index
     safe_labels = labels.masked_fill(~valid, 0)
@@ -133,6 +132,7 @@ class WeightedCrossEntropyLoss(ClassificationLoss):
 
     extra_columns = 1
     layout = "[R, K + 1]"
+    class_weight: Optional[Tensor]
 
     def __init__(self, num_classes: int, class_weight: Optional[Statistic] = None, *,
                  denominator: str = "proposals", reduction: str = "mean", ignore_index: int = -1) -> None:
