@@ -24,7 +24,8 @@ denominator. Empty input (no proposal, or all ignored) gives ``logits.sum() * 0`
 computed in float32 (float64 for float64 logits), also under autocast. Bad input raises ``ValueError`` naming
 the value and what was expected; that includes NaN or infinite logits, which would otherwise turn into NaN
 weights silently (the check tests the computed loss and only then searches the logits for the first bad
-entry; one host synchronisation per call on an accelerator).
+entry). A call reads tensor contents back twice (the labels' range, the loss; a third time for sample weights),
+i.e. synchronises twice with an accelerator; statistics are checked when a module is built.
 
 Every module has ``num_logits``, ``predict_scores``, ``class_accuracy``, ``initial_bias`` (the classifier bias
 both framework adapters start from: each sigmoid loss's reference prior) and a ``from_stats`` class method;

@@ -16,10 +16,11 @@ classes) a loss costs a few dozen tensor operations and each extra one shows:
   leaves room for a bad label is the exact search for the first one run;
 * the loss is checked once, by reading its sum back (a sum of finite values is finite unless it overflows, and
   then the exact search finds nothing and the loss is returned as it is); the logits themselves are searched
-  only when the loss is not finite (:func:`check_finite_loss`).
+  only when the loss is not finite (:func:`check_finite_loss`);
+* sample weights, when given, are checked with one read-back of their minimum and sum.
 
-So a call reads tensor contents back twice (labels, loss), i.e. synchronises with an accelerator twice; that
-cost buys a clear error instead of a silent NaN several iterations later.
+So a call reads tensor contents back twice (labels, loss; three times with sample weights), i.e. synchronises
+with an accelerator that often; that cost buys a clear error instead of a silent NaN several iterations later.
 """
 from __future__ import annotations
 
