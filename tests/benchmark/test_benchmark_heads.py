@@ -21,16 +21,21 @@ from detbalance.demo.models import HEAD_LOSSES
 from detbalance.demo.run import RunSpec
 
 HEAD_KEYS = ("retinanet-focal", "retinanet-efl", "cascade-ce", "cascade-wce", "cascade-seesaw", "cascade-eqlv2")
+MMDET_ONLY = ("fcos-focal", "fcos-efl", "atss-focal", "atss-efl")  # no Detectron2 config of FCOS / ATSS here
 
 
 def test_head_rows_are_the_head_comparisons_and_run_in_both_frameworks():
-    assert [k for k, m in METHODS.items() if m.model != "faster_rcnn"] == list(HEAD_KEYS)
+    assert [k for k, m in METHODS.items() if m.model != "faster_rcnn"] == list(HEAD_KEYS + MMDET_ONLY)
     assert HEAD_ROWS == (("retinanet", "FocalLoss"), ("retinanet", "EqualizedFocalLoss"), ("cascade_rcnn", "ce"),
                          ("cascade_rcnn", "WeightedCrossEntropyLoss"), ("cascade_rcnn", "SeesawLoss"),
-                         ("cascade_rcnn", "EQLv2Loss"))
+                         ("cascade_rcnn", "EQLv2Loss"), ("fcos", "FocalLoss"), ("fcos", "EqualizedFocalLoss"),
+                         ("atss", "FocalLoss"), ("atss", "EqualizedFocalLoss"))
     for key in HEAD_KEYS:
         for framework in ("detectron2", "mmdet"):
             assert pending(get_method(key), framework) is None, (key, framework)
+    for key in MMDET_ONLY:
+        assert pending(get_method(key), "mmdet") is None
+        assert pending(get_method(key), "detectron2") == f"{key} exists only in ('mmdet',)"
     assert model_baseline("retinanet") == "retinanet-focal" and model_baseline("cascade_rcnn") == "cascade-ce"
     fcos = Method("fcos-efl", "FCOS, EFL", loss="efl", model="fcos")
     assert pending(fcos, "detectron2") == "fcos-efl: model 'fcos' has no detectron2 config here"
@@ -83,12 +88,13 @@ def test_unknown_model_and_mmdet_losses_of_dense_heads_are_refused(tmp_path):
 @pytest.mark.parametrize("framework", ["detectron2", "mmdet"])
 def test_head_rows_train_and_predict_their_model(tmp_path, framework):
     settings = tiny_settings(tmp_path)
-    records = run_matrix(settings, [framework], list(HEAD_KEYS), [0], log=lambda line: None)
-    assert [(r["method"], r["model"]) for r in records] == [(k, METHODS[k].model) for k in HEAD_KEYS]
+    keys = HEAD_KEYS + (MMDET_ONLY if framework == "mmdet" else ())
+    records = run_matrix(settings, [framework], list(HEAD_KEYS + MMDET_ONLY), [0], log=lambda line: None)
+    assert [(r["method"], r["model"]) for r in records] == [(k, METHODS[k].model) for k in keys]
     for r in records:
         assert r["train"]["iterations"] == 2 and r["num_detections"] > 0, r["method"]
-    work = {k: next((tmp_path / "work").rglob(f"{framework}/{k}/seed0")) for k in HEAD_KEYS}
-    for key in HEAD_KEYS:
+    work = {k: next((tmp_path / "work").rglob(f"{framework}/{k}/seed0")) for k in keys}
+    for key in keys:
         assert (work[key] / "model_final.pth").is_file()
         detections = json.loads((work[key] / "results.json").read_text())
         per_image = {}
@@ -111,10 +117,14 @@ def test_head_rows_train_and_predict_their_model(tmp_path, framework):
     else:
         from mmengine.config import Config
 
-        cfg = {k: Config.fromfile(str(work[k] / "config.py")).model for k in HEAD_KEYS}
+        cfg = {k: Config.fromfile(str(work[k] / "config.py")).model for k in keys}
         assert cfg["retinanet-focal"].bbox_head.loss_cls == dict(type="FocalLoss", use_sigmoid=True, gamma=2.0,
                                                                  alpha=0.25, loss_weight=1.0)
         assert cfg["retinanet-efl"].bbox_head.loss_cls.type == "DBEqualizedFocalLoss"
+        for model in ("fcos", "atss"):
+            assert cfg[f"{model}-focal"].bbox_head.loss_cls.type == "FocalLoss"
+            assert cfg[f"{model}-efl"].bbox_head.loss_cls.type == "DBEqualizedFocalLoss"
+            assert cfg[f"{model}-efl"].neck.out_channels == 128 and cfg[f"{model}-efl"].test_cfg.score_thr == 1e-4
         for key, loss in (("cascade-ce", "CrossEntropyLoss"), ("cascade-wce", "DBWeightedCrossEntropyLoss"),
                           ("cascade-seesaw", "DBSeesawLoss"), ("cascade-eqlv2", "DBEQLv2Loss")):
             assert cfg[key].roi_head.type == "CascadeRoIHead"
@@ -122,7 +132,7 @@ def test_head_rows_train_and_predict_their_model(tmp_path, framework):
         state = torch.load(work["retinanet-focal"] / "model_final.pth", weights_only=True)["state_dict"]
         assert state["bbox_head.retina_cls.weight"].shape[0] == 9 * 4
     summary = json.loads((tmp_path / "results" / "summary.json").read_text())
-    assert {(r["method"], r["model"]) for r in summary["runs"]} == {(k, METHODS[k].model) for k in HEAD_KEYS}
+    assert {(r["method"], r["model"]) for r in summary["runs"]} == {(k, METHODS[k].model) for k in keys}
 
 
 def _run(method, seed, apr):

@@ -2,8 +2,8 @@
 
 A method says what one training run changes with respect to the framework's own softmax cross-entropy
 (``ce``) on the demo's Faster R-CNN: the model (``model``, a key of :data:`detbalance.demo.models.MODELS`: the
-head rows train RetinaNet with its own focal loss or Equalized Focal Loss and Cascade R-CNN with CE or the
-balanced losses), the classification loss (a key of :func:`detbalance.demo.models.demo_loss`, trained through
+head rows train RetinaNet, and in MMDetection FCOS and ATSS, with their own focal loss or Equalized Focal Loss
+and Cascade R-CNN with CE or the balanced losses), the classification loss (a key of :func:`detbalance.demo.models.demo_loss`, trained through
 the demo's runners; a loss the model's head cannot train is refused when the row is made), the train split
 (``train_balanced`` for the oracle), the sampler (``rfs``: repeat-factor sampling), MMDetection's own loss
 (``mmdet-*``) or a post-hoc calibration of another method's trained model (``calibrate``, ``base``: no training
@@ -125,6 +125,12 @@ METHODS: dict[str, Method] = {m.key: m for m in (
     Method("cascade-wce", "Cascade R-CNN, weighted CE 1/sqrt(freq)", loss="wce", model="cascade_rcnn"),
     Method("cascade-seesaw", "Cascade R-CNN, Seesaw", loss="seesaw", model="cascade_rcnn"),
     Method("cascade-eqlv2", "Cascade R-CNN, EQLv2", loss="eqlv2", model="cascade_rcnn"),
+    Method("fcos-focal", "FCOS, sigmoid focal loss (framework default)", loss="focal", model="fcos",
+           frameworks=("mmdet",)),
+    Method("fcos-efl", "FCOS, Equalized Focal Loss", loss="efl", model="fcos", frameworks=("mmdet",)),
+    Method("atss-focal", "ATSS, sigmoid focal loss (framework default)", loss="focal", model="atss",
+           frameworks=("mmdet",)),
+    Method("atss-efl", "ATSS, Equalized Focal Loss", loss="efl", model="atss", frameworks=("mmdet",)),
 )}
 
 

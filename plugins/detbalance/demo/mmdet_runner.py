@@ -15,7 +15,8 @@ R-CNN (``cascade-rcnn_r18_fpn_tiny_seesaw.py`` with MMDetection's own ``CascadeR
 ``loss_cls`` is the one of the Faster R-CNN config of the loss, above) and RetinaNet
 (``retinanet_r18_fpn_tiny_efl.py``: FPN P3-P7 with 128 channels, anchors 16 px at P3 with three scales per
 octave, two convolutions per branch, 1000 candidates per level at test as detectron2's RetinaNet; ``loss_cls``:
-MMDetection's ``FocalLoss`` with RetinaNet's settings, or the config's ``DBEqualizedFocalLoss``).
+MMDetection's ``FocalLoss`` with RetinaNet's settings, or the config's ``DBEqualizedFocalLoss``); FCOS and ATSS
+likewise from ``fcos_r18_fpn_tiny_efl.py`` / ``atss_r18_fpn_tiny_efl.py`` (MMDetection only: no Detectron2 config).
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ MMDET_LOSSES = {
 #: detectron2's RetinaNet: alpha 0.25, gamma 2).
 FOCAL_LOSS = dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
 #: The models this runner builds besides the Faster R-CNN of ``CONFIG_FILES`` (box detection, no masks).
-OTHER_MODELS = ("cascade_rcnn", "retinanet")
+OTHER_MODELS = ("cascade_rcnn", "retinanet", "fcos", "atss")
 
 
 class _ProgressHook(Hook):
@@ -178,10 +179,10 @@ def _size_two_stage(model, spec: RunSpec) -> None:
 
 
 def _size_dense(model, spec: RunSpec) -> None:
-    """The Detectron2 runner's RetinaNet sizes: FPN P3-P7 (from C5) with 128 channels, 128-channel head branches,
-    at most 1000 candidates per level before NMS at test."""
-    model.neck.update(in_channels=[64, 128, 256, 512], out_channels=128, start_level=1, add_extra_convs="on_input",
-                      num_outs=5)
+    """The Detectron2 runner's RetinaNet sizes: FPN P3-P7 (the tiny configs': from C3-C5, extra levels as each
+    model's config makes them) with 128 channels, 128-channel head branches, at most 1000 candidates per level
+    before NMS at test."""
+    model.neck.update(out_channels=128)
     model.bbox_head.update(in_channels=128, feat_channels=128)
     model.test_cfg.update(nms_pre=1000, score_thr=spec.score_threshold, max_per_img=spec.max_detections)
 
