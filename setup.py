@@ -1,4 +1,5 @@
 """detbalance: class-imbalance losses, weights and reports for Detectron2 and MMDetection 3.x."""
+
 import re
 from pathlib import Path
 
@@ -6,8 +7,9 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
 # The version lives in one place: plugins/detbalance/__init__.py.
-VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "plugins" / "detbalance" / "__init__.py").read_text(),
-                    re.M).group(1)
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "plugins" / "detbalance" / "__init__.py").read_text(), re.M
+).group(1)
 
 setup(
     name="detbalance",
@@ -28,14 +30,15 @@ setup(
         "mmdet": ["mmengine==0.10.7", "mmcv==2.1.0", "mmdet==3.3.0"],
         # detectron2 is not on PyPI; `make setup` installs pb1-detectron2==0.6 without its C++ sources, or
         # upstream main with them (make setup DETECTRON2=main DETECTRON2_SRC=...).
-        "detectron2": ["fvcore>=0.1.5,<0.1.6", "iopath>=0.1.7,<0.1.10", "omegaconf>=2.1", "hydra-core>=1.1",
-                       "PyYAML"],
+        "detectron2": ["fvcore>=0.1.5,<0.1.6", "iopath>=0.1.7,<0.1.10", "omegaconf>=2.1", "hydra-core>=1.1", "PyYAML"],
         "dev": ["pytest", "hypothesis", "faster-coco-eval", "ruff", "mypy"],
     },
-    entry_points={"console_scripts": [
-        "detbalance-weights = detbalance.cli.compute_weights:main",
-        "detbalance-report = detbalance.evaluation.cli:main",
-        "detbalance-demo = detbalance.demo.cli:main",
-        "detbalance-calibrate = detbalance.evaluation.calibrate_cli:main",
-    ]},
+    entry_points={
+        "console_scripts": [
+            "detbalance-weights = detbalance.cli.compute_weights:main",
+            "detbalance-report = detbalance.evaluation.cli:main",
+            "detbalance-demo = detbalance.demo.cli:main",
+            "detbalance-calibrate = detbalance.evaluation.calibrate_cli:main",
+        ]
+    },
 )

@@ -6,6 +6,7 @@ rank that raises fails the test with its traceback. Workers create their gloo pr
 ``timeout=COLLECTIVE_TIMEOUT`` (or shorter), so a collective that one rank never joins also ends with an error
 inside the ranks (gloo's own default would wait 30 minutes).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -14,8 +15,8 @@ import os
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -24,11 +25,11 @@ import torch.distributed as dist
 COLLECTIVE_TIMEOUT = datetime.timedelta(seconds=60)
 
 
-def init_gloo(rank: int, world_size: int, init_file: str,
-              timeout: datetime.timedelta = COLLECTIVE_TIMEOUT) -> None:
+def init_gloo(rank: int, world_size: int, init_file: str, timeout: datetime.timedelta = COLLECTIVE_TIMEOUT) -> None:
     """The default gloo process group, rendezvous through ``init_file``, collectives bounded by ``timeout``."""
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size,
-                            timeout=timeout)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size, timeout=timeout
+    )
 
 
 def _rank_main(worker: Callable, rank: int, args: tuple, error_file: str) -> None:
@@ -50,8 +51,10 @@ def run_ranks(worker: Callable, args: tuple, nprocs: int = 2, timeout_s: float =
     context = multiprocessing.get_context("fork")  # the children reuse the imported torch and frameworks
     with tempfile.TemporaryDirectory() as tmp:
         errors = [os.path.join(tmp, f"rank{rank}.err") for rank in range(nprocs)]
-        procs = [context.Process(target=_rank_main, args=(worker, rank, args, errors[rank]), daemon=True)
-                 for rank in range(nprocs)]
+        procs = [
+            context.Process(target=_rank_main, args=(worker, rank, args, errors[rank]), daemon=True)
+            for rank in range(nprocs)
+        ]
         for proc in procs:
             proc.start()
         deadline = time.monotonic() + timeout_s
@@ -63,8 +66,10 @@ def run_ranks(worker: Callable, args: tuple, nprocs: int = 2, timeout_s: float =
             procs[rank].join(5)
         reports = [Path(e).read_text() for e in errors if os.path.exists(e)]
     if stuck:
-        raise AssertionError(f"ranks {stuck} still running after {timeout_s:g} s (a collective waits for a rank "
-                             f"that never joins it); killed.\n" + "\n".join(reports))
+        raise AssertionError(
+            f"ranks {stuck} still running after {timeout_s:g} s (a collective waits for a rank "
+            f"that never joins it); killed.\n" + "\n".join(reports)
+        )
     failed = [(rank, proc.exitcode) for rank, proc in enumerate(procs) if proc.exitcode != 0]
     if failed:
         raise AssertionError(f"ranks failed (rank, exit code): {failed}\n" + "\n".join(reports))

@@ -14,6 +14,7 @@ reader end to end. ``--memory`` additionally reports each one's peak memory, eac
 Usage:
     python tools/bench_compute_weights.py [--stats ../shared/data/lvis_v1_train_stats.json] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,14 +63,28 @@ def build_synthetic_lvis(stats_path: Path, out: Path, *, num_images: int, seed: 
         for j, (x, y, w, h) in enumerate(np.concatenate([xy, wh], axis=1).tolist())
     ]
     images = [
-        {"id": i + 1, "file_name": f"{i + 1:012d}.jpg", "height": 640, "width": 640, "neg_category_ids": [],
-         "not_exhaustive_category_ids": []}
+        {
+            "id": i + 1,
+            "file_name": f"{i + 1:012d}.jpg",
+            "height": 640,
+            "width": 640,
+            "neg_category_ids": [],
+            "not_exhaustive_category_ids": [],
+        }
         for i in range(num_images)
     ]
     categories = [{k: c[k] for k in ("id", "name", "frequency", "image_count", "instance_count")} for c in cats]
     with open(out, "w", encoding="utf-8") as f:
-        json.dump({"info": {"description": "synthetic LVIS-sized set"}, "annotations": annotations,
-                   "images": images, "licenses": [], "categories": categories}, f)
+        json.dump(
+            {
+                "info": {"description": "synthetic LVIS-sized set"},
+                "annotations": annotations,
+                "images": images,
+                "licenses": [],
+                "categories": categories,
+            },
+            f,
+        )
     return cats
 
 
@@ -85,8 +100,10 @@ def _median_time(fn, repeats: int) -> tuple[float, object]:
 def _peak_rss_mib(code: str, path: Path) -> float:
     # VmHWM (peak resident set of this address space) rather than ru_maxrss, which Linux carries over exec from
     # the forking parent.
-    script = (f"import json, sys\n{code}\n"
-              "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0])")
+    script = (
+        f"import json, sys\n{code}\n"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0])"
+    )
     out = subprocess.run([sys.executable, "-c", script, str(path)], check=True, capture_output=True, text=True)
     return int(out.stdout.split()[-1]) / 1024.0
 
@@ -106,9 +123,11 @@ def main(argv=None) -> int:
         path = Path(tmp) / "synthetic_lvis_train.json"
         t0 = time.perf_counter()
         cats = build_synthetic_lvis(args.stats, path, num_images=args.num_images)
-        print(f"built {path.name}: {path.stat().st_size / 2**20:.0f} MiB, "
-              f"{sum(c['instance_count'] for c in cats)} boxes, {args.num_images} images, {len(cats)} categories "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"built {path.name}: {path.stat().st_size / 2**20:.0f} MiB, "
+            f"{sum(c['instance_count'] for c in cats)} boxes, {args.num_images} images, {len(cats)} categories "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
 
         def plain_load():
             with open(path, encoding="utf-8") as f:
@@ -122,8 +141,10 @@ def main(argv=None) -> int:
         assert s.instance_counts == [c["instance_count"] for c in expected], "instance counts differ"
         assert s.image_counts == [c["image_count"] for c in expected], "image counts differ"
         groups = frequency_groups(s.image_counts)
-        print(f"statistics verified: counts equal the published ones; groups {groups.count('r')} r / "
-              f"{groups.count('c')} c / {groups.count('f')} f")
+        print(
+            f"statistics verified: counts equal the published ones; groups {groups.count('r')} r / "
+            f"{groups.count('c')} c / {groups.count('f')} f"
+        )
         print(f"json.load             median of {args.repeats}: {t_load:7.2f} s")
         print(f"read_coco (streamed)  median of {args.repeats}: {t_stats:7.2f} s   = {t_stats / t_load:.2f}x json.load")
         if args.memory:

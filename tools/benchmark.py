@@ -11,6 +11,7 @@ Examples:
 A finished (framework, method, seed, data version) run is never trained again: its record lives in
 results/runs/<data version>/, its detections in work_dirs/benchmark/. The logic is in detbalance.benchmark.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--methods", default=None, help="comma-separated keys of the method table (default: all)")
     run.add_argument("--seeds", type=int, nargs="+", default=[0])
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    run.add_argument("--threads", type=int, default=2,
-                     help="torch threads per run (default 2; 1 is faster while other jobs load the CPU)")
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads per run (default 2; 1 is faster while other jobs load the CPU)",
+    )
     run.add_argument("--results", type=Path, default=REPO / "results")
     run.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "benchmark")
     run.add_argument("--cache-dir", type=Path, default=None, help="data cache (default ~/.cache/detbalance)")
@@ -41,8 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--readme", type=Path, default=REPO / "README.md")
     res.add_argument("--results-md", type=Path, default=REPO / "RESULTS.md")
     demo = sub.add_parser("demo", help="the short main job: CE and Seesaw in Detectron2, seed 0 (~14 min)")
-    demo.add_argument("--quick", action="store_true",
-                      help="only check that the pipeline runs (100 iterations; the numbers compare nothing)")
+    demo.add_argument(
+        "--quick",
+        action="store_true",
+        help="only check that the pipeline runs (100 iterations; the numbers compare nothing)",
+    )
     demo.add_argument("--frameworks", nargs="+", default=["detectron2"])
     demo.add_argument("--methods", default="ce,seesaw")
     demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -64,8 +72,7 @@ def write_results(results_dir: Path, readme: Path, results_md: Path) -> None:
     summary = build_summary(load_records(results_dir, _version(spec)), spec)
     write_json(results_dir / "summary.json", summary, indent=1)
     write_text(readme, replace_block(readme.read_text(encoding="utf-8"), README_BLOCK, results_markdown(summary)))
-    write_text(results_md, replace_block(results_md.read_text(encoding="utf-8"), RESULTS_BLOCK,
-                                         runs_markdown(summary)))
+    write_text(results_md, replace_block(results_md.read_text(encoding="utf-8"), RESULTS_BLOCK, runs_markdown(summary)))
     plot_primary(summary, results_dir / "apr.png")
 
 
@@ -88,9 +95,15 @@ def main(argv=None) -> int:
         from detbalance.benchmark.demo import run_short_demo
 
         try:
-            run_short_demo(args.out, frameworks=args.frameworks, methods=[k.strip() for k in args.methods.split(",")],
-                           quick=args.quick, device=args.device, cache_dir=args.cache_dir,
-                           progress=not args.no_progress)
+            run_short_demo(
+                args.out,
+                frameworks=args.frameworks,
+                methods=[k.strip() for k in args.methods.split(",")],
+                quick=args.quick,
+                device=args.device,
+                cache_dir=args.cache_dir,
+                progress=not args.no_progress,
+            )
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -99,8 +112,14 @@ def main(argv=None) -> int:
 
     methods = [k.strip() for k in args.methods.split(",")] if args.methods else list(METHODS)
     try:
-        settings = BenchmarkSettings(results_dir=args.results, work_dir=args.work_dir, device=args.device,
-                                     cache_dir=args.cache_dir, progress=not args.no_progress, threads=args.threads)
+        settings = BenchmarkSettings(
+            results_dir=args.results,
+            work_dir=args.work_dir,
+            device=args.device,
+            cache_dir=args.cache_dir,
+            progress=not args.no_progress,
+            threads=args.threads,
+        )
         run_matrix(settings, args.frameworks, methods, list(dict.fromkeys(args.seeds)))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -4,6 +4,7 @@
 See ``detbalance-calibrate --help``; the logic lives in detbalance.evaluation.calibrate_cli (console script:
 detbalance-calibrate). Exit status: 0 on success, 2 on bad input (nothing is written).
 """
+
 import sys
 
 from detbalance.evaluation import calibrate_cli

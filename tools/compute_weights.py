@@ -10,6 +10,7 @@ Examples:
 
 Run with --help for all options. The logic lives in detbalance.cli.compute_weights (compute_weights_file).
 """
+
 from __future__ import annotations
 
 import sys

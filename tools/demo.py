@@ -10,6 +10,7 @@ Examples:
 Outputs in --out: <framework>_table.txt, <framework>_ap.png, results.json, weights.json/.png/.txt, runs/.
 The logic lives in detbalance.demo.cli (console script: detbalance-demo).
 """
+
 import sys
 
 from detbalance.demo import cli

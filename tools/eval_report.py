@@ -17,6 +17,7 @@ Exit status: 0 on success, 2 on bad input (missing file, malformed json, ids not
 
 The logic lives in detbalance.evaluation.cli (console script: detbalance-report).
 """
+
 import sys
 
 from detbalance.evaluation import cli

@@ -8,6 +8,7 @@ Examples:
 Exit status: 0 on success, 2 on bad input (missing config or checkpoint, --cfg-options key not in the config,
 a model that does not build). The logic lives in detbalance.mmdet.cli.
 """
+
 import sys
 
 from detbalance.cli_warnings import quiet_third_party_warnings

@@ -11,6 +11,7 @@ Examples:
 Exit status: 0 on success, 2 on bad input (missing config, --cfg-options key not in the config, a model that does
 not build); nothing is written then. The logic lives in detbalance.mmdet.cli.
 """
+
 import sys
 
 from detbalance.cli_warnings import quiet_third_party_warnings

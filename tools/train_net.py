@@ -22,6 +22,7 @@ per-class report (AP, AP50, R50 per class; APr/APc/APf from the train json's cla
 Exit status: 0 on success, 2 on bad input (unknown config key, missing or malformed --register-coco json,
 unregistered data set, a DETBALANCE loss without BalancedROIHeads); nothing is written then.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -37,28 +38,39 @@ from detbalance.cli_warnings import quiet_third_party_warnings
 
 quiet_third_party_warnings()
 
-import detbalance.detectron2  # noqa: E402,F401  (registers BalancedROIHeads)
-from detbalance.detectron2 import add_detbalance_config, get_config  # noqa: E402
-from detbalance.detectron2._compat import HAS_COMPILED_OPS  # noqa: E402
-from detbalance.evaluation import compare, format_report  # noqa: E402
-from detbalance.random_state import capture_rng_state, restore_rng_state  # noqa: E402
 import detectron2.utils.comm as comm  # noqa: E402
 from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import CfgNode, LazyConfig, get_cfg, instantiate  # noqa: E402
 from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader, build_detection_train_loader  # noqa: E402,E501
 from detectron2.data.datasets import register_coco_instances  # noqa: E402
-from detectron2.engine import (AMPTrainer, SimpleTrainer, create_ddp_model, default_argument_parser,  # noqa: E402
-                               default_setup, default_writers, hooks, launch)
+from detectron2.engine import (  # noqa: E402
+    AMPTrainer,
+    SimpleTrainer,
+    create_ddp_model,
+    default_argument_parser,
+    default_setup,
+    default_writers,
+    hooks,
+    launch,
+)
 from detectron2.evaluation import COCOEvaluator, inference_on_dataset, print_csv_format  # noqa: E402
 from detectron2.modeling import build_model  # noqa: E402
 from detectron2.solver import build_lr_scheduler, build_optimizer  # noqa: E402
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter  # noqa: E402
 
+import detbalance.detectron2  # noqa: E402,F401  (registers BalancedROIHeads)
+from detbalance.detectron2 import add_detbalance_config, get_config  # noqa: E402
+from detbalance.detectron2._compat import HAS_COMPILED_OPS  # noqa: E402
+from detbalance.evaluation import compare, format_report  # noqa: E402
+from detbalance.random_state import capture_rng_state, restore_rng_state  # noqa: E402
+
 logger = logging.getLogger("detectron2")
 
 #: detectron2 v0.6's launch asserts CUDA for more than one process per machine; main starts gloo ranks on CPU
 #: (both call themselves version 0.6: the launcher's source tells them apart).
-LAUNCH_NEEDS_CUDA = "GLOO" not in inspect.getsource(importlib.import_module("detectron2.engine.launch")._distributed_worker)
+LAUNCH_NEEDS_CUDA = "GLOO" not in inspect.getsource(
+    importlib.import_module("detectron2.engine.launch")._distributed_worker
+)
 
 
 class UsageError(ValueError):
@@ -104,9 +116,14 @@ class ResumedLoader:
 def build_parser():
     parser = default_argument_parser(epilog=__doc__.split("\n\n", 1)[1])
     parser.description = __doc__.split("\n\n")[0]
-    parser.add_argument("--register-coco", nargs=3, action="append", default=[],
-                        metavar=("NAME", "JSON", "IMAGE_ROOT"),
-                        help="register a COCO-format data set under NAME (repeatable), e.g. for DATASETS.TRAIN")
+    parser.add_argument(
+        "--register-coco",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("NAME", "JSON", "IMAGE_ROOT"),
+        help="register a COCO-format data set under NAME (repeatable), e.g. for DATASETS.TRAIN",
+    )
     return parser
 
 
@@ -123,11 +140,16 @@ def check_coco(name: str, json_file: str, image_root: str) -> None:
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UsageError(f"--register-coco {name}: {json_file!r} is not valid json ({e})") from e
-    missing = [k for k in ("images", "annotations", "categories")
-               if not isinstance(data, dict) or not isinstance(data.get(k), list)]
+    missing = [
+        k
+        for k in ("images", "annotations", "categories")
+        if not isinstance(data, dict) or not isinstance(data.get(k), list)
+    ]
     if missing:
-        raise UsageError(f"--register-coco {name}: {json_file!r} is not a COCO detection file: "
-                         f"expected lists 'images', 'annotations', 'categories', missing {missing}")
+        raise UsageError(
+            f"--register-coco {name}: {json_file!r} is not a COCO detection file: "
+            f"expected lists 'images', 'annotations', 'categories', missing {missing}"
+        )
     if not os.path.isdir(image_root):
         raise UsageError(f"--register-coco {name}: image folder {image_root!r} does not exist")
 
@@ -177,8 +199,10 @@ def check_detbalance_head(cfg: CfgNode) -> None:
     add_detbalance_config(defaults)
     changed = sorted(_changed_keys(cfg.DETBALANCE, defaults.DETBALANCE, "DETBALANCE"))
     if changed:
-        raise UsageError(f"{', '.join(changed)} set, but MODEL.ROI_HEADS.NAME={cfg.MODEL.ROI_HEADS.NAME!r} does not "
-                         "read the DETBALANCE node; expected MODEL.ROI_HEADS.NAME BalancedROIHeads")
+        raise UsageError(
+            f"{', '.join(changed)} set, but MODEL.ROI_HEADS.NAME={cfg.MODEL.ROI_HEADS.NAME!r} does not "
+            "read the DETBALANCE node; expected MODEL.ROI_HEADS.NAME BalancedROIHeads"
+        )
 
 
 def _changed_keys(node, default, prefix):
@@ -193,8 +217,10 @@ def _require_registered(names, what: str) -> None:
     registered = set(DatasetCatalog.list())
     for name in names:
         if name not in registered:
-            raise UsageError(f"{what} names data set {name!r}, which is not registered; register it with "
-                             "--register-coco NAME JSON IMAGE_ROOT")
+            raise UsageError(
+                f"{what} names data set {name!r}, which is not registered; register it with "
+                "--register-coco NAME JSON IMAGE_ROOT"
+            )
 
 
 def check_yaml_datasets(cfg: CfgNode, eval_only: bool) -> None:
@@ -206,28 +232,44 @@ def check_yaml_datasets(cfg: CfgNode, eval_only: bool) -> None:
 def check_lazy_datasets(cfg) -> None:
     for split in ("train", "test"):
         names = cfg.dataloader[split].dataset.get("names") if split in cfg.dataloader else None
-        _require_registered([names] if isinstance(names, str) else list(names or ()),
-                            f"dataloader.{split}.dataset.names")
+        _require_registered(
+            [names] if isinstance(names, str) else list(names or ()), f"dataloader.{split}.dataset.names"
+        )
 
 
 def check_launch(args, cfg) -> None:
     device = cfg.train.device if is_lazy(args.config_file) else cfg.MODEL.DEVICE
     if LAUNCH_NEEDS_CUDA and args.num_gpus * args.num_machines > 1 and not device.startswith("cuda"):
-        raise UsageError(f"--num-gpus {args.num_gpus} --num-machines {args.num_machines} on device {device!r}: "
-                         "detectron2 v0.6's launch needs CUDA for more than one process; use --num-gpus 1 on CPU "
-                         "(detectron2 main starts CPU ranks with gloo)")
+        raise UsageError(
+            f"--num-gpus {args.num_gpus} --num-machines {args.num_machines} on device {device!r}: "
+            "detectron2 v0.6's launch needs CUDA for more than one process; use --num-gpus 1 on CPU "
+            "(detectron2 main starts CPU ranks with gloo)"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
 def _settings(cfg, lazy: bool) -> dict:
     if lazy:
-        return {"output_dir": cfg.train.output_dir, "device": cfg.train.device, "weights": cfg.train.init_checkpoint,
-                "max_iter": cfg.train.max_iter, "period": cfg.train.checkpointer.period,
-                "eval_period": cfg.train.eval_period, "log_period": cfg.train.log_period,
-                "amp": cfg.train.amp.enabled}
-    return {"output_dir": cfg.OUTPUT_DIR, "device": cfg.MODEL.DEVICE, "weights": cfg.MODEL.WEIGHTS,
-            "max_iter": cfg.SOLVER.MAX_ITER, "period": cfg.SOLVER.CHECKPOINT_PERIOD,
-            "eval_period": cfg.TEST.EVAL_PERIOD, "log_period": 20, "amp": cfg.SOLVER.AMP.ENABLED}
+        return {
+            "output_dir": cfg.train.output_dir,
+            "device": cfg.train.device,
+            "weights": cfg.train.init_checkpoint,
+            "max_iter": cfg.train.max_iter,
+            "period": cfg.train.checkpointer.period,
+            "eval_period": cfg.train.eval_period,
+            "log_period": cfg.train.log_period,
+            "amp": cfg.train.amp.enabled,
+        }
+    return {
+        "output_dir": cfg.OUTPUT_DIR,
+        "device": cfg.MODEL.DEVICE,
+        "weights": cfg.MODEL.WEIGHTS,
+        "max_iter": cfg.SOLVER.MAX_ITER,
+        "period": cfg.SOLVER.CHECKPOINT_PERIOD,
+        "eval_period": cfg.TEST.EVAL_PERIOD,
+        "log_period": 20,
+        "amp": cfg.SOLVER.AMP.ENABLED,
+    }
 
 
 def per_class_report(results_json: str, dataset_name: str, train_names) -> str | None:
@@ -263,8 +305,14 @@ def do_test(cfg, model, lazy: bool) -> dict:
         runs = []
         for name in cfg.DATASETS.TEST:
             out = os.path.join(cfg.OUTPUT_DIR, "inference", name)
-            runs.append((name, build_detection_test_loader(cfg, name),
-                         COCOEvaluator(name, output_dir=out, use_fast_impl=HAS_COMPILED_OPS), out))
+            runs.append(
+                (
+                    name,
+                    build_detection_test_loader(cfg, name),
+                    COCOEvaluator(name, output_dir=out, use_fast_impl=HAS_COMPILED_OPS),
+                    out,
+                )
+            )
         train_names = list(cfg.DATASETS.TRAIN)
     for name, loader, evaluator, out in runs:
         results[name] = inference_on_dataset(model, loader, evaluator)
@@ -300,19 +348,23 @@ def do_train(args, cfg, lazy: bool) -> dict:
     s = _settings(cfg, lazy)
     model, optimizer, loader, scheduler = build_training(cfg, lazy)
     # CPU ranks: DistributedDataParallel without device ids (detectron2 would pass the local rank as a GPU id).
-    model = create_ddp_model(model, broadcast_buffers=False,
-                             **({} if s["device"].startswith("cuda") else {"device_ids": None}))
+    model = create_ddp_model(
+        model, broadcast_buffers=False, **({} if s["device"].startswith("cuda") else {"device_ids": None})
+    )
     random_state = RandomState()
     trainer = (AMPTrainer if s["amp"] else SimpleTrainer)(model, ResumedLoader(loader, random_state), optimizer)
     checkpointer = DetectionCheckpointer(model, s["output_dir"], trainer=trainer, rng=random_state)
-    trainer.register_hooks([
-        hooks.IterationTimer(),
-        hooks.LRScheduler(scheduler=scheduler),
-        hooks.PeriodicCheckpointer(checkpointer, s["period"]) if comm.is_main_process() else None,
-        hooks.EvalHook(s["eval_period"], lambda: do_test(cfg, model, lazy)),
-        hooks.PeriodicWriter(writers(s["output_dir"], s["max_iter"]), period=s["log_period"])
-        if comm.is_main_process() else None,
-    ])
+    trainer.register_hooks(
+        [
+            hooks.IterationTimer(),
+            hooks.LRScheduler(scheduler=scheduler),
+            hooks.PeriodicCheckpointer(checkpointer, s["period"]) if comm.is_main_process() else None,
+            hooks.EvalHook(s["eval_period"], lambda: do_test(cfg, model, lazy)),
+            hooks.PeriodicWriter(writers(s["output_dir"], s["max_iter"]), period=s["log_period"])
+            if comm.is_main_process()
+            else None,
+        ]
+    )
     checkpointer.resume_or_load(s["weights"], resume=args.resume)
     start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
     trainer.train(start_iter, s["max_iter"])
@@ -330,8 +382,7 @@ def main(args):
             DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
         else:
             model = build_model(cfg)
-            DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS,
-                                                                                resume=args.resume)
+            DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         return do_test(cfg, model, lazy)
     return do_train(args, cfg, lazy)
 
@@ -344,8 +395,14 @@ def cli(argv=None) -> int:
     except UsageError as e:
         print(f"train_net.py: error: {e}", file=sys.stderr)
         return 2
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
     return 0
 
 

@@ -7,6 +7,11 @@ The box predictor is given explicitly (no yaml node is read): ``cls_loss`` is bu
 
 Train with detectron2's ``tools/lazyconfig_train_net.py --config-file <this file>``.
 """
+from detectron2 import model_zoo
+from detectron2.config import LazyCall as L
+from detectron2.layers import ShapeSpec
+from detectron2.modeling.box_regression import Box2BoxTransform
+
 import detbalance.detectron2  # noqa: F401  (first: compatibility shims, registrations)
 from detbalance.detectron2 import (
     BalancedFastRCNNOutputLayers,
@@ -14,10 +19,6 @@ from detbalance.detectron2 import (
     build_classification_loss,
     build_repeat_factor_sampler,
 )
-from detectron2 import model_zoo
-from detectron2.config import LazyCall as L
-from detectron2.layers import ShapeSpec
-from detectron2.modeling.box_regression import Box2BoxTransform
 
 model = model_zoo.get_config("common/models/mask_rcnn_fpn.py").model
 model.roi_heads.update(mask_in_features=None, mask_pooler=None, mask_head=None)  # boxes only

@@ -3,4 +3,5 @@
 The top-level package is framework-free. Framework adapters live in ``detbalance.mmdet`` and
 ``detbalance.detectron2`` and are imported explicitly (importing them registers their components).
 """
+
 __version__ = "0.1.0"

@@ -15,6 +15,7 @@ Traceback (most recent call last):
     ...
 ValueError: weight='0.5'; expected a finite number >= 0
 """
+
 from __future__ import annotations
 
 import math

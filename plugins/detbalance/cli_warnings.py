@@ -7,6 +7,7 @@ categories for every module outside detbalance (detbalance's own warnings stay v
 filters through ``PYTHONWARNINGS`` so that spawned ranks and worker processes inherit them, and raises the
 level of the loggers in :data:`QUIET_LOGGERS` (e.g. torch's "No CUDA runtime is found" on every CPU run).
 """
+
 from __future__ import annotations
 
 import builtins

@@ -12,6 +12,7 @@ Example::
     restore_rng_state(state)
     assert torch.equal(a, torch.rand(3))
 """
+
 from __future__ import annotations
 
 import random
@@ -28,10 +29,16 @@ def capture_rng_state() -> dict:
     """The current global RNG states of torch (CPU), numpy and python's ``random``."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
-    return {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
-            "numpy_pos": int(pos), "numpy_has_gauss": int(has_gauss), "numpy_cached": float(cached),
-            "python_version": int(version), "python_internal": torch.tensor(internal, dtype=torch.int64),
-            "python_gauss": gauss_next}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_pos": int(pos),
+        "numpy_has_gauss": int(has_gauss),
+        "numpy_cached": float(cached),
+        "python_version": int(version),
+        "python_internal": torch.tensor(internal, dtype=torch.int64),
+        "python_gauss": gauss_next,
+    }
 
 
 def restore_rng_state(state: dict, streams=RNG_STREAMS) -> None:
@@ -42,7 +49,14 @@ def restore_rng_state(state: dict, streams=RNG_STREAMS) -> None:
     if "torch" in streams:
         torch.set_rng_state(state["torch"])
     if "numpy" in streams:
-        np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"],
-                             state["numpy_has_gauss"], state["numpy_cached"]))
+        np.random.set_state(
+            (
+                "MT19937",
+                state["numpy_keys"].numpy().astype(np.uint32),
+                state["numpy_pos"],
+                state["numpy_has_gauss"],
+                state["numpy_cached"],
+            )
+        )
     if "python" in streams:
         random.setstate((state["python_version"], tuple(state["python_internal"].tolist()), state["python_gauss"]))

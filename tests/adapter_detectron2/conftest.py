@@ -1,10 +1,10 @@
 """Fixtures of the detectron2 adapter tests (helpers live in d2_helpers.py)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from d2_helpers import write_weights_file
 
 

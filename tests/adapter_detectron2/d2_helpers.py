@@ -1,16 +1,18 @@
 """Helpers of the detectron2 adapter tests: configs, a weights file, synthetic images and proposals."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
+from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
 from helpers import D2_CONFIGS as CONFIG_DIR
 from helpers import D2_TINY_CONFIG as TINY_CONFIG
 from helpers import NUM_CLASSES, d2_config, write_weights_file  # noqa: F401  (the tests import them from here)
 from helpers import long_tail_stats as class_stats  # noqa: F401
 
-from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
+# isort: split
 from detectron2.structures import Boxes, Instances
 
 BASE_CONFIG = CONFIG_DIR / "Base-Balanced-RCNN-FPN.yaml"
@@ -45,8 +47,9 @@ def synthetic_batch(num_images: int = 2, size: int = 128) -> list[dict]:
     return batch
 
 
-def random_proposals(num_images: int = 2, per_image: int = 12, num_classes: int = NUM_CLASSES,
-                     seed: int = 0) -> list[Instances]:
+def random_proposals(
+    num_images: int = 2, per_image: int = 12, num_classes: int = NUM_CLASSES, seed: int = 0
+) -> list[Instances]:
     """Labelled proposals as ``label_and_sample_proposals`` returns them (every class, background included)."""
     g = torch.Generator().manual_seed(seed)
     out = []

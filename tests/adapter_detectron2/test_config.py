@@ -1,15 +1,16 @@
 """The DETBALANCE config node and the yaml configs under configs/detectron2 (model_zoo:// bases)."""
+
 from __future__ import annotations
 
 import inspect
 
 import pytest
 from d2_helpers import BASE_CONFIG, CONFIG_DIR, PER_LOSS_CONFIGS, TINY_CONFIG
+from detectron2 import model_zoo
+from detectron2.config import get_cfg
 
 from detbalance.detectron2 import HYPER_PARAMETER_KEYS, add_detbalance_config, get_config
 from detbalance.losses import LOSSES
-from detectron2 import model_zoo
-from detectron2.config import get_cfg
 
 
 def test_node_is_added_once_and_keeps_values():

@@ -1,5 +1,6 @@
 """Detectron2 adapter fidelity: the classifier bias each loss's reference starts from, DETBALANCE.CLS_PRIOR_PROB,
 EQLv2's K + 1 outputs and the former K-column checkpoint, weighted CE's denominator from the config."""
+
 from __future__ import annotations
 
 import math
@@ -7,18 +8,19 @@ import math
 import pytest
 import torch
 from d2_helpers import NUM_CLASSES, random_proposals, tiny_cfg
-
-from detbalance import losses as core
-from detbalance.detectron2 import BalancedFastRCNNOutputLayers
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
+from detbalance import losses as core
+from detbalance.detectron2 import BalancedFastRCNNOutputLayers
+
 FEATURES = ShapeSpec(channels=16)
 #: first bias of the class columns in each reference implementation (K = 8)
 REFERENCE_BIAS = {
-    "WeightedCrossEntropyLoss": 0.0, "SeesawLoss": 0.0,
+    "WeightedCrossEntropyLoss": 0.0,
+    "SeesawLoss": 0.0,
     "EQLv2Loss": 0.0,  # tztztztztz/eqlv2: 0, objectness column included
     "EqualizationLoss": -math.log((1 - 0.001) / 0.001),  # eql.detectron2: prior 0.001
     "ClassBalancedFocalLoss": -math.log(NUM_CLASSES - 1),  # richardaecn/class-balanced-loss: -log(C - 1)
@@ -64,10 +66,13 @@ def test_cls_prior_prob_overrides_the_reference(weights_file):
         assert bias[NUM_CLASSES:].eq(0).all()  # EQLv2's objectness column
 
 
-@pytest.mark.parametrize("value,message", [
-    ("-0.1", r"DETBALANCE.CLS_PRIOR_PROB is -0.1, expected a probability in \(0, 1\)"),
-    ("1.0", r"DETBALANCE.CLS_PRIOR_PROB is 1.0, expected a probability in \(0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("-0.1", r"DETBALANCE.CLS_PRIOR_PROB is -0.1, expected a probability in \(0, 1\)"),
+        ("1.0", r"DETBALANCE.CLS_PRIOR_PROB is 1.0, expected a probability in \(0, 1\)"),
+    ],
+)
 def test_bad_cls_prior_prob_fails_when_the_model_is_built(value, message, weights_file):
     with pytest.raises(ValueError, match=message):
         build_model(tiny_cfg("EqualizationLoss", weights_file, ("DETBALANCE.CLS_PRIOR_PROB", value)))
@@ -100,12 +105,18 @@ def test_former_k_column_eqlv2_checkpoint_is_refused_naming_both_shapes(tmp_path
     old = _former_eqlv2_state(model)
     torch.save({"model": old}, tmp_path / "former.pth")
     # detectron2's checkpointer drops the mismatched classifier; the loss state still names both layouts
-    with pytest.raises(ValueError, match=rf"K = {NUM_CLASSES} outputs, weight shape \({NUM_CLASSES}, C\).*"
-                                         rf"K \+ 1 = {NUM_CLASSES + 1} outputs, weight shape \({NUM_CLASSES + 1}, C\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"K = {NUM_CLASSES} outputs, weight shape \({NUM_CLASSES}, C\).*"
+        rf"K \+ 1 = {NUM_CLASSES + 1} outputs, weight shape \({NUM_CLASSES + 1}, C\)",
+    ):
         DetectionCheckpointer(build_model(tiny_cfg("EQLv2Loss"))).load(str(tmp_path / "former.pth"))
     # a plain load_state_dict sees the classifier itself
-    with pytest.raises(ValueError, match=rf"cls_score.weight has shape \({NUM_CLASSES}, {width}\), expected "
-                                         rf"\({NUM_CLASSES + 1}, {width}\): EQLv2Loss needs {NUM_CLASSES + 1}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"cls_score.weight has shape \({NUM_CLASSES}, {width}\), expected "
+        rf"\({NUM_CLASSES + 1}, {width}\): EQLv2Loss needs {NUM_CLASSES + 1}",
+    ):
         build_model(tiny_cfg("EQLv2Loss")).load_state_dict(old)
 
 

@@ -1,18 +1,19 @@
 """BalancedFastRCNNOutputLayers.losses() gives the core loss functions' values, weights and gradients."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 from d2_helpers import NUM_CLASSES, class_stats, random_proposals, tiny_cfg
+from detectron2.layers import ShapeSpec
+from detectron2.modeling.box_regression import Box2BoxTransform
+from detectron2.modeling.roi_heads import FastRCNNOutputLayers
+from detectron2.utils.events import EventStorage
 
 from detbalance import losses as core
 from detbalance.detectron2 import BalancedFastRCNNOutputLayers, build_classification_loss
 from detbalance.detectron2.fast_rcnn import drop_upstream_classification_options
 from detbalance.weights import WeightsFile, load_weights, save_weights
-from detectron2.layers import ShapeSpec
-from detectron2.modeling.box_regression import Box2BoxTransform
-from detectron2.modeling.roi_heads import FastRCNNOutputLayers
-from detectron2.utils.events import EventStorage
 
 FEATURES = ShapeSpec(channels=16)
 
@@ -28,8 +29,9 @@ def core_loss(name, logits, labels, module_before, wf, sample_weight=None):
     if name == "WeightedCrossEntropyLoss":
         return core.weighted_cross_entropy(logits, labels, wf.weights + [wf.background_weight], **common)
     if name == "ClassBalancedFocalLoss":
-        return core.class_balanced_focal_loss(logits, labels, stats.instance_counts, beta=0.99, gamma=2.0,
-                                              background_weight=1.0, **common)
+        return core.class_balanced_focal_loss(
+            logits, labels, stats.instance_counts, beta=0.99, gamma=2.0, background_weight=1.0, **common
+        )
     if name == "EqualizationLoss":
         freq = [c / stats.num_images for c in stats.image_counts]
         return core.equalization_loss(logits, labels, freq, lambda_=1.76e-3, **common)
@@ -45,8 +47,9 @@ def core_loss(name, logits, labels, module_before, wf, sample_weight=None):
     if name == "FederatedLoss":
         generator = torch.Generator()
         generator.set_state(module_before.generator.get_state())
-        return core.federated_loss(logits, labels, stats.image_counts, num_sampled=50, freq_power=0.5,
-                                   generator=generator, **common)
+        return core.federated_loss(
+            logits, labels, stats.image_counts, num_sampled=50, freq_power=0.5, generator=generator, **common
+        )
     raise AssertionError(name)
 
 
@@ -81,8 +84,13 @@ def test_loss_cls_equals_core_function_value_and_gradient(name, weights_file):
 
 
 def test_uniform_weighted_ce_is_detectron2s_own_loss(tmp_path):
-    wf = WeightsFile(stats=class_stats(), scheme="uniform", weights=[1.0] * NUM_CLASSES, background_weight=1.0,
-                     groups=["f"] * NUM_CLASSES)
+    wf = WeightsFile(
+        stats=class_stats(),
+        scheme="uniform",
+        weights=[1.0] * NUM_CLASSES,
+        background_weight=1.0,
+        groups=["f"] * NUM_CLASSES,
+    )
     save_weights(tmp_path / "uniform.json", wf)
     cfg = tiny_cfg("WeightedCrossEntropyLoss", tmp_path / "uniform.json")
     ours, stock = BalancedFastRCNNOutputLayers(cfg, FEATURES), FastRCNNOutputLayers(cfg, FEATURES)
@@ -106,10 +114,12 @@ def test_box_weights_become_sample_weights(name, weights_file):
     proposals[0].gt_weights = torch.tensor([0.0, 2.0] * (len(proposals[0]) // 2))
     labels = torch.cat([p.gt_classes for p in proposals])
     foreground0 = proposals[0].gt_classes < NUM_CLASSES
-    expected_weight = torch.cat([
-        torch.where(foreground0, proposals[0].gt_weights, torch.ones(len(proposals[0]))),
-        torch.ones(len(proposals[1])),
-    ])
+    expected_weight = torch.cat(
+        [
+            torch.where(foreground0, proposals[0].gt_weights, torch.ones(len(proposals[0]))),
+            torch.ones(len(proposals[1])),
+        ]
+    )
     before = build_predictor(name, weights_file).cls_loss
     before.load_state_dict(predictor.cls_loss.state_dict())
     if name == "FederatedLoss":
@@ -140,13 +150,20 @@ def test_empty_batch_gives_zero_losses_with_gradients(weights_file):
 
 def test_explicit_constructor_for_lazy_configs():
     predictor = BalancedFastRCNNOutputLayers(
-        FEATURES, box2box_transform=Box2BoxTransform(weights=(10, 10, 5, 5)), num_classes=NUM_CLASSES,
+        FEATURES,
+        box2box_transform=Box2BoxTransform(weights=(10, 10, 5, 5)),
+        num_classes=NUM_CLASSES,
         cls_loss=build_classification_loss("SeesawLoss", NUM_CLASSES, hyper_params={"p": 0.5}),
-        test_score_thresh=0.05)
+        test_score_thresh=0.05,
+    )
     assert predictor.cls_score.out_features == NUM_CLASSES + 2 and predictor.cls_loss.p == 0.5
     with pytest.raises(ValueError, match=r"num_classes=3, expected 8"):
-        BalancedFastRCNNOutputLayers(FEATURES, box2box_transform=Box2BoxTransform(weights=(10, 10, 5, 5)),
-                                     num_classes=NUM_CLASSES, cls_loss=core.EQLv2Loss(3))
+        BalancedFastRCNNOutputLayers(
+            FEATURES,
+            box2box_transform=Box2BoxTransform(weights=(10, 10, 5, 5)),
+            num_classes=NUM_CLASSES,
+            cls_loss=core.EQLv2Loss(3),
+        )
 
 
 def test_build_classification_loss_errors(weights_file):
@@ -168,8 +185,13 @@ def test_config_without_detbalance_node_is_explained():
 
 def test_upstream_classification_options_are_dropped_or_rejected():
     # What FastRCNNOutputLayers.from_config returns on detectron2 releases after v0.6.
-    upstream = {"num_classes": 8, "use_sigmoid_ce": False, "use_fed_loss": False,
-                "get_fed_loss_cls_weights": lambda: None, "fed_loss_num_classes": 50}
+    upstream = {
+        "num_classes": 8,
+        "use_sigmoid_ce": False,
+        "use_fed_loss": False,
+        "get_fed_loss_cls_weights": lambda: None,
+        "fed_loss_num_classes": 50,
+    }
     assert drop_upstream_classification_options(dict(upstream)) == {"num_classes": 8}
     assert drop_upstream_classification_options({"num_classes": 8}) == {"num_classes": 8}  # v0.6
     for key, cfg_key in (("use_sigmoid_ce", "USE_SIGMOID_CE"), ("use_fed_loss", "USE_FED_LOSS")):

@@ -1,4 +1,5 @@
 """Per-box weights through detectron2's data pipeline and ROI heads; repeat-factor sampling; catalog statistics."""
+
 from __future__ import annotations
 
 import itertools
@@ -7,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 from d2_helpers import NUM_CLASSES, synthetic_batch, tiny_cfg
-from PIL import Image
-
-from detbalance.detectron2 import WeightedDatasetMapper, build_repeat_factor_sampler
 from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_train_loader
 from detectron2.data.samplers import RepeatFactorTrainingSampler
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, BoxMode, Instances
 from detectron2.utils.events import EventStorage
+from PIL import Image
+
+from detbalance.detectron2 import WeightedDatasetMapper, build_repeat_factor_sampler
 
 DATASET = "detbalance_test_tiny_weighted"
 
@@ -30,17 +31,19 @@ def annotation(box, category, **extra):
 
 
 def record(file_name, annotations, image_id=0, size=128):
-    return {"file_name": file_name, "image_id": image_id, "height": size, "width": size,
-            "annotations": annotations}
+    return {"file_name": file_name, "image_id": image_id, "height": size, "width": size, "annotations": annotations}
 
 
 def test_mapper_carries_weights_of_the_boxes_it_keeps(tmp_path):
-    dataset_dict = record(image_file(tmp_path / "a.png"), [
-        annotation([10, 10, 40, 40], 3, weight=0.5),
-        annotation([5, 5, 30, 30], 1, weight=9.0, iscrowd=1),  # crowd: dropped by detectron2
-        annotation([50, 50, 50, 70], 5, weight=7.0),  # zero width: filtered as empty by detectron2
-        annotation([60, 60, 100, 90], 7),  # no "weight": 1
-    ])
+    dataset_dict = record(
+        image_file(tmp_path / "a.png"),
+        [
+            annotation([10, 10, 40, 40], 3, weight=0.5),
+            annotation([5, 5, 30, 30], 1, weight=9.0, iscrowd=1),  # crowd: dropped by detectron2
+            annotation([50, 50, 50, 70], 5, weight=7.0),  # zero width: filtered as empty by detectron2
+            annotation([60, 60, 100, 90], 7),  # no "weight": 1
+        ],
+    )
     mapper = WeightedDatasetMapper(is_train=True, augmentations=[], image_format="BGR")
     out = mapper(dataset_dict)
     instances = out["instances"]
@@ -51,13 +54,18 @@ def test_mapper_carries_weights_of_the_boxes_it_keeps(tmp_path):
 
 
 def test_mapper_from_config_resizes_and_keeps_weights(tmp_path):
-    dataset_dict = record(image_file(tmp_path / "b.png", size=256), [annotation([20, 20, 120, 100], 2, weight=3.0)],
-                          size=256)
+    dataset_dict = record(
+        image_file(tmp_path / "b.png", size=256), [annotation([20, 20, 120, 100], 2, weight=3.0)], size=256
+    )
     out = WeightedDatasetMapper(tiny_cfg("EQLv2Loss"), is_train=True)(dataset_dict)
     assert out["image"].shape[1:] == (128, 128)
     assert out["instances"].gt_weights.tolist() == [3.0] and out["instances"].gt_classes.tolist() == [2]
-    assert WeightedDatasetMapper(tiny_cfg("EQLv2Loss"), is_train=True)(record(
-        dataset_dict["file_name"], [], size=256))["instances"].gt_weights.numel() == 0
+    assert (
+        WeightedDatasetMapper(tiny_cfg("EQLv2Loss"), is_train=True)(record(dataset_dict["file_name"], [], size=256))[
+            "instances"
+        ].gt_weights.numel()
+        == 0
+    )
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "heavy", "0.5", True, None])
@@ -65,8 +73,11 @@ def test_mapper_rejects_bad_weights(tmp_path, bad):
     # numbers only, as MMDetection's DBCocoDataset: a numeric string such as "0.5" is refused too
     dataset_dict = record(image_file(tmp_path / "c.png"), [annotation([10, 10, 40, 40], 3, weight=bad)])
     mapper = WeightedDatasetMapper(is_train=True, augmentations=[], image_format="BGR")
-    with pytest.raises(ValueError, match=r"annotation in image '.*c\.png' has weight=.*; expected a finite number "
-                                         r">= 0"):
+    with pytest.raises(
+        ValueError,
+        match=r"annotation in image '.*c\.png' has weight=.*; expected a finite number "
+        r">= 0",
+    ):
         mapper(dataset_dict)
 
 
@@ -83,8 +94,9 @@ def test_roi_heads_copy_box_weights_to_proposals():
         (sampled,) = model.roi_heads.label_and_sample_proposals([proposals], [target])
     foreground = sampled.gt_classes < NUM_CLASSES
     assert int(foreground.sum()) >= 2
-    for box, label, weight in zip(sampled.gt_boxes.tensor[foreground], sampled.gt_classes[foreground],
-                                  sampled.gt_weights[foreground]):
+    for box, label, weight in zip(
+        sampled.gt_boxes.tensor[foreground], sampled.gt_classes[foreground], sampled.gt_weights[foreground]
+    ):
         index = int((target.gt_boxes.tensor == box).all(dim=1).nonzero())
         assert int(label) == int(target.gt_classes[index]) and float(weight) == float(target.gt_weights[index])
 
@@ -121,7 +133,8 @@ def test_repeat_factor_sampler_matches_detectron2s():
     dicts = labels_dataset()
     ours = build_repeat_factor_sampler(dicts, repeat_thresh=0.3, seed=7)
     theirs = RepeatFactorTrainingSampler(
-        RepeatFactorTrainingSampler.repeat_factors_from_category_frequency(dicts, 0.3), seed=7)
+        RepeatFactorTrainingSampler.repeat_factors_from_category_frequency(dicts, 0.3), seed=7
+    )
     assert isinstance(ours, RepeatFactorTrainingSampler)
     drawn = list(itertools.islice(iter(ours), 400))
     assert drawn == list(itertools.islice(iter(theirs), 400))
@@ -142,8 +155,7 @@ def registered_dataset(tmp_path):
         record(files[2], [annotation([30, 30, 80, 80], 2)], 2),
         record(files[3], [annotation([15, 40, 50, 90], 0)], 3),
     ]
-    DatasetCatalog.register(DATASET, lambda: [dict(d, annotations=[dict(a) for a in d["annotations"]])
-                                              for d in dicts])
+    DatasetCatalog.register(DATASET, lambda: [dict(d, annotations=[dict(a) for a in d["annotations"]]) for d in dicts])
     MetadataCatalog.get(DATASET).set(thing_classes=["a", "b", "c"])
     yield dicts
     DatasetCatalog.remove(DATASET)
@@ -152,12 +164,24 @@ def registered_dataset(tmp_path):
 
 @pytest.mark.slow
 def test_loader_with_weights_and_repeat_factors_trains_a_step(registered_dataset):
-    cfg = tiny_cfg("EQLv2Loss", opts=("MODEL.ROI_HEADS.NUM_CLASSES", "3", "DATASETS.TRAIN", f"('{DATASET}',)",
-                                      "DATALOADER.REPEAT_THRESHOLD", "0.5"))
+    cfg = tiny_cfg(
+        "EQLv2Loss",
+        opts=(
+            "MODEL.ROI_HEADS.NUM_CLASSES",
+            "3",
+            "DATASETS.TRAIN",
+            f"('{DATASET}',)",
+            "DATALOADER.REPEAT_THRESHOLD",
+            "0.5",
+        ),
+    )
     dicts = DatasetCatalog.get(DATASET)
     loader = build_detection_train_loader(
-        cfg, dataset=dicts, mapper=WeightedDatasetMapper(cfg, is_train=True),
-        sampler=build_repeat_factor_sampler(dicts, repeat_thresh=cfg.DATALOADER.REPEAT_THRESHOLD, seed=0))
+        cfg,
+        dataset=dicts,
+        mapper=WeightedDatasetMapper(cfg, is_train=True),
+        sampler=build_repeat_factor_sampler(dicts, repeat_thresh=cfg.DATALOADER.REPEAT_THRESHOLD, seed=0),
+    )
     batch = next(iter(loader))
     assert len(batch) == cfg.SOLVER.IMS_PER_BATCH
     by_image = {d["file_name"]: [a.get("weight", 1.0) for a in d["annotations"]] for d in registered_dataset}
@@ -171,8 +195,9 @@ def test_loader_with_weights_and_repeat_factors_trains_a_step(registered_dataset
 
 
 def test_statistics_from_the_catalog_when_no_weights_file(registered_dataset, capsys):
-    cfg = tiny_cfg("ClassBalancedFocalLoss",
-                   opts=("MODEL.ROI_HEADS.NUM_CLASSES", "3", "DATASETS.TRAIN", f"('{DATASET}',)"))
+    cfg = tiny_cfg(
+        "ClassBalancedFocalLoss", opts=("MODEL.ROI_HEADS.NUM_CLASSES", "3", "DATASETS.TRAIN", f"('{DATASET}',)")
+    )
     loss = build_model(cfg).roi_heads.box_predictor.cls_loss
     assert loss.samples_per_class.tolist() == [4, 1, 1]
     printed = capsys.readouterr().out

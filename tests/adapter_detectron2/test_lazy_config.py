@@ -1,17 +1,18 @@
 """The LazyConfig example: explicit predictor arguments, weighted mapper and repeat-factor sampler."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 from d2_helpers import CONFIG_DIR, synthetic_batch
-
-from detbalance.detectron2 import BalancedFastRCNNOutputLayers, WeightedDatasetMapper
-from detbalance.losses import SeesawLoss
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.samplers import RepeatFactorTrainingSampler
 from detectron2.modeling.roi_heads import StandardROIHeads
 from detectron2.utils.events import EventStorage
+
+from detbalance.detectron2 import BalancedFastRCNNOutputLayers, WeightedDatasetMapper
+from detbalance.losses import SeesawLoss
 
 LAZY_CONFIG = CONFIG_DIR / "lazy_faster_rcnn_R_50_FPN_1x_seesaw.py"
 DATASET = "detbalance_test_lazy"
@@ -34,16 +35,24 @@ def test_predictor_is_instantiated_from_explicit_arguments(lazy_cfg):
 
 def test_dataloader_uses_weighted_mapper_and_repeat_factor_sampler(lazy_cfg, tmp_path):
     import numpy as np
-    from PIL import Image
-
     from detectron2.structures import BoxMode
+    from PIL import Image
 
     dicts = []
     for i in range(3):
         path = tmp_path / f"{i}.png"
         Image.fromarray(np.full((64, 64, 3), 40 * i, dtype=np.uint8)).save(path)
-        dicts.append({"file_name": str(path), "image_id": i, "height": 64, "width": 64, "annotations": [
-            {"bbox": [4, 4, 30, 30], "bbox_mode": BoxMode.XYXY_ABS, "category_id": i % 2, "weight": 0.5 * i}]})
+        dicts.append(
+            {
+                "file_name": str(path),
+                "image_id": i,
+                "height": 64,
+                "width": 64,
+                "annotations": [
+                    {"bbox": [4, 4, 30, 30], "bbox_mode": BoxMode.XYXY_ABS, "category_id": i % 2, "weight": 0.5 * i}
+                ],
+            }
+        )
     DatasetCatalog.register(DATASET, lambda: [dict(d) for d in dicts])
     MetadataCatalog.get(DATASET).set(thing_classes=["a", "b"])
     try:

@@ -1,20 +1,36 @@
 """Real detectron2 models built from the yaml configs train one step and predict on CPU, for every loss."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-from d2_helpers import (NUM_CLASSES, PER_LOSS_CONFIGS, SIGMOID_LOSSES, random_proposals, synthetic_batch,
-                        tiny_cfg, write_weights_file)
-
-from detbalance.detectron2 import BalancedFastRCNNOutputLayers, BalancedROIHeads, get_config
-from detbalance.losses import LOSSES, objectness_sigmoid_scores, seesaw_scores, sigmoid_scores, softmax_scores
+from d2_helpers import (
+    NUM_CLASSES,
+    PER_LOSS_CONFIGS,
+    SIGMOID_LOSSES,
+    random_proposals,
+    synthetic_batch,
+    tiny_cfg,
+    write_weights_file,
+)
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
-ACTIVATIONS = {"WeightedCrossEntropyLoss": softmax_scores, "SeesawLoss": seesaw_scores,
-               **{name: sigmoid_scores for name in SIGMOID_LOSSES}, "EQLv2Loss": objectness_sigmoid_scores}
-NUM_LOGITS = {"WeightedCrossEntropyLoss": NUM_CLASSES + 1, "SeesawLoss": NUM_CLASSES + 2,
-              **{name: NUM_CLASSES for name in SIGMOID_LOSSES}, "EQLv2Loss": NUM_CLASSES + 1}
+from detbalance.detectron2 import BalancedFastRCNNOutputLayers, BalancedROIHeads, get_config
+from detbalance.losses import LOSSES, objectness_sigmoid_scores, seesaw_scores, sigmoid_scores, softmax_scores
+
+ACTIVATIONS = {
+    "WeightedCrossEntropyLoss": softmax_scores,
+    "SeesawLoss": seesaw_scores,
+    **{name: sigmoid_scores for name in SIGMOID_LOSSES},
+    "EQLv2Loss": objectness_sigmoid_scores,
+}
+NUM_LOGITS = {
+    "WeightedCrossEntropyLoss": NUM_CLASSES + 1,
+    "SeesawLoss": NUM_CLASSES + 2,
+    **{name: NUM_CLASSES for name in SIGMOID_LOSSES},
+    "EQLv2Loss": NUM_CLASSES + 1,
+}
 
 
 def train_step_and_predict(model):
@@ -114,11 +130,29 @@ def test_full_size_configs_build_and_train(loss, weights_file):
     # The R50-FPN yaml as shipped, with: CPU, no pretrained weights (nothing may be downloaded) and a
     # from-scratch friendly normalisation, the weights file's 8 classes, and fewer proposals per image (the
     # ROI head's cost on CPU; the layers are unchanged).
-    cfg = get_config(PER_LOSS_CONFIGS[loss], [
-        "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RESNETS.NORM", "BN",
-        "MODEL.PIXEL_STD", "[57.4, 57.1, 58.4]", "MODEL.ROI_HEADS.NUM_CLASSES", str(NUM_CLASSES),
-        "MODEL.RPN.POST_NMS_TOPK_TRAIN", "64", "MODEL.RPN.POST_NMS_TOPK_TEST", "64",
-        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "64", "DETBALANCE.WEIGHTS_FILE", str(weights_file)])
+    cfg = get_config(
+        PER_LOSS_CONFIGS[loss],
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.WEIGHTS",
+            "",
+            "MODEL.RESNETS.NORM",
+            "BN",
+            "MODEL.PIXEL_STD",
+            "[57.4, 57.1, 58.4]",
+            "MODEL.ROI_HEADS.NUM_CLASSES",
+            str(NUM_CLASSES),
+            "MODEL.RPN.POST_NMS_TOPK_TRAIN",
+            "64",
+            "MODEL.RPN.POST_NMS_TOPK_TEST",
+            "64",
+            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+            "64",
+            "DETBALANCE.WEIGHTS_FILE",
+            str(weights_file),
+        ],
+    )
     model = build_model(cfg)
     assert model.backbone.bottom_up.stages[-1][0].conv1.weight.shape[1] == 1024  # ResNet-50 res5
     assert model.roi_heads.box_head.output_shape.channels == 1024

@@ -1,19 +1,19 @@
 """Fixtures of the MMDetection tests: real mmdet registries, weights files and synthetic detection batches."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
+import mmcv.ops  # noqa: F401  (compiled ops: `make setup` builds them; their absence is an error)
 import pytest
 import torch
-from helpers import MMDET_CONFIGS as CONFIG_DIR
-from helpers import write_weights_file
-
-import mmcv.ops  # noqa: F401  (compiled ops: `make setup` builds them; their absence is an error)
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 from mmengine.structures import InstanceData
 
 import detbalance.mmdet  # noqa: F401  (registers the DB* components)
+from helpers import MMDET_CONFIGS as CONFIG_DIR
+from helpers import write_weights_file
 
 register_all_modules(init_default_scope=True)
 
@@ -28,15 +28,21 @@ def weights_file(tmp_path_factory):
 
     def make(num_classes: int) -> Path:
         if num_classes not in cache:
-            cache[num_classes] = write_weights_file(folder / f"weights_k{num_classes}.json", num_classes,
-                                                    background_weight=0.5)
+            cache[num_classes] = write_weights_file(
+                folder / f"weights_k{num_classes}.json", num_classes, background_weight=0.5
+            )
         return cache[num_classes]
 
     return make
 
 
-def make_batch(num_classes: int, num_images: int = 2, boxes_per_image: int = 3, seed: int = 0,
-               weights: list[list[float]] | None = None) -> dict:
+def make_batch(
+    num_classes: int,
+    num_images: int = 2,
+    boxes_per_image: int = 3,
+    seed: int = 0,
+    weights: list[list[float]] | None = None,
+) -> dict:
     """A ``model.data_preprocessor`` input: uint8 images with bright boxes and matching ``gt_instances``."""
     g = torch.Generator().manual_seed(seed)
     inputs, samples = [], []
@@ -47,8 +53,15 @@ def make_batch(num_classes: int, num_images: int = 2, boxes_per_image: int = 3, 
         boxes = torch.cat([xy, xy + wh], dim=1)
         for x0, y0, x1, y1 in boxes.long().tolist():
             image[:, y0:y1, x0:x1] = 220
-        sample = DetDataSample(metainfo=dict(img_id=i, img_path=f"{i}.png", ori_shape=(IMAGE_SIZE, IMAGE_SIZE),
-                                             img_shape=(IMAGE_SIZE, IMAGE_SIZE), scale_factor=(1.0, 1.0)))
+        sample = DetDataSample(
+            metainfo=dict(
+                img_id=i,
+                img_path=f"{i}.png",
+                ori_shape=(IMAGE_SIZE, IMAGE_SIZE),
+                img_shape=(IMAGE_SIZE, IMAGE_SIZE),
+                scale_factor=(1.0, 1.0),
+            )
+        )
         gt = InstanceData(bboxes=boxes, labels=torch.randint(0, num_classes, (boxes_per_image,), generator=g))
         if weights is not None:
             gt.weights = torch.tensor(weights[i], dtype=torch.float32)

@@ -1,14 +1,14 @@
 """Every config in configs/mmdet/ loads, builds with real MMDetection, trains one step and predicts on CPU."""
+
 from __future__ import annotations
 
+import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
 import pytest
 import torch
-from helpers import MMDET_CONFIGS as CONFIG_DIR
-
-import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
-
 from mmdet.registry import MODELS  # noqa: E402
 from mmengine.config import Config, ConfigDict  # noqa: E402
+
+from helpers import MMDET_CONFIGS as CONFIG_DIR
 
 # The Faster R-CNN configs; tests/heads builds the Mask R-CNN, Cascade R-CNN and dense-head configs.
 CONFIGS = sorted(p.relative_to(CONFIG_DIR).as_posix() for p in CONFIG_DIR.rglob("faster-rcnn*.py"))
@@ -49,8 +49,9 @@ def test_config_trains_and_predicts(name, weights_file, batch):
     num_classes = bbox_head_cfg.num_classes
     model = MODELS.build(cfg.model)
     bbox_head = model.roi_head.bbox_head
-    assert bbox_head.fc_cls.out_features == getattr(bbox_head.loss_cls, "get_cls_channels",
-                                                    lambda k: k + 1)(num_classes)
+    assert bbox_head.fc_cls.out_features == getattr(bbox_head.loss_cls, "get_cls_channels", lambda k: k + 1)(
+        num_classes
+    )
 
     model.train()
     box_weights = [[1.0, 0.0, 2.0], [0.5, 1.0, 1.0]] if cfg.model.roi_head.type == "DBStandardRoIHead" else None
@@ -75,8 +76,9 @@ def test_config_trains_and_predicts(name, weights_file, batch):
         assert ((pred.labels >= 0) & (pred.labels < num_classes)).all()
 
 
-@pytest.mark.parametrize("name", [n for n in CONFIGS if n.startswith("tiny/") and "_tiny_" in n
-                                  and not n.endswith("box-weights.py")])
+@pytest.mark.parametrize(
+    "name", [n for n in CONFIGS if n.startswith("tiny/") and "_tiny_" in n and not n.endswith("box-weights.py")]
+)
 @pytest.mark.slow
 def test_predict_uses_the_trained_activation(name, weights_file):
     """Test-time scores through the bbox head are the loss's activation of the logits (sigmoid for sigmoid losses)."""
@@ -121,10 +123,21 @@ def test_use_dataset_sets_every_documented_key(tmp_path, weights_file):
 
     cfg = Config.fromfile(str(CONFIG_DIR / "tiny" / "faster-rcnn_r18_fpn_tiny_cb-focal.py"))
     path = weights_file(3)
-    use_dataset(cfg, data_root=tmp_path, classes=["a", "b", "c"], train_ann="tr.json", train_images="tr/",
-                val_ann="va.json", val_images="va/", weights_file=path)
-    for loader, ann, images in (("train_dataloader", "tr.json", "tr/"), ("val_dataloader", "va.json", "va/"),
-                                ("test_dataloader", "va.json", "va/")):
+    use_dataset(
+        cfg,
+        data_root=tmp_path,
+        classes=["a", "b", "c"],
+        train_ann="tr.json",
+        train_images="tr/",
+        val_ann="va.json",
+        val_images="va/",
+        weights_file=path,
+    )
+    for loader, ann, images in (
+        ("train_dataloader", "tr.json", "tr/"),
+        ("val_dataloader", "va.json", "va/"),
+        ("test_dataloader", "va.json", "va/"),
+    ):
         dataset = cfg[loader].dataset
         assert (dataset.data_root, dataset.ann_file, dataset.data_prefix.img) == (str(tmp_path), ann, images)
         assert tuple(dataset.metainfo.classes) == ("a", "b", "c")
@@ -136,5 +149,13 @@ def test_use_dataset_sets_every_documented_key(tmp_path, weights_file):
 
     seesaw = Config.fromfile(str(CONFIG_DIR / "tiny" / "faster-rcnn_r18_fpn_tiny_seesaw.py"))
     with pytest.raises(ValueError, match="DBSeesawLoss.*reads no weights file"):
-        use_dataset(seesaw, data_root=tmp_path, classes=["a"], train_ann="tr.json", train_images="tr/",
-                    val_ann="va.json", val_images="va/", weights_file=path)
+        use_dataset(
+            seesaw,
+            data_root=tmp_path,
+            classes=["a"],
+            train_ann="tr.json",
+            train_images="tr/",
+            val_ann="va.json",
+            val_images="va/",
+            weights_file=path,
+        )

@@ -2,20 +2,20 @@
 ``loss_cls``, gradient and loss state through Detectron2's ``BalancedFastRCNNOutputLayers.losses`` and
 MMDetection's ``Shared2FCBBoxHead.loss``, for every loss, over several steps; a box of weight 0 is left out of
 the denominator in both."""
+
 from __future__ import annotations
 
+import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
 import pytest
 import torch
-from helpers import D2_TINY_CONFIG as D2_TINY
-
-import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
-
-from detbalance import losses as core  # noqa: E402
-from detbalance.detectron2 import BalancedFastRCNNOutputLayers, get_config  # noqa: E402
 from detectron2.layers import ShapeSpec  # noqa: E402
 from detectron2.structures import Boxes, Instances  # noqa: E402
 from detectron2.utils.events import EventStorage  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
+
+from detbalance import losses as core  # noqa: E402
+from detbalance.detectron2 import BalancedFastRCNNOutputLayers, get_config  # noqa: E402
+from helpers import D2_TINY_CONFIG as D2_TINY
 
 K = 8  # the tiny detectron2 config's NUM_CLASSES
 PER_IMAGE = 16
@@ -31,10 +31,19 @@ def build_pair(name: str, weights_path: str):
     stats_arg = MODELS.get(f"DB{name}").stats_arg
     if stats_arg is not None:
         loss_cls[stats_arg] = weights_path
-    mm = MODELS.build(dict(
-        type="Shared2FCBBoxHead", in_channels=CHANNELS, fc_out_channels=32, roi_feat_size=7, num_classes=K,
-        bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
-        reg_class_agnostic=False, loss_cls=loss_cls, loss_bbox=dict(type="L1Loss", loss_weight=1.0)))
+    mm = MODELS.build(
+        dict(
+            type="Shared2FCBBoxHead",
+            in_channels=CHANNELS,
+            fc_out_channels=32,
+            roi_feat_size=7,
+            num_classes=K,
+            bbox_coder=dict(type="DeltaXYWHBBoxCoder", target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
+            reg_class_agnostic=False,
+            loss_cls=loss_cls,
+            loss_bbox=dict(type="L1Loss", loss_weight=1.0),
+        )
+    )
     if name == "FederatedLoss":  # same class sampling in both
         mm.loss_cls.core.generator.set_state(d2.cls_loss.generator.get_state())
     return d2, mm
@@ -57,8 +66,7 @@ def step_batch(step: int):
             p.gt_weights = box_weight
         proposals.append(p)
         foreground = labels < K
-        weights.append(torch.where(foreground, box_weight, torch.ones(PER_IMAGE)) if i == 0
-                       else torch.ones(PER_IMAGE))
+        weights.append(torch.where(foreground, box_weight, torch.ones(PER_IMAGE)) if i == 0 else torch.ones(PER_IMAGE))
     return proposals, torch.cat(weights), g
 
 
@@ -79,8 +87,12 @@ def test_same_batch_same_loss_cls_in_detectron2_and_mmdetection(name, weights_fi
         with EventStorage(step):
             loss_d2 = d2.losses((x_d2, deltas), proposals)["loss_cls"]
         x_mm = logits.clone().requires_grad_(True)
-        rois = torch.cat([torch.cat([torch.full((PER_IMAGE, 1), float(i)), p.proposal_boxes.tensor], dim=1)
-                          for i, p in enumerate(proposals)])
+        rois = torch.cat(
+            [
+                torch.cat([torch.full((PER_IMAGE, 1), float(i)), p.proposal_boxes.tensor], dim=1)
+                for i, p in enumerate(proposals)
+            ]
+        )
         out = mm.loss(x_mm, deltas, rois, labels, label_weights, torch.zeros(rows, 4), torch.ones(rows, 4))
         loss_mm = out["loss_cls"]
 
@@ -88,8 +100,7 @@ def test_same_batch_same_loss_cls_in_detectron2_and_mmdetection(name, weights_fi
         if name not in ("SeesawLoss", "FederatedLoss"):  # a further call would move their counts / sampler
             # the denominator: non-ignored proposals with weight > 0 (MMDetection's avg_factor), not R
             total = d2.cls_loss(logits, labels, sample_weight=label_weights, reduction_override="sum")
-            torch.testing.assert_close(loss_d2.detach(), total / int((label_weights > 0).sum()),
-                                       rtol=1e-6, atol=1e-9)
+            torch.testing.assert_close(loss_d2.detach(), total / int((label_weights > 0).sum()), rtol=1e-6, atol=1e-9)
         loss_d2.backward()
         loss_mm.backward()
         torch.testing.assert_close(x_d2.grad, x_mm.grad, rtol=1e-6, atol=1e-9)

@@ -1,5 +1,6 @@
 """One table of losses: the Detectron2 config node, the MMDetection registrations and the statistics-free set
 agree with each core loss's signature, the one place a default is written."""
+
 from __future__ import annotations
 
 import inspect
@@ -17,8 +18,10 @@ from detbalance.losses import DENSE_LOSSES, LOSS_TABLE, LOSSES
 # What each loss is tuned by, written out here independently of the table.
 EXPECTED_HYPER_PARAMETERS = {
     "WeightedCrossEntropyLoss": ("WEIGHTED_CE", {"DENOMINATOR": "denominator"}),
-    "ClassBalancedFocalLoss": ("CLASS_BALANCED_FOCAL",
-                               {"BETA": "beta", "GAMMA": "gamma", "BACKGROUND_WEIGHT": "background_weight"}),
+    "ClassBalancedFocalLoss": (
+        "CLASS_BALANCED_FOCAL",
+        {"BETA": "beta", "GAMMA": "gamma", "BACKGROUND_WEIGHT": "background_weight"},
+    ),
     "EqualizationLoss": ("EQUALIZATION", {"LAMBDA": "lambda_"}),
     "EQLv2Loss": ("EQLV2", {"MU": "mu", "GAMMA": "gamma", "ALPHA": "alpha"}),
     "SeesawLoss": ("SEESAW", {"P": "p", "Q": "q", "EPS": "eps"}),
@@ -72,8 +75,11 @@ def test_statistics_free_losses():
     assert TRAINED_STATISTICS_LOSSES == {"EQLv2Loss", "SeesawLoss"}
     for name in LOSSES:
         assert (MODELS.get(f"DB{name}").stats_arg is None) == (name in TRAINED_STATISTICS_LOSSES), name
-    assert {n for n, s in LOSS_TABLE.items() if not s.needs_statistics} == {"EQLv2Loss", "SeesawLoss",
-                                                                             "EqualizedFocalLoss"}
+    assert {n for n, s in LOSS_TABLE.items() if not s.needs_statistics} == {
+        "EQLv2Loss",
+        "SeesawLoss",
+        "EqualizedFocalLoss",
+    }
 
 
 def test_default_build_holds_the_signature_defaults():

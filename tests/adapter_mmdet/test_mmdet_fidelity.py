@@ -1,26 +1,32 @@
 """MMDetection adapter fidelity: ``fc_cls`` starts at each loss's reference bias (after ``init_weights`` too), the
 ``prior_prob`` argument, EQLv2's K + 1 outputs and the former K-column checkpoint, weighted CE's denominator."""
+
 from __future__ import annotations
 
 import logging
 import math
 
+import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
 import pytest
 import torch
-from helpers import MMDET_CONFIGS, mmdet_config
-
-import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
-
 from mmdet.registry import MODELS  # noqa: E402
+
+from helpers import MMDET_CONFIGS, mmdet_config
 
 CONFIG_DIR = MMDET_CONFIGS / "tiny"
 K = 8  # the tiny configs'
-LOSS_CONFIGS = {"DBWeightedCrossEntropyLoss": "weighted-ce", "DBClassBalancedFocalLoss": "cb-focal",
-                "DBEqualizationLoss": "eql", "DBEQLv2Loss": "eqlv2", "DBSeesawLoss": "seesaw",
-                "DBFederatedLoss": "federated"}
+LOSS_CONFIGS = {
+    "DBWeightedCrossEntropyLoss": "weighted-ce",
+    "DBClassBalancedFocalLoss": "cb-focal",
+    "DBEqualizationLoss": "eql",
+    "DBEQLv2Loss": "eqlv2",
+    "DBSeesawLoss": "seesaw",
+    "DBFederatedLoss": "federated",
+}
 #: first bias of the class columns in each reference implementation (K = 8)
 REFERENCE_BIAS = {
-    "DBWeightedCrossEntropyLoss": 0.0, "DBSeesawLoss": 0.0,
+    "DBWeightedCrossEntropyLoss": 0.0,
+    "DBSeesawLoss": 0.0,
     "DBEQLv2Loss": 0.0,  # tztztztztz/eqlv2: 0, objectness column included
     "DBEqualizationLoss": -math.log((1 - 0.001) / 0.001),  # eql.detectron2: prior 0.001
     "DBClassBalancedFocalLoss": -math.log(K - 1),  # richardaecn/class-balanced-loss: -log(C - 1)
@@ -92,10 +98,18 @@ def test_former_k_column_eqlv2_checkpoint_is_refused_naming_both_shapes(weights_
     save_checkpoint(dict(state_dict=state), str(tmp_path / "former.pth"))
     logger = logging.getLogger("fidelity")
     for strict in (False, True):
-        with pytest.raises(ValueError, match=rf"K = {K} outputs, weight shape \({K}, C\).*"
-                                             rf"K \+ 1 = {K + 1} outputs, weight shape \({K + 1}, C\)"):
-            load_checkpoint(MODELS.build(model_cfg("DBEQLv2Loss", weights_file)), str(tmp_path / "former.pth"),
-                            map_location="cpu", strict=strict, logger=logger)
+        with pytest.raises(
+            ValueError,
+            match=rf"K = {K} outputs, weight shape \({K}, C\).*"
+            rf"K \+ 1 = {K + 1} outputs, weight shape \({K + 1}, C\)",
+        ):
+            load_checkpoint(
+                MODELS.build(model_cfg("DBEQLv2Loss", weights_file)),
+                str(tmp_path / "former.pth"),
+                map_location="cpu",
+                strict=strict,
+                logger=logger,
+            )
     # the current layout loads
     save_checkpoint(dict(state_dict=model.state_dict()), str(tmp_path / "current.pth"))
     restored = MODELS.build(model_cfg("DBEQLv2Loss", weights_file))
@@ -105,13 +119,15 @@ def test_former_k_column_eqlv2_checkpoint_is_refused_naming_both_shapes(weights_
 
 def test_weighted_ce_weights_denominator_replaces_avg_factor():
     class_weight = [1.0, 2.0, 0.5, 3.0, 1.5, 0.2]
-    loss = MODELS.build(dict(type="DBWeightedCrossEntropyLoss", num_classes=5, class_weight=class_weight,
-                             denominator="weights"))
+    loss = MODELS.build(
+        dict(type="DBWeightedCrossEntropyLoss", num_classes=5, class_weight=class_weight, denominator="weights")
+    )
     g = torch.Generator().manual_seed(0)
     logits, labels = torch.randn(20, 6, generator=g), torch.randint(0, 6, (20,), generator=g)
     want = torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor(class_weight))
     torch.testing.assert_close(loss(logits, labels, torch.ones(20), avg_factor=20.0), want)
     default = MODELS.build(dict(type="DBWeightedCrossEntropyLoss", num_classes=5, class_weight=class_weight))
-    torch.testing.assert_close(default(logits, labels, torch.ones(20), avg_factor=20.0),
-                               torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor(class_weight),
-                                                                 reduction="sum") / 20.0)
+    torch.testing.assert_close(
+        default(logits, labels, torch.ones(20), avg_factor=20.0),
+        torch.nn.functional.cross_entropy(logits, labels, weight=torch.tensor(class_weight), reduction="sum") / 20.0,
+    )

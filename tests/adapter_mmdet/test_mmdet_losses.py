@@ -1,11 +1,10 @@
 """The registered DB* losses: parity with the core losses and MMDetection, statistics files, build-time errors."""
+
 from __future__ import annotations
 
+import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
 import pytest
 import torch
-
-import mmcv.ops  # noqa: F401,E402  (compiled ops: `make setup` builds them; their absence is an error)
-
 from mmdet.models.losses import CrossEntropyLoss, EQLV2Loss, SeesawLoss  # noqa: E402
 from mmdet.registry import MODELS  # noqa: E402
 from mmengine.config import Config  # noqa: E402
@@ -20,20 +19,37 @@ IMAGE_COUNTS = [500, 200, 30, 5, 1]
 
 # registered name -> (config settings, core function, statistics for the function, function keywords)
 CASES = {
-    "DBWeightedCrossEntropyLoss": (dict(class_weight=[1.0, 2.0, 0.5, 3.0, 1.5, 0.2]), core.weighted_cross_entropy,
-                                   [1.0, 2.0, 0.5, 3.0, 1.5, 0.2], {}),
-    "DBClassBalancedFocalLoss": (dict(samples_per_class=COUNTS, beta=0.99, gamma=1.5, background_weight=0.7),
-                                 core.class_balanced_focal_loss, COUNTS,
-                                 dict(beta=0.99, gamma=1.5, background_weight=0.7)),
-    "DBEqualizationLoss": (dict(class_freq=[0.5, 0.1, 1e-3, 1e-4, 0.02], lambda_=1e-2), core.equalization_loss,
-                           [0.5, 0.1, 1e-3, 1e-4, 0.02], dict(lambda_=1e-2)),
+    "DBWeightedCrossEntropyLoss": (
+        dict(class_weight=[1.0, 2.0, 0.5, 3.0, 1.5, 0.2]),
+        core.weighted_cross_entropy,
+        [1.0, 2.0, 0.5, 3.0, 1.5, 0.2],
+        {},
+    ),
+    "DBClassBalancedFocalLoss": (
+        dict(samples_per_class=COUNTS, beta=0.99, gamma=1.5, background_weight=0.7),
+        core.class_balanced_focal_loss,
+        COUNTS,
+        dict(beta=0.99, gamma=1.5, background_weight=0.7),
+    ),
+    "DBEqualizationLoss": (
+        dict(class_freq=[0.5, 0.1, 1e-3, 1e-4, 0.02], lambda_=1e-2),
+        core.equalization_loss,
+        [0.5, 0.1, 1e-3, 1e-4, 0.02],
+        dict(lambda_=1e-2),
+    ),
     "DBEQLv2Loss": (dict(mu=0.7, gamma=10.0, alpha=3.0), None, None, {}),
     "DBSeesawLoss": (dict(p=0.7, q=1.5, eps=0.02), None, None, {}),
-    "DBFederatedLoss": (dict(image_counts=IMAGE_COUNTS, num_sampled=3, freq_power=0.5, seed=5),
-                        core.federated_loss, IMAGE_COUNTS, dict(num_sampled=3, freq_power=0.5)),
+    "DBFederatedLoss": (
+        dict(image_counts=IMAGE_COUNTS, num_sampled=3, freq_power=0.5, seed=5),
+        core.federated_loss,
+        IMAGE_COUNTS,
+        dict(num_sampled=3, freq_power=0.5),
+    ),
 }
-CORE_MODULES = {"DBEQLv2Loss": lambda: core.EQLv2Loss(K, mu=0.7, gamma=10.0, alpha=3.0),
-                "DBSeesawLoss": lambda: core.SeesawLoss(K, p=0.7, q=1.5, eps=0.02)}
+CORE_MODULES = {
+    "DBEQLv2Loss": lambda: core.EQLv2Loss(K, mu=0.7, gamma=10.0, alpha=3.0),
+    "DBSeesawLoss": lambda: core.SeesawLoss(K, p=0.7, q=1.5, eps=0.02),
+}
 
 
 def build(name: str, loss_weight: float = 1.0, **overrides):
@@ -55,12 +71,14 @@ def reference(name: str, logits, labels, label_weights, avg_factor, reduction):
     """The core computation of the same loss: the function with the same statistics, or a fresh core module."""
     _, function, stats, keywords = CASES[name]
     if function is None:
-        return CORE_MODULES[name]()(logits, labels, sample_weight=label_weights, normalizer=avg_factor,
-                                    reduction_override=reduction)
+        return CORE_MODULES[name]()(
+            logits, labels, sample_weight=label_weights, normalizer=avg_factor, reduction_override=reduction
+        )
     if name == "DBFederatedLoss":  # the registered loss was built with seed=5
         keywords = dict(keywords, generator=torch.Generator().manual_seed(5))
-    return function(logits, labels, stats, sample_weight=label_weights, normalizer=avg_factor,
-                    reduction=reduction, **keywords)
+    return function(
+        logits, labels, stats, sample_weight=label_weights, normalizer=avg_factor, reduction=reduction, **keywords
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -152,8 +170,9 @@ def test_statistics_from_weights_file(weights_file):
         torch.testing.assert_close(got, b(logits, labels, label_weights, avg_factor=11.0), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualizationLoss",
-                                  "DBFederatedLoss"])
+@pytest.mark.parametrize(
+    "name", ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualizationLoss", "DBFederatedLoss"]
+)
 def test_weights_file_class_count_mismatch_names_both_numbers(name, weights_file):
     arg = MODELS.get(name).stats_arg
     with pytest.raises(ValueError, match=r"has 7 classes but the model has num_classes=5"):
@@ -164,8 +183,11 @@ def test_mismatch_raises_when_the_model_is_built(config_dir, weights_file):
     cfg = Config.fromfile(str(config_dir / "tiny" / "faster-rcnn_r18_fpn_tiny_cb-focal.py"))
     head = cfg.model.roi_head.bbox_head
     head.loss_cls.samples_per_class = str(weights_file(head.num_classes + 3))
-    with pytest.raises(ValueError, match=rf"has {head.num_classes + 3} classes but the model has "
-                                         rf"num_classes={head.num_classes}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"has {head.num_classes + 3} classes but the model has "
+        rf"num_classes={head.num_classes}",
+    ):
         MODELS.build(cfg.model)
 
 
@@ -177,10 +199,15 @@ def test_loss_and_head_num_classes_must_agree(config_dir):
         MODELS.build(cfg.model)
 
 
-@pytest.mark.parametrize("name, arg, length", [("DBWeightedCrossEntropyLoss", "class_weight", K),
-                                               ("DBClassBalancedFocalLoss", "samples_per_class", K + 1),
-                                               ("DBEqualizationLoss", "class_freq", K - 1),
-                                               ("DBFederatedLoss", "image_counts", 2)])
+@pytest.mark.parametrize(
+    "name, arg, length",
+    [
+        ("DBWeightedCrossEntropyLoss", "class_weight", K),
+        ("DBClassBalancedFocalLoss", "samples_per_class", K + 1),
+        ("DBEqualizationLoss", "class_freq", K - 1),
+        ("DBFederatedLoss", "image_counts", 2),
+    ],
+)
 def test_inline_statistics_of_wrong_length(name, arg, length):
     with pytest.raises(ValueError, match=rf"{arg} has {length} entries.*num_classes={K}"):
         build(name, **{arg: [1.0] * length})

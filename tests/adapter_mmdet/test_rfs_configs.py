@@ -1,6 +1,7 @@
 """The full-size LVIS configs named ``*rfs*`` sample with DBRepeatFactorSampler at LVIS's threshold (detectron2's
 repeat factors and stochastic rounding) instead of MMDetection's ClassBalancedDataset, and their train loaders
 build: the config's own sampler and aspect-ratio batch sampler over a small COCO-format set in place of LVIS."""
+
 import json
 
 import pytest
@@ -22,8 +23,19 @@ def test_every_rfs_config_is_listed():
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     data = tmp_path_factory.mktemp("rfs") / "shapes"
-    generate(SyntheticSpec(num_classes=4, head_instances=12, imbalance_ratio=6, test_per_class=1, image_size=64,
-                           min_size=10, max_size=16, max_objects=2), data)
+    generate(
+        SyntheticSpec(
+            num_classes=4,
+            head_instances=12,
+            imbalance_ratio=6,
+            test_per_class=1,
+            image_size=64,
+            min_size=10,
+            max_size=16,
+            max_objects=2,
+        ),
+        data,
+    )
     return data
 
 
@@ -37,10 +49,17 @@ def test_rfs_config_samples_with_the_shared_sampler_at_lvis_threshold(name, shap
     assert dataset.type == "LVISV1Dataset" and "ClassBalancedDataset" not in cfg.pretty_text
     assert dataset.ann_file == "annotations/lvis_v1_train.json" and dataset.filter_cfg.min_size == 32
     # the same loader over a COCO-format set (LVIS itself is not here): only the dataset's location differs
-    classes = [c["name"] for c in sorted(json.loads((shapes / "train.json").read_text())["categories"],
-                                         key=lambda c: c["id"])]
-    dataset.update(type="CocoDataset", data_root=str(shapes), ann_file="train.json", data_prefix=dict(img="train/"),
-                   metainfo=dict(classes=classes), filter_cfg=dict(filter_empty_gt=True, min_size=4))
+    classes = [
+        c["name"] for c in sorted(json.loads((shapes / "train.json").read_text())["categories"], key=lambda c: c["id"])
+    ]
+    dataset.update(
+        type="CocoDataset",
+        data_root=str(shapes),
+        ann_file="train.json",
+        data_prefix=dict(img="train/"),
+        metainfo=dict(classes=classes),
+        filter_cfg=dict(filter_empty_gt=True, min_size=4),
+    )
     loader_cfg.update(num_workers=0, persistent_workers=False, batch_size=2)
     init_default_scope("mmdet")
     loader = Runner.build_dataloader(loader_cfg, seed=0)

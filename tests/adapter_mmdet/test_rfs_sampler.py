@@ -1,12 +1,12 @@
 """DBRepeatFactorSampler: detectron2's repeat factors on the same COCO records (empty and crowd-only images
 included), stochastic rounding whose mean over epochs is the factor, bad thresholds, and a real MMDetection train
 dataloader built from a config that selects it."""
+
 import json
 import math
 
 import pytest
 import torch
-
 from detectron2.data.datasets import load_coco_json
 from detectron2.data.samplers import RepeatFactorTrainingSampler
 from mmdet.datasets import CocoDataset
@@ -27,8 +27,16 @@ def _write_coco(path):
     for i, names in enumerate(labels, start=1):
         images.append({"id": i, "file_name": f"{i}.png", "width": 64, "height": 64})
         for j, name in enumerate(names):
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": CLASSES.index(name[0]) + 1,
-                         "bbox": [4 + 20 * j, 4, 16, 16], "area": 256, "iscrowd": int(name.endswith("*"))})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": CLASSES.index(name[0]) + 1,
+                    "bbox": [4 + 20 * j, 4, 16, 16],
+                    "area": 256,
+                    "iscrowd": int(name.endswith("*")),
+                }
+            )
     cats = [{"id": k + 1, "name": n} for k, n in enumerate(CLASSES)]
     path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
     return path
@@ -37,8 +45,14 @@ def _write_coco(path):
 @pytest.fixture
 def coco_records(tmp_path):
     ann = _write_coco(tmp_path / "train.json")
-    dataset = CocoDataset(ann_file=str(ann), data_root="", data_prefix=dict(img=str(tmp_path)),
-                          metainfo=dict(classes=CLASSES), filter_cfg=None, pipeline=[])
+    dataset = CocoDataset(
+        ann_file=str(ann),
+        data_root="",
+        data_prefix=dict(img=str(tmp_path)),
+        metainfo=dict(classes=CLASSES),
+        filter_cfg=None,
+        pipeline=[],
+    )
     dicts = load_coco_json(str(ann), str(tmp_path), dataset_name=f"rfs_sampler_{tmp_path.name}")
     return dataset, dicts
 
@@ -94,17 +108,43 @@ def test_dataset_without_classes_is_refused():
 
 def test_a_config_selecting_it_builds_a_real_dataloader(tmp_path, config_dir):
     data = tmp_path / "shapes"
-    generate(SyntheticSpec(num_classes=4, head_instances=12, imbalance_ratio=6, test_per_class=1, image_size=64,
-                           min_size=10, max_size=16, max_objects=2), data)
+    generate(
+        SyntheticSpec(
+            num_classes=4,
+            head_instances=12,
+            imbalance_ratio=6,
+            test_per_class=1,
+            image_size=64,
+            min_size=10,
+            max_size=16,
+            max_objects=2,
+        ),
+        data,
+    )
     cfg = Config.fromfile(str(config_dir / "tiny" / "faster-rcnn_r18_fpn_tiny.py"))
-    classes = [c["name"] for c in sorted(json.loads((data / "train.json").read_text())["categories"],
-                                         key=lambda c: c["id"])]
-    use_dataset(cfg, data_root=str(data), classes=classes, train_ann="train.json", train_images="train/",
-                val_ann="test.json", val_images="test/")
-    cfg.merge_from_dict(dict(
-        custom_imports=dict(imports=["detbalance.mmdet"], allow_failed_imports=False),
-        train_dataloader=dict(batch_size=2, num_workers=0, persistent_workers=False,
-                              sampler=dict(type="DBRepeatFactorSampler", threshold=0.3, seed=1))))
+    classes = [
+        c["name"] for c in sorted(json.loads((data / "train.json").read_text())["categories"], key=lambda c: c["id"])
+    ]
+    use_dataset(
+        cfg,
+        data_root=str(data),
+        classes=classes,
+        train_ann="train.json",
+        train_images="train/",
+        val_ann="test.json",
+        val_images="test/",
+    )
+    cfg.merge_from_dict(
+        dict(
+            custom_imports=dict(imports=["detbalance.mmdet"], allow_failed_imports=False),
+            train_dataloader=dict(
+                batch_size=2,
+                num_workers=0,
+                persistent_workers=False,
+                sampler=dict(type="DBRepeatFactorSampler", threshold=0.3, seed=1),
+            ),
+        )
+    )
     assert cfg.train_dataloader.sampler.type == "DBRepeatFactorSampler"
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
     sampler = loader.batch_sampler.sampler  # the config's batch sampler (aspect-ratio grouping) wraps it
@@ -122,28 +162,40 @@ def _rank_indices(rank, ann, image_root, init_file, out_dir):
     from dist_helpers import init_gloo
 
     init_gloo(rank, 2, init_file)
-    dataset = CocoDataset(ann_file=ann, data_root="", data_prefix=dict(img=image_root),
-                          metainfo=dict(classes=CLASSES), filter_cfg=None, pipeline=[])
+    dataset = CocoDataset(
+        ann_file=ann,
+        data_root="",
+        data_prefix=dict(img=image_root),
+        metainfo=dict(classes=CLASSES),
+        filter_cfg=None,
+        pipeline=[],
+    )
     sampler = DBRepeatFactorSampler(dataset, threshold=0.5)  # seed None: rank 0's random seed, broadcast
     sampler.set_epoch(2)
-    (out_dir / f"rank{rank}.json").write_text(json.dumps({"seed": sampler.seed, "indices": list(sampler),
-                                                           "len": len(sampler)}))
+    (out_dir / f"rank{rank}.json").write_text(
+        json.dumps({"seed": sampler.seed, "indices": list(sampler), "len": len(sampler)})
+    )
 
 
 @pytest.mark.slow
 def test_ranks_share_one_epoch_between_them(tmp_path):
-    from dist_helpers import run_ranks
-
     from detbalance.weights.sampling import repeat_factor_epoch
+    from dist_helpers import run_ranks
 
     ann = _write_coco(tmp_path / "train.json")
     run_ranks(_rank_indices, (str(ann), str(tmp_path), str(tmp_path / "init"), tmp_path), nprocs=2, timeout_s=60)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert ranks[0]["seed"] == ranks[1]["seed"]
     assert len(ranks[0]["indices"]) == len(ranks[1]["indices"]) == ranks[0]["len"]
-    dataset = CocoDataset(ann_file=str(ann), data_root="", data_prefix=dict(img=str(tmp_path)),
-                          metainfo=dict(classes=CLASSES), filter_cfg=None, pipeline=[])
+    dataset = CocoDataset(
+        ann_file=str(ann),
+        data_root="",
+        data_prefix=dict(img=str(tmp_path)),
+        metainfo=dict(classes=CLASSES),
+        filter_cfg=None,
+        pipeline=[],
+    )
     factors = DBRepeatFactorSampler(dataset, threshold=0.5, seed=0).repeat_factors
     epoch = repeat_factor_epoch(factors, ranks[0]["seed"], 2).tolist()
-    padded = (epoch * 2)[:2 * ranks[0]["len"]]  # padded to a multiple of the world size, as DefaultSampler
+    padded = (epoch * 2)[: 2 * ranks[0]["len"]]  # padded to a multiple of the world size, as DefaultSampler
     assert ranks[0]["indices"] == padded[0::2] and ranks[1]["indices"] == padded[1::2]

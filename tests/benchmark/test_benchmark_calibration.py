@@ -2,10 +2,12 @@
 trained and saved, the row chooses gamma from the grid on the validation split, stores the validation curve, and
 predicts the test split through the framework's calibration config; the checkpoint reloads to the base's own
 detections, and a calibrated prediction differs from them."""
+
 import hashlib
 import json
 
 import pytest
+from bench_helpers import tiny_settings
 
 from detbalance.benchmark import get_method
 from detbalance.benchmark.methods import GAMMA_GRID, METHODS, calibrated, calibration_method, definition_hash
@@ -13,12 +15,11 @@ from detbalance.benchmark.runner import _definition, _runner, _spec, run_matrix
 from detbalance.data.longtail import get_longtail_dataset
 from detbalance.demo import DEMO_LOSSES
 
-from bench_helpers import tiny_settings
-
 
 def _detections(results):
-    return sorted((d["image_id"], d["category_id"], round(d["score"], 5), tuple(round(v, 2) for v in d["bbox"]))
-                  for d in results)
+    return sorted(
+        (d["image_id"], d["category_id"], round(d["score"], 5), tuple(round(v, 2) for v in d["bbox"])) for d in results
+    )
 
 
 def _check_row(tmp_path, settings, framework, key):
@@ -83,8 +84,18 @@ def test_calibration_rows_and_hashes(tmp_path):
         calibrated(get_method("mmdet-seesaw"))
     # rows measured before calibration rows ran keep their definition: the hash of the same ten fields
     settings = tiny_settings(tmp_path)
-    fields = ("key", "label", "loss", "train_split", "sampler", "rfs_threshold", "frameworks", "mmdet_loss",
-              "calibrate", "base")
+    fields = (
+        "key",
+        "label",
+        "loss",
+        "train_split",
+        "sampler",
+        "rfs_threshold",
+        "frameworks",
+        "mmdet_loss",
+        "calibrate",
+        "base",
+    )
     for key in ("ce", "seesaw", "rfs"):
         m = METHODS[key]
         row = {f: getattr(m, f) for f in fields}
@@ -95,16 +106,26 @@ def test_calibration_rows_and_hashes(tmp_path):
 
 
 def test_results_table_names_the_chosen_gammas():
+    from bench_helpers import TINY
+
     from detbalance.benchmark.render import results_markdown
     from detbalance.benchmark.summary import build_summary
 
-    from bench_helpers import TINY
-
     def run(method, seed, apr, gamma=None):
-        record = {"framework": "mmdet", "method": method, "seed": seed, "data_version": None,
-                  "metrics": {"AP": 5.0, "APr": apr, "APc": 4.0, "APf": 6.0}, "AP50": 9.0,
-                  "cap100": {"AP": 5.0, "APr": apr}, "ap_fixed": {"AP": 5.0, "APr": apr, "k": 1}, "ap_pool": 5.0,
-                  "ece": {"all": 0.1, "r": 0.1, "c": 0.1, "f": 0.1}, "seconds": 1.0, "machine": {}}
+        record = {
+            "framework": "mmdet",
+            "method": method,
+            "seed": seed,
+            "data_version": None,
+            "metrics": {"AP": 5.0, "APr": apr, "APc": 4.0, "APf": 6.0},
+            "AP50": 9.0,
+            "cap100": {"AP": 5.0, "APr": apr},
+            "ap_fixed": {"AP": 5.0, "APr": apr, "k": 1},
+            "ap_pool": 5.0,
+            "ece": {"all": 0.1, "r": 0.1, "c": 0.1, "f": 0.1},
+            "seconds": 1.0,
+            "machine": {},
+        }
         if gamma is not None:
             record["calibration"] = {"method": "norcal", "base": "ce", "gamma": gamma}
         return record

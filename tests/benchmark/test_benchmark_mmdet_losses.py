@@ -1,17 +1,17 @@
 """MMDetection's own SeesawLoss and EQLV2Loss rows: the mmdet runner builds the baseline model with MMDetection's
 registered loss (its LVIS settings, num_classes = K) as the box classifier's loss, trains one step, saves the model
 and predicts the test split; the rows exist only in MMDetection."""
+
 import json
 
 import pytest
 import torch
+from bench_helpers import TINY, tiny_settings
 
 from detbalance.benchmark import get_method, pending
 from detbalance.benchmark.runner import run_matrix
 from detbalance.demo import DEMO_LOSSES, Schedule
 from detbalance.demo.run import RunSpec
-
-from bench_helpers import TINY, tiny_settings
 
 
 def test_rows_run_in_mmdet_only():
@@ -30,8 +30,9 @@ def test_runspec_refuses_mmdet_loss_elsewhere(tmp_path):
 
 @pytest.mark.slow
 def test_mmdet_own_losses_train_a_step_and_predict(tmp_path):
-    records = run_matrix(tiny_settings(tmp_path, iters=1), ["mmdet"], ["mmdet-seesaw", "mmdet-eqlv2"], [0],
-                         log=lambda line: None)
+    records = run_matrix(
+        tiny_settings(tmp_path, iters=1), ["mmdet"], ["mmdet-seesaw", "mmdet-eqlv2"], [0], log=lambda line: None
+    )
     assert [r["method"] for r in records] == ["mmdet-seesaw", "mmdet-eqlv2"]
     k = TINY.num_classes
     # SeesawLoss adds an objectness pair to the K class logits; EQLV2Loss keeps K + 1 (background last)

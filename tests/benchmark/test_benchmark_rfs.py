@@ -1,16 +1,16 @@
 """Repeat-factor sampling rows of the matrix run in both frameworks: each runner trains with its framework's
 repeat-factor sampler at the row's threshold (detectron2's RepeatFactorTrainingSampler, MMDetection's
 DBRepeatFactorSampler), saves its model and is recorded."""
+
 import json
 
 import pytest
 import torch
+from bench_helpers import tiny_settings
 
 from detbalance.benchmark import get_method, pending
 from detbalance.benchmark.methods import RFS_THRESHOLD
 from detbalance.benchmark.runner import run_matrix
-
-from bench_helpers import tiny_settings
 
 
 def test_rfs_rows_are_runnable():
@@ -35,16 +35,28 @@ def test_rfs_trains_with_each_frameworks_sampler(tmp_path):
         assert json.loads((work[r["framework"]] / "trained.json").read_text())["train"]["iterations"] == 2
 
 
-@pytest.mark.parametrize("sampler,threshold,message", [
-    ("rfs", None, "rfs_threshold=None; expected a number > 0 with sampler='rfs'"),
-    ("rfs", 0.0, "rfs_threshold=0.0; expected a number > 0"),
-    (None, 0.01, "rfs_threshold=0.01 given with sampler=None"),
-    ("balanced", None, "sampler='balanced'; expected one of"),
-])
+@pytest.mark.parametrize(
+    "sampler,threshold,message",
+    [
+        ("rfs", None, "rfs_threshold=None; expected a number > 0 with sampler='rfs'"),
+        ("rfs", 0.0, "rfs_threshold=0.0; expected a number > 0"),
+        (None, 0.01, "rfs_threshold=0.01 given with sampler=None"),
+        ("balanced", None, "sampler='balanced'; expected one of"),
+    ],
+)
 def test_runspec_sampler_settings_are_checked(tmp_path, sampler, threshold, message):
     from detbalance.demo import DEMO_LOSSES, Schedule
     from detbalance.demo.run import RunSpec
 
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        RunSpec(framework="detectron2", loss=DEMO_LOSSES["ce"], seed=0, data=None, schedule=Schedule(iters=1),
-                weights_file=tmp_path, work_dir=tmp_path, sampler=sampler, rfs_threshold=threshold)
+        RunSpec(
+            framework="detectron2",
+            loss=DEMO_LOSSES["ce"],
+            seed=0,
+            data=None,
+            schedule=Schedule(iters=1),
+            weights_file=tmp_path,
+            work_dir=tmp_path,
+            sampler=sampler,
+            rfs_threshold=threshold,
+        )

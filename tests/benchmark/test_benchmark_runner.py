@@ -1,21 +1,26 @@
 """The resumable runner end to end at a tiny size: a real Detectron2 model trains a few iterations on a tiny
 long-tailed set, its record is written and a second call skips it; pending methods are refused by name."""
+
 import json
 
 import pytest
+from bench_helpers import TINY
 
 from detbalance.benchmark import METHODS, get_method, pending
 from detbalance.benchmark.runner import BenchmarkSettings, run_matrix
 from detbalance.demo import Schedule
 
-from bench_helpers import TINY
-
 
 @pytest.mark.slow
 def test_detectron2_run_is_recorded_then_cached(tmp_path):
-    settings = BenchmarkSettings(results_dir=tmp_path / "results", work_dir=tmp_path / "work", spec=TINY,
-                                 schedule=Schedule(iters=3, warmup_iters=1), cache_dir=tmp_path / "cache",
-                                 progress=False)
+    settings = BenchmarkSettings(
+        results_dir=tmp_path / "results",
+        work_dir=tmp_path / "work",
+        spec=TINY,
+        schedule=Schedule(iters=3, warmup_iters=1),
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
     log = []
     records = run_matrix(settings, ["detectron2"], ["ce", "mmdet-seesaw"], [0], log=log.append)
     assert [r["method"] for r in records] == ["ce"]
@@ -60,8 +65,9 @@ def test_quick_demo_says_it_only_checks_the_pipeline(tmp_path, monkeypatch):
 
     monkeypatch.setattr(demo, "QUICK_ITERS", 3)  # the real 100 iterations take minutes on a loaded machine
     log = []
-    summary = run_short_demo(tmp_path, quick=True, methods=["ce"], spec=TINY, cache_dir=tmp_path / "cache",
-                             progress=False, log=log.append)
+    summary = run_short_demo(
+        tmp_path, quick=True, methods=["ce"], spec=TINY, cache_dir=tmp_path / "cache", progress=False, log=log.append
+    )
     assert log[0] == QUICK_NOTICE and log[-1] == QUICK_NOTICE and "only checks that the pipeline" in QUICK_NOTICE
     assert [(r["method"], r["seed"]) for r in summary["runs"]] == [("ce", 0)]
     assert "**detectron2**, LVIS protocol (primary: APr)" in log[-2]

@@ -1,11 +1,18 @@
 """The LVIS-like long-tailed set: LVIS v1's r/c/f mix, four deterministic splits, distinct classes per image."""
+
 import collections
 import json
 
 import pytest
 
-from detbalance.data.longtail import (LVIS_V1_RANK_COUNTS, SPLITS, LongTailSpec, generate_longtail,
-                                      get_longtail_dataset, lvis_rank_counts)
+from detbalance.data.longtail import (
+    LVIS_V1_RANK_COUNTS,
+    SPLITS,
+    LongTailSpec,
+    generate_longtail,
+    get_longtail_dataset,
+    lvis_rank_counts,
+)
 from detbalance.weights import frequency_groups
 
 SMALL = dict(counts=(14, 11, 6, 3, 1), test_per_class=3, val_per_class=2, image_size=96, max_size=24, max_objects=2)
@@ -61,26 +68,31 @@ def test_classes_are_shape_colour_pairs_with_shuffled_frequency(small):
     assert all(c["name"] == f"{c['color']}_{c['shape']}" for c in small.categories)
     full = LongTailSpec()
     from detbalance.data.longtail import _categories
+
     ranks = [c["frequency_rank"] for c in _categories(full)]
     assert sorted(ranks) == list(range(128)) and ranks != list(range(128))
 
 
 def test_generation_is_deterministic_and_versioned(small, tmp_path):
     again = generate_longtail(small.spec, tmp_path / "again")
-    files = lambda root: {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-                          if p.is_file()}
+    files = lambda root: {
+        p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
     assert files(again.root) == files(small.root)
     assert again.version == small.version
     other = LongTailSpec(**{**SMALL, "seed": 1})
     assert get_longtail_dataset(other, cache_dir=tmp_path / "c").version != small.version
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(counts=(5,)), "counts"),
-    (dict(counts=(5, 0)), "counts"),
-    (dict(test_per_class=0), "test_per_class=0"),
-    (dict(max_objects=8, max_size=36), "max_objects=8"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(counts=(5,)), "counts"),
+        (dict(counts=(5, 0)), "counts"),
+        (dict(test_per_class=0), "test_per_class=0"),
+        (dict(max_objects=8, max_size=36), "max_objects=8"),
+    ],
+)
 def test_bad_specs_name_the_value(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LongTailSpec(**kwargs)

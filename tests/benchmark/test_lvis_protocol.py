@@ -1,5 +1,6 @@
 """LVIS protocol, cap 100, AP-fixed, AP-pool and ECE on hand-made cases whose answers are known, and COCO's own
 accumulation as the reference for the per-class AP on random detections."""
+
 import contextlib
 import copy
 import io
@@ -8,9 +9,16 @@ import math
 import numpy as np
 import pytest
 
-from detbalance.evaluation.lvis_protocol import (calibration_error, class_ap, evaluate_large_vocabulary,
-                                                 group_means, keep_per_image, keep_top_per_class, match_detections,
-                                                 pooled_ap)
+from detbalance.evaluation.lvis_protocol import (
+    calibration_error,
+    class_ap,
+    evaluate_large_vocabulary,
+    group_means,
+    keep_per_image,
+    keep_top_per_class,
+    match_detections,
+    pooled_ap,
+)
 
 
 def _gt(boxes_per_image, num_classes=2, crowd=()):
@@ -19,10 +27,21 @@ def _gt(boxes_per_image, num_classes=2, crowd=()):
     for i, boxes in enumerate(boxes_per_image, start=1):
         images.append({"id": i, "width": 640, "height": 640})
         for j, (cid, box) in enumerate(boxes):
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": cid, "bbox": box,
-                         "area": box[2] * box[3], "iscrowd": int((i, j) in crowd)})
-    return {"images": images, "annotations": anns,
-            "categories": [{"id": c, "name": f"c{c}"} for c in range(1, num_classes + 1)]}
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": cid,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": int((i, j) in crowd),
+                }
+            )
+    return {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": c, "name": f"c{c}"} for c in range(1, num_classes + 1)],
+    }
 
 
 def _det(image, cid, box, score):
@@ -92,12 +111,19 @@ def test_crowd_matches_are_ignored():
 
 def test_group_means_and_evaluate_views():
     assert group_means(np.array([10.0, 20.0, np.nan, 40.0]), ["r", "r", "c", "f"]) == {
-        "AP": pytest.approx(70 / 3), "APr": 15.0, "APc": pytest.approx(math.nan, nan_ok=True), "APf": 40.0}
+        "AP": pytest.approx(70 / 3),
+        "APr": 15.0,
+        "APc": pytest.approx(math.nan, nan_ok=True),
+        "APf": 40.0,
+    }
     gt = _gt([[(1, A), (2, B)]])
     out = evaluate_large_vocabulary(gt, [_det(1, 1, A, 0.9), _det(1, 2, FAR, 0.8)], ["f", "r"])
     assert (out["lvis"]["APf"], out["lvis"]["APr"], out["lvis"]["AP"]) == pytest.approx((100.0, 0.0, 50.0))
-    assert out["cap100"]["AP"] == pytest.approx(50.0) and out["ap_fixed"]["k"] == 1 and out["ap_pool"] == pytest.approx(
-        100 * 51 / 101)
+    assert (
+        out["cap100"]["AP"] == pytest.approx(50.0)
+        and out["ap_fixed"]["k"] == 1
+        and out["ap_pool"] == pytest.approx(100 * 51 / 101)
+    )
     assert out["ece"]["r"] == pytest.approx(80.0) and out["ece"]["f"] == pytest.approx(10.0)
     empty = evaluate_large_vocabulary(gt, [], ["f", "r"])
     assert empty["lvis"]["AP"] == 0.0 and math.isnan(empty["ece"]["all"])
@@ -123,15 +149,26 @@ def test_class_ap_equals_cocoevals_accumulation_on_random_detections():
     from pycocotools.cocoeval import COCOeval
 
     rng = np.random.default_rng(0)
-    boxes = [[(int(rng.integers(1, 4)), [float(x) for x in rng.uniform(0, 400, 2)] + [40.0, 40.0])
-              for _ in range(int(rng.integers(1, 5)))] for _ in range(6)]
+    boxes = [
+        [
+            (int(rng.integers(1, 4)), [float(x) for x in rng.uniform(0, 400, 2)] + [40.0, 40.0])
+            for _ in range(int(rng.integers(1, 5)))
+        ]
+        for _ in range(6)
+    ]
     gt = _gt(boxes, num_classes=3, crowd={(2, 0)})
     dets = []
     for image, objs in enumerate(boxes, start=1):
-        for cid, (x, y, w, h) in objs:
+        for _cid, (x, y, w, h) in objs:
             for _ in range(3):
-                dets.append(_det(image, int(rng.integers(1, 4)), [x + rng.normal(0, 6), y + rng.normal(0, 6), w, h],
-                                 float(np.round(rng.uniform(), 2))))  # rounded: ties in score
+                dets.append(
+                    _det(
+                        image,
+                        int(rng.integers(1, 4)),
+                        [x + rng.normal(0, 6), y + rng.normal(0, 6), w, h],
+                        float(np.round(rng.uniform(), 2)),
+                    )
+                )  # rounded: ties in score
     m = match_detections(gt, dets)
     ours = class_ap(m, m.keep_all())
 
@@ -145,6 +182,8 @@ def test_class_ap_equals_cocoevals_accumulation_on_random_detections():
         ev.evaluate()
         ev.accumulate()
     precision = ev.eval["precision"][:, :, :, 0, 0]
-    reference = [100 * precision[:, :, k][precision[:, :, k] > -1].mean() if (precision[:, :, k] > -1).any()
-                 else math.nan for k in range(3)]
+    reference = [
+        100 * precision[:, :, k][precision[:, :, k] > -1].mean() if (precision[:, :, k] > -1).any() else math.nan
+        for k in range(3)
+    ]
     np.testing.assert_allclose(ours, reference, rtol=0, atol=1e-9)

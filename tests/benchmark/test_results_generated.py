@@ -1,5 +1,6 @@
 """The committed results: summary.json follows from the run records, the README and RESULTS.md blocks from
 summary.json (no hand-edited numbers), and the tables' statistics on a hand-made summary."""
+
 import importlib.util
 import json
 
@@ -24,33 +25,49 @@ def test_summary_readme_and_results_md_equal_what_make_results_writes(repo_root)
     assert summary == build_summary(load_records(results, _version(LongTailSpec())), LongTailSpec())
     readme = (repo_root / "README.md").read_text()
     assert replace_block(readme, tool.README_BLOCK, results_markdown(summary)) == readme, (
-        "README's benchmark block differs from what `make results` writes; run `make results`")
+        "README's benchmark block differs from what `make results` writes; run `make results`"
+    )
     results_md = (repo_root / "RESULTS.md").read_text()
     assert replace_block(results_md, tool.RESULTS_BLOCK, runs_markdown(summary)) == results_md, (
-        "RESULTS.md's benchmark block differs from what `make results` writes; run `make results`")
+        "RESULTS.md's benchmark block differs from what `make results` writes; run `make results`"
+    )
 
 
 def _run(framework, method, seed, apr, ap=50.0):
     views = {"AP": ap, "APr": apr, "APc": 40.0, "APf": 60.0, "AP50": 70.0}
-    return {"framework": framework, "method": method, "seed": seed, "metrics": {k: views[k] for k in
-                                                                                ("AP", "APr", "APc", "APf")},
-            "AP50": 70.0, "cap100": views, "ap_fixed": {**views, "k": 514}, "ap_pool": 30.0,
-            "ece": {"all": 5.0, "r": 9.0, "c": 4.0, "f": 2.0}, "seconds": 300.0,
-            "machine": {"cpus": 2, "torch": "2.x"}}
+    return {
+        "framework": framework,
+        "method": method,
+        "seed": seed,
+        "metrics": {k: views[k] for k in ("AP", "APr", "APc", "APf")},
+        "AP50": 70.0,
+        "cap100": views,
+        "ap_fixed": {**views, "k": 514},
+        "ap_pool": 30.0,
+        "ece": {"all": 5.0, "r": 9.0, "c": 4.0, "f": 2.0},
+        "seconds": 300.0,
+        "machine": {"cpus": 2, "torch": "2.x"},
+    }
 
 
 def test_tables_give_regime_ratio_paired_deltas_and_gap_closed_with_seed_spread():
     summary = build_summary([], LongTailSpec())
-    summary["runs"] = [_run("detectron2", "ce", 0, 2.0), _run("detectron2", "ce", 1, 4.0),
-                       _run("detectron2", "oracle", 0, 22.0), _run("detectron2", "oracle", 1, 24.0),
-                       _run("detectron2", "seesaw", 0, 12.0), _run("detectron2", "seesaw", 1, 9.0)]
+    summary["runs"] = [
+        _run("detectron2", "ce", 0, 2.0),
+        _run("detectron2", "ce", 1, 4.0),
+        _run("detectron2", "oracle", 0, 22.0),
+        _run("detectron2", "oracle", 1, 24.0),
+        _run("detectron2", "seesaw", 0, 12.0),
+        _run("detectron2", "seesaw", 1, 9.0),
+    ]
     text = results_markdown(summary)
     assert summary["primary_metric"] == PRIMARY_METRIC
     # CE/oracle per seed: 2/22 = 9.09 %, 4/24 = 16.67 % -> mean 12.9, sample std 5.4
     assert "CE's APr is 12.9 ± 5.4 % of the oracle's (per seed, 2 seeds)" in text
     # seesaw: APr 10.5 ± 2.1; paired deltas +10, +5 -> 7.5 ± 3.5; gap closed 10/20, 5/20 -> 37.5 ± 17.7 %
-    assert ("| Seesaw | 0,1 | **10.5 ± 2.1** | 50.0 ± 0.0 | 40.0 ± 0.0 | 60.0 ± 0.0 | 7.5 ± 3.5 | 37.5 ± 17.7 % |"
-            in text)
+    assert (
+        "| Seesaw | 0,1 | **10.5 ± 2.1** | 50.0 ± 0.0 | 40.0 ± 0.0 | 60.0 ± 0.0 | 7.5 ± 3.5 | 37.5 ± 17.7 % |" in text
+    )
     assert "| softmax CE (framework default) | 0,1 | **3.0 ± 1.4** |" in text
     assert "**mmdet**" not in text
     runs = runs_markdown(summary)

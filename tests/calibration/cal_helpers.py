@@ -1,12 +1,13 @@
 """Helpers of the calibration tests: the NorCal reference transcription, a weights file, synthetic batches."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
-from helpers import D2_TINY_CONFIG, MMDET_TINY_CONFIG, NUM_CLASSES  # noqa: F401  (the tests import them here)
 
 from detbalance.weights import ClassStats, WeightsFile, frequency_groups, save_weights
+from helpers import D2_TINY_CONFIG, MMDET_TINY_CONFIG, NUM_CLASSES  # noqa: F401  (the tests import them here)
 
 SIZE = 128
 NAMES = ["circle", "square", "triangle", "cross", "ring", "hexagon", "star", "diamond"]
@@ -15,8 +16,10 @@ IMAGE_COUNTS = [700, 500, 300, 150, 80, 40, 20, 10]
 
 def write_weights(path: Path) -> Path:
     stats = ClassStats(NAMES, [2 * n for n in IMAGE_COUNTS], IMAGE_COUNTS, 1200)
-    save_weights(path, WeightsFile(stats=stats, scheme="uniform", weights=[1.0] * NUM_CLASSES,
-                                   groups=frequency_groups(IMAGE_COUNTS)))
+    save_weights(
+        path,
+        WeightsFile(stats=stats, scheme="uniform", weights=[1.0] * NUM_CLASSES, groups=frequency_groups(IMAGE_COUNTS)),
+    )
     return path
 
 
@@ -25,7 +28,7 @@ def reference_norcal_probs(logits: torch.Tensor, counts, gamma: float) -> torch.
     x = logits.detach().to(torch.float64)
     p = torch.exp(x - x.max(dim=1, keepdim=True).values)
     p = p / p.sum(dim=1, keepdim=True)
-    factor = torch.tensor([1.0 / n ** gamma for n in counts] + [1.0], dtype=torch.float64)
+    factor = torch.tensor([1.0 / n**gamma for n in counts] + [1.0], dtype=torch.float64)
     q = p * factor
     return q / q.sum(dim=1, keepdim=True)
 

@@ -1,5 +1,6 @@
 """tools/calibrate.py end to end on a simulated softmax detector: gamma fitted on APr, thresholds reaching their
 target, the file it writes and the table it prints; bad input exits 2 and writes nothing."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ from detbalance.evaluation import calibrate_cli
 from detbalance.evaluation.calibration_fit import matched_at_iou50, precision_recall
 from detbalance.evaluation.lvis_protocol import match_detections
 from detbalance.weights import ClassStats, WeightsFile, frequency_groups, save_weights
-
 from helpers import REPO_ROOT
 
 NAMES = ["head0", "head1", "mid", "tail0", "tail1"]
@@ -34,15 +34,30 @@ def simulate(folder, gammas=(0.5, 1.0)):
         for j in range(3):
             k = int(rng.integers(0, 5))
             box = [float(30 * j), 10.0, 20.0, 20.0]
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": CATEGORY_IDS[k],
-                                "bbox": box, "area": 400.0, "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": CATEGORY_IDS[k],
+                    "bbox": box,
+                    "area": 400.0,
+                    "iscrowd": 0,
+                }
+            )
             evidence = torch.zeros(6, dtype=torch.float64)
             evidence[k] = 3.0 + float(rng.normal(0, 1))
             rows.append((image_id, box, evidence + prior * 0.8 + torch.from_numpy(rng.normal(0, 1, 6))))
         for _ in range(30):  # background proposals
             box = [float(rng.uniform(0, 80)), 60.0, 15.0, 15.0]
-            rows.append((image_id, box, prior * 0.8 + torch.from_numpy(rng.normal(0, 1, 6))
-                         + torch.tensor([0, 0, 0, 0, 0, 2.5], dtype=torch.float64)))
+            rows.append(
+                (
+                    image_id,
+                    box,
+                    prior * 0.8
+                    + torch.from_numpy(rng.normal(0, 1, 6))
+                    + torch.tensor([0, 0, 0, 0, 0, 2.5], dtype=torch.float64),
+                )
+            )
     logits = torch.stack([r[2] for r in rows])
 
     def results(scores):
@@ -52,11 +67,15 @@ def simulate(folder, gammas=(0.5, 1.0)):
             for k in range(5):
                 if row[k] >= 0.001:
                     per_image.setdefault(image_id, []).append(
-                        {"image_id": image_id, "category_id": CATEGORY_IDS[k], "bbox": box, "score": float(row[k])})
+                        {"image_id": image_id, "category_id": CATEGORY_IDS[k], "bbox": box, "score": float(row[k])}
+                    )
         return [d for dets in per_image.values() for d in sorted(dets, key=lambda d: -d["score"])[:20]]
 
-    gt = {"images": images, "annotations": annotations,
-          "categories": [{"id": c, "name": n} for c, n in zip(CATEGORY_IDS, NAMES)]}
+    gt = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": c, "name": n} for c, n in zip(CATEGORY_IDS, NAMES)],
+    }
     paths = {"gt": folder / "val.json", "baseline": folder / "base.json", "weights": folder / "weights.json"}
     paths["gt"].write_text(json.dumps(gt))
     paths["baseline"].write_text(json.dumps(results(torch.softmax(logits, dim=1))))
@@ -64,15 +83,21 @@ def simulate(folder, gammas=(0.5, 1.0)):
         paths[g] = folder / f"g{g}.json"
         paths[g].write_text(json.dumps(results(norcal_scores(logits, IMAGE_COUNTS, g))))
     stats = ClassStats(NAMES, [2 * n for n in IMAGE_COUNTS], IMAGE_COUNTS, 1000)
-    save_weights(paths["weights"], WeightsFile(stats=stats, scheme="uniform", weights=[1.0] * 5,
-                                               groups=frequency_groups(IMAGE_COUNTS)))
+    save_weights(
+        paths["weights"],
+        WeightsFile(stats=stats, scheme="uniform", weights=[1.0] * 5, groups=frequency_groups(IMAGE_COUNTS)),
+    )
     return paths
 
 
 def run_tool(*args):
     """tools/calibrate.py in its own process."""
-    return subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "calibrate.py"), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / "calibrate.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def run_main(capsys, *args) -> tuple[int, str, str]:
@@ -89,9 +114,21 @@ def run_main(capsys, *args) -> tuple[int, str, str]:
 def test_fits_gamma_and_precision_thresholds(tmp_path):
     paths = simulate(tmp_path)
     out = tmp_path / "calibration.json"
-    proc = run_tool("--gt", paths["gt"], "--weights", paths["weights"], "--results", paths["baseline"],
-                    "--gamma-results", f"0.5={paths[0.5]}", f"1.0={paths[1.0]}", "--target-precision", "0.8",
-                    "-o", out)
+    proc = run_tool(
+        "--gt",
+        paths["gt"],
+        "--weights",
+        paths["weights"],
+        "--results",
+        paths["baseline"],
+        "--gamma-results",
+        f"0.5={paths[0.5]}",
+        f"1.0={paths[1.0]}",
+        "--target-precision",
+        "0.8",
+        "-o",
+        out,
+    )
     assert proc.returncode == 0, proc.stderr
     cf = load_calibration(out, num_classes=5)
     by_gamma = {float(g): v for g, v in cf.fit["metric_by_gamma"].items()}
@@ -113,23 +150,37 @@ def test_fits_gamma_and_precision_thresholds(tmp_path):
 def test_thresholds_only_from_plain_results(tmp_path, capsys):
     paths = simulate(tmp_path, gammas=())
     out = tmp_path / "calibration.json"
-    code, _, err = run_main(capsys, "--gt", paths["gt"], "--weights", paths["weights"], "--results",
-                            paths["baseline"], "--thresholds", "f1", "-o", out)
+    code, _, err = run_main(
+        capsys,
+        "--gt",
+        paths["gt"],
+        "--weights",
+        paths["weights"],
+        "--results",
+        paths["baseline"],
+        "--thresholds",
+        "f1",
+        "-o",
+        out,
+    )
     assert code == 0, err
     cf = load_calibration(out)
     assert cf.method == "" and cf.gamma is None and cf.class_counts is None and len(cf.thresholds) == 5
 
 
-@pytest.mark.parametrize("mutate,message", [
-    (lambda p: [f"--gamma-results=-0.5={p['baseline']}"], "GAMMA a number >= 0"),
-    (lambda p: ["--gamma-results", f"0.5={p['gt']}"], "expected a COCO results list"),
-    (lambda p: ["--target-precision", "1.5"], "target=1.5; expected a precision in (0, 1]"),
-    (lambda p: ["--thresholds", "f1", "--default-threshold", "2"], "expected a score threshold in [0, 1]"),
-    (lambda p: ["--thresholds", "f1", "--weights", p["gt"]], "not a detbalance weights file"),
-    (lambda p: ["--thresholds", "f1", "--results", p["gt"].with_name("missing.json")], "does not exist"),
-    (lambda p: [], "nothing to fit"),
-    (lambda p: ["--gamma-results", f"0={p['baseline']}"], "expected gammas > 0"),
-])
+@pytest.mark.parametrize(
+    "mutate,message",
+    [
+        (lambda p: [f"--gamma-results=-0.5={p['baseline']}"], "GAMMA a number >= 0"),
+        (lambda p: ["--gamma-results", f"0.5={p['gt']}"], "expected a COCO results list"),
+        (lambda p: ["--target-precision", "1.5"], "target=1.5; expected a precision in (0, 1]"),
+        (lambda p: ["--thresholds", "f1", "--default-threshold", "2"], "expected a score threshold in [0, 1]"),
+        (lambda p: ["--thresholds", "f1", "--weights", p["gt"]], "not a detbalance weights file"),
+        (lambda p: ["--thresholds", "f1", "--results", p["gt"].with_name("missing.json")], "does not exist"),
+        (lambda p: [], "nothing to fit"),
+        (lambda p: ["--gamma-results", f"0={p['baseline']}"], "expected gammas > 0"),
+    ],
+)
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, mutate, message):
     paths = simulate(tmp_path, gammas=())
     out = tmp_path / "out" / "calibration.json"
@@ -144,9 +195,19 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, mutate, message)
 def test_weights_for_other_classes_exit_2(tmp_path, capsys):
     paths = simulate(tmp_path, gammas=())
     stats = ClassStats(NAMES[:4], [10] * 4, [5] * 4, 50)
-    save_weights(paths["weights"], WeightsFile(stats=stats, scheme="uniform", weights=[1.0] * 4,
-                                               groups=["r"] * 4))
+    save_weights(paths["weights"], WeightsFile(stats=stats, scheme="uniform", weights=[1.0] * 4, groups=["r"] * 4))
     out = tmp_path / "calibration.json"
-    code, _, err = run_main(capsys, "--gt", paths["gt"], "--weights", paths["weights"], "--results",
-                            paths["baseline"], "--thresholds", "f1", "-o", out)
+    code, _, err = run_main(
+        capsys,
+        "--gt",
+        paths["gt"],
+        "--weights",
+        paths["weights"],
+        "--results",
+        paths["baseline"],
+        "--thresholds",
+        "f1",
+        "-o",
+        out,
+    )
     assert code == 2 and "differ from the weights file's" in err and not out.exists()

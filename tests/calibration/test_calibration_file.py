@@ -1,4 +1,5 @@
 """The calibration file (versioned, atomically written, validated) and build_calibration's rules."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,14 @@ import pytest
 import torch
 from cal_helpers import reference_norcal_probs
 
-from detbalance.calibration import (CalibrationFile, ScoreCalibration, build_calibration, load_calibration,
-                                    norcal_scores, save_calibration)
+from detbalance.calibration import (
+    CalibrationFile,
+    ScoreCalibration,
+    build_calibration,
+    load_calibration,
+    norcal_scores,
+    save_calibration,
+)
 from detbalance.losses import EQLv2Loss, WeightedCrossEntropyLoss
 from detbalance.weights import ClassStats, WeightsFile, save_weights
 
@@ -17,8 +24,15 @@ COUNTS = [100, 10, 2]
 
 
 def contents(**changes) -> CalibrationFile:
-    values = dict(class_names=NAMES, class_counts=COUNTS, method="norcal", gamma=0.5,
-                  thresholds=[0.1, 0.2, 0.3], threshold_rule={"objective": "f1"}, fit={"metric": "apr"})
+    values = dict(
+        class_names=NAMES,
+        class_counts=COUNTS,
+        method="norcal",
+        gamma=0.5,
+        thresholds=[0.1, 0.2, 0.3],
+        threshold_rule={"objective": "f1"},
+        fit={"metric": "apr"},
+    )
     values.update(changes)
     return CalibrationFile(**values)
 
@@ -39,13 +53,16 @@ def test_round_trip_and_atomic_write(tmp_path):
     assert load_calibration(path, num_classes=3) == contents()
 
 
-@pytest.mark.parametrize("changes,match", [
-    (dict(gamma=-0.5), r"field 'gamma' gamma=-0\.5; expected a finite number >= 0"),
-    (dict(thresholds=[0.1, 1.2, 0.3]), r"field 'thresholds' expected numbers in \[0, 1\], got 1\.2 at index 1"),
-    (dict(method="platt"), r"field 'method' unknown method 'platt'"),
-    (dict(class_counts=[100, 0, 2]), r"field 'class_counts' expected integers > 0, got 0 at index 1"),
-    (dict(thresholds=None), r"field 'threshold_rule' thresholds and threshold_rule must both be set"),
-])
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        (dict(gamma=-0.5), r"field 'gamma' gamma=-0\.5; expected a finite number >= 0"),
+        (dict(thresholds=[0.1, 1.2, 0.3]), r"field 'thresholds' expected numbers in \[0, 1\], got 1\.2 at index 1"),
+        (dict(method="platt"), r"field 'method' unknown method 'platt'"),
+        (dict(class_counts=[100, 0, 2]), r"field 'class_counts' expected integers > 0, got 0 at index 1"),
+        (dict(thresholds=None), r"field 'threshold_rule' thresholds and threshold_rule must both be set"),
+    ],
+)
 def test_invalid_contents_are_refused_and_nothing_is_written(tmp_path, changes, match):
     path = tmp_path / "calibration.json"
     with pytest.raises(ValueError, match=match):
@@ -82,8 +99,9 @@ def test_build_from_a_calibration_file(tmp_path):
     assert applied.thresholds.tolist() == [0.1, 0.2, 0.3] and applied.method == "norcal"
     x = torch.randn(6, 4, dtype=torch.float64)
     expected = norcal_scores(x, COUNTS, 0.5, on="exps", renorm=False)
-    expected[:, :3] = torch.where(expected[:, :3] >= torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64),
-                                  expected[:, :3], 0)
+    expected[:, :3] = torch.where(
+        expected[:, :3] >= torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64), expected[:, :3], 0
+    )
     torch.testing.assert_close(applied(WeightedCrossEntropyLoss(3), x), expected)
 
 
@@ -92,14 +110,17 @@ def test_checkpoints_never_carry_calibration_state():
     assert calibration.state_dict() == {}
 
 
-@pytest.mark.parametrize("method,kwargs,match", [
-    ("platt", {}, r"calibration method='platt'; expected one of \['', 'norcal', 'logit_adjust', 'thresholds'\]"),
-    ("norcal", dict(gamma=-1.0), r"gamma=-1\.0; expected a finite number >= 0"),
-    ("norcal", dict(gamma=0.5), r"needs class counts"),
-    ("norcal", {}, r"needs gamma"),
-    ("", dict(gamma=0.5), r"method is '' \(off\)"),
-    ("thresholds", {}, r"needs a calibration file with thresholds"),
-])
+@pytest.mark.parametrize(
+    "method,kwargs,match",
+    [
+        ("platt", {}, r"calibration method='platt'; expected one of \['', 'norcal', 'logit_adjust', 'thresholds'\]"),
+        ("norcal", dict(gamma=-1.0), r"gamma=-1\.0; expected a finite number >= 0"),
+        ("norcal", dict(gamma=0.5), r"needs class counts"),
+        ("norcal", {}, r"needs gamma"),
+        ("", dict(gamma=0.5), r"method is '' \(off\)"),
+        ("thresholds", {}, r"needs a calibration file with thresholds"),
+    ],
+)
 def test_build_refuses_bad_settings(tmp_path, method, kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_calibration(method, 3, **kwargs)

@@ -1,6 +1,7 @@
 """Detectron2: a plain softmax-CE model (StandardROIHeads) loads into BalancedROIHeads and is calibrated by a
 config change only; its detections become exactly those of NorCal's reference scores; thresholds and bad
 configs."""
+
 from __future__ import annotations
 
 import copy
@@ -9,23 +10,48 @@ import pytest
 import torch
 
 from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
-from detbalance.detectron2 import get_config
-from detbalance.calibration import CalibrationFile, save_calibration
+
+# isort: split
+from cal_helpers import (
+    D2_TINY_CONFIG,
+    IMAGE_COUNTS,
+    NAMES,
+    NUM_CLASSES,
+    SIZE,
+    boxes_and_labels,
+    reference_norcal_probs,
+    write_weights,
+)
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
-from cal_helpers import D2_TINY_CONFIG, IMAGE_COUNTS, NAMES, NUM_CLASSES, SIZE, boxes_and_labels, \
-    reference_norcal_probs, write_weights
+from detbalance.calibration import CalibrationFile, save_calibration
+from detbalance.detectron2 import get_config
 
 pytestmark = pytest.mark.slow  # a few training steps of a tiny Faster R-CNN
 
-SMALL = ["MODEL.RPN.POST_NMS_TOPK_TRAIN", "32", "MODEL.RPN.POST_NMS_TOPK_TEST", "32",
-         "MODEL.RPN.PRE_NMS_TOPK_TRAIN", "200", "MODEL.RPN.PRE_NMS_TOPK_TEST", "200",
-         "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
-         "MODEL.FPN.OUT_CHANNELS", "32",
-         # the LVIS protocol: (nearly) every detection kept, no per-image cap in play
-         "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.001", "TEST.DETECTIONS_PER_IMAGE", "1000"]
+SMALL = [
+    "MODEL.RPN.POST_NMS_TOPK_TRAIN",
+    "32",
+    "MODEL.RPN.POST_NMS_TOPK_TEST",
+    "32",
+    "MODEL.RPN.PRE_NMS_TOPK_TRAIN",
+    "200",
+    "MODEL.RPN.PRE_NMS_TOPK_TEST",
+    "200",
+    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+    "32",
+    "MODEL.ROI_BOX_HEAD.FC_DIM",
+    "64",
+    "MODEL.FPN.OUT_CHANNELS",
+    "32",
+    # the LVIS protocol: (nearly) every detection kept, no per-image cap in play
+    "MODEL.ROI_HEADS.SCORE_THRESH_TEST",
+    "0.001",
+    "TEST.DETECTIONS_PER_IMAGE",
+    "1000",
+]
 
 
 def batch(seed: int, training: bool = True) -> list[dict]:
@@ -80,9 +106,17 @@ def run(model, inputs, spy: dict | None = None):
 
 def test_norcal_by_config_changes_the_detections_as_predicted(plain_model, tmp_path):
     weights = write_weights(tmp_path / "weights.json")
-    model = calibrated(plain_model, ["DETBALANCE.WEIGHTS_FILE", str(weights),
-                                     "DETBALANCE.CALIBRATION.METHOD", "norcal",
-                                     "DETBALANCE.CALIBRATION.GAMMA", "1.0"])
+    model = calibrated(
+        plain_model,
+        [
+            "DETBALANCE.WEIGHTS_FILE",
+            str(weights),
+            "DETBALANCE.CALIBRATION.METHOD",
+            "norcal",
+            "DETBALANCE.CALIBRATION.GAMMA",
+            "1.0",
+        ],
+    )
     inputs = batch(10, training=False)
     spy = {}
     got = run(model, inputs, spy)
@@ -116,27 +150,43 @@ def test_calibration_off_reproduces_the_plain_model(plain_model):
 def test_thresholds_by_config(plain_model, tmp_path):
     thresholds = [0.12, 0.12, 0.12, 0.12, 1.0, 0.0, 0.0, 0.0]
     path = tmp_path / "calibration.json"
-    save_calibration(path, CalibrationFile(class_names=NAMES, thresholds=thresholds,
-                                           threshold_rule={"objective": "f1"}))
-    model = calibrated(plain_model, ["DETBALANCE.CALIBRATION.METHOD", "thresholds",
-                                     "DETBALANCE.CALIBRATION.FILE", str(path)])
+    save_calibration(
+        path, CalibrationFile(class_names=NAMES, thresholds=thresholds, threshold_rule={"objective": "f1"})
+    )
+    model = calibrated(
+        plain_model, ["DETBALANCE.CALIBRATION.METHOD", "thresholds", "DETBALANCE.CALIBRATION.FILE", str(path)]
+    )
     inputs = batch(12, training=False)
     plain = run(plain_model, inputs)
     for g, p in zip(run(model, inputs), plain):
         limit = torch.tensor(thresholds)[g.pred_classes]
         assert (g.scores >= limit).all()
-        kept = (p.scores >= torch.tensor(thresholds)[p.pred_classes])
+        kept = p.scores >= torch.tensor(thresholds)[p.pred_classes]
         assert len(g) == int(kept.sum())  # exactly the plain detections above their class threshold
 
 
-@pytest.mark.parametrize("opts,match", [
-    (["DETBALANCE.CALIBRATION.METHOD", "platt"], r"DETBALANCE.CALIBRATION: calibration method='platt'"),
-    (["DETBALANCE.CALIBRATION.METHOD", "norcal", "DETBALANCE.CALIBRATION.GAMMA", "-0.5"],
-     r"gamma=-0\.5; expected a finite number >= 0"),
-    (["DETBALANCE.CALIBRATION.GAMMA", "0.5"], r"method is '' \(off\)"),
-    (["DETBALANCE.LOSS", "EQLv2Loss", "DETBALANCE.CALIBRATION.METHOD", "norcal", "DETBALANCE.CALIBRATION.GAMMA",
-      "0.5"], r"the loss is EQLv2Loss, expected one of \['WeightedCrossEntropyLoss'\]"),
-])
+@pytest.mark.parametrize(
+    "opts,match",
+    [
+        (["DETBALANCE.CALIBRATION.METHOD", "platt"], r"DETBALANCE.CALIBRATION: calibration method='platt'"),
+        (
+            ["DETBALANCE.CALIBRATION.METHOD", "norcal", "DETBALANCE.CALIBRATION.GAMMA", "-0.5"],
+            r"gamma=-0\.5; expected a finite number >= 0",
+        ),
+        (["DETBALANCE.CALIBRATION.GAMMA", "0.5"], r"method is '' \(off\)"),
+        (
+            [
+                "DETBALANCE.LOSS",
+                "EQLv2Loss",
+                "DETBALANCE.CALIBRATION.METHOD",
+                "norcal",
+                "DETBALANCE.CALIBRATION.GAMMA",
+                "0.5",
+            ],
+            r"the loss is EQLv2Loss, expected one of \['WeightedCrossEntropyLoss'\]",
+        ),
+    ],
+)
 def test_bad_config_fails_at_build(tmp_path, opts, match):
     weights = write_weights(tmp_path / "weights.json")
     cfg = get_config(D2_TINY_CONFIG, SMALL + ["DETBALANCE.WEIGHTS_FILE", str(weights)] + opts)
@@ -146,10 +196,12 @@ def test_bad_config_fails_at_build(tmp_path, opts, match):
 
 def test_a_calibration_file_for_another_k_fails_at_build(tmp_path):
     path = tmp_path / "calibration.json"
-    save_calibration(path, CalibrationFile(class_names=NAMES[:3], class_counts=IMAGE_COUNTS[:3], method="norcal",
-                                           gamma=0.5))
-    cfg = get_config(D2_TINY_CONFIG, SMALL + ["DETBALANCE.CALIBRATION.METHOD", "norcal",
-                                              "DETBALANCE.CALIBRATION.FILE", str(path)])
+    save_calibration(
+        path, CalibrationFile(class_names=NAMES[:3], class_counts=IMAGE_COUNTS[:3], method="norcal", gamma=0.5)
+    )
+    cfg = get_config(
+        D2_TINY_CONFIG, SMALL + ["DETBALANCE.CALIBRATION.METHOD", "norcal", "DETBALANCE.CALIBRATION.FILE", str(path)]
+    )
     with pytest.raises(ValueError, match=r"has 3 classes but the model has num_classes=8"):
         build_model(cfg)
     assert NUM_CLASSES == 8

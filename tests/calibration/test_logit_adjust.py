@@ -1,16 +1,24 @@
 """Logit adjustment: values and gradients against ``x_c - gamma * log n_c`` in float64, gradcheck, its relation to
 NorCal, and the property that it never reorders the boxes of one class in a sigmoid head."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detbalance.calibration import ScoreCalibration, logit_adjust, norcal_scores
-from detbalance.losses import (ClassBalancedFocalLoss, EqualizationLoss, EQLv2Loss, FederatedLoss, SeesawLoss,
-                               WeightedCrossEntropyLoss)
+from detbalance.losses import (
+    ClassBalancedFocalLoss,
+    EQLv2Loss,
+    EqualizationLoss,
+    FederatedLoss,
+    SeesawLoss,
+    WeightedCrossEntropyLoss,
+)
 
 COUNTS = [700, 500, 300, 150, 80, 40, 20, 10]
 
@@ -34,8 +42,9 @@ def test_extra_columns_are_not_moved():
 def test_softmax_head_equals_norcal_on_exps():
     x = torch.randn(9, 9, dtype=torch.float64)
     calibration = ScoreCalibration(8, "logit_adjust", class_counts=COUNTS, gamma=0.6)
-    torch.testing.assert_close(calibration(WeightedCrossEntropyLoss(8), x),
-                               norcal_scores(x, COUNTS, 0.6, on="exps", renorm=True))
+    torch.testing.assert_close(
+        calibration(WeightedCrossEntropyLoss(8), x), norcal_scores(x, COUNTS, 0.6, on="exps", renorm=True)
+    )
 
 
 def test_bad_input():
@@ -56,8 +65,12 @@ SIGMOID_HEADS = [
 
 
 @settings(max_examples=40, deadline=None)
-@given(rows=st.integers(2, 30), gamma=st.floats(0.0, 3.0), head=st.integers(0, len(SIGMOID_HEADS) - 1),
-       seed=st.integers(0, 10_000))
+@given(
+    rows=st.integers(2, 30),
+    gamma=st.floats(0.0, 3.0),
+    head=st.integers(0, len(SIGMOID_HEADS) - 1),
+    seed=st.integers(0, 10_000),
+)
 def test_sigmoid_head_keeps_the_order_within_each_class(rows, gamma, head, seed):
     g = torch.Generator().manual_seed(seed)
     loss = SIGMOID_HEADS[head](8, COUNTS)
@@ -83,8 +96,11 @@ def test_every_head_scores_through_logit_adjustment():
         plain = loss.predict_scores(logits)
         if isinstance(loss, (SeesawLoss, WeightedCrossEntropyLoss)):
             # softmax over the classes: every odds ratio moves by exactly exp(shift_0 - shift_c)
-            torch.testing.assert_close(scores[:, 7] / scores[:, 0],
-                                       plain[:, 7] / plain[:, 0] * torch.exp(shift[0] - shift[7]), rtol=1e-5,
-                                       atol=0)
+            torch.testing.assert_close(
+                scores[:, 7] / scores[:, 0],
+                plain[:, 7] / plain[:, 0] * torch.exp(shift[0] - shift[7]),
+                rtol=1e-5,
+                atol=0,
+            )
         else:
             assert (scores[:, :8] <= plain[:, :8] + 1e-7).all()

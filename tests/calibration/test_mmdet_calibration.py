@@ -1,14 +1,24 @@
 """MMDetection: a plain ``CrossEntropyLoss`` model loads into ``DBWeightedCrossEntropyLoss`` and is calibrated by
 the ``calibration=`` loss argument only; its detections become exactly those of NorCal's reference scores;
 thresholds and bad arguments."""
+
 from __future__ import annotations
 
 import copy
 
+import mmcv.ops  # noqa: F401  (compiled ops: `make setup` builds them; their absence is an error)
 import pytest
 import torch
-
-import mmcv.ops  # noqa: F401  (compiled ops: `make setup` builds them; their absence is an error)
+from cal_helpers import (
+    IMAGE_COUNTS,
+    MMDET_TINY_CONFIG,
+    NAMES,
+    NUM_CLASSES,
+    SIZE,
+    boxes_and_labels,
+    reference_norcal_probs,
+    write_weights,
+)
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
@@ -17,9 +27,6 @@ from mmengine.structures import InstanceData
 
 import detbalance.mmdet  # noqa: F401  (registers the DB* components)
 from detbalance.calibration import CalibrationFile, save_calibration
-
-from cal_helpers import IMAGE_COUNTS, MMDET_TINY_CONFIG, NAMES, NUM_CLASSES, SIZE, boxes_and_labels, \
-    reference_norcal_probs, write_weights
 
 register_all_modules(init_default_scope=True)
 pytestmark = pytest.mark.slow  # a few training steps of a tiny Faster R-CNN
@@ -35,8 +42,11 @@ def plain_cfg() -> Config:
 def batch(seed: int, training: bool = True) -> dict:
     inputs, samples = [], []
     for i, (image, boxes, labels) in enumerate(boxes_and_labels(2, seed)):
-        sample = DetDataSample(metainfo=dict(img_id=i, img_path=f"{i}.png", ori_shape=(SIZE, SIZE),
-                                             img_shape=(SIZE, SIZE), scale_factor=(1.0, 1.0)))
+        sample = DetDataSample(
+            metainfo=dict(
+                img_id=i, img_path=f"{i}.png", ori_shape=(SIZE, SIZE), img_shape=(SIZE, SIZE), scale_factor=(1.0, 1.0)
+            )
+        )
         sample.gt_instances = InstanceData(bboxes=boxes, labels=labels)
         inputs.append(image.to(torch.uint8))
         samples.append(sample)
@@ -63,8 +73,9 @@ def plain_model():
 
 def calibrated(plain_model, calibration):
     cfg = plain_cfg()
-    cfg.model.roi_head.bbox_head.loss_cls = dict(type="DBWeightedCrossEntropyLoss", num_classes=NUM_CLASSES,
-                                                 calibration=calibration)
+    cfg.model.roi_head.bbox_head.loss_cls = dict(
+        type="DBWeightedCrossEntropyLoss", num_classes=NUM_CLASSES, calibration=calibration
+    )
     model = MODELS.build(cfg.model)
     model.load_state_dict(copy.deepcopy(plain_model.state_dict()), strict=True)
     return model.eval()
@@ -117,8 +128,12 @@ def test_calibration_off_reproduces_the_plain_model(plain_model):
 def test_thresholds_by_config(plain_model, tmp_path):
     thresholds = [0.12, 0.12, 0.12, 0.12, 1.0, 0.0, 0.0, 0.0]
     path = tmp_path / "calibration.json"
-    save_calibration(path, CalibrationFile(class_names=NAMES, thresholds=thresholds,
-                                           threshold_rule={"objective": "precision", "target": 0.9}))
+    save_calibration(
+        path,
+        CalibrationFile(
+            class_names=NAMES, thresholds=thresholds, threshold_rule={"objective": "precision", "target": 0.9}
+        ),
+    )
     model = calibrated(plain_model, dict(method="thresholds", file=str(path)))
     for g, p in zip(predict(model, 12), predict(plain_model, 12)):
         g, p = g.pred_instances, p.pred_instances
@@ -126,12 +141,15 @@ def test_thresholds_by_config(plain_model, tmp_path):
         assert len(g) == int((p.scores >= torch.tensor(thresholds)[p.labels]).sum())
 
 
-@pytest.mark.parametrize("calibration,match", [
-    (dict(method="platt"), r"loss_cls.calibration: calibration method='platt'"),
-    (dict(method="norcal", gamma=-1.0, file="w"), r"gamma=-1\.0; expected a finite number >= 0"),
-    (dict(method="norcal", gama=0.5), r"unknown keys \['gama'\]"),
-    (dict(method="thresholds", file="missing.json"), r"missing\.json does not exist"),
-])
+@pytest.mark.parametrize(
+    "calibration,match",
+    [
+        (dict(method="platt"), r"loss_cls.calibration: calibration method='platt'"),
+        (dict(method="norcal", gamma=-1.0, file="w"), r"gamma=-1\.0; expected a finite number >= 0"),
+        (dict(method="norcal", gama=0.5), r"unknown keys \['gama'\]"),
+        (dict(method="thresholds", file="missing.json"), r"missing\.json does not exist"),
+    ],
+)
 def test_bad_calibration_argument_fails_at_build(tmp_path, calibration, match):
     if calibration.get("file") == "w":
         calibration["file"] = str(write_weights(tmp_path / "weights.json"))
@@ -141,17 +159,29 @@ def test_bad_calibration_argument_fails_at_build(tmp_path, calibration, match):
 
 def test_sigmoid_loss_with_logit_adjustment(tmp_path):
     weights = write_weights(tmp_path / "weights.json")
-    loss = MODELS.build(dict(type="DBClassBalancedFocalLoss", num_classes=NUM_CLASSES,
-                             samples_per_class=str(weights),
-                             calibration=dict(method="logit_adjust", gamma=0.5, file=str(weights))))
+    loss = MODELS.build(
+        dict(
+            type="DBClassBalancedFocalLoss",
+            num_classes=NUM_CLASSES,
+            samples_per_class=str(weights),
+            calibration=dict(method="logit_adjust", gamma=0.5, file=str(weights)),
+        )
+    )
     logits = torch.randn(5, loss.get_cls_channels(NUM_CLASSES), dtype=torch.float64)
-    shift = torch.tensor([0.5 * torch.log(torch.tensor(float(n))).item() for n in IMAGE_COUNTS],
-                         dtype=torch.float64)
-    torch.testing.assert_close(loss.eval().get_activation(logits)[:, :NUM_CLASSES],
-                               torch.sigmoid(logits[:, :NUM_CLASSES] - shift))
+    shift = torch.tensor([0.5 * torch.log(torch.tensor(float(n))).item() for n in IMAGE_COUNTS], dtype=torch.float64)
+    torch.testing.assert_close(
+        loss.eval().get_activation(logits)[:, :NUM_CLASSES], torch.sigmoid(logits[:, :NUM_CLASSES] - shift)
+    )
     # while training (Cascade R-CNN refines boxes with it) the scores stay those the loss trains
-    torch.testing.assert_close(loss.train().get_activation(logits)[:, :NUM_CLASSES],
-                               torch.sigmoid(logits[:, :NUM_CLASSES]))
+    torch.testing.assert_close(
+        loss.train().get_activation(logits)[:, :NUM_CLASSES], torch.sigmoid(logits[:, :NUM_CLASSES])
+    )
     with pytest.raises(ValueError, match=r"the loss is ClassBalancedFocalLoss"):  # refused when built
-        MODELS.build(dict(type="DBClassBalancedFocalLoss", num_classes=NUM_CLASSES, samples_per_class=str(weights),
-                          calibration=dict(method="norcal", gamma=0.5, file=str(weights))))
+        MODELS.build(
+            dict(
+                type="DBClassBalancedFocalLoss",
+                num_classes=NUM_CLASSES,
+                samples_per_class=str(weights),
+                calibration=dict(method="norcal", gamma=0.5, file=str(weights)),
+            )
+        )

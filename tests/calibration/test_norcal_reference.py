@@ -1,6 +1,7 @@
 """NorCal against an independent float64 transcription of the reference's ``predict_probs``
 (tydpan/NorCal, projects/NorCal/norcal/roi_heads.py): three modes, renorm on/off, both variants, values and
 gradients, gradcheck and bad input."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,9 +16,9 @@ def reference_norcal(logits, frequencies, gamma, calibrate_on, renorm, method):
     """The reference's formulas, written out: ``gamma`` method 1/f**g, ``cb`` (1 - b)/(1 - b**f)."""
     f = torch.tensor(frequencies, dtype=torch.float64).view(1, -1)
     if method == "gamma":
-        factor = 1 / f ** gamma
+        factor = 1 / f**gamma
     else:
-        factor = (1 - gamma) / (1 - gamma ** f)
+        factor = (1 - gamma) / (1 - gamma**f)
     ones = torch.ones(1, 1, dtype=torch.float64)
     full = torch.cat([factor, ones], dim=1)  # the last (background) column is never touched
     if calibrate_on == "logits":
@@ -31,8 +32,14 @@ def reference_norcal(logits, frequencies, gamma, calibrate_on, renorm, method):
     return probs
 
 
-VARIANTS = [("power", "gamma", 0.0), ("power", "gamma", 0.3), ("power", "gamma", 1.2),
-            ("class_balanced", "cb", 0.0), ("class_balanced", "cb", 0.9), ("class_balanced", "cb", 0.999)]
+VARIANTS = [
+    ("power", "gamma", 0.0),
+    ("power", "gamma", 0.3),
+    ("power", "gamma", 1.2),
+    ("class_balanced", "cb", 0.0),
+    ("class_balanced", "cb", 0.9),
+    ("class_balanced", "cb", 0.999),
+]
 
 
 @pytest.mark.parametrize("on", ["probs", "exps", "logits"])
@@ -81,14 +88,17 @@ def test_float32_in_float32_out_and_empty_rows():
     assert norcal_scores(torch.zeros(0, 3), [2, 1], 0.5).shape == (0, 3)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(gamma=-0.1), r"gamma=-0\.1; expected a finite number >= 0"),
-    (dict(gamma=float("nan")), r"gamma=nan"),
-    (dict(gamma=1.0, variant="class_balanced"), r"expected 0 <= beta < 1"),
-    (dict(gamma=0.5, variant="cb"), r"variant='cb'; expected one of \['power', 'class_balanced'\]"),
-    (dict(gamma=0.5, on="prob"), r"on='prob'; expected one of \['probs', 'exps', 'logits'\]"),
-    (dict(gamma=0.5, renorm=1), r"renorm=1; expected True or False"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(gamma=-0.1), r"gamma=-0\.1; expected a finite number >= 0"),
+        (dict(gamma=float("nan")), r"gamma=nan"),
+        (dict(gamma=1.0, variant="class_balanced"), r"expected 0 <= beta < 1"),
+        (dict(gamma=0.5, variant="cb"), r"variant='cb'; expected one of \['power', 'class_balanced'\]"),
+        (dict(gamma=0.5, on="prob"), r"on='prob'; expected one of \['probs', 'exps', 'logits'\]"),
+        (dict(gamma=0.5, renorm=1), r"renorm=1; expected True or False"),
+    ],
+)
 def test_bad_settings_name_the_value(kwargs, match):
     with pytest.raises(ValueError, match=match):
         norcal_scores(torch.zeros(2, 3), [5, 1], **kwargs)

@@ -1,5 +1,6 @@
 """Per-class thresholds: F1 maximum against brute force, precision targets reached on the fit set, application to
 scores, COCO-style matching, and bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,27 +75,37 @@ def test_apply_thresholds_zeroes_foreground_scores_below_their_class_threshold()
     assert out.tolist() == [[0.3, 0.0, 0.6], [0.0, 0.5, 0.45]]
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(objective="recall"), r"objective='recall'; expected one of \['f1', 'precision'\]"),
-    (dict(objective="precision", target=1.5), r"target=1\.5; expected a precision in \(0, 1\]"),
-    (dict(objective="precision"), r"target=None"),
-    (dict(objective="f1", target=0.5), r"target=0\.5 is given but objective='f1'"),
-    (dict(default=-0.1), r"thresholds\[0\]=-0\.1; expected a score threshold in \[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(objective="recall"), r"objective='recall'; expected one of \['f1', 'precision'\]"),
+        (dict(objective="precision", target=1.5), r"target=1\.5; expected a precision in \(0, 1\]"),
+        (dict(objective="precision"), r"target=None"),
+        (dict(objective="f1", target=0.5), r"target=0\.5 is given but objective='f1'"),
+        (dict(default=-0.1), r"thresholds\[0\]=-0\.1; expected a score threshold in \[0, 1\]"),
+    ],
+)
 def test_bad_fit_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         fit_thresholds(np.array([0.5]), np.array([0]), np.array([True]), np.array([1]), **kwargs)
 
 
 def test_true_positives_at_iou_50_follow_the_coco_rules():
-    gt = {"images": [{"id": 1}], "categories": [{"id": 5, "name": "a"}, {"id": 9, "name": "b"}],
-          "annotations": [{"image_id": 1, "category_id": 5, "bbox": [0, 0, 10, 10]},
-                          {"image_id": 1, "category_id": 5, "bbox": [50, 50, 10, 10], "iscrowd": 1},
-                          {"image_id": 1, "category_id": 9, "bbox": [0, 0, 10, 10]}]}
-    results = [{"image_id": 1, "category_id": 5, "bbox": [0, 0, 10, 10], "score": 0.5},   # TP
-               {"image_id": 1, "category_id": 5, "bbox": [1, 0, 10, 10], "score": 0.9},   # TP (higher score first)
-               {"image_id": 1, "category_id": 5, "bbox": [52, 52, 5, 5], "score": 0.7},   # crowd only: ignored
-               {"image_id": 1, "category_id": 9, "bbox": [30, 30, 10, 10], "score": 0.4}]  # FP
+    gt = {
+        "images": [{"id": 1}],
+        "categories": [{"id": 5, "name": "a"}, {"id": 9, "name": "b"}],
+        "annotations": [
+            {"image_id": 1, "category_id": 5, "bbox": [0, 0, 10, 10]},
+            {"image_id": 1, "category_id": 5, "bbox": [50, 50, 10, 10], "iscrowd": 1},
+            {"image_id": 1, "category_id": 9, "bbox": [0, 0, 10, 10]},
+        ],
+    }
+    results = [
+        {"image_id": 1, "category_id": 5, "bbox": [0, 0, 10, 10], "score": 0.5},  # TP
+        {"image_id": 1, "category_id": 5, "bbox": [1, 0, 10, 10], "score": 0.9},  # TP (higher score first)
+        {"image_id": 1, "category_id": 5, "bbox": [52, 52, 5, 5], "score": 0.7},  # crowd only: ignored
+        {"image_id": 1, "category_id": 9, "bbox": [30, 30, 10, 10], "score": 0.4},
+    ]  # FP
     scores, labels, is_tp, num_gt = matched_at_iou50(match_detections(gt, results))
     got = sorted(zip(scores.tolist(), labels.tolist(), is_tp.tolist()))
     assert got == [(0.4, 1, False), (0.5, 0, False), (0.9, 0, True)]

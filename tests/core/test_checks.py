@@ -1,4 +1,5 @@
 """The shared scalar checks: accepted values, rejected values and their messages, the module's doctests."""
+
 import doctest
 
 import numpy as np
@@ -14,15 +15,18 @@ def test_check_int_accepts_integers_and_returns_int(value):
     assert out == int(value) and type(out) is int
 
 
-@pytest.mark.parametrize("value, kwargs, expected", [
-    (True, {}, "n=True; expected an integer"),
-    (1.0, {"minimum": 1}, "n=1.0; expected an integer >= 1"),
-    ("2", {"minimum": 1}, "n='2'; expected an integer >= 1"),
-    (0, {"minimum": 1}, "n=0; expected an integer >= 1"),
-    (9, {"minimum": 2, "maximum": 8}, "n=9; expected an integer in [2, 8]"),
-    (5, {"maximum": 4}, "n=5; expected an integer <= 4"),
-    (None, {}, "n=None; expected an integer"),
-])
+@pytest.mark.parametrize(
+    "value, kwargs, expected",
+    [
+        (True, {}, "n=True; expected an integer"),
+        (1.0, {"minimum": 1}, "n=1.0; expected an integer >= 1"),
+        ("2", {"minimum": 1}, "n='2'; expected an integer >= 1"),
+        (0, {"minimum": 1}, "n=0; expected an integer >= 1"),
+        (9, {"minimum": 2, "maximum": 8}, "n=9; expected an integer in [2, 8]"),
+        (5, {"maximum": 4}, "n=5; expected an integer <= 4"),
+        (None, {}, "n=None; expected an integer"),
+    ],
+)
 def test_check_int_rejects_with_the_value_and_the_expectation(value, kwargs, expected):
     with pytest.raises(ValueError) as err:
         check_int("n", value, **kwargs)

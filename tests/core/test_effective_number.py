@@ -1,4 +1,5 @@
 """The inverse effective number against exact rational arithmetic (Cui et al. 2019: (1 - beta) / (1 - beta^n))."""
+
 import doctest
 from fractions import Fraction
 
@@ -12,7 +13,7 @@ from detbalance.weights.effective_number import inverse_effective_number
 
 def _exact(n: int, beta: float) -> float:
     b = Fraction(beta)  # the float's exact value
-    return float((1 - b) / (1 - b ** n))
+    return float((1 - b) / (1 - b**n))
 
 
 @pytest.mark.parametrize("beta", [0.5, 0.9, 0.999, 0.9999, 0.999999])
@@ -43,8 +44,9 @@ def test_gradcheck():
 def test_effective_number_scheme_uses_it():
     counts = [400, 57, 10, 1]
     expected = np.array([_exact(n, 0.999) for n in counts])
-    np.testing.assert_allclose(compute_class_weights(counts, "effective_number", beta=0.999),
-                               expected / expected.mean(), rtol=1e-12)
+    np.testing.assert_allclose(
+        compute_class_weights(counts, "effective_number", beta=0.999), expected / expected.mean(), rtol=1e-12
+    )
 
 
 def test_doctests_run():

@@ -1,6 +1,7 @@
 """The framework-free layers import no framework and no adapter: each of their modules imports with detectron2,
 mmdet, mmengine and mmcv blocked, and none of their import statements (also those inside functions) names a
 framework, an adapter or a layer above."""
+
 from __future__ import annotations
 
 import ast
@@ -53,16 +54,24 @@ print(json.dumps({"failed": failed, "leaked": leaked}))
 def test_framework_free_modules_import_with_the_frameworks_blocked():
     modules = _modules()
     assert len(modules) > 30 and "detbalance.losses.table" in modules
-    run = subprocess.run([sys.executable, "-c", _BLOCKED_IMPORT, ",".join(FRAMEWORKS), *modules],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", _BLOCKED_IMPORT, ",".join(FRAMEWORKS), *modules],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result == {"failed": {}, "leaked": []}
 
 
 def test_the_block_catches_a_framework_import():
-    run = subprocess.run([sys.executable, "-c", _BLOCKED_IMPORT, ",".join(FRAMEWORKS), "detbalance.mmdet"],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", _BLOCKED_IMPORT, ",".join(FRAMEWORKS), "detbalance.mmdet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     failed = json.loads(run.stdout.strip().splitlines()[-1])["failed"]
     assert "is blocked" in failed["detbalance.mmdet"]
 
@@ -98,4 +107,7 @@ def test_no_import_statement_reaches_a_framework_or_an_upper_layer():
 def test_the_scan_resolves_relative_and_nested_imports():
     source = "from ..detectron2 import x\nfrom . import summary\ndef f():\n    import mmdet.registry\n"
     assert _imported(ast.parse(source), "detbalance.stats.cli") == [
-        "detbalance.detectron2", "detbalance.stats", "mmdet.registry"]
+        "detbalance.detectron2",
+        "detbalance.stats",
+        "mmdet.registry",
+    ]

@@ -14,6 +14,7 @@ instance weighs 1); detection adds background rows (all-zero target), which the 
 they weigh ``background_weight`` (times ``w_bar`` in the reference's scale), and 'mean' divides by the number of
 examples, the proposals (see the loss docstring).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,7 @@ COUNTS = [1000, 100, 10, 1]
 
 def reference_weights(counts, beta):
     """``main`` of cifar_main.py: effective number per class, inverse, normalised to sum to K."""
-    effective = [1.0 - beta ** n for n in counts]
+    effective = [1.0 - beta**n for n in counts]
     raw = [(1.0 - beta) / e for e in effective]
     return [w / sum(raw) * len(counts) for w in raw]
 
@@ -90,11 +91,16 @@ def test_foreground_batch_equals_reference(gamma, beta):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_detection_batch_equals_reference_with_background_rows(background_weight, seed):
     logits, labels = _batch(seed)
-    ours = _value_and_grad(lambda x: class_balanced_focal_loss(
-        x, labels, COUNTS, beta=0.999, gamma=2.0, background_weight=background_weight), logits)
+    ours = _value_and_grad(
+        lambda x: class_balanced_focal_loss(
+            x, labels, COUNTS, beta=0.999, gamma=2.0, background_weight=background_weight
+        ),
+        logits,
+    )
     w_bar = mean_instance_weight(COUNTS, 0.999)
-    ref = _value_and_grad(lambda x: reference_loss(x, labels, COUNTS, 0.999, 2.0, background_weight * w_bar)
-                          / w_bar, logits)
+    ref = _value_and_grad(
+        lambda x: reference_loss(x, labels, COUNTS, 0.999, 2.0, background_weight * w_bar) / w_bar, logits
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
 
 
@@ -116,7 +122,8 @@ def test_mean_divides_by_the_proposals_and_normalizer_replaces_them():
     kept = labels.shape[0] - 1
     assert class_balanced_focal_loss(logits, labels, COUNTS).item() == pytest.approx(summed.item() / kept)
     assert class_balanced_focal_loss(logits, labels, COUNTS, normalizer=7.0).item() == pytest.approx(
-        summed.item() / 7.0)
+        summed.item() / 7.0
+    )
     # a sample weight of 0 removes the row from the loss and from the count
     weight = torch.ones(labels.shape[0], dtype=torch.float64)
     weight[5] = 0.0  # a foreground row
@@ -136,7 +143,7 @@ def test_an_average_instance_and_a_background_row_weigh_one():
     logits = torch.zeros(k + 1, k, dtype=torch.float64)
     labels = torch.arange(k + 1)  # one row per class, then a background row
     rows = class_balanced_focal_loss(logits, labels, counts, beta=beta, reduction="none")
-    negative, positive = 0.5 ** 2 * math.log(2.0), 0.5 ** 2 * math.log(2.0)  # every p = 0.5
+    negative, positive = 0.5**2 * math.log(2.0), 0.5**2 * math.log(2.0)  # every p = 0.5
     unweighted = torch.tensor([positive + (k - 1) * negative] * k + [k * negative], dtype=torch.float64)
     omega = rows / unweighted
     assert omega[k].item() == pytest.approx(1.0)
@@ -157,7 +164,7 @@ def test_initial_loss_at_the_reference_bias():
     logits = bias.to(torch.float64).expand(4, k)
     labels = torch.tensor([0, 7, k, k])
     p = 1.0 / k
-    positive, negative = (1 - p) ** 2 * -math.log(p), p ** 2 * -math.log(1 - p)
+    positive, negative = (1 - p) ** 2 * -math.log(p), p**2 * -math.log(1 - p)
     w = [c / mean_instance_weight(counts, 0.999) for c in reference_weights(counts, 0.999)]
     row = positive + (k - 1) * negative
     want = (w[0] * row + w[7] * row + 2 * k * negative) / 4
@@ -169,7 +176,8 @@ def test_gradcheck_with_background_and_sample_weights():
     weight = torch.rand(labels.shape[0], dtype=torch.float64) + 0.1
     assert torch.autograd.gradcheck(
         lambda x: class_balanced_focal_loss(x, labels, COUNTS, beta=0.99, sample_weight=weight),
-        (logits.requires_grad_(),))
+        (logits.requires_grad_(),),
+    )
 
 
 def test_weights_follow_cui_formula():

@@ -1,20 +1,33 @@
 """Properties every core loss shares: gradcheck, module == function, empty/all-background/ignored batches,
 reductions, autocast, validation errors, test-time scores, registry, ``from_stats`` and the docstring examples."""
+
 from __future__ import annotations
 
 import doctest
 import importlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Callable
 
 import pytest
 import torch
 
-from detbalance.losses import (LOSSES, ClassBalancedFocalLoss, EqualizationLoss, EQLv2Loss, FederatedLoss,
-                               SeesawLoss, WeightedCrossEntropyLoss, class_balanced_focal_loss, eqlv2_loss,
-                               equalization_loss, federated_loss, seesaw_loss, weighted_cross_entropy)
+from detbalance.losses import (
+    LOSSES,
+    ClassBalancedFocalLoss,
+    EQLv2Loss,
+    EqualizationLoss,
+    FederatedLoss,
+    SeesawLoss,
+    WeightedCrossEntropyLoss,
+    class_balanced_focal_loss,
+    eqlv2_loss,
+    equalization_loss,
+    federated_loss,
+    seesaw_loss,
+    weighted_cross_entropy,
+)
 
 K = 4
 CLASS_WEIGHT = [1.0, 2.0, 4.0, 8.0, 0.5]
@@ -49,14 +62,20 @@ def _seesaw_module():
 
 CASES = {
     "WeightedCrossEntropyLoss": Case(
-        1, lambda x, y, **kw: weighted_cross_entropy(x, y, CLASS_WEIGHT, **kw),
-        lambda: WeightedCrossEntropyLoss(K, CLASS_WEIGHT)),
+        1,
+        lambda x, y, **kw: weighted_cross_entropy(x, y, CLASS_WEIGHT, **kw),
+        lambda: WeightedCrossEntropyLoss(K, CLASS_WEIGHT),
+    ),
     "ClassBalancedFocalLoss": Case(
-        0, lambda x, y, **kw: class_balanced_focal_loss(x, y, COUNTS, beta=0.99, background_weight=0.5, **kw),
-        lambda: ClassBalancedFocalLoss(K, COUNTS, beta=0.99, background_weight=0.5)),
+        0,
+        lambda x, y, **kw: class_balanced_focal_loss(x, y, COUNTS, beta=0.99, background_weight=0.5, **kw),
+        lambda: ClassBalancedFocalLoss(K, COUNTS, beta=0.99, background_weight=0.5),
+    ),
     "EqualizationLoss": Case(
-        0, lambda x, y, **kw: equalization_loss(x, y, FREQ, lambda_=0.01, **kw),
-        lambda: EqualizationLoss(K, FREQ, lambda_=0.01)),
+        0,
+        lambda x, y, **kw: equalization_loss(x, y, FREQ, lambda_=0.01, **kw),
+        lambda: EqualizationLoss(K, FREQ, lambda_=0.01),
+    ),
     "EQLv2Loss": Case(1, lambda x, y, **kw: eqlv2_loss(x, y, torch.tensor(POS_NEG), **kw), _eqlv2_module),
     "SeesawLoss": Case(2, lambda x, y, **kw: seesaw_loss(x, y, COUNTS, **kw), _seesaw_module),
     "FederatedLoss": Case(0, _fed_function, lambda: FederatedLoss(K, COUNTS, num_sampled=3, seed=SEED)),
@@ -87,8 +106,7 @@ def test_gradcheck(name):
     logits, labels = make_batch(case)
     weight = torch.rand(labels.shape[0], dtype=torch.float64) + 0.5
     assert torch.autograd.gradcheck(lambda x: case.function(x, labels, sample_weight=weight), (logits,))
-    assert torch.autograd.gradcheck(lambda x: case.function(x, labels, reduction="none"), (logits,),
-                                    fast_mode=True)
+    assert torch.autograd.gradcheck(lambda x: case.function(x, labels, reduction="none"), (logits,), fast_mode=True)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -116,8 +134,7 @@ def test_reductions_agree(name):
     torch.testing.assert_close(case.function(logits, labels, normalizer=5), per_row.sum() / 5)
     torch.testing.assert_close(case.function(logits, labels, normalizer=torch.tensor(5.0)), per_row.sum() / 5)
     weight = torch.rand(labels.shape[0], dtype=torch.float64)
-    torch.testing.assert_close(case.function(logits, labels, sample_weight=weight, reduction="none"),
-                               per_row * weight)
+    torch.testing.assert_close(case.function(logits, labels, sample_weight=weight, reduction="none"), per_row * weight)
     if name != "WeightedCrossEntropyLoss":  # its mean divides by the summed class weights (own test)
         torch.testing.assert_close(case.function(logits, labels), per_row.sum() / (labels != -1).sum())
 
@@ -280,8 +297,9 @@ def test_bad_statistics_and_settings_raise(build, message):
 
 
 def _stats():
-    return SimpleNamespace(class_names=["a", "b", "c", "d"], instance_counts=[300, 40, 6, 1],
-                           image_counts=[200, 30, 5, 1], num_images=400)
+    return SimpleNamespace(
+        class_names=["a", "b", "c", "d"], instance_counts=[300, 40, 6, 1], image_counts=[200, 30, 5, 1], num_images=400
+    )
 
 
 def test_from_stats_builds_each_statistic():
@@ -291,8 +309,9 @@ def test_from_stats_builds_each_statistic():
     assert ce.class_weight.tolist() == [0.5, 1.0, 2.0, 4.0, 0.25]
     for source in (stats, weights_file):
         assert ClassBalancedFocalLoss.from_stats(K, source, beta=0.9).samples_per_class.tolist() == [300, 40, 6, 1]
-        torch.testing.assert_close(EqualizationLoss.from_stats(K, source, lambda_=0.01).class_freq,
-                                   torch.tensor([0.5, 0.075, 0.0125, 0.0025]))
+        torch.testing.assert_close(
+            EqualizationLoss.from_stats(K, source, lambda_=0.01).class_freq, torch.tensor([0.5, 0.075, 0.0125, 0.0025])
+        )
         assert FederatedLoss.from_stats(K, source, seed=1).image_counts.tolist() == [200, 30, 5, 1]
         assert EQLv2Loss.from_stats(K, source, alpha=2.0).alpha == 2.0
         assert SeesawLoss.from_stats(K, source, p=0.5).p == 0.5
@@ -307,10 +326,12 @@ def test_from_stats_builds_each_statistic():
 def test_from_stats_accepts_the_weights_package_types():
     from detbalance import weights
 
-    stats = weights.ClassStats(class_names=["a", "b", "c", "d"], instance_counts=[300, 40, 6, 1],
-                               image_counts=[200, 30, 5, 1], num_images=400)
-    weights_file = weights.WeightsFile(stats=stats, scheme="inverse", weights=[0.5, 1.0, 2.0, 4.0],
-                                       background_weight=1.0, groups=["f", "c", "r", "r"])
+    stats = weights.ClassStats(
+        class_names=["a", "b", "c", "d"], instance_counts=[300, 40, 6, 1], image_counts=[200, 30, 5, 1], num_images=400
+    )
+    weights_file = weights.WeightsFile(
+        stats=stats, scheme="inverse", weights=[0.5, 1.0, 2.0, 4.0], background_weight=1.0, groups=["f", "c", "r", "r"]
+    )
     for name, cls in LOSSES.items():
         module = cls.from_stats(K, weights_file)
         assert module.num_classes == K
@@ -361,8 +382,12 @@ def test_initial_bias_sets_the_initial_class_probability():
 
 
 def test_prior_prob_overrides_and_is_validated():
-    overrides = [EqualizationLoss(K, FREQ, prior_prob=0.2), FederatedLoss(K, COUNTS, prior_prob=0.2, seed=0),
-                 ClassBalancedFocalLoss(K, COUNTS, prior_prob=0.2), EQLv2Loss(K, prior_prob=0.2)]
+    overrides = [
+        EqualizationLoss(K, FREQ, prior_prob=0.2),
+        FederatedLoss(K, COUNTS, prior_prob=0.2, seed=0),
+        ClassBalancedFocalLoss(K, COUNTS, prior_prob=0.2),
+        EQLv2Loss(K, prior_prob=0.2),
+    ]
     for module in overrides:
         bias = module.initial_bias()
         torch.testing.assert_close(bias[:K], torch.full((K,), -math.log(4.0)))
@@ -377,8 +402,9 @@ def test_prior_prob_overrides_and_is_validated():
         WeightedCrossEntropyLoss(K, prior_prob=0.1)  # softmax losses take no prior
 
 
-@pytest.mark.parametrize("module_name", ["activations", "weighted_ce", "cb_focal", "eql", "eqlv2", "seesaw",
-                                         "federated"])
+@pytest.mark.parametrize(
+    "module_name", ["activations", "weighted_ce", "cb_focal", "eql", "eqlv2", "seesaw", "federated"]
+)
 def test_docstring_examples_run(module_name):
     module = importlib.import_module(f"detbalance.losses.{module_name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

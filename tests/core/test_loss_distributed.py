@@ -1,6 +1,7 @@
 """The stateful losses sum their statistics over ranks: two gloo processes on two parts of each batch end with
 the state of one process that saw the whole batches, also when one rank's part is empty (it still joins the
 sum), and no test can hang: ranks run in processes joined with a deadline, collectives time out in seconds."""
+
 from __future__ import annotations
 
 import time
@@ -39,7 +40,7 @@ def _train(rank: int, world_size: int, split: str) -> tuple[EQLv2Loss, SeesawLos
     eqlv2, seesaw = EQLv2Loss(K).double(), SeesawLoss(K)
     for logits, labels, weights in _batches():
         rows = _split(rank, world_size, split)
-        eqlv2_logits = logits[rows, :eqlv2.num_logits].clone().requires_grad_(True)
+        eqlv2_logits = logits[rows, : eqlv2.num_logits].clone().requires_grad_(True)
         eqlv2(eqlv2_logits, labels[rows], sample_weight=weights[rows]).backward()
         seesaw(logits[rows].clone().requires_grad_(True), labels[rows], sample_weight=weights[rows]).backward()
     return eqlv2, seesaw

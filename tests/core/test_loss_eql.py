@@ -1,4 +1,5 @@
 """equalization_loss against a hand-computed example and the eql.detectron2 formula (float64)."""
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,9 @@ def test_hand_computed_three_proposals():
     #     r0: [3/4 - 1, 1/2, 0 (w = 0)] / 3 = [-1/4, 1/2, 0] / 3
     #     r1: [1/2, 1/4, 3/4 - 1] / 3       = [1/2, 1/4, -1/4] / 3
     #     r2: [1/4, 1/2, 3/4] / 3
-    logits = torch.tensor([[LN3, 0.0, LN3], [0.0, -LN3, LN3], [-LN3, 0.0, LN3]], dtype=torch.float64,
-                          requires_grad=True)
+    logits = torch.tensor(
+        [[LN3, 0.0, LN3], [0.0, -LN3, LN3], [-LN3, 0.0, LN3]], dtype=torch.float64, requires_grad=True
+    )
     labels = torch.tensor([0, 2, 3])
     freq = [0.5, 0.05, 0.001]
 
@@ -46,8 +48,7 @@ def test_hand_computed_three_proposals():
     loss = equalization_loss(logits, labels, freq, lambda_=0.01)
     assert abs(loss.item() - math.log(8192 / 81) / 3) < 1e-6
     loss.backward()
-    expected_grad = torch.tensor([[-0.25, 0.5, 0.0], [0.5, 0.25, -0.25], [0.25, 0.5, 0.75]],
-                                 dtype=torch.float64) / 3
+    expected_grad = torch.tensor([[-0.25, 0.5, 0.0], [0.5, 0.25, -0.25], [0.25, 0.5, 0.75]], dtype=torch.float64) / 3
     torch.testing.assert_close(logits.grad, expected_grad, rtol=1e-6, atol=1e-6)
 
 

@@ -1,6 +1,7 @@
 """eqlv2_loss / EQLv2Loss (K + 1 outputs, objectness last) against a float64 transcription of the official code
 (tztztztztz/eqlv2 ``mmdet/models/losses/eqlv2.py``) and MMDetection's EQLV2Loss, over several steps, values,
 gradients and state; the objectness column's effect on test scores; the former K-column checkpoint layout."""
+
 from __future__ import annotations
 
 import pytest
@@ -145,8 +146,9 @@ def test_sample_weights_and_ignored_rows_enter_loss_and_statistics():
     per_row = eqlv2_loss(logits, labels, torch.full((K,), 100.0), reduction="none")
     torch.testing.assert_close(loss, (per_row * weight).sum() / keep.sum())  # rows with weight 0 not counted
     loss.backward()
-    pos, neg = eqlv2_gradient_statistics(logits[keep], labels[keep], torch.full((K,), 100.0),
-                                         sample_weight=weight[keep])
+    pos, neg = eqlv2_gradient_statistics(
+        logits[keep], labels[keep], torch.full((K,), 100.0), sample_weight=weight[keep]
+    )
     torch.testing.assert_close(module.pos_grad, pos)
     torch.testing.assert_close(module.neg_grad, neg)
     torch.testing.assert_close(EQLv2Loss(K).double()(logits, labels, normalizer=4.0), per_row.sum() / 4.0)
@@ -188,8 +190,11 @@ def test_state_dict_round_trip():
 def test_state_of_the_former_k_column_layout_is_refused():
     old = EQLv2Loss(K).state_dict()
     old._metadata[""]["version"] = 1  # what the K-column EQLv2Loss saved (nn.Module's default version)
-    with pytest.raises(ValueError, match=rf"K = {K} outputs, weight shape \({K}, C\).*"
-                                         rf"K \+ 1 = {K + 1} outputs, weight shape \({K + 1}, C\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"K = {K} outputs, weight shape \({K}, C\).*"
+        rf"K \+ 1 = {K + 1} outputs, weight shape \({K + 1}, C\)",
+    ):
         EQLv2Loss(K).load_state_dict(old)
     nested = torch.nn.ModuleDict({"cls_loss": EQLv2Loss(K)})
     state = nested.state_dict()

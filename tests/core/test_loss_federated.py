@@ -1,4 +1,5 @@
 """federated_loss against a straightforward reference with the same sampled classes, and the class sampling."""
+
 from __future__ import annotations
 
 import math
@@ -44,14 +45,16 @@ def test_matches_reference_with_the_same_sampled_classes():
     logits = torch.randn(12, K, dtype=torch.float64) * 2
     labels = torch.tensor([0, 0, 2, K, K, K, -1, 2, 1, K, 0, -1])
     for num_sampled, seed in ((6, 0), (6, 1), (8, 2), (3, 3)):
-        classes = federated_classes(labels, torch.tensor(IMAGE_COUNTS), num_sampled=num_sampled,
-                                    generator=torch.Generator().manual_seed(seed))
+        classes = federated_classes(
+            labels, torch.tensor(IMAGE_COUNTS), num_sampled=num_sampled, generator=torch.Generator().manual_seed(seed)
+        )
         expected_classes = _reference_classes(labels, IMAGE_COUNTS, num_sampled, 0.5, seed)
         assert classes.tolist() == expected_classes.tolist()
         x1 = logits.clone().requires_grad_(True)
         x2 = logits.clone().requires_grad_(True)
-        ours = federated_loss(x1, labels, IMAGE_COUNTS, num_sampled=num_sampled,
-                              generator=torch.Generator().manual_seed(seed))
+        ours = federated_loss(
+            x1, labels, IMAGE_COUNTS, num_sampled=num_sampled, generator=torch.Generator().manual_seed(seed)
+        )
         ref = _reference_loss(x2, labels, classes.tolist())
         ours.backward()
         ref.backward()
@@ -64,8 +67,13 @@ def test_matches_reference_with_the_same_sampled_classes():
 def test_sampled_set_keeps_present_classes_and_its_size():
     labels = torch.tensor([3, 3, 5, K, -1])
     for seed in range(20):
-        classes = federated_classes(labels, torch.tensor(IMAGE_COUNTS), num_sampled=5, ignore_index=-1,
-                                    generator=torch.Generator().manual_seed(seed))
+        classes = federated_classes(
+            labels,
+            torch.tensor(IMAGE_COUNTS),
+            num_sampled=5,
+            ignore_index=-1,
+            generator=torch.Generator().manual_seed(seed),
+        )
         assert {3, 5, K} <= set(classes.tolist()) and len(set(classes.tolist())) == 5
         assert 7 not in classes.tolist()  # zero image count: never drawn
     # more present classes than places: exactly the present ones; too few drawable classes: all of them
@@ -79,13 +87,13 @@ def test_draw_frequencies_follow_image_count_power():
     counts = torch.tensor([1.0, 4.0, 16.0])  # ** 0.5 -> weights 1 : 2 : 4
     generator = torch.Generator().manual_seed(0)
     labels = torch.tensor([3])  # background only: it takes one place, one class is drawn
-    draws = torch.stack([federated_classes(labels, counts, num_sampled=2, generator=generator)[1]
-                         for _ in range(1400)])
+    draws = torch.stack([federated_classes(labels, counts, num_sampled=2, generator=generator)[1] for _ in range(1400)])
     frequency = torch.bincount(draws, minlength=3).double() / len(draws)
     expected = torch.tensor([1 / 7, 2 / 7, 4 / 7], dtype=torch.float64)
     assert (frequency - expected).abs().max() < 4 * math.sqrt(0.25 / len(draws))
-    uniform = torch.stack([federated_classes(labels, counts, num_sampled=2, freq_power=0.0, generator=generator)[1]
-                           for _ in range(1400)])
+    uniform = torch.stack(
+        [federated_classes(labels, counts, num_sampled=2, freq_power=0.0, generator=generator)[1] for _ in range(1400)]
+    )
     assert (torch.bincount(uniform, minlength=3).double() / 1400 - 1 / 3).abs().max() < 0.06
 
 

@@ -1,4 +1,5 @@
 """seesaw_loss / SeesawLoss against MMDetection's seesaw_ce_loss and SeesawLoss (float64), and its state."""
+
 from __future__ import annotations
 
 import copy
@@ -17,6 +18,7 @@ def _mmdet_losses():
     """MMDetection's seesaw module (``SeesawLoss``, ``seesaw_ce_loss``), the oracle of these tests."""
     import mmdet.models.losses  # noqa: F401  (registers the package as MMDetection imports it)
     from mmdet.models.losses import seesaw_loss
+
     return seesaw_loss
 
 
@@ -48,8 +50,7 @@ def test_class_term_matches_mmdet_seesaw_ce_loss(p, q):
     def reference(x):
         return losses.seesaw_ce_loss(x[fg, :K], labels[fg], None, cum_samples, K, p, q, 1e-2, reduction="none")
 
-    torch.testing.assert_close(_value_and_grad(ours, logits), _value_and_grad(reference, logits),
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(_value_and_grad(ours, logits), _value_and_grad(reference, logits), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -78,8 +79,12 @@ def test_module_matches_mmdet_seesaw_loss_over_steps(weighted):
         torch.testing.assert_close(ours.cum_samples.double(), reference.cum_samples[:K])
         # an explicit normalizer is MMDetection's avg_factor (on copies: each call counts the labels again)
         parts = copy.deepcopy(reference)(logits[keep], labels[keep], kept_weight, avg_factor=3.0)
-        torch.testing.assert_close(copy.deepcopy(ours)(logits, labels, sample_weight=weight, normalizer=3.0),
-                                   parts["loss_cls_classes"] + parts["loss_cls_objectness"], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(
+            copy.deepcopy(ours)(logits, labels, sample_weight=weight, normalizer=3.0),
+            parts["loss_cls_classes"] + parts["loss_cls_objectness"],
+            rtol=1e-6,
+            atol=1e-6,
+        )
     torch.testing.assert_close(seesaw_scores(logits), reference.get_activation(logits))
 
 

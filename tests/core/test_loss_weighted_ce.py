@@ -1,4 +1,5 @@
 """weighted_cross_entropy against torch's F.cross_entropy (float64, values and gradients), both denominators."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,9 +32,11 @@ def test_matches_torch_cross_entropy(reduction, weighted):
     logits, labels, weight = _batch()
     weight = weight if weighted else None
     ours = _value_and_grad(
-        lambda x: weighted_cross_entropy(x, labels, weight, reduction=reduction, denominator="weights"), logits)
+        lambda x: weighted_cross_entropy(x, labels, weight, reduction=reduction, denominator="weights"), logits
+    )
     ref = _value_and_grad(
-        lambda x: F.cross_entropy(x, labels, weight=weight, ignore_index=-1, reduction=reduction), logits)
+        lambda x: F.cross_entropy(x, labels, weight=weight, ignore_index=-1, reduction=reduction), logits
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
 
 
@@ -45,8 +48,9 @@ def test_default_mean_divides_by_the_kept_proposals():
     kept = ((labels != -1) & (sample > 0)).sum()
     ours = _value_and_grad(lambda x: weighted_cross_entropy(x, labels, weight, sample_weight=sample), logits)
     ref = _value_and_grad(
-        lambda x: (F.cross_entropy(x, labels, weight=weight, ignore_index=-1, reduction="none") * sample).sum()
-        / kept, logits)
+        lambda x: (F.cross_entropy(x, labels, weight=weight, ignore_index=-1, reduction="none") * sample).sum() / kept,
+        logits,
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
     module = WeightedCrossEntropyLoss(K, weight)
     assert module.denominator == "proposals"
@@ -59,17 +63,22 @@ def test_weights_denominator_divides_by_class_and_sample_weights():
     keep = labels != -1
     per_row = F.cross_entropy(logits, labels, weight=weight, ignore_index=-1, reduction="none") * sample
     denominator = (weight[labels[keep]] * sample[keep]).sum()
-    ours = _value_and_grad(lambda x: weighted_cross_entropy(x, labels, weight, sample_weight=sample,
-                                                            denominator="weights"), logits)
+    ours = _value_and_grad(
+        lambda x: weighted_cross_entropy(x, labels, weight, sample_weight=sample, denominator="weights"), logits
+    )
     ref = _value_and_grad(
-        lambda x: (F.cross_entropy(x, labels, weight=weight, ignore_index=-1, reduction="none") * sample).sum()
-        / denominator, logits)
+        lambda x: (
+            (F.cross_entropy(x, labels, weight=weight, ignore_index=-1, reduction="none") * sample).sum() / denominator
+        ),
+        logits,
+    )
     torch.testing.assert_close(ours, ref, rtol=1e-6, atol=1e-6)
     module = WeightedCrossEntropyLoss(K, weight, denominator="weights")
     torch.testing.assert_close(module(logits, labels, sample_weight=sample), ours[0])
     # normalizer replaces the default count (MMDetection's avg_factor: loss.sum() / avg_factor)
     torch.testing.assert_close(
-        weighted_cross_entropy(logits, labels, weight, sample_weight=sample, normalizer=7), per_row.sum() / 7)
+        weighted_cross_entropy(logits, labels, weight, sample_weight=sample, normalizer=7), per_row.sum() / 7
+    )
     with pytest.raises(ValueError, match="normalizer=7 replaces the 'proposals' count"):
         weighted_cross_entropy(logits, labels, weight, normalizer=7, denominator="weights")
     with pytest.raises(ValueError, match="denominator must be one of .*got 'sum_w'"):

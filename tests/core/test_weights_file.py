@@ -1,4 +1,5 @@
 """Weights file: round trip, atomic save, validating load with messages naming the path and the field."""
+
 import json
 
 import pytest
@@ -95,7 +96,7 @@ def test_atomic_writers_write_all_or_nothing(tmp_path):
     from detbalance.weights.file import write_bytes_atomic, write_text_atomic
 
     write_text_atomic(tmp_path / "a.txt", "é\nb\n")
-    assert (tmp_path / "a.txt").read_bytes() == "é\nb\n".encode("utf-8")
+    assert (tmp_path / "a.txt").read_bytes() == "é\nb\n".encode()
     write_bytes_atomic(tmp_path / "a.txt", b"\x00\x01")
     assert (tmp_path / "a.txt").read_bytes() == b"\x00\x01"
     (tmp_path / "folder").mkdir()

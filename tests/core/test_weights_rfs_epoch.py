@@ -1,5 +1,6 @@
 """Repeat-factor sampling epochs (torch only): stochastic rounding against an independent transcription of LVIS
 Appendix B.2 (floor + Bernoulli of the fractional part), per-epoch streams from (seed, epoch), bad input."""
+
 import math
 
 import pytest

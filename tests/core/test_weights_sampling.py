@@ -1,4 +1,5 @@
 """LVIS frequency groups and repeat factors (the latter against detectron2's own implementation)."""
+
 import json
 import math
 import random
@@ -40,6 +41,8 @@ def _random_dataset_dicts(num_images, seed):
 @pytest.mark.parametrize("threshold", [0.001, 0.05, 0.3, 1.0])
 def test_repeat_factors_equal_detectron2(threshold):
     from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
+
+    # isort: split
     from detectron2.data.samplers import RepeatFactorTrainingSampler
 
     dicts = _random_dataset_dicts(300, seed=int(threshold * 1000))

@@ -1,4 +1,5 @@
 """compute_class_weights: each scheme against its formula, normalization, power, max_ratio, missing classes."""
+
 import numpy as np
 import pytest
 
@@ -34,14 +35,16 @@ def test_effective_number_beta_and_limits():
     n = np.asarray(COUNTS, dtype=np.float64)
     for beta in (0.9, 0.99, 0.9999):
         np.testing.assert_allclose(
-            compute_class_weights(COUNTS, "effective_number", beta=beta), _normalized((1 - beta) / (1 - beta**n)),
+            compute_class_weights(COUNTS, "effective_number", beta=beta),
+            _normalized((1 - beta) / (1 - beta**n)),
             rtol=1e-9,
         )
     # beta -> 0: every class has effective number 1, so uniform weights.
     np.testing.assert_allclose(compute_class_weights(COUNTS, "effective_number", beta=0.0), np.ones(4))
     # beta -> 1: effective number -> n, so the inverse-frequency weights.
     np.testing.assert_allclose(
-        compute_class_weights(COUNTS, "effective_number", beta=1 - 1e-12), compute_class_weights(COUNTS, "inverse"),
+        compute_class_weights(COUNTS, "effective_number", beta=1 - 1e-12),
+        compute_class_weights(COUNTS, "inverse"),
         rtol=1e-3,
     )
 

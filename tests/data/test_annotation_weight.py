@@ -1,4 +1,5 @@
 """The per-box weight check both frameworks' loaders share: numbers only, finite, >= 0."""
+
 import doctest
 
 import numpy as np
@@ -8,8 +9,9 @@ from detbalance.data import box_weights
 from detbalance.data.box_weights import annotation_weight
 
 
-@pytest.mark.parametrize("value, expected", [(0, 0.0), (0.0, 0.0), (2, 2.0), (0.25, 0.25), (np.float32(0.5), 0.5),
-                                             (1e9, 1e9)])
+@pytest.mark.parametrize(
+    "value, expected", [(0, 0.0), (0.0, 0.0), (2, 2.0), (0.25, 0.25), (np.float32(0.5), 0.5), (1e9, 1e9)]
+)
 def test_numbers_pass_as_floats(value, expected):
     out = annotation_weight({"weight": value}, "id=1")
     assert out == expected and type(out) is float

@@ -1,4 +1,5 @@
 """The synthetic long-tailed detection set: determinism, schedule, geometry, balanced variants, cache."""
+
 import collections
 import json
 import os
@@ -83,7 +84,7 @@ def test_boxes_are_tight_inside_the_image_and_do_not_overlap(small):
             by_image[ann["image_id"]].append((x, y, x + w, y + h))
         for boxes in by_image.values():
             for i, a in enumerate(boxes):
-                for b in boxes[i + 1:]:
+                for b in boxes[i + 1 :]:
                     assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
         for image in coco["images"][:5]:
             with Image.open(image_dir / image["file_name"]) as im:
@@ -99,7 +100,7 @@ def test_objects_are_visible_in_the_pixels(small):
         if ann["image_id"] != image["id"]:
             continue
         x, y, w, h = ann["bbox"]
-        patch = pixels[y:y + h, x:x + w]
+        patch = pixels[y : y + h, x : x + w]
         colourfulness = (patch.max(axis=2) - patch.min(axis=2)).max()
         assert colourfulness > 80
 
@@ -134,14 +135,17 @@ def test_generate_refuses_an_existing_folder(tmp_path):
         generate(SyntheticSpec(**SMALL), tmp_path)
 
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("num_classes", 17, r"num_classes=17; expected an integer in \[2, 16\]"),
-    ("num_classes", 1, "num_classes=1"),
-    ("imbalance_ratio", 0.5, r"imbalance_ratio=0.5; expected a number in \[1, head_instances"),
-    ("max_size", 70, "max_size=70"),
-    ("max_objects", 12, "max_objects=12"),
-    ("balanced", "yes", "balanced='yes'"),
-])
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("num_classes", 17, r"num_classes=17; expected an integer in \[2, 16\]"),
+        ("num_classes", 1, "num_classes=1"),
+        ("imbalance_ratio", 0.5, r"imbalance_ratio=0.5; expected a number in \[1, head_instances"),
+        ("max_size", 70, "max_size=70"),
+        ("max_objects", 12, "max_objects=12"),
+        ("balanced", "yes", "balanced='yes'"),
+    ],
+)
 def test_bad_spec_names_the_value(field, value, expected):
     with pytest.raises(ValueError, match=expected):
         SyntheticSpec(**{field: value})
@@ -164,5 +168,5 @@ def test_every_shape_stays_inside_its_cell(shape):
 def test_shapes_of_one_colour_pair_differ():
     masks = {s: shape_mask(s, 0, 0, 30, 30) for s in SHAPES}
     for i, a in enumerate(SHAPES):
-        for b in SHAPES[i + 1:]:
+        for b in SHAPES[i + 1 :]:
             assert (masks[a] != masks[b]).sum() > 30, (a, b)

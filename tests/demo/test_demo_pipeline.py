@@ -1,4 +1,5 @@
 """The demo end to end on a tiny synthetic set: real training in each framework, then table, plot and json."""
+
 from __future__ import annotations
 
 import json
@@ -12,15 +13,31 @@ from detbalance.demo import DemoSettings, Schedule, parse_losses, run_demo
 from detbalance.demo.pipeline import DEFAULT_SCORE_THRESHOLD
 from detbalance.evaluation import compare
 
-TINY = SyntheticSpec(num_classes=4, head_instances=24, imbalance_ratio=8, test_per_class=3, image_size=64,
-                     min_size=10, max_size=16, max_objects=3)
+TINY = SyntheticSpec(
+    num_classes=4,
+    head_instances=24,
+    imbalance_ratio=8,
+    test_per_class=3,
+    image_size=64,
+    min_size=10,
+    max_size=16,
+    max_objects=3,
+)
 
 
 def _run(tmp_path: Path, framework: str, *, oracle: bool) -> tuple[dict, Path]:
     out = tmp_path / "out"
-    settings = DemoSettings(frameworks=(framework,), losses=tuple(parse_losses("ce,wce")), seeds=(0,),
-                            schedule=Schedule(iters=6, warmup_iters=2), out_dir=out, synthetic=TINY,
-                            oracle=oracle, cache_dir=tmp_path / "cache", progress=False)
+    settings = DemoSettings(
+        frameworks=(framework,),
+        losses=tuple(parse_losses("ce,wce")),
+        seeds=(0,),
+        schedule=Schedule(iters=6, warmup_iters=2),
+        out_dir=out,
+        synthetic=TINY,
+        oracle=oracle,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+    )
     lines: list[str] = []
     summary = run_demo(settings, log=lines.append)
     return summary, out, "\n".join(lines)
@@ -42,8 +59,15 @@ def _check_outputs(summary: dict, out: Path, log: str, framework: str, methods: 
     test_json = summary["data"]["test_json"]
     oracle = "oracle" if "oracle" in results else None
     for key, threshold in (("reports", DEFAULT_SCORE_THRESHOLD), ("reports_all_detections", 0.0)):
-        again = compare(test_json, results, baseline="ce", oracle=oracle, groups=summary["data"]["groups"],
-                        train_json=summary["data"]["train_json"], score_threshold=threshold).to_dict()
+        again = compare(
+            test_json,
+            results,
+            baseline="ce",
+            oracle=oracle,
+            groups=summary["data"]["groups"],
+            train_json=summary["data"]["train_json"],
+            score_threshold=threshold,
+        ).to_dict()
         reported = summary[key][framework]
         assert reported["score_threshold"] == threshold
         for method in results:

@@ -1,4 +1,5 @@
 """Command line and settings of the demo: defaults, --quick, and clear errors for bad values."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -6,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT as REPO
-from helpers import shared_path
 
 from detbalance.demo import DEMO_LOSSES, DemoSettings, Schedule, parse_losses
 from detbalance.demo.datasets import folder_data
+from helpers import REPO_ROOT as REPO
+from helpers import shared_path
 
 
 def _tool():
@@ -41,8 +42,9 @@ def test_bad_values_name_the_value():
     with pytest.raises(ValueError, match="iters=0"):
         Schedule(iters=0)
     with pytest.raises(ValueError, match="'caffe'"):
-        DemoSettings(frameworks=("caffe",), losses=tuple(parse_losses("ce")), seeds=(0,), schedule=Schedule(),
-                     out_dir=Path("x"))
+        DemoSettings(
+            frameworks=("caffe",), losses=tuple(parse_losses("ce")), seeds=(0,), schedule=Schedule(), out_dir=Path("x")
+        )
     assert Schedule(iters=1000).steps == (750, 920)
     with pytest.raises(ValueError, match="not a folder"):
         folder_data(REPO / "missing", REPO)

@@ -1,4 +1,5 @@
 """Per-class COCO metrics, r/c/f means, deltas, rare-gap closed, table and plot of detbalance.evaluation."""
+
 import copy
 import json
 import math
@@ -6,8 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from detbalance.evaluation import (ClassMetrics, build_report, compare, evaluate_detections, format_report,
-                                   format_table, plot_report, resolve_groups, train_statistics)
+from detbalance.evaluation import (
+    ClassMetrics,
+    build_report,
+    compare,
+    evaluate_detections,
+    format_report,
+    format_table,
+    plot_report,
+    resolve_groups,
+    train_statistics,
+)
 
 # Non-contiguous category ids; "owl" (id 9) is listed but has no ground-truth box.
 GT = {
@@ -23,8 +33,10 @@ GT = {
 
 
 def _perfect(gt=GT):
-    return [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": list(a["bbox"]), "score": 0.9}
-            for a in gt["annotations"]]
+    return [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": list(a["bbox"]), "score": 0.9}
+        for a in gt["annotations"]
+    ]
 
 
 def _write(tmp_path, name, data):
@@ -64,9 +76,14 @@ def _noisy_results(gt, seed=0):
         for _ in range(3):
             x, y, w, h = ann["bbox"]
             jitter = rng.normal(0, 3, 4)
-            out.append({"image_id": ann["image_id"], "category_id": int(rng.choice([2, 5, 9])),
-                        "bbox": [x + jitter[0], y + jitter[1], max(1, w + jitter[2]), max(1, h + jitter[3])],
-                        "score": float(rng.random())})
+            out.append(
+                {
+                    "image_id": ann["image_id"],
+                    "category_id": int(rng.choice([2, 5, 9])),
+                    "bbox": [x + jitter[0], y + jitter[1], max(1, w + jitter[2]), max(1, h + jitter[3])],
+                    "score": float(rng.random()),
+                }
+            )
     return out
 
 
@@ -100,13 +117,16 @@ def test_per_class_values_match_both_coco_implementations(seed):
     assert mine.overall_ap == pytest.approx(100 * slow.stats[0], abs=1e-9)
 
 
-@pytest.mark.parametrize("bad, expected", [
-    ({"category_id": 7}, r"category_id 7; expected one of the ground-truth category ids \[2, 5, 9\]"),
-    ({"image_id": 99}, "image_id 99, which is not an image of the ground truth"),
-    ({"bbox": [0, 0, -1, 5]}, r"bbox \[0, 0, -1, 5\]; expected \[x, y, width, height\]"),
-    ({"bbox": [0, 0, 5]}, "bbox"),
-    ({"score": float("nan")}, "score nan; expected a finite number"),
-])
+@pytest.mark.parametrize(
+    "bad, expected",
+    [
+        ({"category_id": 7}, r"category_id 7; expected one of the ground-truth category ids \[2, 5, 9\]"),
+        ({"image_id": 99}, "image_id 99, which is not an image of the ground truth"),
+        ({"bbox": [0, 0, -1, 5]}, r"bbox \[0, 0, -1, 5\]; expected \[x, y, width, height\]"),
+        ({"bbox": [0, 0, 5]}, "bbox"),
+        ({"score": float("nan")}, "score nan; expected a finite number"),
+    ],
+)
 def test_bad_detection_is_named(bad, expected):
     results = _perfect()
     results[1].update(bad)
@@ -147,18 +167,32 @@ def test_bad_ground_truth_is_named():
 
 def _metrics(ap, ids=(1, 2, 3, 4)):
     ap = np.array(ap, dtype=float)
-    return ClassMetrics(category_ids=list(ids), class_names=[f"c{i}" for i in ids], ap=ap, ap50=ap + 10,
-                        recall=ap + 20, overall_ap=float(np.nanmean(ap)), overall_ap50=float(np.nanmean(ap + 10)))
+    return ClassMetrics(
+        category_ids=list(ids),
+        class_names=[f"c{i}" for i in ids],
+        ap=ap,
+        ap50=ap + 10,
+        recall=ap + 20,
+        overall_ap=float(np.nanmean(ap)),
+        overall_ap50=float(np.nanmean(ap + 10)),
+    )
 
 
 GROUPS4 = ["f", "c", "r", "r"]
 
 
 def test_group_means_deltas_and_gap_closed():
-    report = build_report({"ce": [_metrics([80, 50, 10, 20]), _metrics([84, 54, 14, 24])],
-                           "wce": [_metrics([70, 55, 30, 40])],
-                           "oracle": [_metrics([80, 70, 60, 70])]},
-                          baseline="ce", oracle="oracle", groups=GROUPS4, train_instances=[10, 100, 5, 1])
+    report = build_report(
+        {
+            "ce": [_metrics([80, 50, 10, 20]), _metrics([84, 54, 14, 24])],
+            "wce": [_metrics([70, 55, 30, 40])],
+            "oracle": [_metrics([80, 70, 60, 70])],
+        },
+        baseline="ce",
+        oracle="oracle",
+        groups=GROUPS4,
+        train_instances=[10, 100, 5, 1],
+    )
     assert report.order == [1, 0, 2, 3]  # most frequent train class first
     assert report.summary("ce", "ap", "r") == pytest.approx((17.0, math.sqrt(8)))  # runs: 15, 19
     assert report.summary("ce", "ap") == pytest.approx((42.0, 2 * math.sqrt(2)))
@@ -172,8 +206,11 @@ def test_group_means_deltas_and_gap_closed():
 
 
 def test_nan_classes_are_left_out_of_means_and_gap_is_nan_when_undefined():
-    report = build_report({"ce": [_metrics([80, float("nan"), 10, 20])], "x": [_metrics([60, float("nan"), 0, 0])]},
-                          groups=GROUPS4, oracle="x")
+    report = build_report(
+        {"ce": [_metrics([80, float("nan"), 10, 20])], "x": [_metrics([60, float("nan"), 0, 0])]},
+        groups=GROUPS4,
+        oracle="x",
+    )
     assert report.baseline == "ce"
     assert report.summary("ce", "ap") == pytest.approx((110 / 3, math.nan), nan_ok=True)
     assert math.isnan(report.summary("ce", "ap", "c")[0])  # the only common class has no ground truth
@@ -215,16 +252,25 @@ def test_groups_from_train_counts_declared_fields_or_argument():
     with pytest.raises(ValueError, match="must give one of 'r', 'c', 'f' for each of the 3 categories"):
         resolve_groups(GT, groups=["r", "x", "f"])
     with pytest.raises(ValueError, match=r"train json has no category with id \[9\]"):
-        train_statistics({**train, "categories": train["categories"][:2],
-                          "annotations": [a for a in train["annotations"] if a["category_id"] != 9]}, [2, 5, 9])
+        train_statistics(
+            {
+                **train,
+                "categories": train["categories"][:2],
+                "annotations": [a for a in train["annotations"] if a["category_id"] != 9],
+            },
+            [2, 5, 9],
+        )
 
 
 def test_compare_files_table_and_plot(tmp_path):
     gt = _write(tmp_path, "gt.json", GT)
     perfect = _write(tmp_path, "perfect.json", _perfect())
     no_dog = _write(tmp_path, "no_dog.json", [d for d in _perfect() if d["category_id"] != 5])
-    report = compare(gt, {"ce": [no_dog, no_dog], "good": [perfect]},
-                     train_json=_write(tmp_path, "train.json", _train_json([5, 300, 20])))
+    report = compare(
+        gt,
+        {"ce": [no_dog, no_dog], "good": [perfect]},
+        train_json=_write(tmp_path, "train.json", _train_json([5, 300, 20])),
+    )
     assert report.groups == ["r", "f", "c"] and report.order == [1, 2, 0]
     assert report.delta("good", "ap") == pytest.approx(50.0)
     assert report.delta("good", "ap", "f") == pytest.approx(100.0)

@@ -1,10 +1,10 @@
 """Fixtures of the head tests (helpers live in heads_helpers.py)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from heads_helpers import write_weights_file
 
 

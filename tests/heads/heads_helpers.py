@@ -1,7 +1,9 @@
 """Helpers of the head tests: config paths, a weights file and synthetic detectron2 batches with masks."""
+
 from __future__ import annotations
 
 import torch
+
 from helpers import D2_CONFIGS, MMDET_CONFIGS, NUM_CLASSES, write_weights_file  # noqa: F401  (imported from here)
 
 D2_HEADS = D2_CONFIGS / "heads"
@@ -36,8 +38,14 @@ def d2_batch(num_images: int = 2, size: int = 128, weights=None, masks: bool = F
     return batch
 
 
-def mmdet_batch(num_classes: int = NUM_CLASSES, num_images: int = 2, size: int = 128, seed: int = 0,
-                weights=None, masks: bool = False) -> dict:
+def mmdet_batch(
+    num_classes: int = NUM_CLASSES,
+    num_images: int = 2,
+    size: int = 128,
+    seed: int = 0,
+    weights=None,
+    masks: bool = False,
+) -> dict:
     """A ``model.data_preprocessor`` input: the two rectangles of :func:`d2_batch` per image (classes ``i`` and
     K - 1), optional ``gt_instances.weights`` and bitmap masks (a diamond in each box)."""
     from mmdet.structures import DetDataSample
@@ -50,9 +58,17 @@ def mmdet_batch(num_classes: int = NUM_CLASSES, num_images: int = 2, size: int =
         image = torch.randint(60, 120, (3, size, size), dtype=torch.uint8, generator=g)
         image[:, 20:60, 30:70] = 230
         image[:, 80:110, 70:120] = 20
-        sample = DetDataSample(metainfo=dict(img_id=i, img_path=f"{i}.png", ori_shape=(size, size),
-                                             img_shape=(size, size), scale_factor=(1.0, 1.0),
-                                             pad_shape=(size, size), batch_input_shape=(size, size)))
+        sample = DetDataSample(
+            metainfo=dict(
+                img_id=i,
+                img_path=f"{i}.png",
+                ori_shape=(size, size),
+                img_shape=(size, size),
+                scale_factor=(1.0, 1.0),
+                pad_shape=(size, size),
+                batch_input_shape=(size, size),
+            )
+        )
         gt = InstanceData(bboxes=torch.tensor(BOXES), labels=torch.tensor([i % num_classes, num_classes - 1]))
         if weights is not None:
             gt.weights = torch.tensor(weights[i], dtype=torch.float32)

@@ -1,16 +1,17 @@
 """Detectron2: which loss serves which head, decided when the model is built (one table,
 ``detbalance.losses.dense_head_losses``), and per-box weights refused by the dense heads, which cannot apply them.
 Real tiny models from the repository's configs, trained a step on CPU."""
+
 from __future__ import annotations
 
 import pytest
 import torch
+from detectron2.config import instantiate
+from detectron2.modeling import build_model
 from heads_helpers import d2_batch
 from test_d2_heads import TINY_CASCADE, TINY_MASK, TINY_RETINANET, cfg_of, tiny_fcos, train_step
 
 from detbalance.losses import DENSE_LOSSES, LOSSES, dense_head_losses
-from detectron2.config import instantiate
-from detectron2.modeling import build_model
 
 #: losses of the box-head table that a dense head refuses: not K sigmoid logits per anchor
 REFUSED_BY_DENSE = sorted(set(LOSSES) - set(dense_head_losses()))

@@ -1,17 +1,17 @@
 """Detectron2 heads beyond Faster R-CNN, built from the repository's configs and trained a step on CPU:
 Cascade R-CNN (a detbalance loss and per-box weights in every stage), Mask R-CNN, RetinaNet (EFL, focal)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-from heads_helpers import D2_HEADS, NUM_CLASSES, d2_batch, write_weights_file
-from helpers import d2_config as cfg_of
-
-from detbalance.detectron2 import (BalancedCascadeROIHeads, BalancedFastRCNNOutputLayers, BalancedRetinaNet,
-                                   get_config)
-from detbalance.losses import EqualizedFocalLoss, FocalLoss
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
+from heads_helpers import D2_HEADS, NUM_CLASSES, d2_batch, write_weights_file
+
+from detbalance.detectron2 import BalancedCascadeROIHeads, BalancedFastRCNNOutputLayers, BalancedRetinaNet, get_config
+from detbalance.losses import EqualizedFocalLoss, FocalLoss
+from helpers import d2_config as cfg_of
 
 TINY_CASCADE = D2_HEADS / "cascade_rcnn_R_18_FPN_tiny_cpu.yaml"
 TINY_MASK = D2_HEADS / "mask_rcnn_R_18_FPN_tiny_cpu.yaml"
@@ -103,8 +103,9 @@ def test_cascade_zero_weight_boxes_give_no_classification_gradient_in_any_stage(
 
 
 def test_cascade_refuses_a_dense_loss_naming_it_and_the_head():
-    with pytest.raises(ValueError,
-                       match="'EqualizedFocalLoss', which cannot serve the box head BalancedCascadeROIHeads"):
+    with pytest.raises(
+        ValueError, match="'EqualizedFocalLoss', which cannot serve the box head BalancedCascadeROIHeads"
+    ):
         build_model(cfg_of(TINY_CASCADE, "EqualizedFocalLoss"))
 
 
@@ -128,9 +129,13 @@ def test_mask_rcnn_trains_with_masks_and_predicts_masks(loss):
 
 @pytest.mark.slow
 def test_cascade_mask_rcnn_trains_with_masks(heads_weights_file):
-    model = build_model(cfg_of(TINY_CASCADE, "EQLv2Loss", opts=["MODEL.MASK_ON", "True",
-                                                                  "MODEL.ROI_MASK_HEAD.NUM_CONV", "1",
-                                                                  "MODEL.ROI_MASK_HEAD.CONV_DIM", "32"]))
+    model = build_model(
+        cfg_of(
+            TINY_CASCADE,
+            "EQLv2Loss",
+            opts=["MODEL.MASK_ON", "True", "MODEL.ROI_MASK_HEAD.NUM_CONV", "1", "MODEL.ROI_MASK_HEAD.CONV_DIM", "32"],
+        )
+    )
     losses = train_step(model, d2_batch(masks=True, weights=[[0.0, 1.0], [1.0, 1.0]]))
     assert "loss_mask" in losses and all(torch.isfinite(v) for v in losses.values())
 
@@ -192,8 +197,9 @@ def test_retinanet_refuses_per_box_weights():
 
 
 def test_box_head_refuses_a_dense_loss_naming_it_and_the_head():
-    with pytest.raises(ValueError,
-                       match="DETBALANCE.LOSS is 'FocalLoss', which cannot serve the box head BalancedROIHeads"):
+    with pytest.raises(
+        ValueError, match="DETBALANCE.LOSS is 'FocalLoss', which cannot serve the box head BalancedROIHeads"
+    ):
         build_model(cfg_of(TINY_MASK, "FocalLoss"))
 
 
@@ -203,9 +209,23 @@ def test_box_head_refuses_a_dense_loss_naming_it_and_the_head():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", FULL_CONFIGS, ids=lambda p: p.name)
 def test_full_size_config_builds_and_trains_a_step(path, tmp_path):
-    cfg = get_config(path, ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "MODEL.RESNETS.NORM", "BN",
-                            "MODEL.PIXEL_STD", "[57.4, 57.1, 58.4]", "MODEL.BACKBONE.FREEZE_AT", "0",
-                            "DETBALANCE.WEIGHTS_FILE", str(write_weights_file(tmp_path / "w.json", 1203))])
+    cfg = get_config(
+        path,
+        [
+            "MODEL.DEVICE",
+            "cpu",
+            "MODEL.WEIGHTS",
+            "",
+            "MODEL.RESNETS.NORM",
+            "BN",
+            "MODEL.PIXEL_STD",
+            "[57.4, 57.1, 58.4]",
+            "MODEL.BACKBONE.FREEZE_AT",
+            "0",
+            "DETBALANCE.WEIGHTS_FILE",
+            str(write_weights_file(tmp_path / "w.json", 1203)),
+        ],
+    )
     assert cfg.TEST.DETECTIONS_PER_IMAGE == 300
     assert "lvis_v1_train" in cfg.DATASETS.TRAIN
     assert cfg.DATALOADER.SAMPLER_TRAIN == "RepeatFactorTrainingSampler" and cfg.DATALOADER.REPEAT_THRESHOLD == 1e-3
@@ -256,6 +276,7 @@ def tiny_fcos(cls_loss_name="EqualizedFocalLoss", weights_file=None):
 def test_fcos_focal_loss_equals_detectron2s_fcos():
     from detectron2.config import instantiate
     from detectron2.modeling.meta_arch.fcos import FCOS
+
     from detbalance.detectron2 import BalancedFCOS
 
     config = tiny_fcos("FocalLoss")

@@ -4,6 +4,7 @@ EFL reference: the EqualizedFocalLoss of ModelTC/EOD (Li et al., CVPR 2022), re-
 convention (background column 0, dropped) with its statistics read by a gradient hook on the logits, as the
 official code does on the head's output.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,15 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
-from detbalance.losses import (DENSE_LOSSES, LOSSES, EqualizedFocalLoss, FocalLoss, alpha_from_weights,
-                               equalized_focal_loss, focal_loss)
+from detbalance.losses import (
+    DENSE_LOSSES,
+    LOSSES,
+    EqualizedFocalLoss,
+    FocalLoss,
+    alpha_from_weights,
+    equalized_focal_loss,
+    focal_loss,
+)
 from detbalance.losses.efl import equalized_focal_gradient_statistics
 
 K = 5
@@ -22,8 +30,7 @@ def _batch(rows=40, seed=0, ignore=True):
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(rows, K, generator=g, dtype=torch.float64) * 2
     # long-tailed labels: class 0 often, class K-1 rarely, background most often
-    labels = torch.multinomial(torch.tensor([8.0, 4.0, 2.0, 1.0, 0.5, 20.0]), rows, replacement=True,
-                               generator=g)
+    labels = torch.multinomial(torch.tensor([8.0, 4.0, 2.0, 1.0, 0.5, 20.0]), rows, replacement=True, generator=g)
     if ignore:
         labels[::9] = -1
     return logits, labels
@@ -120,7 +127,8 @@ def test_focal_loss_equals_torchvision_and_per_class_alpha_formula():
     alphas = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9], dtype=torch.float64)
     per_column = sum(
         sigmoid_focal_loss(logits[:, j], target[:, j], alpha=float(alphas[j]), gamma=1.5, reduction="sum")
-        for j in range(K))
+        for j in range(K)
+    )
     torch.testing.assert_close(focal_loss(logits, labels, alpha=alphas, gamma=1.5, reduction="sum"), per_column)
     no_alpha = sigmoid_focal_loss(logits, target, alpha=-1, gamma=2.0, reduction="sum")
     torch.testing.assert_close(focal_loss(logits, labels, alpha=None, reduction="sum"), no_alpha)
@@ -144,8 +152,9 @@ def _weights_file(weights):
     from detbalance.weights import ClassStats, WeightsFile
 
     stats = ClassStats([f"c{i}" for i in range(K)], [100, 50, 20, 5, 1], [80, 40, 10, 5, 1], 100)
-    return WeightsFile(stats=stats, scheme="inverse", weights=list(weights), background_weight=1.0,
-                       groups=["f", "c", "c", "r", "r"])
+    return WeightsFile(
+        stats=stats, scheme="inverse", weights=list(weights), background_weight=1.0, groups=["f", "c", "c", "r", "r"]
+    )
 
 
 @pytest.mark.parametrize("name", sorted(DENSE_LOSSES))
@@ -164,16 +173,19 @@ def test_gradcheck(name):
 def test_edge_cases(name):
     module = DENSE_LOSSES[name](K)
     # empty batch and all-ignored batch keep the graph and give 0
-    for logits, labels in ((torch.zeros(0, K), torch.zeros(0, dtype=torch.int64)),
-                           (torch.randn(3, K), torch.full((3,), -1))):
+    for logits, labels in (
+        (torch.zeros(0, K), torch.zeros(0, dtype=torch.int64)),
+        (torch.randn(3, K), torch.full((3,), -1)),
+    ):
         logits.requires_grad_(True)
         loss = module(logits, labels)
         loss.backward()
         assert float(loss.detach()) == 0.0 and float(logits.grad.abs().sum()) == 0.0
     # background only: positive loss, normalised by 1 (no foreground row)
     logits = torch.randn(4, K)
-    torch.testing.assert_close(module(logits, torch.full((4,), K)), module(logits, torch.full((4,), K),
-                                                                          reduction_override="sum"))
+    torch.testing.assert_close(
+        module(logits, torch.full((4,), K)), module(logits, torch.full((4,), K), reduction_override="sum")
+    )
     # bad input names the value
     with pytest.raises(ValueError, match=r"logits must have shape \[R, K\] = \[R, 5\]"):
         module(torch.zeros(2, K + 1), torch.tensor([0, K]))

@@ -1,13 +1,13 @@
 """MMDetection: which loss serves which head, decided when the model is built (one table,
 ``detbalance.losses.dense_head_losses``), and per-box weights refused by the dense heads, which cannot apply them.
 Real tiny models from the repository's configs, trained a step on CPU."""
+
 from __future__ import annotations
 
+import mmcv.ops  # noqa: F401  (compiled ops: `make setup` builds them; their absence is an error)
 import pytest
 import torch
 from heads_helpers import MMDET_CONFIGS, NUM_CLASSES, mmdet_batch, write_weights_file
-
-import mmcv.ops  # noqa: F401  (compiled ops: `make setup` builds them; their absence is an error)
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
@@ -19,8 +19,11 @@ register_all_modules(init_default_scope=True)
 
 TINY = MMDET_CONFIGS / "tiny"
 #: config -> the dense head class it builds
-DENSE_CONFIGS = {"retinanet_r18_fpn_tiny_efl.py": "RetinaHead", "fcos_r18_fpn_tiny_efl.py": "FCOSHead",
-                 "atss_r18_fpn_tiny_efl.py": "ATSSHead"}
+DENSE_CONFIGS = {
+    "retinanet_r18_fpn_tiny_efl.py": "RetinaHead",
+    "fcos_r18_fpn_tiny_efl.py": "FCOSHead",
+    "atss_r18_fpn_tiny_efl.py": "ATSSHead",
+}
 #: losses of the box-head table that a dense head refuses: not K sigmoid logits per anchor
 REFUSED_BY_DENSE = sorted(set(LOSSES) - set(dense_head_losses()))
 #: K-column losses of the box-head table that dense heads take too

@@ -1,17 +1,16 @@
 """MMDetection heads beyond Faster R-CNN, built from the repository's configs and trained a step on CPU:
 RetinaNet / FCOS / ATSS with the dense losses, Cascade R-CNN (a loss and per-box weights in every stage),
 Mask R-CNN; and the build-time refusals of losses that cannot serve a head."""
+
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
+import mmcv.ops  # noqa: F401  (compiled ops: `make setup` builds them; their absence is an error)
 import pytest
 import torch
 from heads_helpers import MMDET_CONFIGS, NUM_CLASSES, mmdet_batch, write_weights_file
-from helpers import mmdet_config
-
-import mmcv.ops  # noqa: F401  (compiled ops: `make setup` builds them; their absence is an error)
 from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
@@ -19,14 +18,22 @@ from mmengine.config import Config
 import detbalance.mmdet  # noqa: F401  (registers the DB* components)
 from detbalance.losses import EqualizedFocalLoss
 from detbalance.mmdet import DBCascadeRoIHead
+from helpers import mmdet_config
 
 register_all_modules(init_default_scope=True)
 
 TINY = MMDET_CONFIGS / "tiny"
-DENSE_TINY = ["retinanet_r18_fpn_tiny_efl.py", "retinanet_r18_fpn_tiny_focal.py", "fcos_r18_fpn_tiny_efl.py",
-              "atss_r18_fpn_tiny_efl.py"]
-FULL = sorted(p.name for p in MMDET_CONFIGS.glob("*.py")
-              if p.name.startswith(("mask-rcnn", "cascade-mask-rcnn", "retinanet", "fcos", "atss")))
+DENSE_TINY = [
+    "retinanet_r18_fpn_tiny_efl.py",
+    "retinanet_r18_fpn_tiny_focal.py",
+    "fcos_r18_fpn_tiny_efl.py",
+    "atss_r18_fpn_tiny_efl.py",
+]
+FULL = sorted(
+    p.name
+    for p in MMDET_CONFIGS.glob("*.py")
+    if p.name.startswith(("mask-rcnn", "cascade-mask-rcnn", "retinanet", "fcos", "atss"))
+)
 
 
 def load(path, weights_path=None, num_classes=NUM_CLASSES) -> Config:
@@ -71,8 +78,9 @@ def test_dense_config_trains_and_predicts(name, weights_path):
     losses, log_vars = train_step(model, mmdet_batch())
     loss_cls = total(losses["loss_cls"])
     assert torch.isfinite(loss_cls) and float(loss_cls) > 0, log_vars
-    conv_cls = head.atss_cls if hasattr(head, "atss_cls") else head.conv_cls if hasattr(head, "conv_cls") \
-        else head.retina_cls
+    conv_cls = (
+        head.atss_cls if hasattr(head, "atss_cls") else head.conv_cls if hasattr(head, "conv_cls") else head.retina_cls
+    )
     assert float(conv_cls.weight.grad.abs().sum()) > 0
     if isinstance(head.loss_cls.core, EqualizedFocalLoss):
         assert float(head.loss_cls.core.neg_grad.sum()) > 0 and float(head.loss_cls.core.pos_grad.sum()) > 0

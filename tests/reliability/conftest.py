@@ -1,4 +1,5 @@
 """Fixtures of the reliability tests (helpers live in rel_helpers.py)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Helpers of the reliability tests: tiny detectron2 and MMDetection Faster R-CNNs with a detbalance loss,
 deterministic synthetic batches (optionally without ground truth), weights files and state comparisons."""
+
 from __future__ import annotations
 
 import copy
@@ -16,8 +17,14 @@ from helpers import long_tail_weights as weights_contents
 from helpers import write_weights_file as write_weights  # noqa: F401  (the tests call H.write_weights)
 
 SIZE = 128
-LOSS_NAMES = ("WeightedCrossEntropyLoss", "ClassBalancedFocalLoss", "EqualizationLoss", "EQLv2Loss",
-              "SeesawLoss", "FederatedLoss")
+LOSS_NAMES = (
+    "WeightedCrossEntropyLoss",
+    "ClassBalancedFocalLoss",
+    "EqualizationLoss",
+    "EQLv2Loss",
+    "SeesawLoss",
+    "FederatedLoss",
+)
 STATEFUL = ("EQLv2Loss", "SeesawLoss")
 #: core loss name -> the DB* loss's statistics argument (given the weights file path), None for stateful losses
 MMDET_STATS_ARG = {name: LOSS_TABLE[name].stats_arg for name in LOSS_NAMES}
@@ -41,14 +48,25 @@ def write_raw(path: Path, data: dict) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------- detectron2
-def d2_cfg(loss: str, weights_file: Path | None = None, *, frozen_bn: bool = False, roi_batch: int = 32,
-           proposals: int = 32):
+def d2_cfg(
+    loss: str, weights_file: Path | None = None, *, frozen_bn: bool = False, roi_batch: int = 32, proposals: int = 32
+):
     """The tiny detectron2 config with ``loss``; ``frozen_bn`` and a RoI batch larger than the proposals make
     each image's computation independent of the others in its batch (no batch statistics, no RoI subsampling)."""
-    opts = ["MODEL.RPN.POST_NMS_TOPK_TRAIN", str(proposals),
-            "MODEL.RPN.POST_NMS_TOPK_TEST", str(proposals), "MODEL.RPN.PRE_NMS_TOPK_TRAIN", "200",
-            "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", str(roi_batch), "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
-            "MODEL.FPN.OUT_CHANNELS", "32"]
+    opts = [
+        "MODEL.RPN.POST_NMS_TOPK_TRAIN",
+        str(proposals),
+        "MODEL.RPN.POST_NMS_TOPK_TEST",
+        str(proposals),
+        "MODEL.RPN.PRE_NMS_TOPK_TRAIN",
+        "200",
+        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE",
+        str(roi_batch),
+        "MODEL.ROI_BOX_HEAD.FC_DIM",
+        "64",
+        "MODEL.FPN.OUT_CHANNELS",
+        "32",
+    ]
     if frozen_bn:
         opts += ["MODEL.RESNETS.NORM", "FrozenBN"]
     return d2_config(D2_TINY_CONFIG, loss, weights_file, opts)
@@ -109,8 +127,15 @@ def _mmdet_base_model_cfg():
     return Config.fromfile(str(MMDET_TINY_CONFIG)).model
 
 
-def mmdet_model_cfg(loss: str | None, weights_file: Path | None = None, *, norm_eval: bool = False,
-                    rcnn_num: int = 32, proposals: int = 32, **loss_settings):
+def mmdet_model_cfg(
+    loss: str | None,
+    weights_file: Path | None = None,
+    *,
+    norm_eval: bool = False,
+    rcnn_num: int = 32,
+    proposals: int = 32,
+    **loss_settings,
+):
     """Tiny MMDetection Faster R-CNN config; ``loss`` None keeps MMDetection's CrossEntropyLoss.
 
     ``norm_eval`` and ``rcnn_num`` larger than the proposals make each image independent of its batch."""
@@ -158,10 +183,12 @@ def mmdet_batch(num_images: int = 2, seed: int = 0, empty: tuple[int, ...] = ())
         boxes = torch.cat([xy, xy + wh], dim=1).reshape(-1, 4)
         for x0, y0, x1, y1 in boxes.long().tolist():
             image[:, y0:y1, x0:x1] = 230
-        sample = DetDataSample(metainfo=dict(img_id=i, img_path=f"{i}.png", ori_shape=(SIZE, SIZE),
-                                             img_shape=(SIZE, SIZE), scale_factor=(1.0, 1.0)))
-        sample.gt_instances = InstanceData(bboxes=boxes,
-                                           labels=torch.randint(0, NUM_CLASSES, (n,), generator=g))
+        sample = DetDataSample(
+            metainfo=dict(
+                img_id=i, img_path=f"{i}.png", ori_shape=(SIZE, SIZE), img_shape=(SIZE, SIZE), scale_factor=(1.0, 1.0)
+            )
+        )
+        sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.randint(0, NUM_CLASSES, (n,), generator=g))
         inputs.append(image)
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
@@ -194,4 +221,5 @@ def assert_state_equal(got: dict, want: dict, what: str = "") -> None:
     for name, value in want.items():
         assert got[name].dtype == value.dtype, f"{what}: {name} dtype {got[name].dtype} != {value.dtype}"
         assert torch.equal(got[name], value), (
-            f"{what}: {name} differs (max abs diff {(got[name].double() - value.double()).abs().max().item()})")
+            f"{what}: {name} differs (max abs diff {(got[name].double() - value.double()).abs().max().item()})"
+        )

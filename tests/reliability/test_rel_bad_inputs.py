@@ -9,16 +9,17 @@
   error) through ``load_weights``; the loss functions' own tensor checks are in
   ``tests/core/test_loss_common.py``.
 """
+
 from __future__ import annotations
 
 import json
 import math
 
 import pytest
+import rel_helpers as H
 import torch
 
 import detbalance.detectron2  # noqa: F401  (detectron2 v0.6 shims, before any detectron2 import)
-import rel_helpers as H
 from detbalance.weights import load_weights
 
 K = H.NUM_CLASSES
@@ -107,28 +108,48 @@ MALFORMED = {
     "version 2": (lambda d: d.update(version=2), r"field 'version' is 2, this detbalance reads version 1"),
     "version as string": (lambda d: d.update(version="1"), r"field 'version' is '1', this detbalance reads version 1"),
     "version missing": (lambda d: d.pop("version"), r"field 'version' is None"),
-    "NaN weight": (_set_weights([1.0, 1.0, math.nan] + [1.0] * (K - 3)),
-                   r"field 'weights' expected a list of finite numbers > 0, got nan at index 2"),
-    "infinite weight": (_set_weights([math.inf] + [1.0] * (K - 1)),
-                        r"field 'weights' expected a list of finite numbers > 0, got inf at index 0"),
-    "negative weight": (_set_weights([1.0] * (K - 1) + [-0.5]),
-                        r"field 'weights' expected a list of finite numbers > 0, got -0.5 at index 7"),
-    "zero weight": (_set_weights([1.0, 0.0] + [1.0] * (K - 2)),
-                    r"field 'weights' expected a list of finite numbers > 0, got 0.0 at index 1"),
-    "all-zero weights": (_set_weights([0.0] * K),
-                         r"field 'weights' expected a list of finite numbers > 0, got 0.0 at index 0"),
-    "boolean weight": (_set_weights([True] + [1.0] * (K - 1)),
-                       r"field 'weights' expected a list of finite numbers > 0, got True at index 0"),
-    "string weight": (_set_weights(["1.0"] + [1.0] * (K - 1)),
-                      r"field 'weights' expected a list of finite numbers > 0, got '1.0' at index 0"),
-    "weights not a list": (_set_weights({"class0": 1.0}),
-                           r"field 'weights' expected a list of finite numbers > 0, got dict"),
+    "NaN weight": (
+        _set_weights([1.0, 1.0, math.nan] + [1.0] * (K - 3)),
+        r"field 'weights' expected a list of finite numbers > 0, got nan at index 2",
+    ),
+    "infinite weight": (
+        _set_weights([math.inf] + [1.0] * (K - 1)),
+        r"field 'weights' expected a list of finite numbers > 0, got inf at index 0",
+    ),
+    "negative weight": (
+        _set_weights([1.0] * (K - 1) + [-0.5]),
+        r"field 'weights' expected a list of finite numbers > 0, got -0.5 at index 7",
+    ),
+    "zero weight": (
+        _set_weights([1.0, 0.0] + [1.0] * (K - 2)),
+        r"field 'weights' expected a list of finite numbers > 0, got 0.0 at index 1",
+    ),
+    "all-zero weights": (
+        _set_weights([0.0] * K),
+        r"field 'weights' expected a list of finite numbers > 0, got 0.0 at index 0",
+    ),
+    "boolean weight": (
+        _set_weights([True] + [1.0] * (K - 1)),
+        r"field 'weights' expected a list of finite numbers > 0, got True at index 0",
+    ),
+    "string weight": (
+        _set_weights(["1.0"] + [1.0] * (K - 1)),
+        r"field 'weights' expected a list of finite numbers > 0, got '1.0' at index 0",
+    ),
+    "weights not a list": (
+        _set_weights({"class0": 1.0}),
+        r"field 'weights' expected a list of finite numbers > 0, got dict",
+    ),
     "too few weights": (_set_weights([1.0] * (K - 1)), rf"field 'weights' has {K - 1} entries, expected {K}"),
     "too many weights": (_set_weights([1.0] * (K + 1)), rf"field 'weights' has {K + 1} entries, expected {K}"),
-    "NaN background weight": (lambda d: d.update(background_weight=math.nan),
-                              r"field 'background_weight' expected a finite number >= 0, got nan"),
-    "negative count": (lambda d: d["stats"]["instance_counts"].__setitem__(3, -4),
-                       r"field 'stats.instance_counts' expected a list of integers >= 0, got -4 at index 3"),
+    "NaN background weight": (
+        lambda d: d.update(background_weight=math.nan),
+        r"field 'background_weight' expected a finite number >= 0, got nan",
+    ),
+    "negative count": (
+        lambda d: d["stats"]["instance_counts"].__setitem__(3, -4),
+        r"field 'stats.instance_counts' expected a list of integers >= 0, got -4 at index 3",
+    ),
 }
 
 
@@ -158,12 +179,18 @@ def test_weights_file_for_other_class_count_names_both_numbers(tmp_path):
         load_weights(path, num_classes=K)
 
 
-D2_FILE_LOSSES = ("WeightedCrossEntropyLoss", "ClassBalancedFocalLoss", "EqualizationLoss", "FederatedLoss",
-                  "SeesawLoss")  # Seesaw reads no statistics, but a file given to it is still checked
+D2_FILE_LOSSES = (
+    "WeightedCrossEntropyLoss",
+    "ClassBalancedFocalLoss",
+    "EqualizationLoss",
+    "FederatedLoss",
+    "SeesawLoss",
+)  # Seesaw reads no statistics, but a file given to it is still checked
 
 
-@pytest.mark.parametrize("case", ["truncated", "version 2", "NaN weight", "negative weight", "all-zero weights",
-                                  "too few weights"])
+@pytest.mark.parametrize(
+    "case", ["truncated", "version 2", "NaN weight", "negative weight", "all-zero weights", "too few weights"]
+)
 @pytest.mark.slow
 def test_detectron2_build_refuses_malformed_weights_file(case, tmp_path):
     path, message = _malformed_file(tmp_path, case)
@@ -182,8 +209,9 @@ def test_detectron2_build_refuses_weights_file_for_other_class_count(tmp_path):
 MMDET_FILE_LOSSES = ("WeightedCrossEntropyLoss", "ClassBalancedFocalLoss", "EqualizationLoss", "FederatedLoss")
 
 
-@pytest.mark.parametrize("case", ["truncated", "version 2", "NaN weight", "negative weight", "all-zero weights",
-                                  "too few weights"])
+@pytest.mark.parametrize(
+    "case", ["truncated", "version 2", "NaN weight", "negative weight", "all-zero weights", "too few weights"]
+)
 def test_mmdet_build_refuses_malformed_weights_file(case, tmp_path):
     path, message = _malformed_file(tmp_path, case)
     for loss in MMDET_FILE_LOSSES:

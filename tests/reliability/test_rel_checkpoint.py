@@ -11,15 +11,16 @@ and back with the checkpointers' non-strict loading: keys whose shape differs (t
 needs another number of logits) and the loss buffers missing on one side are reported and left at their
 initial values; everything else is loaded. MMEngine's strict loading refuses, naming the keys.
 """
+
 from __future__ import annotations
 
 import logging
 
 import pytest
+import rel_helpers as H
 import torch
 
 import detbalance.detectron2  # noqa: F401  (detectron2 v0.6 shims, before any detectron2 import)
-import rel_helpers as H
 
 N, M = 2, 2
 
@@ -72,12 +73,14 @@ def test_detectron2_resume_is_bit_exact(loss, tmp_path):
     optimizer = _sgd(first)
     _d2_steps(first, optimizer, range(N))
     DetectionCheckpointer(first, save_dir=str(tmp_path), optimizer=optimizer).save(
-        "model_partial", iteration=N - 1, torch_rng_state=torch.get_rng_state())
+        "model_partial", iteration=N - 1, torch_rng_state=torch.get_rng_state()
+    )
 
     torch.manual_seed(1)
     resumed = H.d2_build(cfg)
-    assert not torch.equal(resumed.state_dict()["proposal_generator.rpn_head.conv.weight"],
-                           want["proposal_generator.rpn_head.conv.weight"])
+    assert not torch.equal(
+        resumed.state_dict()["proposal_generator.rpn_head.conv.weight"], want["proposal_generator.rpn_head.conv.weight"]
+    )
     optimizer = _sgd(resumed)
     checkpointer = DetectionCheckpointer(resumed, save_dir=str(tmp_path), optimizer=optimizer)
     assert checkpointer.has_checkpoint()
@@ -141,10 +144,13 @@ def test_detectron2_plain_head_checkpoint_into_stateful_head_and_back(loss, tmp_
     log = _d2_cross_load(balanced, plain_again, tmp_path, caplog)
     assert "incompatible shapes" in log and "cls_loss" in log  # buffers reported as unused keys
     got = plain_again.state_dict()
-    assert torch.equal(got["roi_heads.box_predictor.cls_score.weight"],
-                       before_plain["roi_heads.box_predictor.cls_score.weight"])
-    assert torch.equal(got["roi_heads.box_predictor.bbox_pred.weight"],
-                       balanced.state_dict()["roi_heads.box_predictor.bbox_pred.weight"])
+    assert torch.equal(
+        got["roi_heads.box_predictor.cls_score.weight"], before_plain["roi_heads.box_predictor.cls_score.weight"]
+    )
+    assert torch.equal(
+        got["roi_heads.box_predictor.bbox_pred.weight"],
+        balanced.state_dict()["roi_heads.box_predictor.bbox_pred.weight"],
+    )
 
 
 @pytest.mark.slow
@@ -191,8 +197,15 @@ def test_mmdet_resume_is_bit_exact(loss, tmp_path):
     optimizer = _sgd(first)
     _mmdet_steps(first, optimizer, range(N))
     path = tmp_path / "iter_2.pth"
-    save_checkpoint(dict(meta=dict(iter=N), state_dict=weights_to_cpu(get_state_dict(first)),
-                         optimizer=optimizer.state_dict(), torch_rng_state=torch.get_rng_state()), str(path))
+    save_checkpoint(
+        dict(
+            meta=dict(iter=N),
+            state_dict=weights_to_cpu(get_state_dict(first)),
+            optimizer=optimizer.state_dict(),
+            torch_rng_state=torch.get_rng_state(),
+        ),
+        str(path),
+    )
 
     torch.manual_seed(1)
     resumed = H.mmdet_build(cfg)
@@ -253,5 +266,6 @@ def test_mmdet_plain_head_checkpoint_into_stateful_head_and_back(loss, tmp_path,
     assert all(name in caplog.text for name in buffers)
     got = plain_again.state_dict()
     assert torch.equal(got["roi_head.bbox_head.fc_cls.weight"], before_plain["roi_head.bbox_head.fc_cls.weight"])
-    assert torch.equal(got["roi_head.bbox_head.fc_reg.weight"],
-                       balanced.state_dict()["roi_head.bbox_head.fc_reg.weight"])
+    assert torch.equal(
+        got["roi_head.bbox_head.fc_reg.weight"], balanced.state_dict()["roi_head.bbox_head.fc_reg.weight"]
+    )

@@ -27,6 +27,7 @@ Launchers on a CPU-only machine:
   MASTER_ADDR, MASTER_PORT), initialises the default group from it (``env://``) and trains with mmengine's own
   ``MMDistributedDataParallel.train_step`` and ``OptimWrapper``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -34,12 +35,12 @@ import inspect
 import os
 
 import pytest
+import rel_helpers as H
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import detbalance.detectron2  # noqa: F401  (detectron2 v0.6 shims, before any detectron2 import)
-import rel_helpers as H
 from dist_helpers import COLLECTIVE_TIMEOUT, init_gloo, run_ranks
 
 WORLD_SIZE = 2
@@ -109,9 +110,11 @@ def test_detectron2_two_ranks_match_one_process(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="pins the behaviour on machines without CUDA")
-@pytest.mark.skipif("GLOO" in inspect.getsource(importlib.import_module("detectron2.engine.launch")._distributed_worker),
-                    reason="detectron2 main's launch starts CPU ranks with gloo (it would wait for rank 1 here); "
-                           "tests/workflow/test_train_net_distributed.py trains through it")
+@pytest.mark.skipif(
+    "GLOO" in inspect.getsource(importlib.import_module("detectron2.engine.launch")._distributed_worker),
+    reason="detectron2 main's launch starts CPU ranks with gloo (it would wait for rank 1 here); "
+    "tests/workflow/test_train_net_distributed.py trains through it",
+)
 def test_detectron2_v06_launch_needs_cuda(tmp_path):
     # launch(main, num_gpus_per_machine=2, dist_url=...) runs _distributed_worker in each spawned rank; it is
     # called here in-process: a spawned rank would not even get that far in this environment, since the
@@ -121,8 +124,7 @@ def test_detectron2_v06_launch_needs_cuda(tmp_path):
 
     assert "NCCL" in inspect.getsource(launch_module._distributed_worker)  # the backend is not configurable
     with pytest.raises(AssertionError, match="cuda is not available"):
-        launch_module._distributed_worker(0, print, WORLD_SIZE, WORLD_SIZE, 0, f"file://{tmp_path / 'init'}",
-                                          ("rank",))
+        launch_module._distributed_worker(0, print, WORLD_SIZE, WORLD_SIZE, 0, f"file://{tmp_path / 'init'}", ("rank",))
     assert not dist.is_initialized()
 
 
@@ -150,8 +152,9 @@ def _mmdet_train(rank: int, world_size: int, loss: str) -> dict:
 def _mmdet_worker(rank: int, port: int, out_dir: str) -> None:
     from mmengine.dist import get_dist_info, is_distributed
 
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD_SIZE), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     dist.init_process_group(backend="gloo", init_method="env://", timeout=COLLECTIVE_TIMEOUT)
     assert is_distributed() and get_dist_info() == (rank, WORLD_SIZE)
     state = {}
@@ -177,8 +180,9 @@ def test_mmdet_two_ranks_match_one_process(tmp_path):
 def test_mmengine_init_dist_pytorch_needs_cuda(monkeypatch):
     from mmengine.dist import init_dist
 
-    for key, value in dict(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
-                           MASTER_PORT=str(H.free_port())).items():
+    for key, value in dict(
+        RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(H.free_port())
+    ).items():
         monkeypatch.setenv(key, value)
     start_method = mp.get_start_method(allow_none=True)
     try:
@@ -202,8 +206,9 @@ def _d2_roi_step(model, rank: int, step: int) -> None:
         targets = [b["instances"] for b in batch]
         features = model.backbone(images.tensor)
         if rank == 1:
-            empty = Instances(images.image_sizes[0], proposal_boxes=Boxes(torch.zeros(0, 4)),
-                              objectness_logits=torch.zeros(0))
+            empty = Instances(
+                images.image_sizes[0], proposal_boxes=Boxes(torch.zeros(0, 4)), objectness_logits=torch.zeros(0)
+            )
             proposals = [empty]
         else:
             proposals, _ = model.proposal_generator(images, features, targets)

@@ -2,14 +2,15 @@
 neither the weights file nor the training set: a trained model's checkpoint is loaded into a model whose weights
 file is gone and whose training datasets are not registered, predicts, and holds the stateful losses'
 statistics from the checkpoint; training such a model fails at its first step, naming what is missing."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import rel_helpers as H
 import torch
 
 import detbalance.detectron2  # noqa: F401  (detectron2 v0.6 shims, before any detectron2 import)
-import rel_helpers as H
 
 LOSSES = ("ClassBalancedFocalLoss", "SeesawLoss")  # a loss reading the weights file, a stateful loss
 
@@ -32,8 +33,9 @@ def test_detectron2_default_predictor_needs_neither_file_nor_data(loss, tmp_path
     checkpoint, trained_state = _trained_d2(loss, str(weights), tmp_path)
     weights.unlink()  # the weights file is gone; DATASETS.TRAIN names a set this process never registered
     cfg = H.d2_cfg(loss, weights)
-    cfg.merge_from_list(["DATASETS.TRAIN", "('train_set_of_another_machine',)", "MODEL.WEIGHTS", checkpoint,
-                         "MODEL.DEVICE", "cpu"])
+    cfg.merge_from_list(
+        ["DATASETS.TRAIN", "('train_set_of_another_machine',)", "MODEL.WEIGHTS", checkpoint, "MODEL.DEVICE", "cpu"]
+    )
     predictor = DefaultPredictor(cfg)
     image = np.random.default_rng(0).integers(0, 255, (H.SIZE, H.SIZE, 3), dtype=np.uint8)
     instances = predictor(image)["instances"]

@@ -1,20 +1,24 @@
 """Loss state keeps its precision when the model is cast: Seesaw counts stay int64 and EQLv2 gradient sums stay
 float32 (or wider) through ``.half()`` / ``.to(torch.bfloat16)``, in the loss alone and inside whole detectors,
 and training, checkpointing and resuming after the cast give the state of a model that was never cast."""
+
 from __future__ import annotations
 
 import io
 
 import pytest
+import rel_helpers as H
 import torch
 
 import detbalance.detectron2  # noqa: F401  (detectron2 v0.6 shims, before any detectron2 import)
-import rel_helpers as H
 from detbalance.losses import EQLv2Loss, SeesawLoss
 
 K = 5
-CASTS = {"half": lambda m: m.half(), "bfloat16": lambda m: m.to(torch.bfloat16),
-         "float16 via to()": lambda m: m.to(dtype=torch.float16)}
+CASTS = {
+    "half": lambda m: m.half(),
+    "bfloat16": lambda m: m.to(torch.bfloat16),
+    "float16 via to()": lambda m: m.to(dtype=torch.float16),
+}
 
 
 def _steps(eqlv2: EQLv2Loss, seesaw: SeesawLoss, seeds) -> None:
@@ -22,7 +26,7 @@ def _steps(eqlv2: EQLv2Loss, seesaw: SeesawLoss, seeds) -> None:
         g = torch.Generator().manual_seed(seed)
         logits = torch.randn(40, K + 2, generator=g)
         labels = torch.randint(0, K + 1, (40,), generator=g)
-        eqlv2(logits[:, :eqlv2.num_logits].clone().requires_grad_(True), labels).backward()
+        eqlv2(logits[:, : eqlv2.num_logits].clone().requires_grad_(True), labels).backward()
         seesaw(logits.clone().requires_grad_(True), labels)
 
 
@@ -95,8 +99,11 @@ def test_checkpoint_state_that_does_not_fit_is_refused(loss_cls):
 
     name = loss_cls.state_buffers[0]
     other_k = loss_cls(K + 3).state_dict()
-    with pytest.raises(ValueError, match=rf"checkpoint entry {name} has shape \({K + 3},\), expected \({K},\) "
-                                         rf"\({loss_cls.__name__} with num_classes={K}\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"checkpoint entry {name} has shape \({K + 3},\), expected \({K},\) "
+        rf"\({loss_cls.__name__} with num_classes={K}\)",
+    ):
         loss_cls(K).load_state_dict(other_k)
     with pytest.raises(ValueError, match=rf"checkpoint entry core.{name} has shape"):  # MMEngine's own loader
         mmengine_load(torch.nn.ModuleDict({"core": loss_cls(K)}), {f"core.{k}": v for k, v in other_k.items()})

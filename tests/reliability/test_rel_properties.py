@@ -3,6 +3,7 @@
 R in [0, 64] proposals, K in [1, 20] classes, labels in [0, K] mixed with ``ignore_index`` rows, logits of random
 scale, positive class weights / counts / frequencies, non-negative sample weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,16 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detbalance.losses import (EQLv2Loss, SeesawLoss, class_balanced_focal_loss, eqlv2_loss, equalization_loss,
-                               federated_loss, seesaw_loss, weighted_cross_entropy)
+from detbalance.losses import (
+    EQLv2Loss,
+    SeesawLoss,
+    class_balanced_focal_loss,
+    eqlv2_loss,
+    equalization_loss,
+    federated_loss,
+    seesaw_loss,
+    weighted_cross_entropy,
+)
 
 SETTINGS = dict(deadline=None, derandomize=True)  # reproducible examples: the same cases on every run
 
@@ -23,8 +32,7 @@ def problems(draw, min_rows: int = 0):
     num_classes = draw(st.integers(1, 20))
     rows = draw(st.integers(min_rows, 64))
     ignore_index = draw(st.sampled_from([-1, -100, 255]))
-    labels = draw(st.lists(st.one_of(st.integers(0, num_classes), st.just(ignore_index)),
-                           min_size=rows, max_size=rows))
+    labels = draw(st.lists(st.one_of(st.integers(0, num_classes), st.just(ignore_index)), min_size=rows, max_size=rows))
     positive = st.floats(1e-3, 1e3, allow_nan=False, allow_infinity=False)
     return dict(
         num_classes=num_classes,
@@ -64,9 +72,12 @@ def _losses(p: dict):
         "equalization_loss": (0, lambda x: equalization_loss(x, y, p["freq"], lambda_=0.1, **common)),
         "eqlv2_loss": (1, lambda x: eqlv2_loss(x, y, p["pos_neg"], **common)),
         "seesaw_loss": (2, lambda x: seesaw_loss(x, y, p["counts"], **common)),
-        "federated_loss": (0, lambda x: federated_loss(
-            x, y, p["counts"], num_sampled=p["num_sampled"], generator=torch.Generator().manual_seed(3),
-            **common)),
+        "federated_loss": (
+            0,
+            lambda x: federated_loss(
+                x, y, p["counts"], num_sampled=p["num_sampled"], generator=torch.Generator().manual_seed(3), **common
+            ),
+        ),
     }
 
 
@@ -109,8 +120,9 @@ def test_uniform_weights_equal_cross_entropy(p, value):
     valid = labels != p["ignore_index"]
     uniform = [value] * (p["num_classes"] + 1)
     for reduction in ("none", "sum", "mean"):
-        got = weighted_cross_entropy(logits, labels, uniform, ignore_index=p["ignore_index"], reduction=reduction,
-                                     denominator="weights")
+        got = weighted_cross_entropy(
+            logits, labels, uniform, ignore_index=p["ignore_index"], reduction=reduction, denominator="weights"
+        )
         plain = weighted_cross_entropy(logits, labels, None, ignore_index=p["ignore_index"], reduction=reduction)
         want = F.cross_entropy(logits, labels, ignore_index=p["ignore_index"], reduction=reduction)
         if reduction == "mean" and not bool(valid.any()):
@@ -133,8 +145,9 @@ def test_scaling_class_weights_scales_the_sum(p, c):
     torch.testing.assert_close(scaled, base * c, rtol=1e-10, atol=1e-12)
     # and leaves 'mean' normalised by the summed weights unchanged
     mean = weighted_cross_entropy(logits, labels, p["class_weight"], denominator="weights", **kw)
-    mean_scaled = weighted_cross_entropy(logits, labels, [w * c for w in p["class_weight"]], denominator="weights",
-                                         **kw)
+    mean_scaled = weighted_cross_entropy(
+        logits, labels, [w * c for w in p["class_weight"]], denominator="weights", **kw
+    )
     torch.testing.assert_close(mean_scaled, mean, rtol=1e-9, atol=1e-12)
 
 

@@ -1,10 +1,13 @@
 """Detectron2 (real, v0.6 as installed by `make setup`) trains and predicts a tiny Faster R-CNN on CPU."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
+
+# isort: split
 from detectron2 import model_zoo
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model

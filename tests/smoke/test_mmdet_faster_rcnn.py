@@ -1,20 +1,21 @@
 """MMDetection 3.x (real, with mmcv's compiled ops) trains and predicts a tiny Faster R-CNN on CPU."""
+
 from __future__ import annotations
 
 import os
 
+import mmdet
 import pytest
 import torch
-
-import mmdet
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.structures import InstanceData
 
-PACKAGED = os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", "faster_rcnn",
-                        "faster-rcnn_r50_fpn_1x_coco.py")
+PACKAGED = os.path.join(
+    os.path.dirname(mmdet.__file__), ".mim", "configs", "faster_rcnn", "faster-rcnn_r50_fpn_1x_coco.py"
+)
 
 
 def tiny_model_cfg():
@@ -35,10 +36,18 @@ def batch():
     image = (torch.rand(3, 128, 128, generator=g) * 255).to(torch.uint8)
     image[:, 20:60, 30:70] = 230
     image[:, 80:110, 70:120] = 20
-    sample = DetDataSample(metainfo=dict(img_shape=(128, 128), ori_shape=(128, 128), scale_factor=(1.0, 1.0),
-                                         pad_shape=(128, 128), batch_input_shape=(128, 128)))
-    sample.gt_instances = InstanceData(bboxes=torch.tensor([[30.0, 20.0, 70.0, 60.0], [70.0, 80.0, 120.0, 110.0]]),
-                                       labels=torch.tensor([0, 2]))
+    sample = DetDataSample(
+        metainfo=dict(
+            img_shape=(128, 128),
+            ori_shape=(128, 128),
+            scale_factor=(1.0, 1.0),
+            pad_shape=(128, 128),
+            batch_input_shape=(128, 128),
+        )
+    )
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor([[30.0, 20.0, 70.0, 60.0], [70.0, 80.0, 120.0, 110.0]]), labels=torch.tensor([0, 2])
+    )
     return {"inputs": [image], "data_samples": [sample]}
 
 
@@ -78,6 +87,7 @@ def test_mmcv_compiled_ops_are_used():
     dets, keep = nms(boxes, torch.tensor([0.9, 0.8, 0.7]), iou_threshold=0.5)
     assert keep.tolist() == [0, 2]
     feats = torch.arange(16.0).view(1, 1, 4, 4)
-    out = RoIAlign((1, 1), spatial_scale=1.0, sampling_ratio=1, aligned=False)(feats, torch.tensor([[0, 0, 0, 2, 2]],
-                                                                                                    dtype=torch.float))
+    out = RoIAlign((1, 1), spatial_scale=1.0, sampling_ratio=1, aligned=False)(
+        feats, torch.tensor([[0, 0, 0, 2, 2]], dtype=torch.float)
+    )
     assert out.shape == (1, 1, 1, 1) and out.item() == 5.0  # one sample at the box centre (1, 1): value 4 + 1

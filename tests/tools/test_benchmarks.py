@@ -1,9 +1,11 @@
 """The benchmark scripts run end to end at a tiny size and print their ratios (no timing is asserted here)."""
+
 import importlib.util
 import json
 import sys
 
 import pytest
+
 from helpers import TOOLS
 
 #: MMDetection's own losses the loss benchmark times beside detbalance's (mmdet is installed by `make setup`)
@@ -24,8 +26,14 @@ def test_bench_losses_reports_every_loss_against_ce(tmp_path, capsys):
     printed = capsys.readouterr().out
     rows = json.loads(out.read_text())["small"]
     names = {r["loss"] for r in rows}
-    for loss in ("WeightedCrossEntropyLoss", "ClassBalancedFocalLoss", "EqualizationLoss", "EQLv2Loss",
-                 "SeesawLoss", "FederatedLoss"):
+    for loss in (
+        "WeightedCrossEntropyLoss",
+        "ClassBalancedFocalLoss",
+        "EqualizationLoss",
+        "EQLv2Loss",
+        "SeesawLoss",
+        "FederatedLoss",
+    ):
         assert loss in names and loss in printed
     assert MMDET_REFERENCES <= names, f"MMDetection's reference losses missing: {MMDET_REFERENCES - names}"
     assert all(r["time_ms"] > 0 and r["time_vs_ce"] > 0 for r in rows)

@@ -1,13 +1,14 @@
 """tools/compute_weights.py, run in-process through ``main(argv)``: outputs, report, options."""
+
 import importlib.util
 import json
 import math
 
 import numpy as np
 import pytest
-from helpers import TOOLS
 
 from detbalance.weights import load_weights
+from helpers import TOOLS
 
 TOOL = TOOLS / "compute_weights.py"
 
@@ -41,8 +42,20 @@ def coco(tmp_path):
 def test_bccd_report_file_and_plot(tool, bccd_root, tmp_path, capsys):
     root = bccd_root
     out, png = tmp_path / "w.json", tmp_path / "plot.png"
-    argv = ["--voc", str(root), "--classes", "RBC", "WBC", "Platelets", "--scheme", "inverse",
-            "-o", str(out), "--plot", str(png)]
+    argv = [
+        "--voc",
+        str(root),
+        "--classes",
+        "RBC",
+        "WBC",
+        "Platelets",
+        "--scheme",
+        "inverse",
+        "-o",
+        str(out),
+        "--plot",
+        str(png),
+    ]
     assert tool.main(argv) == 0
     captured = capsys.readouterr()
     wf = load_weights(out, num_classes=3)
@@ -61,8 +74,22 @@ def test_bccd_report_file_and_plot(tool, bccd_root, tmp_path, capsys):
 
 def test_options_reach_the_file(tool, coco, tmp_path, capsys):
     out = tmp_path / "w.json"
-    argv = ["--coco", str(coco), "--scheme", "effective_number", "--beta", "0.99", "--count", "images",
-            "--max-ratio", "3", "--background-weight", "0.25", "-o", str(out)]
+    argv = [
+        "--coco",
+        str(coco),
+        "--scheme",
+        "effective_number",
+        "--beta",
+        "0.99",
+        "--count",
+        "images",
+        "--max-ratio",
+        "3",
+        "--background-weight",
+        "0.25",
+        "-o",
+        str(out),
+    ]
     assert tool.main(argv) == 0
     captured = capsys.readouterr()
     wf = load_weights(out)
@@ -86,8 +113,10 @@ def test_rfs_summary(tool, coco, capsys):
     # samplers count it), 'mid' in 6 (f=0.2), 'common' in all: an image repeats max over its classes of
     # max(1, sqrt(t / f_c)) times (Gupta et al. 2019), here sqrt(4.5) for 2 images, sqrt(1.5) for 6, 1 for 22.
     factors = [math.sqrt(0.3 / (2 / 30))] * 2 + [math.sqrt(0.3 / 0.2)] * 6 + [1.0] * 22
-    assert (f"repeat factor sampling, threshold 0.3: 8 of 30 images repeated (26.7%), factor mean "
-            f"{sum(factors) / 30:.3f}, max 2.12; epoch length {sum(factors):.0f} images") in out
+    assert (
+        f"repeat factor sampling, threshold 0.3: 8 of 30 images repeated (26.7%), factor mean "
+        f"{sum(factors) / 30:.3f}, max 2.12; epoch length {sum(factors):.0f} images"
+    ) in out
     assert "factor mean 1.120, max 2.12; epoch length 34 images" in out
 
 
@@ -123,8 +152,11 @@ def test_framework_sources_match_raw_json(tool, coco, tmp_path, capsys, listing)
         "metainfo=dict(classes=('common', 'mid', 'rare')), filter_cfg=None, pipeline=[]))\n"
     )
     files = {}
-    for source in (["--coco", str(coco)], ["--mmdet-config", str(cfg)],
-                   ["--register-coco", f"cw_{uuid.uuid4().hex[:8]}", str(coco), str(tmp_path)]):
+    for source in (
+        ["--coco", str(coco)],
+        ["--mmdet-config", str(cfg)],
+        ["--register-coco", f"cw_{uuid.uuid4().hex[:8]}", str(coco), str(tmp_path)],
+    ):
         out = tmp_path / f"{source[0][2:]}.json"
         if listing == "shuffled" and source[0] == "--mmdet-config":
             with pytest.warns(UserWarning, match="json's category order"):

@@ -1,4 +1,5 @@
 """compute_weights_file: the function behind tools/compute_weights.py, as the demo calls it."""
+
 import inspect
 import json
 
@@ -13,8 +14,10 @@ def coco(tmp_path):
     cats = [{"id": 1, "name": "head"}, {"id": 2, "name": "tail"}]
     images = [{"id": i, "file_name": f"{i}.jpg", "height": 16, "width": 16} for i in range(1, 9)]
     anns = [{"image_id": i, "category_id": 1, "bbox": [0, 0, 4, 4]} for i in range(1, 9)]
-    anns += [{"image_id": 1, "category_id": 2, "bbox": [2, 2, 0, 3]},  # zero width: counted and reported
-             {"image_id": 2, "category_id": 2, "bbox": [1, 1, 3, 3], "iscrowd": 1}]
+    anns += [
+        {"image_id": 1, "category_id": 2, "bbox": [2, 2, 0, 3]},  # zero width: counted and reported
+        {"image_id": 2, "category_id": 2, "bbox": [1, 1, 3, 3], "iscrowd": 1},
+    ]
     anns = [dict(a, id=j + 1, area=float(a["bbox"][2] * a["bbox"][3])) for j, a in enumerate(anns)]
     path = tmp_path / "train.json"
     path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
@@ -28,8 +31,9 @@ def test_writes_the_file_and_returns_what_the_command_prints(coco, tmp_path):
     assert result.weights.stats.instance_counts == [8, 1] and result.weights.stats.num_images == 8
     # inverse counts 1/8 and 1/1, normalised to mean 1
     assert result.weights.weights == pytest.approx([2 / 9, 16 / 9])
-    assert result.report.startswith(f"source: {coco}") and "1 crowd/ignored/difficult boxes: not counted" in \
-        result.report
+    assert (
+        result.report.startswith(f"source: {coco}") and "1 crowd/ignored/difficult boxes: not counted" in result.report
+    )
     assert len(result.warnings) == 1 and "zero-area box" in result.warnings[0]
 
 

@@ -1,4 +1,5 @@
 """COCO/LVIS json statistics: streamed parsing, counting, id mapping, and errors with positions."""
+
 import json
 import random
 
@@ -17,9 +18,16 @@ def _random_coco(seed, num_images=40):
     anns = []
     for img in images:
         for _ in range(rng.choice([0, 1, 2, 4, 7])):
-            anns.append({"id": len(anns) + 1, "image_id": img["id"], "category_id": rng.choice(cats)["id"],
-                         "bbox": [rng.uniform(0, 50), rng.uniform(0, 50), rng.uniform(1, 9), rng.uniform(1, 9)],
-                         "iscrowd": int(rng.random() < 0.1), "name": "ünïcödé \" ] } ,"})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": img["id"],
+                    "category_id": rng.choice(cats)["id"],
+                    "bbox": [rng.uniform(0, 50), rng.uniform(0, 50), rng.uniform(1, 9), rng.uniform(1, 9)],
+                    "iscrowd": int(rng.random() < 0.1),
+                    "name": 'ünïcödé " ] } ,',
+                }
+            )
     return {"info": {"x": [1, {"y": "]"}]}, "images": images, "annotations": anns, "categories": cats}
 
 
@@ -72,7 +80,7 @@ def test_iter_object_matches_json_load(tmp_path, monkeypatch):
         '{"a": tru}',
         '{\n\n  "a": "unterminated\n}',
         '{"a" 1}',
-        '',
+        "",
     ],
 )
 def test_malformed_json_reports_the_position_json_load_reports(tmp_path, monkeypatch, text):
@@ -112,10 +120,14 @@ def test_label_order_follows_classes(tmp_path):
 
 
 def test_zero_area_boxes_are_counted_and_reported(tmp_path):
-    coco = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
-            "categories": [{"id": 4, "name": "cell"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 4, "bbox": [3, 4, 0, 5]},
-                            {"id": 2, "image_id": 2, "category_id": 4, "bbox": [3, 4, 2, 2]}]}
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
+        "categories": [{"id": 4, "name": "cell"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 4, "bbox": [3, 4, 0, 5]},
+            {"id": 2, "image_id": 2, "category_id": 4, "bbox": [3, 4, 2, 2]},
+        ],
+    }
     path = tmp_path / "a.json"
     path.write_text(json.dumps(coco))
     ds = read_coco(path)
@@ -127,8 +139,10 @@ def test_zero_area_boxes_are_counted_and_reported(tmp_path):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d["annotations"][1].update(category_id=77),
-         r"annotation id 2 has category_id 77, which is not declared in 'categories' \(declared: 1, 3\)"),
+        (
+            lambda d: d["annotations"][1].update(category_id=77),
+            r"annotation id 2 has category_id 77, which is not declared in 'categories' \(declared: 1, 3\)",
+        ),
         (lambda d: d["annotations"][0].update(image_id=9), "annotation id 1 has image_id 9, which is not declared"),
         (lambda d: d.pop("categories"), r"top-level keys \['categories'\] are missing"),
         (lambda d: d.update(annotations=[]), "is empty: its 2 images have no boxes"),
@@ -140,8 +154,11 @@ def test_zero_area_boxes_are_counted_and_reported(tmp_path):
     ],
 )
 def test_bad_input_raises_clear_errors(tmp_path, mutate, message):
-    coco = {"images": [{"id": 1}, {"id": 2}], "categories": [{"id": 1, "name": "a"}, {"id": 3, "name": "b"}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2]}]}
+    coco = {
+        "images": [{"id": 1}, {"id": 2}],
+        "categories": [{"id": 1, "name": "a"}, {"id": 3, "name": "b"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2]}],
+    }
     coco["annotations"].append({"id": 2, "image_id": 2, "category_id": 3, "bbox": [0, 0, 2, 2], "iscrowd": 1})
     mutate(coco)
     path = tmp_path / "a.json"
@@ -168,8 +185,9 @@ def test_lvis_style_file_gives_groups(tmp_path, lvis_v1_stats):
         for img, n in zip(imgs.tolist(), per.tolist()):
             anns += [{"id": len(anns) + 1, "image_id": img + 1, "category_id": c["id"], "bbox": [1, 1, 5, 5]}] * n
     path = tmp_path / "lvis.json"
-    path.write_text(json.dumps({"annotations": anns, "images": [{"id": i + 1} for i in range(150)],
-                                "categories": cats}))
+    path.write_text(
+        json.dumps({"annotations": anns, "images": [{"id": i + 1} for i in range(150)], "categories": cats})
+    )
     ds = read_coco(path)
     cats = sorted(cats, key=lambda c: c["id"])
     assert ds.stats.instance_counts == [c["instance_count"] for c in cats]

@@ -6,6 +6,7 @@ crowd-only image: the framework bridges count the images each framework's traini
 repeat factors equal the frameworks' own (detectron2's ``RepeatFactorTrainingSampler``, MMEngine's
 ``ClassBalancedDataset``).
 """
+
 import json
 import uuid
 
@@ -17,8 +18,12 @@ from PIL import Image
 from detbalance.stats import read_coco
 from detbalance.weights import repeat_factors
 
-CATEGORIES = [{"id": 3, "name": "zebra"}, {"id": 7, "name": "ant"}, {"id": 12, "name": "moth"},
-              {"id": 40, "name": "bee"}]
+CATEGORIES = [
+    {"id": 3, "name": "zebra"},
+    {"id": 7, "name": "ant"},
+    {"id": 12, "name": "moth"},
+    {"id": 40, "name": "bee"},
+]
 MODEL_CLASSES = ("zebra", "ant", "moth", "bee")  # label order of both frameworks: categories by id
 
 
@@ -41,8 +46,16 @@ def coco_dir(tmp_path_factory):
         images.append({"id": img_id, "file_name": name, "height": 32, "width": 48})
         for cat, crowd in boxes:
             x, y = rng.uniform(0, 20, 2).round(1).tolist()
-            anns.append({"id": len(anns) + 1, "image_id": img_id, "category_id": cat, "bbox": [x, y, 10.0, 8.0],
-                         "area": 80.0, "iscrowd": crowd})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": img_id,
+                    "category_id": cat,
+                    "bbox": [x, y, 10.0, 8.0],
+                    "area": 80.0,
+                    "iscrowd": crowd,
+                }
+            )
     (root / "train.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": CATEGORIES}))
     return root
 
@@ -50,18 +63,33 @@ def coco_dir(tmp_path_factory):
 def _mmdet_config(root, filter_cfg=None, wrap=False, threshold=0.5):
     from mmengine.config import Config
 
-    dataset = dict(type="CocoDataset", data_root=str(root), ann_file="train.json", data_prefix=dict(img=""),
-                   metainfo=dict(classes=MODEL_CLASSES), filter_cfg=filter_cfg,
-                   pipeline=[dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True),
-                             dict(type="PackDetInputs")])
+    dataset = dict(
+        type="CocoDataset",
+        data_root=str(root),
+        ann_file="train.json",
+        data_prefix=dict(img=""),
+        metainfo=dict(classes=MODEL_CLASSES),
+        filter_cfg=filter_cfg,
+        pipeline=[
+            dict(type="LoadImageFromFile"),
+            dict(type="LoadAnnotations", with_bbox=True),
+            dict(type="PackDetInputs"),
+        ],
+    )
     if wrap:
         dataset = dict(type="ClassBalancedDataset", oversample_thr=threshold, dataset=dataset)
     return Config(dict(default_scope="mmdet", train_dataloader=dict(batch_size=1, num_workers=0, dataset=dataset)))
 
 
 def _key(ds):
-    return (ds.stats.class_names, ds.stats.instance_counts, ds.stats.image_counts, ds.stats.num_images,
-            ds.ignored_counts, [x.tolist() for x in ds.image_labels])
+    return (
+        ds.stats.class_names,
+        ds.stats.instance_counts,
+        ds.stats.image_counts,
+        ds.stats.num_images,
+        ds.ignored_counts,
+        [x.tolist() for x in ds.image_labels],
+    )
 
 
 def test_three_readers_agree_in_model_label_order(coco_dir):
@@ -83,8 +111,11 @@ def test_three_readers_agree_in_model_label_order(coco_dir):
     assert _key(d2) == _key(raw)
     assert _key(mm) == _key(raw)
     # crowd boxes counted on request, identically
-    assert (stats_from_detectron2(name, include_ignored=True, filter_empty=False).stats.instance_counts
-            == read_coco(coco_dir / "train.json", include_ignored=True).stats.instance_counts == [4, 2, 4, 2])
+    assert (
+        stats_from_detectron2(name, include_ignored=True, filter_empty=False).stats.instance_counts
+        == read_coco(coco_dir / "train.json", include_ignored=True).stats.instance_counts
+        == [4, 2, 4, 2]
+    )
 
     from detectron2.data import MetadataCatalog
 
@@ -103,9 +134,10 @@ def _register(coco_dir) -> str:
 
 @pytest.mark.parametrize("filter_empty", [True, False])
 def test_detectron2_counts_the_images_its_loader_iterates(coco_dir, filter_empty):
-    from detbalance.detectron2.stats import class_stats_from_catalog, stats_from_detectron2
     from detectron2.data import get_detection_dataset_dicts
     from detectron2.data.samplers import RepeatFactorTrainingSampler
+
+    from detbalance.detectron2.stats import class_stats_from_catalog, stats_from_detectron2
 
     name = _register(coco_dir)
     loader_dicts = get_detection_dataset_dicts([name], filter_empty=filter_empty)

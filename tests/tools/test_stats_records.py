@@ -1,4 +1,5 @@
 """The image-record summary both framework bridges share, and the progress decision of the tools."""
+
 import doctest
 
 import pytest
@@ -9,9 +10,11 @@ from detbalance.stats.records import ImageRecord, summarize_records
 
 
 def test_counts_ignored_boxes_issues_and_image_labels():
-    recs = [ImageRecord("a", [(0, False, (0, 0, 5, 5)), (0, False, (1, 1, 4, 4)), (2, True, (0, 0, 3, 3))]),
-            ImageRecord("b", []),
-            ImageRecord("c", [(1, False, (0, 0, 0, 9)), (2, False, (2, 2, 8, 8))])]
+    recs = [
+        ImageRecord("a", [(0, False, (0, 0, 5, 5)), (0, False, (1, 1, 4, 4)), (2, True, (0, 0, 3, 3))]),
+        ImageRecord("b", []),
+        ImageRecord("c", [(1, False, (0, 0, 0, 9)), (2, False, (2, 2, 8, 8))]),
+    ]
     ds = summarize_records(["x", "y", "z"], iter(recs), num_images=3, source="toy")
     assert ds.stats.instance_counts == [2, 1, 1] and ds.stats.image_counts == [1, 1, 1]
     assert ds.stats.num_images == 3 and ds.ignored_counts == [0, 0, 1] and ds.source == "toy"
@@ -33,8 +36,10 @@ def test_a_label_outside_the_classes_names_the_source():
         summarize_records(["x", "y"], [ImageRecord("a", [(3, False, (0, 0, 1, 1))])], num_images=1, source="toy")
 
 
-@pytest.mark.parametrize("mode, large, expected", [("always", False, True), ("never", True, False),
-                                                   ("auto", True, True), ("auto", False, False)])
+@pytest.mark.parametrize(
+    "mode, large, expected",
+    [("always", False, True), ("never", True, False), ("auto", True, True), ("auto", False, False)],
+)
 def test_show_progress(mode, large, expected):
     assert show_progress(mode, large) is expected
 

@@ -1,4 +1,5 @@
 """Pascal VOC statistics: the BCCD reference counts, difficult boxes, splits, class order, errors."""
+
 import pytest
 
 from detbalance.stats import read_voc
@@ -14,7 +15,9 @@ def test_bccd_reference_counts(bccd_root):
     assert s.num_images == 364
     # the two zero-area RBC boxes are counted and reported, not dropped
     assert [(i.image, i.class_name, i.reason) for i in ds.issues] == [
-        ("BloodImage_00338.jpg", "RBC", "zero-area"), ("BloodImage_00343.jpg", "RBC", "zero-area")]
+        ("BloodImage_00338.jpg", "RBC", "zero-area"),
+        ("BloodImage_00343.jpg", "RBC", "zero-area"),
+    ]
     assert ds.issues[0].box_xyxy == (504.0, 337.0, 504.0, 337.0)
     train = read_voc(root, split="train", classes=["RBC", "WBC", "Platelets"])
     assert train.stats.num_images == 205 and sum(train.stats.instance_counts) < sum(s.instance_counts)
@@ -33,7 +36,9 @@ def _xml(name, objects):
 def voc(tmp_path):
     ann = tmp_path / "Annotations"
     ann.mkdir()
-    (ann / "a.xml").write_text(_xml("a", [("dog", 0, (1, 1, 9, 9)), ("dog", 1, (2, 2, 8, 8)), ("cat", 0, (0, 0, 4, 4))]))
+    (ann / "a.xml").write_text(
+        _xml("a", [("dog", 0, (1, 1, 9, 9)), ("dog", 1, (2, 2, 8, 8)), ("cat", 0, (0, 0, 4, 4))])
+    )
     (ann / "b.xml").write_text(_xml("b", [("cat", 0, (1, 1, 3, 3)), ("cat", 0, (5, 5, 5, 9))]))
     (ann / "c.xml").write_text(_xml("c", []))
     sets = tmp_path / "ImageSets" / "Main"
@@ -81,6 +86,9 @@ def test_split_ids_first_word_of_each_line_and_a_missing_split_names_the_file(tm
     sets.mkdir(parents=True)
     (sets / "trainval.txt").write_text("000001\n\n000002  1\n 000003 -1\n")
     assert voc_split_ids(tmp_path, "trainval") == ["000001", "000002", "000003"]
-    with pytest.raises(FileNotFoundError, match=r"VOC split file .*test\.txt does not exist; expected "
-                                                r"ImageSets/Main/test\.txt"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"VOC split file .*test\.txt does not exist; expected "
+        r"ImageSets/Main/test\.txt",
+    ):
         voc_split_ids(tmp_path, "test")

@@ -1,4 +1,5 @@
 """Fixtures of the workflow tests: a tiny COCO-format data set on disk (helpers live in wf_helpers.py)."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,16 @@ import pytest
 from detbalance.data import SyntheticSpec, generate
 
 # 4 classes, 64x64 images: a few seconds per tool run on 2 CPU cores.
-TINY = SyntheticSpec(num_classes=4, head_instances=24, imbalance_ratio=8, test_per_class=2, image_size=64,
-                     min_size=10, max_size=16, max_objects=3)
+TINY = SyntheticSpec(
+    num_classes=4,
+    head_instances=24,
+    imbalance_ratio=8,
+    test_per_class=2,
+    image_size=64,
+    min_size=10,
+    max_size=16,
+    max_objects=3,
+)
 
 
 @dataclass(frozen=True)
@@ -27,8 +36,7 @@ class CocoSet:
 @pytest.fixture(scope="session")
 def coco_set(tmp_path_factory) -> CocoSet:
     data = generate(TINY, tmp_path_factory.mktemp("workflow") / "shapes")
-    return CocoSet(data.root, data.train_json, data.train_images, data.test_json, data.test_images,
-                   TINY.num_classes)
+    return CocoSet(data.root, data.train_json, data.train_images, data.test_json, data.test_images, TINY.num_classes)
 
 
 @pytest.fixture(scope="session")

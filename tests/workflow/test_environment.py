@@ -1,5 +1,6 @@
 """The environment's detectron2 works on its own (no detbalance import first), in this process and in spawned
 ones, and it is the variant the run expects (DETBALANCE_EXPECT_DETECTRON2=main in the main variant of CI)."""
+
 from __future__ import annotations
 
 import importlib
@@ -19,16 +20,18 @@ def _fresh_python(code: str, tmp_path) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_detectron2_imports_and_spawns_without_detbalance(tmp_path):
-    code = ("import multiprocessing as mp, sys\n"
-            "import detectron2.modeling, detectron2.engine, detectron2.data, detectron2.evaluation\n"
-            "from detectron2.data import transforms as T\n"
-            "from detectron2.utils.collect_env import collect_env_info\n"
-            "assert not [m for m in sys.modules if m.startswith('detbalance')]\n"
-            "T.ExtentTransform((0, 0, 4, 4), (2, 2))  # v0.6's default interp was Image.LINEAR\n"
-            "if __name__ == '__main__':\n"
-            "    p = mp.get_context('spawn').Process(target=collect_env_info)  # a fresh rank imports detectron2\n"
-            "    p.start(); p.join(120)\n"
-            "    sys.exit(p.exitcode)\n")
+    code = (
+        "import multiprocessing as mp, sys\n"
+        "import detectron2.modeling, detectron2.engine, detectron2.data, detectron2.evaluation\n"
+        "from detectron2.data import transforms as T\n"
+        "from detectron2.utils.collect_env import collect_env_info\n"
+        "assert not [m for m in sys.modules if m.startswith('detbalance')]\n"
+        "T.ExtentTransform((0, 0, 4, 4), (2, 2))  # v0.6's default interp was Image.LINEAR\n"
+        "if __name__ == '__main__':\n"
+        "    p = mp.get_context('spawn').Process(target=collect_env_info)  # a fresh rank imports detectron2\n"
+        "    p.start(); p.join(120)\n"
+        "    sys.exit(p.exitcode)\n"
+    )
     result = _fresh_python(code, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
 

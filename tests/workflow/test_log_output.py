@@ -1,5 +1,6 @@
 """Output a person can read in a log: progress without a terminal is a few plain lines, and the tools' output
 carries no third-party deprecation warnings."""
+
 from __future__ import annotations
 
 import io
@@ -7,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from wf_helpers import TOOLS, run_tool
 from tqdm import tqdm
+from wf_helpers import TOOLS, run_tool
 
 from detbalance.stats.progress import LOG_STEP_PERCENT, LogProgress, progress_bar
 
@@ -56,8 +57,9 @@ def test_progress_on_a_terminal_is_tqdm_and_disabled_is_silent():
     assert stream.getvalue() == ""
 
 
-@pytest.mark.parametrize("tool", ["train_net.py", "train.py", "test.py", "demo.py", "compute_weights.py",
-                                  "eval_report.py"])
+@pytest.mark.parametrize(
+    "tool", ["train_net.py", "train.py", "test.py", "demo.py", "compute_weights.py", "eval_report.py"]
+)
 @pytest.mark.slow
 def test_tools_print_no_third_party_warnings(tool, tmp_path):
     result = run_tool([TOOLS / tool, "--help"], cwd=tmp_path, timeout=180)
@@ -67,10 +69,12 @@ def test_tools_print_no_third_party_warnings(tool, tmp_path):
 
 @pytest.mark.slow
 def test_framework_imports_are_quiet_after_the_filters(tmp_path):
-    code = ("from detbalance.cli_warnings import quiet_third_party_warnings\n"
-            "quiet_third_party_warnings()\n"
-            "import detectron2.model_zoo, detectron2.engine, mmdet.models, mmengine.runner\n"
-            "from torch.utils import cpp_extension\n")
+    code = (
+        "from detbalance.cli_warnings import quiet_third_party_warnings\n"
+        "quiet_third_party_warnings()\n"
+        "import detectron2.model_zoo, detectron2.engine, mmdet.models, mmengine.runner\n"
+        "from torch.utils import cpp_extension\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     assert not [n for n in NOISE if n in result.stderr], result.stderr[-2000:]

@@ -1,5 +1,6 @@
 """detbalance as a real package: build the wheel from the sources, install it non-editably (no dependencies) into
 a temporary folder, then run every console script's --help and import the package from there."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,7 @@ def _declared_scripts(wheel) -> list[str]:
 
 def _run(args, *, cwd, timeout, env=None):
     try:
-        return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              env=env)
+        return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"{args} ran past {timeout} s:\n{e.stdout}\n{e.stderr}")
 
@@ -66,8 +66,11 @@ def test_wheel_metadata_and_package_data(installed):
         (entry_name,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         entry_points = z.read(entry_name).decode()
     assert "Requires-Python: >=3.10" in meta
-    required = {re.split(r"[ ;<>=!\[]", line.split(": ", 1)[1])[0].lower()
-                for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line}
+    required = {
+        re.split(r"[ ;<>=!\[]", line.split(": ", 1)[1])[0].lower()
+        for line in meta.splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    }
     assert {"torch", "numpy", "tqdm", "pillow", "matplotlib", "pycocotools"} <= required
     assert 'extra == "mmdet"' in meta and 'extra == "detectron2"' in meta
     for script in SCRIPTS:
@@ -87,12 +90,14 @@ def test_console_scripts_and_imports_from_the_installed_wheel(installed, tmp_pat
         result = _run([sys.executable, site / "bin" / script, "--help"], cwd=tmp_path, timeout=120, env=env)
         assert result.returncode == 0, f"{script}: {result.stderr[-2000:]}"
         assert "usage:" in result.stdout and "--" in result.stdout
-    code = ("import detbalance, detbalance.losses, detbalance.weights, detbalance.evaluation, detbalance.stats\n"
-            "from detbalance.demo.config_files import D2_TINY_CONFIG, MMDET_TINY_DIR\n"
-            f"assert detbalance.__file__.startswith({str(site)!r}), detbalance.__file__\n"
-            "assert D2_TINY_CONFIG.is_file() and (MMDET_TINY_DIR / 'faster-rcnn_r18_fpn_tiny.py').is_file()\n"
-            f"assert {str(REPO)!r} not in str(D2_TINY_CONFIG.resolve())\n"
-            "print(detbalance.__version__)")
+    code = (
+        "import detbalance, detbalance.losses, detbalance.weights, detbalance.evaluation, detbalance.stats\n"
+        "from detbalance.demo.config_files import D2_TINY_CONFIG, MMDET_TINY_DIR\n"
+        f"assert detbalance.__file__.startswith({str(site)!r}), detbalance.__file__\n"
+        "assert D2_TINY_CONFIG.is_file() and (MMDET_TINY_DIR / 'faster-rcnn_r18_fpn_tiny.py').is_file()\n"
+        f"assert {str(REPO)!r} not in str(D2_TINY_CONFIG.resolve())\n"
+        "print(detbalance.__version__)"
+    )
     result = _run([sys.executable, "-c", code], cwd=tmp_path, timeout=120, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == detbalance.__version__

@@ -3,6 +3,7 @@ out like the repository (.venv, tools, configs linked), so the documented comman
 
 A ```python block whose first line is ``# <name>.py: ...`` is a file the reader saves; other python blocks run
 with the venv's Python; ```bash blocks run with ``bash -e``. Every block has a timeout."""
+
 from __future__ import annotations
 
 import re
@@ -40,7 +41,10 @@ def test_quickstart_blocks_run_verbatim(tmp_path):
         if kind == "python" and saved:
             (tmp_path / saved.group(1)).write_text(body, encoding="utf-8")
             continue
-        command = {"bash": ["bash", "-e", "-c", body], "python": [str(tmp_path / ".venv" / "bin" / "python"), "-c", body]}
+        command = {
+            "bash": ["bash", "-e", "-c", body],
+            "python": [str(tmp_path / ".venv" / "bin" / "python"), "-c", body],
+        }
         assert kind in command, f"quickstart block of unknown kind {kind!r}"
         try:
             result = subprocess.run(command[kind], cwd=tmp_path, capture_output=True, text=True, timeout=600)

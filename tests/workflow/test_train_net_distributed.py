@@ -4,6 +4,7 @@ detectron2 main starts CPU ranks with gloo: two ranks train and write one checkp
 asserts CUDA for more than one process, so there train_net.py refuses up front, naming the reason, with exit
 status 2. The run cannot hang: its process group (the tool and the ranks it spawned) is killed past the timeout.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -20,11 +21,37 @@ IS_V06 = "GLOO" not in inspect.getsource(importlib.import_module("detectron2.eng
 
 
 def _args(coco_set, out):
-    return [TRAIN_NET, "--config-file", TINY_YAML, "--num-gpus", "2",
-            "--register-coco", "wfd_train", coco_set.train_json, coco_set.train_images,
-            "INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64", "SOLVER.IMS_PER_BATCH", "2",
-            "MODEL.ROI_HEADS.NUM_CLASSES", "4", "DATASETS.TRAIN", '("wfd_train",)', "DATASETS.TEST", "()",
-            "DETBALANCE.LOSS", "SeesawLoss", "SOLVER.MAX_ITER", "2", "SEED", "0", "OUTPUT_DIR", out]
+    return [
+        TRAIN_NET,
+        "--config-file",
+        TINY_YAML,
+        "--num-gpus",
+        "2",
+        "--register-coco",
+        "wfd_train",
+        coco_set.train_json,
+        coco_set.train_images,
+        "INPUT.MIN_SIZE_TRAIN",
+        "(64,)",
+        "INPUT.MAX_SIZE_TRAIN",
+        "64",
+        "SOLVER.IMS_PER_BATCH",
+        "2",
+        "MODEL.ROI_HEADS.NUM_CLASSES",
+        "4",
+        "DATASETS.TRAIN",
+        '("wfd_train",)',
+        "DATASETS.TEST",
+        "()",
+        "DETBALANCE.LOSS",
+        "SeesawLoss",
+        "SOLVER.MAX_ITER",
+        "2",
+        "SEED",
+        "0",
+        "OUTPUT_DIR",
+        out,
+    ]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="pins the CPU-only behaviour")

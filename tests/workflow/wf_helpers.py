@@ -1,5 +1,6 @@
 """Helpers of the workflow tests: repository paths and a runner for the tools as a user runs them (a subprocess
 with the repository's Python, always under a timeout)."""
+
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from helpers import REPO_ROOT as REPO  # noqa: F401  (the tests import REPO and TOOLS from here)
 from helpers import TOOLS  # noqa: F401
 
@@ -20,8 +22,15 @@ def run_tool(args, *, cwd: Path, timeout: float = 300, env: dict | None = None) 
     """
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     command = [sys.executable, *map(str, args)]
-    with subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=full_env, start_new_session=True) as process:
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+        start_new_session=True,
+    ) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -6,12 +6,13 @@ v1 with repeat-factor sampling at 0.001, 300 detections per image, score thresho
 sqrt(class score x centerness)). Register ``lvis_v1_train``/``lvis_v1_val`` (detectron2's builtin datasets) and
 train with detectron2's ``tools/lazyconfig_train_net.py --config-file <this file>``.
 """
-import detbalance.detectron2  # noqa: F401  (first: compatibility shims, registrations)
-from detbalance.detectron2 import BalancedFCOS, build_dense_classification_loss, build_repeat_factor_sampler
-from detbalance.detectron2.fcos import group_norm_32
 from detectron2 import model_zoo
 from detectron2.config import LazyCall as L
 from detectron2.evaluation import LVISEvaluator
+
+import detbalance.detectron2  # noqa: F401  (first: compatibility shims, registrations)
+from detbalance.detectron2 import BalancedFCOS, build_dense_classification_loss, build_repeat_factor_sampler
+from detbalance.detectron2.fcos import group_norm_32
 
 NUM_CLASSES = 1203
 

@@ -4,8 +4,20 @@
 version) -> :mod:`.summary` (``results/summary.json``) -> :mod:`.render` (README / RESULTS.md blocks, plot).
 The runner imports a framework only when a run of it starts.
 """
+
 from .methods import BASELINE, FRAMEWORKS, METHODS, ORACLE, Method, get_method, pending
 from .summary import PRIMARY_METRIC, build_summary, load_records, record_path
 
-__all__ = ["BASELINE", "FRAMEWORKS", "METHODS", "ORACLE", "Method", "get_method", "pending", "PRIMARY_METRIC",
-           "build_summary", "load_records", "record_path"]
+__all__ = [
+    "BASELINE",
+    "FRAMEWORKS",
+    "METHODS",
+    "ORACLE",
+    "Method",
+    "get_method",
+    "pending",
+    "PRIMARY_METRIC",
+    "build_summary",
+    "load_records",
+    "record_path",
+]

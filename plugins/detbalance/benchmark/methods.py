@@ -12,6 +12,7 @@ any base, with NorCal for softmax heads and logit adjustment for the others, as 
 decides). :func:`pending` says, for a (method, framework), what the runners still lack; the runner refuses such
 runs with that reason instead of running something else under the method's name.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,21 @@ from dataclasses import asdict, dataclass
 from ..demo.catalog import DemoLoss
 from ..demo.models import DEFAULT_MODEL, check_model_loss, demo_loss, get_model
 
-__all__ = ["Method", "METHODS", "BASELINE", "ORACLE", "FRAMEWORKS", "get_method", "pending", "definition_hash",
-           "calibrated", "calibration_method", "GAMMA_GRID", "method_loss", "model_baseline"]
+__all__ = [
+    "Method",
+    "METHODS",
+    "BASELINE",
+    "ORACLE",
+    "FRAMEWORKS",
+    "get_method",
+    "pending",
+    "definition_hash",
+    "calibrated",
+    "calibration_method",
+    "GAMMA_GRID",
+    "method_loss",
+    "model_baseline",
+]
 
 FRAMEWORKS = ("detectron2", "mmdet")
 BASELINE, ORACLE = "ce", "oracle"
@@ -83,13 +97,23 @@ def calibration_method(base: Method) -> str:
 def calibrated(base: Method, key: str | None = None) -> Method:
     """The post-hoc calibration row of ``base`` (key ``<base>-norcal`` or ``<base>-logit-adjust``)."""
     if base.calibrate is not None or base.mmdet_loss is not None or base.model != DEFAULT_MODEL:
-        raise ValueError(f"base={base.key!r} (model {base.model!r}); expected a {DEFAULT_MODEL} method trained with "
-                         "a detbalance loss or the framework's own CE (not a calibration or MMDetection's own loss)")
+        raise ValueError(
+            f"base={base.key!r} (model {base.model!r}); expected a {DEFAULT_MODEL} method trained with "
+            "a detbalance loss or the framework's own CE (not a calibration or MMDetection's own loss)"
+        )
     method = calibration_method(base)
     label = "NorCal" if method == "norcal" else "logit adjustment"
-    return Method(key or f"{base.key}-{method.replace('_', '-')}", f"{base.label} + post-hoc {label}",
-                  loss=base.loss, train_split=base.train_split, sampler=base.sampler,
-                  rfs_threshold=base.rfs_threshold, frameworks=base.frameworks, calibrate=method, base=base.key)
+    return Method(
+        key or f"{base.key}-{method.replace('_', '-')}",
+        f"{base.label} + post-hoc {label}",
+        loss=base.loss,
+        train_split=base.train_split,
+        sampler=base.sampler,
+        rfs_threshold=base.rfs_threshold,
+        frameworks=base.frameworks,
+        calibrate=method,
+        base=base.key,
+    )
 
 
 #: The calibration exponents a calibration row predicts the validation split at (gamma of NorCal, tau of logit
@@ -102,37 +126,55 @@ GAMMA_FIT_METRIC = "apr"
 #: repeat factor (measured in the many-class probe).
 RFS_THRESHOLD = 0.01
 
-METHODS: dict[str, Method] = {m.key: m for m in (
-    Method(BASELINE, "softmax CE (framework default)"),
-    Method(ORACLE, "oracle: softmax CE on the balanced train set", train_split="train_balanced"),
-    Method("wce", "weighted CE 1/sqrt(freq)", loss="wce"),
-    Method("cbfocal", "class-balanced focal", loss="cbfocal"),
-    Method("eql", "EQL", loss="eql"),
-    Method("eqlv2", "EQLv2", loss="eqlv2"),
-    Method("seesaw", "Seesaw", loss="seesaw"),
-    Method("federated", "Federated", loss="federated"),
-    Method("rfs", "RFS + CE", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
-    Method("rfs-seesaw", "RFS + Seesaw", loss="seesaw", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
-    Method("rfs-eqlv2", "RFS + EQLv2", loss="eqlv2", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
-    Method("ce-norcal", "CE + post-hoc calibration", calibrate="norcal", base=BASELINE),
-    Method("seesaw-logit-adjust", "Seesaw + post-hoc logit adjustment", loss="seesaw", calibrate="logit_adjust",
-           base="seesaw"),
-    Method("mmdet-seesaw", "MMDetection's own SeesawLoss", frameworks=("mmdet",), mmdet_loss="SeesawLoss"),
-    Method("mmdet-eqlv2", "MMDetection's own EQLV2Loss", frameworks=("mmdet",), mmdet_loss="EQLV2Loss"),
-    # The head rows: each model against its own framework loss (its first row), same data, schedule and protocol.
-    Method("retinanet-focal", "RetinaNet, sigmoid focal loss (framework default)", loss="focal", model="retinanet"),
-    Method("retinanet-efl", "RetinaNet, Equalized Focal Loss", loss="efl", model="retinanet"),
-    Method("cascade-ce", "Cascade R-CNN, softmax CE (framework default)", model="cascade_rcnn"),
-    Method("cascade-wce", "Cascade R-CNN, weighted CE 1/sqrt(freq)", loss="wce", model="cascade_rcnn"),
-    Method("cascade-seesaw", "Cascade R-CNN, Seesaw", loss="seesaw", model="cascade_rcnn"),
-    Method("cascade-eqlv2", "Cascade R-CNN, EQLv2", loss="eqlv2", model="cascade_rcnn"),
-    Method("fcos-focal", "FCOS, sigmoid focal loss (framework default)", loss="focal", model="fcos",
-           frameworks=("mmdet",)),
-    Method("fcos-efl", "FCOS, Equalized Focal Loss", loss="efl", model="fcos", frameworks=("mmdet",)),
-    Method("atss-focal", "ATSS, sigmoid focal loss (framework default)", loss="focal", model="atss",
-           frameworks=("mmdet",)),
-    Method("atss-efl", "ATSS, Equalized Focal Loss", loss="efl", model="atss", frameworks=("mmdet",)),
-)}
+METHODS: dict[str, Method] = {
+    m.key: m
+    for m in (
+        Method(BASELINE, "softmax CE (framework default)"),
+        Method(ORACLE, "oracle: softmax CE on the balanced train set", train_split="train_balanced"),
+        Method("wce", "weighted CE 1/sqrt(freq)", loss="wce"),
+        Method("cbfocal", "class-balanced focal", loss="cbfocal"),
+        Method("eql", "EQL", loss="eql"),
+        Method("eqlv2", "EQLv2", loss="eqlv2"),
+        Method("seesaw", "Seesaw", loss="seesaw"),
+        Method("federated", "Federated", loss="federated"),
+        Method("rfs", "RFS + CE", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
+        Method("rfs-seesaw", "RFS + Seesaw", loss="seesaw", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
+        Method("rfs-eqlv2", "RFS + EQLv2", loss="eqlv2", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
+        Method("ce-norcal", "CE + post-hoc calibration", calibrate="norcal", base=BASELINE),
+        Method(
+            "seesaw-logit-adjust",
+            "Seesaw + post-hoc logit adjustment",
+            loss="seesaw",
+            calibrate="logit_adjust",
+            base="seesaw",
+        ),
+        Method("mmdet-seesaw", "MMDetection's own SeesawLoss", frameworks=("mmdet",), mmdet_loss="SeesawLoss"),
+        Method("mmdet-eqlv2", "MMDetection's own EQLV2Loss", frameworks=("mmdet",), mmdet_loss="EQLV2Loss"),
+        # The head rows: each model against its own framework loss (its first row), same data, schedule and protocol.
+        Method("retinanet-focal", "RetinaNet, sigmoid focal loss (framework default)", loss="focal", model="retinanet"),
+        Method("retinanet-efl", "RetinaNet, Equalized Focal Loss", loss="efl", model="retinanet"),
+        Method("cascade-ce", "Cascade R-CNN, softmax CE (framework default)", model="cascade_rcnn"),
+        Method("cascade-wce", "Cascade R-CNN, weighted CE 1/sqrt(freq)", loss="wce", model="cascade_rcnn"),
+        Method("cascade-seesaw", "Cascade R-CNN, Seesaw", loss="seesaw", model="cascade_rcnn"),
+        Method("cascade-eqlv2", "Cascade R-CNN, EQLv2", loss="eqlv2", model="cascade_rcnn"),
+        Method(
+            "fcos-focal",
+            "FCOS, sigmoid focal loss (framework default)",
+            loss="focal",
+            model="fcos",
+            frameworks=("mmdet",),
+        ),
+        Method("fcos-efl", "FCOS, Equalized Focal Loss", loss="efl", model="fcos", frameworks=("mmdet",)),
+        Method(
+            "atss-focal",
+            "ATSS, sigmoid focal loss (framework default)",
+            loss="focal",
+            model="atss",
+            frameworks=("mmdet",),
+        ),
+        Method("atss-efl", "ATSS, Equalized Focal Loss", loss="efl", model="atss", frameworks=("mmdet",)),
+    )
+}
 
 
 def get_method(key: str) -> Method:
@@ -154,8 +196,7 @@ def pending(method: Method, framework: str) -> str | None:
         base = get_method(method.base)
         expected = calibrated(base, method.key)
         if method != dataclasses.replace(expected, label=method.label):
-            return (f"{method.key} does not calibrate {base.key} as calibrated({base.key!r}) does: expected "
-                    f"{expected}")
+            return f"{method.key} does not calibrate {base.key} as calibrated({base.key!r}) does: expected {expected}"
         return pending(base, framework)
     return None
 
@@ -169,11 +210,21 @@ def model_baseline(model: str) -> str:
     """The key of the row that trains ``model`` with the framework's own loss (what its rows are compared to)."""
     if model == DEFAULT_MODEL:
         return BASELINE
-    rows = [m.key for m in METHODS.values() if m.model == model and m.calibrate is None and m.mmdet_loss is None
-            and m.sampler is None and m.train_split == "train" and method_loss(m).loss is None]
+    rows = [
+        m.key
+        for m in METHODS.values()
+        if m.model == model
+        and m.calibrate is None
+        and m.mmdet_loss is None
+        and m.sampler is None
+        and m.train_split == "train"
+        and method_loss(m).loss is None
+    ]
     if not rows:
-        raise ValueError(f"model={model!r}; expected a model with a row of its own loss, one of "
-                         f"{sorted({m.model for m in METHODS.values()})}")
+        raise ValueError(
+            f"model={model!r}; expected a model with a row of its own loss, one of "
+            f"{sorted({m.model for m in METHODS.values()})}"
+        )
     return rows[0]
 
 

@@ -5,6 +5,7 @@ build them. The comparisons are rows of the method table (:data:`detbalance.benc
 ``model``); :data:`HEAD_ROWS` lists them as (model, loss) pairs, the loss named as in ``detbalance.losses``, or
 ``"ce"`` / ``"FocalLoss"`` for the framework's own softmax cross-entropy / sigmoid focal loss of the model.
 """
+
 from __future__ import annotations
 
 from ..demo.models import DEFAULT_MODEL, MODELS, config_path, demo_loss, get_model
@@ -13,5 +14,7 @@ from .methods import METHODS
 __all__ = ["MODELS", "HEAD_ROWS", "get_model", "config_path"]
 
 HEAD_ROWS: tuple[tuple[str, str], ...] = tuple(
-    (m.model, demo_loss(m.loss).loss or MODELS[m.model].own_loss) for m in METHODS.values()
-    if m.model != DEFAULT_MODEL and m.calibrate is None)
+    (m.model, demo_loss(m.loss).loss or MODELS[m.model].own_loss)
+    for m in METHODS.values()
+    if m.model != DEFAULT_MODEL and m.calibrate is None
+)

@@ -11,6 +11,7 @@ test split never chooses anything. The record adds ``calibration``: method, base
 validation curve (APr by gamma); its ``seconds`` are the calibration's (validation and test predictions), its
 ``train`` the base's training summary.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ from .methods import GAMMA_FIT_METRIC, GAMMA_GRID, get_method
 __all__ = ["calibrate_row"]
 
 
-def calibrate_row(settings, dataset, weights_file: Path, framework: str, method, seed: int,
-                  definition: str) -> tuple[dict, list[dict], dict]:
+def calibrate_row(
+    settings, dataset, weights_file: Path, framework: str, method, seed: int, definition: str
+) -> tuple[dict, list[dict], dict]:
     """``(marker, test detections, record fields)`` of calibration row ``method`` (module docstring); cached in
     ``<work>/calibrated.json`` + ``results.json`` under the row's own work folder."""
     from .runner import _definition, _machine, _runner, _spec, _trained
@@ -51,18 +53,32 @@ def calibrate_row(settings, dataset, weights_file: Path, framework: str, method,
 
     val_gt = json.loads(dataset.split("val")[0].read_text(encoding="utf-8"))
     by_gamma = {gamma: predict("val", gamma) for gamma in GAMMA_GRID}
-    fit = fit_calibration(val_gt, by_gamma[0.0], {g: r for g, r in by_gamma.items() if g > 0},
-                          weights_file=load_weights(weights_file, num_classes=len(dataset.categories)),
-                          method=method.calibrate, metric=GAMMA_FIT_METRIC)
+    fit = fit_calibration(
+        val_gt,
+        by_gamma[0.0],
+        {g: r for g, r in by_gamma.items() if g > 0},
+        weights_file=load_weights(weights_file, num_classes=len(dataset.categories)),
+        method=method.calibrate,
+        metric=GAMMA_FIT_METRIC,
+    )
     gamma = float(fit.calibration.gamma)
     results = predict("test", gamma)
     write_json(results_json, results)
-    calibration = {"method": method.calibrate, "base": base.key, "gamma": gamma, "grid": list(GAMMA_GRID),
-                   "fit_split": "val", "fit_metric": "APr (LVIS protocol)",
-                   "val_curve": {f"{g:g}": None if math.isnan(v) else round(v, 4)
-                                 for g, v in fit.metric_by_gamma.items()}}
-    trained = {"definition": definition, "seconds": round(time.perf_counter() - start, 1),
-               "train": base_trained["train"], "machine": _machine(settings.device, settings.threads),
-               "calibration": calibration}
+    calibration = {
+        "method": method.calibrate,
+        "base": base.key,
+        "gamma": gamma,
+        "grid": list(GAMMA_GRID),
+        "fit_split": "val",
+        "fit_metric": "APr (LVIS protocol)",
+        "val_curve": {f"{g:g}": None if math.isnan(v) else round(v, 4) for g, v in fit.metric_by_gamma.items()},
+    }
+    trained = {
+        "definition": definition,
+        "seconds": round(time.perf_counter() - start, 1),
+        "train": base_trained["train"],
+        "machine": _machine(settings.device, settings.threads),
+        "calibration": calibration,
+    }
     write_json(marker, trained, indent=1)
     return trained, results, {"calibration": calibration}

@@ -12,6 +12,7 @@
 
 Means are over seeds; ``+-`` is the sample standard deviation over seeds (none with one seed).
 """
+
 from __future__ import annotations
 
 import math
@@ -69,19 +70,26 @@ def _gap(run, ce, oracle):
 
 def _primary_table(runs, baseline: str = BASELINE) -> list[str]:
     name = _baseline_name(baseline)
-    lines = [f"| method | seeds | **APr** | AP | APc | APf | ΔAPr vs {name} (paired) | {name}'s APr gap to oracle "
-             "closed |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| method | seeds | **APr** | AP | APc | APf | ΔAPr vs {name} (paired) | {name}'s APr gap to oracle closed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for method, seeds in runs.items():
         metric = {k: _fmt([r["metrics"][k] for r in seeds.values()]) for k in ("APr", "AP", "APc", "APf")}
-        delta = "—" if method == baseline else _fmt(_paired(
-            runs, method, lambda r, ce, o: r["metrics"]["APr"] - ce["metrics"]["APr"], baseline))
+        delta = (
+            "—"
+            if method == baseline
+            else _fmt(_paired(runs, method, lambda r, ce, o: r["metrics"]["APr"] - ce["metrics"]["APr"], baseline))
+        )
         gap = "—" if method in (baseline, ORACLE) else _fmt(_paired(runs, method, _gap, baseline), 100.0, " %")
         label = METHODS[method].label if method in METHODS else method
         gammas = [seeds[s]["calibration"]["gamma"] for s in sorted(seeds) if "calibration" in seeds[s]]
         if gammas:  # a post-hoc calibration row: the exponent each seed chose on the validation split
             label += f" (γ on val: {', '.join(f'{g:g}' for g in gammas)})"
-        lines.append(f"| {label} | {','.join(map(str, sorted(seeds)))} | **{metric['APr']}** | {metric['AP']} | "
-                     f"{metric['APc']} | {metric['APf']} | {delta} | {gap} |")
+        lines.append(
+            f"| {label} | {','.join(map(str, sorted(seeds)))} | **{metric['APr']}** | {metric['AP']} | "
+            f"{metric['APc']} | {metric['APf']} | {delta} | {gap} |"
+        )
     return lines
 
 
@@ -98,20 +106,36 @@ def _head_rows(summary: dict, framework: str) -> list[str]:
         runs = _by(summary, framework, model) if model != DEFAULT_MODEL else {}
         if runs:
             baseline = model_baseline(model)
-            out += [f"**{framework}**, {MODELS[model].label}, LVIS protocol (primary: APr; deltas vs "
-                    f"{METHODS[baseline].label}):", "", *_primary_table(runs, baseline), "",
-                    f"{framework}, {MODELS[model].label}, secondary views:", "", *_secondary_table(runs), ""]
+            out += [
+                f"**{framework}**, {MODELS[model].label}, LVIS protocol (primary: APr; deltas vs "
+                f"{METHODS[baseline].label}):",
+                "",
+                *_primary_table(runs, baseline),
+                "",
+                f"{framework}, {MODELS[model].label}, secondary views:",
+                "",
+                *_secondary_table(runs),
+                "",
+            ]
     return out
 
 
 def _secondary_table(runs) -> list[str]:
-    lines = ["| method | APr, cap 100 | AP, cap 100 | APr, AP-fixed | AP, AP-fixed | AP-pool | AP50 | "
-             "ECE all | ECE r | ECE c | ECE f |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | APr, cap 100 | AP, cap 100 | APr, AP-fixed | AP, AP-fixed | AP-pool | AP50 | "
+        "ECE all | ECE r | ECE c | ECE f |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for method, seeds in runs.items():
         rs = list(seeds.values())
-        cells = [_fmt([r["cap100"]["APr"] for r in rs]), _fmt([r["cap100"]["AP"] for r in rs]),
-                 _fmt([r["ap_fixed"]["APr"] for r in rs]), _fmt([r["ap_fixed"]["AP"] for r in rs]),
-                 _fmt([r["ap_pool"] for r in rs]), _fmt([r["AP50"] for r in rs])]
+        cells = [
+            _fmt([r["cap100"]["APr"] for r in rs]),
+            _fmt([r["cap100"]["AP"] for r in rs]),
+            _fmt([r["ap_fixed"]["APr"] for r in rs]),
+            _fmt([r["ap_fixed"]["AP"] for r in rs]),
+            _fmt([r["ap_pool"] for r in rs]),
+            _fmt([r["AP50"] for r in rs]),
+        ]
         cells += [_fmt([r["ece"][g] for r in rs]) for g in ("all", "r", "c", "f")]
         label = METHODS[method].label if method in METHODS else method
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -119,30 +143,47 @@ def _secondary_table(runs) -> list[str]:
 
 
 def _regime(runs) -> str:
-    ratios = _paired(runs, BASELINE, lambda r, ce, o: None if o is None or o["metrics"]["APr"] <= 0
-                     else ce["metrics"]["APr"] / o["metrics"]["APr"])
+    ratios = _paired(
+        runs,
+        BASELINE,
+        lambda r, ce, o: None if o is None or o["metrics"]["APr"] <= 0 else ce["metrics"]["APr"] / o["metrics"]["APr"],
+    )
     if not ratios:
         return "Regime: no seed has both CE and the oracle yet."
-    return (f"Regime: CE's APr is {_fmt(ratios, 100.0, ' %')} of the oracle's (per seed, {len(ratios)} "
-            f"seed{'s' if len(ratios) > 1 else ''}).")
+    return (
+        f"Regime: CE's APr is {_fmt(ratios, 100.0, ' %')} of the oracle's (per seed, {len(ratios)} "
+        f"seed{'s' if len(ratios) > 1 else ''})."
+    )
 
 
 def results_markdown(summary: dict) -> str:
     """The README's generated results block (markdown, ends with a newline)."""
     ds = summary["dataset"]
     frameworks = sorted({r["framework"] for r in summary["runs"]})
-    out = [f"Data `{ds['version']}`: {ds['num_classes']} classes ({ds['groups']['r']} r / {ds['groups']['c']} c / "
-           f"{ds['groups']['f']} f), {ds['train_instances']} train instances, oracle "
-           f"{ds['oracle_instances_per_class']} per class, test {ds['test_instances_per_class']} per class. "
-           f"Primary metric: {summary['primary_metric']}.", ""]
+    out = [
+        f"Data `{ds['version']}`: {ds['num_classes']} classes ({ds['groups']['r']} r / {ds['groups']['c']} c / "
+        f"{ds['groups']['f']} f), {ds['train_instances']} train instances, oracle "
+        f"{ds['oracle_instances_per_class']} per class, test {ds['test_instances_per_class']} per class. "
+        f"Primary metric: {summary['primary_metric']}.",
+        "",
+    ]
     if not frameworks:
         out.append("No run has finished yet.")
     for framework in frameworks:
         runs = _by(summary, framework)
         if runs:
-            out += [f"**{framework}**, LVIS protocol (primary: APr):", "", *_primary_table(runs), "", _regime(runs),
-                    "", f"{framework}, secondary views (ECE in percent, LVIS-protocol detections):", "",
-                    *_secondary_table(runs), ""]
+            out += [
+                f"**{framework}**, LVIS protocol (primary: APr):",
+                "",
+                *_primary_table(runs),
+                "",
+                _regime(runs),
+                "",
+                f"{framework}, secondary views (ECE in percent, LVIS-protocol detections):",
+                "",
+                *_secondary_table(runs),
+                "",
+            ]
         out += _head_rows(summary, framework)
     if frameworks:
         out.append("![APr per method](results/apr.png)")
@@ -151,13 +192,17 @@ def results_markdown(summary: dict) -> str:
 
 def runs_markdown(summary: dict) -> str:
     """Every run with its time and machine (RESULTS.md's generated block)."""
-    lines = ["| framework | method | seed | AP | APr | APc | APf | seconds | machine |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| framework | method | seed | AP | APr | APc | APf | seconds | machine |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in summary["runs"]:
         m = r["metrics"]
         machine = r["machine"].get("gpu") or f"{r['machine']['cpus']} CPUs"
-        lines.append(f"| {r['framework']} | {r['method']} | {r['seed']} | {m['AP']:.1f} | {m['APr']:.1f} | "
-                     f"{m['APc']:.1f} | {m['APf']:.1f} | {r['seconds']:.0f} | {machine}, torch {r['machine']['torch']} |")
+        lines.append(
+            f"| {r['framework']} | {r['method']} | {r['seed']} | {m['AP']:.1f} | {m['APr']:.1f} | "
+            f"{m['APc']:.1f} | {m['APf']:.1f} | {r['seconds']:.0f} | {machine}, torch {r['machine']['torch']} |"
+        )
     total = sum(r["seconds"] for r in summary["runs"])
     lines += ["", f"{len(summary['runs'])} runs, {total / 60:.0f} min of training and testing in all."]
     return "\n".join(lines) + "\n"
@@ -174,7 +219,7 @@ def plot_primary(summary: dict, path: str | Path) -> Path:
     fig, axes = plt.subplots(1, len(frameworks), figsize=(5 * len(frameworks), 3.5), squeeze=False)
     for ax, framework in zip(axes[0], frameworks):
         runs = _by(summary, framework, model=None)
-        for x, (method, seeds) in enumerate(runs.items()):
+        for x, seeds in enumerate(runs.values()):
             values = [r["metrics"]["APr"] for r in seeds.values()]
             ax.bar(x, np.mean(values), color="#9ab", width=0.6)
             ax.plot([x] * len(values), values, "k.", markersize=6)

@@ -11,6 +11,7 @@ is skipped; detections that exist without a record are evaluated without trainin
 (``model_final.pth``) for the post-hoc calibration rows (:mod:`.posthoc`), which re-predict their base method's
 model instead of training. After every run ``<results_dir>/summary.json`` is rewritten from the records.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,7 @@ from ..demo import Schedule
 from ..demo._io import write_json
 from ..demo.data import DemoData
 from ..evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, evaluate_large_vocabulary
-from .methods import (FRAMEWORKS, GAMMA_FIT_METRIC, GAMMA_GRID, Method, definition_hash, get_method, method_loss,
-                      pending)
+from .methods import FRAMEWORKS, GAMMA_FIT_METRIC, GAMMA_GRID, Method, definition_hash, get_method, method_loss, pending
 from .summary import build_summary, load_records, record_path
 
 __all__ = ["BenchmarkSettings", "BENCHMARK_SCHEDULE", "demo_data", "run_matrix"]
@@ -60,29 +60,49 @@ def demo_data(dataset: LongTailDataset, train_split: str) -> DemoData:
     train_json, train_images = dataset.split(train_split)
     test_json, test_images = dataset.split("test")
     cats = dataset.categories
-    return DemoData(name=f"{dataset.version}/{train_split}", train_json=train_json, train_images=train_images,
-                    test_json=test_json, test_images=test_images, class_names=dataset.class_names,
-                    category_ids=tuple(c["id"] for c in cats), groups=tuple(c["frequency"] for c in cats),
-                    image_size=dataset.spec.image_size, max_size=dataset.spec.image_size,
-                    stats_source=("--coco", str(train_json)))
+    return DemoData(
+        name=f"{dataset.version}/{train_split}",
+        train_json=train_json,
+        train_images=train_images,
+        test_json=test_json,
+        test_images=test_images,
+        class_names=dataset.class_names,
+        category_ids=tuple(c["id"] for c in cats),
+        groups=tuple(c["frequency"] for c in cats),
+        image_size=dataset.spec.image_size,
+        max_size=dataset.spec.image_size,
+        stats_source=("--coco", str(train_json)),
+    )
 
 
 def _machine(device: str, threads: int) -> dict:
     import torch
 
-    info = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "device": device, "torch_threads": threads}
+    info = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": device,
+        "torch_threads": threads,
+    }
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
 def _definition(method: Method, settings: BenchmarkSettings) -> str:
-    extra = {"schedule": asdict(settings.schedule), "loss": asdict(method_loss(method)),
-             "protocol": [LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD]}
+    extra = {
+        "schedule": asdict(settings.schedule),
+        "loss": asdict(method_loss(method)),
+        "protocol": [LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD],
+    }
     if method.calibrate is not None:  # stale with its base's training or another grid / fit metric
-        extra["calibration"] = {"base": _definition(get_method(method.base), settings), "grid": list(GAMMA_GRID),
-                                "metric": GAMMA_FIT_METRIC}
+        extra["calibration"] = {
+            "base": _definition(get_method(method.base), settings),
+            "grid": list(GAMMA_GRID),
+            "metric": GAMMA_FIT_METRIC,
+        }
     return definition_hash(method, extra)
 
 
@@ -122,11 +142,16 @@ def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=prin
             continue
         record = _run_one(settings, dataset, weights_file, test_gt, groups, framework, method, seed, definition)
         write_json(path, record, indent=1)
-        write_json(Path(settings.results_dir) / "summary.json",
-                   build_summary(load_records(settings.results_dir, dataset.version), settings.spec), indent=1)
+        write_json(
+            Path(settings.results_dir) / "summary.json",
+            build_summary(load_records(settings.results_dir, dataset.version), settings.spec),
+            indent=1,
+        )
         lvis = record["metrics"]
-        log(f"{tag}: {record['seconds']:.0f} s; LVIS protocol AP {lvis['AP']:.1f} APr {lvis['APr']:.1f} "
-            f"APc {lvis['APc']:.1f} APf {lvis['APf']:.1f}")
+        log(
+            f"{tag}: {record['seconds']:.0f} s; LVIS protocol AP {lvis['AP']:.1f} APr {lvis['APr']:.1f} "
+            f"APc {lvis['APc']:.1f} APf {lvis['APf']:.1f}"
+        )
         done.append(record)
     return done
 
@@ -143,11 +168,23 @@ def _spec(settings, dataset, weights_file, framework, method, seed):
     from ..demo.run import RunSpec
 
     work = Path(settings.work_dir) / dataset.version / framework / method.key / f"seed{seed}"
-    return RunSpec(framework=framework, loss=method_loss(method), seed=seed, model=method.model,
-                   data=demo_data(dataset, method.train_split), schedule=settings.schedule,
-                   weights_file=weights_file, work_dir=work, score_threshold=LVIS_SCORE_THRESHOLD,
-                   max_detections=LVIS_MAX_DETS, device=settings.device, num_threads=settings.threads,
-                   sampler=method.sampler, rfs_threshold=method.rfs_threshold, mmdet_loss=method.mmdet_loss)
+    return RunSpec(
+        framework=framework,
+        loss=method_loss(method),
+        seed=seed,
+        model=method.model,
+        data=demo_data(dataset, method.train_split),
+        schedule=settings.schedule,
+        weights_file=weights_file,
+        work_dir=work,
+        score_threshold=LVIS_SCORE_THRESHOLD,
+        max_detections=LVIS_MAX_DETS,
+        device=settings.device,
+        num_threads=settings.threads,
+        sampler=method.sampler,
+        rfs_threshold=method.rfs_threshold,
+        mmdet_loss=method.mmdet_loss,
+    )
 
 
 def _trained(settings, spec, definition: str, *, need_checkpoint: bool = False) -> dict:
@@ -155,12 +192,20 @@ def _trained(settings, spec, definition: str, *, need_checkpoint: bool = False) 
     definition, no detections, or no checkpoint when ``need_checkpoint``)."""
     marker = spec.work_dir / "trained.json"
     trained = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
-    if (trained is None or trained.get("definition") != definition or not spec.results_json.is_file()
-            or (need_checkpoint and not spec.checkpoint.is_file())):
+    if (
+        trained is None
+        or trained.get("definition") != definition
+        or not spec.results_json.is_file()
+        or (need_checkpoint and not spec.checkpoint.is_file())
+    ):
         start = time.perf_counter()
         summary = _runner(spec.framework).train_and_predict(spec, progress=settings.progress)
-        trained = {"definition": definition, "seconds": round(time.perf_counter() - start, 1), "train": summary,
-                   "machine": _machine(settings.device, settings.threads)}
+        trained = {
+            "definition": definition,
+            "seconds": round(time.perf_counter() - start, 1),
+            "train": summary,
+            "machine": _machine(settings.device, settings.threads),
+        }
         write_json(marker, trained, indent=1)
     return trained
 
@@ -175,10 +220,23 @@ def _run_one(settings, dataset, weights_file, test_gt, groups, framework, method
         trained = _trained(settings, spec, definition)
         results, extra = json.loads(spec.results_json.read_text(encoding="utf-8")), {}
     views = evaluate_large_vocabulary(test_gt, results, groups)
-    return {"framework": framework, "method": method.key, "model": method.model, "seed": seed,
-            "data_version": dataset.version,
-            "definition": definition, "seconds": trained["seconds"], "machine": trained["machine"],
-            "train": trained["train"], "metrics": {k: views["lvis"][k] for k in ("AP", "APr", "APc", "APf")},
-            "AP50": views["lvis"]["AP50"], "cap100": views["cap100"], "ap_fixed": views["ap_fixed"],
-            "ap_pool": views["ap_pool"], "ece": views["ece"], "per_class_ap": views["per_class_ap"],
-            "num_detections": views["num_lvis_detections"], **extra}
+    return {
+        "framework": framework,
+        "method": method.key,
+        "model": method.model,
+        "seed": seed,
+        "data_version": dataset.version,
+        "definition": definition,
+        "seconds": trained["seconds"],
+        "machine": trained["machine"],
+        "train": trained["train"],
+        "metrics": {k: views["lvis"][k] for k in ("AP", "APr", "APc", "APf")},
+        "AP50": views["lvis"]["AP50"],
+        "cap100": views["cap100"],
+        "ap_fixed": views["ap_fixed"],
+        "ap_pool": views["ap_pool"],
+        "ece": views["ece"],
+        "per_class_ap": views["per_class_ap"],
+        "num_detections": views["num_lvis_detections"],
+        **extra,
+    }

@@ -13,22 +13,36 @@ Schema::
 
 Runs are sorted by (framework, method, seed); only records of the current data version are included.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from ..data.longtail import LongTailSpec, _version
-from ..weights import frequency_groups
 from ..evaluation.lvis_protocol import AP_FIXED_PER_IMAGE, FRAMEWORK_MAX_DETS, LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD
+from ..weights import frequency_groups
 
 __all__ = ["PRIMARY_METRIC", "record_path", "load_records", "build_summary"]
 
 #: Pre-registered before any result: the one number the benchmark is judged by; every other view is secondary.
-PRIMARY_METRIC = ("APr under the LVIS protocol (at most 300 detections per image, score >= 1e-4, mean AP at IoU "
-                  ".50:.95 over the classes in 1-10 train images), mean +- std over >= 3 seeds")
-_RUN_KEYS = ("framework", "method", "seed", "metrics", "AP50", "cap100", "ap_fixed", "ap_pool", "ece", "seconds",
-             "machine")
+PRIMARY_METRIC = (
+    "APr under the LVIS protocol (at most 300 detections per image, score >= 1e-4, mean AP at IoU "
+    ".50:.95 over the classes in 1-10 train images), mean +- std over >= 3 seeds"
+)
+_RUN_KEYS = (
+    "framework",
+    "method",
+    "seed",
+    "metrics",
+    "AP50",
+    "cap100",
+    "ap_fixed",
+    "ap_pool",
+    "ece",
+    "seconds",
+    "machine",
+)
 #: Keys only some records have: a post-hoc calibration row's ``calibration`` (method, base, gamma, grid, curve);
 #: ``model`` (the detector; records made before the head rows lack it: they trained the demo's Faster R-CNN).
 _OPTIONAL_KEYS = ("calibration", "model")
@@ -54,13 +68,23 @@ def build_summary(records: list[dict], spec: LongTailSpec) -> dict:
     found = frequency_groups(spec.counts)  # every train image holds a class at most once: images = instances
     groups = {g: found.count(g) for g in ("r", "c", "f")}
     return {
-        "dataset": {"name": "detbalance LVIS-like synthetic shapes", "version": version,
-                    "num_classes": spec.num_classes, "groups": groups, "train_instances": sum(spec.counts),
-                    "oracle_instances_per_class": spec.split_counts("train_balanced")[0],
-                    "val_instances_per_class": spec.val_per_class,
-                    "test_instances_per_class": spec.test_per_class, "image_size": spec.image_size},
+        "dataset": {
+            "name": "detbalance LVIS-like synthetic shapes",
+            "version": version,
+            "num_classes": spec.num_classes,
+            "groups": groups,
+            "train_instances": sum(spec.counts),
+            "oracle_instances_per_class": spec.split_counts("train_balanced")[0],
+            "val_instances_per_class": spec.val_per_class,
+            "test_instances_per_class": spec.test_per_class,
+            "image_size": spec.image_size,
+        },
         "primary_metric": PRIMARY_METRIC,
-        "protocol": {"max_detections_per_image": LVIS_MAX_DETS, "score_threshold": LVIS_SCORE_THRESHOLD,
-                     "framework_cap": FRAMEWORK_MAX_DETS, "ap_fixed_per_class_per_test_image": AP_FIXED_PER_IMAGE},
+        "protocol": {
+            "max_detections_per_image": LVIS_MAX_DETS,
+            "score_threshold": LVIS_SCORE_THRESHOLD,
+            "framework_cap": FRAMEWORK_MAX_DETS,
+            "ap_fixed_per_class_per_test_image": AP_FIXED_PER_IMAGE,
+        },
         "runs": [{**{k: r[k] for k in _RUN_KEYS}, **{k: r[k] for k in _OPTIONAL_KEYS if k in r}} for r in records],
     }

@@ -9,12 +9,30 @@ scores with the training class frequencies, without retraining:
 - :class:`CalibrationFile`: the versioned calibration file (:func:`save_calibration`, :func:`load_calibration`);
 - :class:`ScoreCalibration` / :func:`build_calibration`: the one place both frameworks' heads score through.
 """
+
 from .file import FORMAT, SCORE_METHODS, VERSION, CalibrationFile, load_calibration, save_calibration
 from .logit_adjust import logit_adjust, logit_shift
 from .norcal import norcal_factors, norcal_scores
 from .scoring import METHODS, SOFTMAX_LOSSES, ScoreCalibration, build_calibration
 from .thresholds import OBJECTIVES, ThresholdFit, apply_thresholds, fit_thresholds
 
-__all__ = ["FORMAT", "VERSION", "SCORE_METHODS", "METHODS", "OBJECTIVES", "SOFTMAX_LOSSES", "CalibrationFile",
-           "load_calibration", "save_calibration", "logit_adjust", "logit_shift", "norcal_factors", "norcal_scores",
-           "ScoreCalibration", "build_calibration", "ThresholdFit", "apply_thresholds", "fit_thresholds"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "SCORE_METHODS",
+    "METHODS",
+    "OBJECTIVES",
+    "SOFTMAX_LOSSES",
+    "CalibrationFile",
+    "load_calibration",
+    "save_calibration",
+    "logit_adjust",
+    "logit_shift",
+    "norcal_factors",
+    "norcal_scores",
+    "ScoreCalibration",
+    "build_calibration",
+    "ThresholdFit",
+    "apply_thresholds",
+    "fit_thresholds",
+]

@@ -13,6 +13,7 @@ Written by ``tools/calibrate.py`` (or :func:`save_calibration`), read by both fr
 Per-class lists follow the model's contiguous label order, as in the weights file
 (:mod:`detbalance.weights.file`), and are written atomically by the same writer.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,15 @@ from ..weights.file import write_text_atomic
 from ._checks import NORCAL_ON, NORCAL_VARIANTS, check_gamma
 from .thresholds import OBJECTIVES
 
-__all__ = ["FORMAT", "VERSION", "SCORE_METHODS", "CalibrationFile", "save_calibration", "load_calibration",
-           "read_format"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "SCORE_METHODS",
+    "CalibrationFile",
+    "save_calibration",
+    "load_calibration",
+    "read_format",
+]
 
 FORMAT = "detbalance-calibration"
 VERSION = 1
@@ -85,8 +93,11 @@ class CalibrationFile:
             if not isinstance(counts, list) or len(counts) != k:
                 out.append(("class_counts", f"expected a list of {k} counts (one per class name)"))
             else:
-                bad = [(i, c) for i, c in enumerate(counts)
-                       if not (isinstance(c, int) and not isinstance(c, bool) and c > 0)]
+                bad = [
+                    (i, c)
+                    for i, c in enumerate(counts)
+                    if not (isinstance(c, int) and not isinstance(c, bool) and c > 0)
+                ]
                 if bad:
                     out.append(("class_counts", f"expected integers > 0, got {bad[0][1]!r} at index {bad[0][0]}"))
         if self.on not in NORCAL_ON:
@@ -138,8 +149,9 @@ def save_calibration(path: str | os.PathLike, cf: CalibrationFile) -> None:
     problems = cf.problems()
     if problems:
         _raise(path, problems)
-    members = [f"  {json.dumps(k)}: {json.dumps(v, allow_nan=False, ensure_ascii=False)}"
-               for k, v in cf.to_json().items()]
+    members = [
+        f"  {json.dumps(k)}: {json.dumps(v, allow_nan=False, ensure_ascii=False)}" for k, v in cf.to_json().items()
+    ]
     write_text_atomic(path, "{\n" + ",\n".join(members) + "\n}\n")
 
 
@@ -164,24 +176,37 @@ def load_calibration(path: str | os.PathLike, num_classes: int | None = None) ->
     """
     fmt, data = read_format(path)
     if fmt != FORMAT:
-        raise ValueError(f"{path}: field 'format' is {fmt!r}, expected {FORMAT!r}; this is not a detbalance "
-                         "calibration file")
+        raise ValueError(
+            f"{path}: field 'format' is {fmt!r}, expected {FORMAT!r}; this is not a detbalance calibration file"
+        )
     if data.get("version") != VERSION:
-        raise ValueError(f"{path}: field 'version' is {data.get('version')!r}, this detbalance reads version "
-                         f"{VERSION}")
-    missing = [k for k in ("class_names", "class_counts", "method", "gamma", "norcal", "thresholds",
-                           "threshold_rule", "fit") if k not in data]
+        raise ValueError(f"{path}: field 'version' is {data.get('version')!r}, this detbalance reads version {VERSION}")
+    missing = [
+        k
+        for k in ("class_names", "class_counts", "method", "gamma", "norcal", "thresholds", "threshold_rule", "fit")
+        if k not in data
+    ]
     if missing:
         raise ValueError(f"{path}: field '{missing[0]}' is missing")
     norcal = data["norcal"] if isinstance(data["norcal"], dict) else {}
-    cf = CalibrationFile(class_names=data["class_names"], class_counts=data["class_counts"], method=data["method"],
-                         gamma=data["gamma"], on=norcal.get("on"), renorm=norcal.get("renorm"),
-                         variant=norcal.get("variant"), thresholds=data["thresholds"],
-                         threshold_rule=data["threshold_rule"], fit=data["fit"], version=data["version"])
+    cf = CalibrationFile(
+        class_names=data["class_names"],
+        class_counts=data["class_counts"],
+        method=data["method"],
+        gamma=data["gamma"],
+        on=norcal.get("on"),
+        renorm=norcal.get("renorm"),
+        variant=norcal.get("variant"),
+        thresholds=data["thresholds"],
+        threshold_rule=data["threshold_rule"],
+        fit=data["fit"],
+        version=data["version"],
+    )
     problems = cf.problems()
     if problems:
         _raise(path, problems)
     if num_classes is not None and num_classes != cf.num_classes:
-        raise ValueError(f"{path}: the calibration file has {cf.num_classes} classes but the model has "
-                         f"num_classes={num_classes}")
+        raise ValueError(
+            f"{path}: the calibration file has {cf.num_classes} classes but the model has num_classes={num_classes}"
+        )
     return cf

@@ -24,6 +24,7 @@ Example:
     >>> [round(v, 3) for v in adjusted[0].tolist()]
     [-4.605, 0.0]
 """
+
 from __future__ import annotations
 
 import torch
@@ -47,8 +48,9 @@ def logit_adjust(logits: Tensor, class_counts: Counts, gamma: float) -> Tensor:
         raise ValueError(f"logits must be a 2-D floating tensor [R, K + E], got {shape}")
     num_classes = check_counts(class_counts).numel()
     if logits.shape[1] < num_classes:
-        raise ValueError(f"logits have {logits.shape[1]} columns; expected at least K = {num_classes} "
-                         "(one per class count)")
+        raise ValueError(
+            f"logits have {logits.shape[1]} columns; expected at least K = {num_classes} (one per class count)"
+        )
     x = logits.to(compute_dtype(logits))
     shift = logit_shift(class_counts, gamma, device=x.device, dtype=x.dtype)
     pad = shift.new_zeros(x.shape[1] - num_classes)

@@ -28,18 +28,20 @@ Example:
     >>> norcal_scores(logits, [100, 1], gamma=0.5).argmax(dim=1).item()   # the rare class wins the tie
     1
 """
+
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from ._checks import Counts, check_choice, check_counts, check_gamma, check_logits, NORCAL_ON
+from ._checks import NORCAL_ON, Counts, check_choice, check_counts, check_gamma, check_logits
 
 __all__ = ["norcal_factors", "norcal_scores"]
 
 
-def norcal_factors(class_counts: Counts, gamma: float, *, variant: str = "power", device=None,
-                   dtype: torch.dtype = torch.float64) -> Tensor:
+def norcal_factors(
+    class_counts: Counts, gamma: float, *, variant: str = "power", device=None, dtype: torch.dtype = torch.float64
+) -> Tensor:
     """Per-class factors ``w[K]``: ``n_c ** -gamma`` (``power``) or ``(1 - beta) / (1 - beta ** n_c)``
     (``class_balanced``, ``beta = gamma`` in [0, 1)). Every count must be > 0."""
     gamma = check_gamma(gamma, variant)
@@ -51,8 +53,15 @@ def norcal_factors(class_counts: Counts, gamma: float, *, variant: str = "power"
     return factors.to(dtype)
 
 
-def norcal_scores(logits: Tensor, class_counts: Counts, gamma: float, *, on: str = "probs", renorm: bool = True,
-                  variant: str = "power") -> Tensor:
+def norcal_scores(
+    logits: Tensor,
+    class_counts: Counts,
+    gamma: float,
+    *,
+    on: str = "probs",
+    renorm: bool = True,
+    variant: str = "power",
+) -> Tensor:
     """NorCal scores of a softmax head (module docstring): ``logits[R, K + 1]`` -> ``scores[R, K + 1]``.
 
     Args:

@@ -18,18 +18,21 @@ Methods (``method`` of a config):
 
 Class counts ``n_c`` are training image counts: from the calibration file, else the weights file or statistics.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from torch import Tensor, nn
 
 from .._checks import check_int
 from ..losses import WeightedCrossEntropyLoss
-from ..weights import FORMAT as WEIGHTS_FORMAT, load_weights
+from ..weights import FORMAT as WEIGHTS_FORMAT
+from ..weights import load_weights
 from ._checks import NORCAL_ON, NORCAL_VARIANTS, check_choice, check_counts, check_gamma, check_thresholds
-from .file import FORMAT as CALIBRATION_FORMAT, SCORE_METHODS, CalibrationFile, load_calibration, read_format
+from .file import FORMAT as CALIBRATION_FORMAT
+from .file import SCORE_METHODS, CalibrationFile, load_calibration, read_format
 from .logit_adjust import logit_adjust
 from .norcal import norcal_scores
 from .thresholds import apply_thresholds
@@ -64,8 +67,18 @@ class ScoreCalibration(nn.Module):
         1
     """
 
-    def __init__(self, num_classes: int, method: str = "", *, class_counts=None, gamma: Optional[float] = None,
-                 on: str = "probs", renorm: bool = True, variant: str = "power", thresholds=None) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        method: str = "",
+        *,
+        class_counts=None,
+        gamma: float | None = None,
+        on: str = "probs",
+        renorm: bool = True,
+        variant: str = "power",
+        thresholds=None,
+    ) -> None:
         super().__init__()
         self.num_classes = check_int("num_classes", num_classes, minimum=1)
         self.method = check_choice("calibration method", method, SCORE_METHODS)
@@ -76,14 +89,18 @@ class ScoreCalibration(nn.Module):
         self.renorm = renorm
         if method == "":
             if class_counts is not None or gamma is not None:
-                raise ValueError(f"class_counts/gamma={gamma!r} given with calibration method ''; expected none "
-                                 f"(or a method from {list(SCORE_METHODS[1:])})")
+                raise ValueError(
+                    f"class_counts/gamma={gamma!r} given with calibration method ''; expected none "
+                    f"(or a method from {list(SCORE_METHODS[1:])})"
+                )
             self.gamma = None
             counts = None
         else:
             if class_counts is None or gamma is None:
-                raise ValueError(f"calibration method {method!r} needs class_counts and gamma, got "
-                                 f"class_counts={'None' if class_counts is None else 'given'}, gamma={gamma!r}")
+                raise ValueError(
+                    f"calibration method {method!r} needs class_counts and gamma, got "
+                    f"class_counts={'None' if class_counts is None else 'given'}, gamma={gamma!r}"
+                )
             self.gamma = check_gamma(gamma, variant if method == "norcal" else "power")
             counts = check_counts(class_counts)
             if counts.numel() != num_classes:
@@ -103,20 +120,25 @@ class ScoreCalibration(nn.Module):
         The adapters call it when the model is built, so that a mismatch fails then rather than at test time.
         """
         if getattr(loss, "num_classes", None) != self.num_classes:
-            raise ValueError(f"the calibration is for num_classes={self.num_classes} but the loss "
-                             f"{type(loss).__name__} has num_classes={getattr(loss, 'num_classes', None)}")
+            raise ValueError(
+                f"the calibration is for num_classes={self.num_classes} but the loss "
+                f"{type(loss).__name__} has num_classes={getattr(loss, 'num_classes', None)}"
+            )
         if self.method == "norcal" and not isinstance(loss, SOFTMAX_LOSSES):
-            raise ValueError(f"calibration method 'norcal' rescales softmax scores; the loss is "
-                             f"{type(loss).__name__}, expected one of {[c.__name__ for c in SOFTMAX_LOSSES]} "
-                             "(use method 'logit_adjust' for other heads)")
+            raise ValueError(
+                f"calibration method 'norcal' rescales softmax scores; the loss is "
+                f"{type(loss).__name__}, expected one of {[c.__name__ for c in SOFTMAX_LOSSES]} "
+                "(use method 'logit_adjust' for other heads)"
+            )
         return loss
 
     def forward(self, loss: nn.Module, logits: Tensor) -> Tensor:
         """``scores[R, K + 1]`` of ``loss`` (its ``predict_scores``), calibrated; ``logits`` as the loss takes."""
         self.check_loss(loss)
         if self.method == "norcal":
-            scores = norcal_scores(logits, self.class_counts, self.gamma, on=self.on, renorm=self.renorm,
-                                   variant=self.variant)
+            scores = norcal_scores(
+                logits, self.class_counts, self.gamma, on=self.on, renorm=self.renorm, variant=self.variant
+            )
         elif self.method == "logit_adjust":
             scores = loss.predict_scores(logit_adjust(logits, self.class_counts, self.gamma))
         else:
@@ -142,13 +164,21 @@ def _image_counts(stats: Any, num_classes: int, source: str) -> list[int]:
         raise ValueError(f"{source} describes {len(counts)} classes; expected num_classes={num_classes}")
     zero = [n for n, c in zip(names, counts) if c <= 0]
     if zero:
-        raise ValueError(f"{source}: class {zero[0]!r} has training image count 0; expected > 0 for every class "
-                         "(calibration divides by a power of it)")
+        raise ValueError(
+            f"{source}: class {zero[0]!r} has training image count 0; expected > 0 for every class "
+            "(calibration divides by a power of it)"
+        )
     return list(counts)
 
 
-def build_calibration(method: str, num_classes: int, *, gamma: Optional[float] = None,
-                      file: Optional[str | os.PathLike] = None, stats: Any = None) -> ScoreCalibration:
+def build_calibration(
+    method: str,
+    num_classes: int,
+    *,
+    gamma: float | None = None,
+    file: str | os.PathLike | None = None,
+    stats: Any = None,
+) -> ScoreCalibration:
     """A :class:`ScoreCalibration` from a config's settings.
 
     Args:
@@ -169,12 +199,14 @@ def build_calibration(method: str, num_classes: int, *, gamma: Optional[float] =
     check_choice("calibration method", method, METHODS)
     if method == "":
         if gamma is not None or file:
-            raise ValueError(f"calibration gamma={gamma!r}, file={file!r} given but method is '' (off); expected "
-                             f"a method from {list(METHODS[1:])} or neither setting")
+            raise ValueError(
+                f"calibration gamma={gamma!r}, file={file!r} given but method is '' (off); expected "
+                f"a method from {list(METHODS[1:])} or neither setting"
+            )
         return ScoreCalibration(num_classes)
     if gamma is not None:
         check_gamma(gamma)  # >= 0 whatever the file says; the variant's own range is checked when built
-    contents: Optional[CalibrationFile] = None
+    contents: CalibrationFile | None = None
     if file:
         fmt, _ = read_format(file)
         if fmt == CALIBRATION_FORMAT:
@@ -182,31 +214,51 @@ def build_calibration(method: str, num_classes: int, *, gamma: Optional[float] =
         elif fmt == WEIGHTS_FORMAT:
             stats = load_weights(file, num_classes)
         else:
-            raise ValueError(f"{file}: field 'format' is {fmt!r}; expected {CALIBRATION_FORMAT!r} or "
-                             f"{WEIGHTS_FORMAT!r}")
+            raise ValueError(
+                f"{file}: field 'format' is {fmt!r}; expected {CALIBRATION_FORMAT!r} or {WEIGHTS_FORMAT!r}"
+            )
     if method == "thresholds":
         if contents is None or contents.thresholds is None:
-            raise ValueError(f"calibration method 'thresholds' needs a calibration file with thresholds, got "
-                             f"file={file!r}")
+            raise ValueError(
+                f"calibration method 'thresholds' needs a calibration file with thresholds, got file={file!r}"
+            )
         if gamma is not None:
-            raise ValueError(f"calibration gamma={gamma!r} given with method 'thresholds'; expected None: the "
-                             f"thresholds in {file} were fitted with its own gamma={contents.gamma!r}")
-        return ScoreCalibration(num_classes, contents.method, class_counts=contents.class_counts,
-                                gamma=contents.gamma, on=contents.on, renorm=contents.renorm,
-                                variant=contents.variant, thresholds=contents.thresholds)
+            raise ValueError(
+                f"calibration gamma={gamma!r} given with method 'thresholds'; expected None: the "
+                f"thresholds in {file} were fitted with its own gamma={contents.gamma!r}"
+            )
+        return ScoreCalibration(
+            num_classes,
+            contents.method,
+            class_counts=contents.class_counts,
+            gamma=contents.gamma,
+            on=contents.on,
+            renorm=contents.renorm,
+            variant=contents.variant,
+            thresholds=contents.thresholds,
+        )
     if contents is not None:
         if gamma is None and contents.method != method:
             raise ValueError(f"{file} holds a gamma for method {contents.method!r}, not {method!r}; give gamma")
         if contents.class_counts is None:
             raise ValueError(f"{file}: field 'class_counts' is null; method {method!r} needs class counts")
-        return ScoreCalibration(num_classes, method, class_counts=contents.class_counts,
-                                gamma=contents.gamma if gamma is None else gamma, on=contents.on,
-                                renorm=contents.renorm, variant=contents.variant)
+        return ScoreCalibration(
+            num_classes,
+            method,
+            class_counts=contents.class_counts,
+            gamma=contents.gamma if gamma is None else gamma,
+            on=contents.on,
+            renorm=contents.renorm,
+            variant=contents.variant,
+        )
     if gamma is None:
-        raise ValueError(f"calibration method {method!r} needs gamma (or a calibration file holding a fitted one), "
-                         "got neither")
+        raise ValueError(
+            f"calibration method {method!r} needs gamma (or a calibration file holding a fitted one), got neither"
+        )
     if stats is None:
-        raise ValueError(f"calibration method {method!r} needs class counts: expected a weights or calibration "
-                         "file, or class statistics, got none")
+        raise ValueError(
+            f"calibration method {method!r} needs class counts: expected a weights or calibration "
+            "file, or class statistics, got none"
+        )
     counts = _image_counts(stats, num_classes, str(file) if file else "class statistics")
     return ScoreCalibration(num_classes, method, class_counts=counts, gamma=gamma)

@@ -18,6 +18,7 @@ Example:
     >>> float(fit.thresholds[0]), round(float(fit.f1[0]), 3)
     (0.3, 0.8)
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,16 @@ class ThresholdFit:
     reached: np.ndarray  # objective "precision": the target was reached; "f1": True where a cut was chosen
 
 
-def fit_thresholds(scores: np.ndarray, labels: np.ndarray, is_tp: np.ndarray, num_gt: np.ndarray, *,
-                   objective: str = "f1", target: float | None = None, default: float = 0.05) -> ThresholdFit:
+def fit_thresholds(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    is_tp: np.ndarray,
+    num_gt: np.ndarray,
+    *,
+    objective: str = "f1",
+    target: float | None = None,
+    default: float = 0.05,
+) -> ThresholdFit:
     """Per-class thresholds (module docstring) from matched detections.
 
     Args:
@@ -61,8 +70,9 @@ def fit_thresholds(scores: np.ndarray, labels: np.ndarray, is_tp: np.ndarray, nu
         if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
             raise ValueError(f"target={target!r}; expected a precision in (0, 1] with objective='precision'")
     elif target is not None:
-        raise ValueError(f"target={target!r} is given but objective={objective!r}; a target goes with "
-                         "objective='precision'")
+        raise ValueError(
+            f"target={target!r} is given but objective={objective!r}; a target goes with objective='precision'"
+        )
     check_thresholds([default], 1)
     num_classes = len(num_gt)
     thresholds = np.full(num_classes, float(default))
@@ -102,7 +112,9 @@ def apply_thresholds(scores: Tensor, thresholds: Tensor) -> Tensor:
     """
     num_classes = thresholds.numel()
     if scores.dim() != 2 or scores.shape[1] != num_classes + 1:
-        raise ValueError(f"scores have shape {tuple(scores.shape)}; expected [R, K + 1] with K = {num_classes} "
-                         "(one threshold per class)")
+        raise ValueError(
+            f"scores have shape {tuple(scores.shape)}; expected [R, K + 1] with K = {num_classes} "
+            "(one threshold per class)"
+        )
     t = torch.cat([thresholds.to(scores), scores.new_zeros(1)])
     return torch.where(scores >= t, scores, torch.zeros_like(scores))

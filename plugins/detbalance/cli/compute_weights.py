@@ -8,6 +8,7 @@ that source is asked for; ``--coco`` and ``--voc`` need neither framework.
 Exit status: 0 on success, 2 on bad input (missing file, malformed json/xml, unknown category or image id, empty
 dataset, zero-count classes without ``--missing max``, bad option values); nothing is written in that case.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,13 +47,27 @@ class WeightsResult:
 
 
 def compute_weights_file(
-    *, coco: str | None = None, voc: str | None = None, d2_dataset: str | None = None,
-    register_coco: Sequence[str] | None = None, mmdet_config: str | None = None,
-    classes: Sequence[str] | None = None, voc_split: str | None = None, keep_empty: bool = False,
-    include_ignored: bool = False, scheme: str = "sqrt_inverse", count: str = "instances", beta: float = 0.999,
-    power: float = 1.0, max_ratio: float | None = None, missing: str = "error", background_weight: float = 1.0,
-    rfs_threshold: float | None = None, output: str | os.PathLike | None = None,
-    plot: str | os.PathLike | None = None, progress: str = "auto",
+    *,
+    coco: str | None = None,
+    voc: str | None = None,
+    d2_dataset: str | None = None,
+    register_coco: Sequence[str] | None = None,
+    mmdet_config: str | None = None,
+    classes: Sequence[str] | None = None,
+    voc_split: str | None = None,
+    keep_empty: bool = False,
+    include_ignored: bool = False,
+    scheme: str = "sqrt_inverse",
+    count: str = "instances",
+    beta: float = 0.999,
+    power: float = 1.0,
+    max_ratio: float | None = None,
+    missing: str = "error",
+    background_weight: float = 1.0,
+    rfs_threshold: float | None = None,
+    output: str | os.PathLike | None = None,
+    plot: str | os.PathLike | None = None,
+    progress: str = "auto",
 ) -> WeightsResult:
     """Class statistics of one training set and its weights file; the options of ``tools/compute_weights.py``.
 
@@ -112,40 +127,74 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--coco", metavar="JSON", help="COCO or LVIS instances json (streamed)")
     src.add_argument("--voc", metavar="DIR", help="Pascal VOC folder containing Annotations/")
     src.add_argument("--d2-dataset", metavar="NAME", help="dataset registered in Detectron2's DatasetCatalog")
-    src.add_argument("--register-coco", nargs=3, metavar=("NAME", "JSON", "IMGDIR"),
-                     help="register a COCO json in Detectron2 under NAME, then read it like --d2-dataset")
+    src.add_argument(
+        "--register-coco",
+        nargs=3,
+        metavar=("NAME", "JSON", "IMGDIR"),
+        help="register a COCO json in Detectron2 under NAME, then read it like --d2-dataset",
+    )
     src.add_argument("--mmdet-config", metavar="CFG", help="MMDetection config; reads train_dataloader.dataset")
-    p.add_argument("--classes", nargs="+", metavar="NAME",
-                   help="--coco/--voc: the model's class names in label order (default: by category id / sorted)")
+    p.add_argument(
+        "--classes",
+        nargs="+",
+        metavar="NAME",
+        help="--coco/--voc: the model's class names in label order (default: by category id / sorted)",
+    )
     p.add_argument("--voc-split", metavar="SPLIT", help="--voc: only images of ImageSets/Main/SPLIT.txt")
-    p.add_argument("--keep-empty", action="store_true",
-                   help="--d2-dataset/--register-coco: count the images without a non-crowd box too, as a loader "
-                        "with DATALOADER.FILTER_EMPTY_ANNOTATIONS False (default: drop them, as detectron2's "
-                        "default loader; --mmdet-config follows the config's filter_cfg)")
-    p.add_argument("--include-ignored", action="store_true",
-                   help="count crowd/ignored/difficult boxes too (default: report them, do not count them)")
+    p.add_argument(
+        "--keep-empty",
+        action="store_true",
+        help="--d2-dataset/--register-coco: count the images without a non-crowd box too, as a loader "
+        "with DATALOADER.FILTER_EMPTY_ANNOTATIONS False (default: drop them, as detectron2's "
+        "default loader; --mmdet-config follows the config's filter_cfg)",
+    )
+    p.add_argument(
+        "--include-ignored",
+        action="store_true",
+        help="count crowd/ignored/difficult boxes too (default: report them, do not count them)",
+    )
 
     w = p.add_argument_group("weights")
     w.add_argument("--scheme", choices=SCHEMES, default=_DEFAULTS["scheme"])
-    w.add_argument("--count", choices=("instances", "images"), default=_DEFAULTS["count"],
-                   help="class frequency the scheme uses: boxes per class or images containing the class")
+    w.add_argument(
+        "--count",
+        choices=("instances", "images"),
+        default=_DEFAULTS["count"],
+        help="class frequency the scheme uses: boxes per class or images containing the class",
+    )
     w.add_argument("--beta", type=float, default=_DEFAULTS["beta"], help="effective_number: beta in [0, 1)")
-    w.add_argument("--power", type=float, default=_DEFAULTS["power"],
-                   help="exponent on the scheme's weights (0 = uniform)")
+    w.add_argument(
+        "--power", type=float, default=_DEFAULTS["power"], help="exponent on the scheme's weights (0 = uniform)"
+    )
     w.add_argument("--max-ratio", type=float, default=_DEFAULTS["max_ratio"], help="cap max/min weight ratio")
-    w.add_argument("--missing", choices=("error", "max"), default=_DEFAULTS["missing"],
-                   help="classes without boxes: fail (default) or give them the largest weight")
-    w.add_argument("--background-weight", type=float, default=_DEFAULTS["background_weight"],
-                   help="weight stored for the background class")
-    w.add_argument("--rfs-threshold", type=float, default=_DEFAULTS["rfs_threshold"],
-                   help="also summarize repeat factor sampling with this frequency threshold (LVIS: 0.001)")
+    w.add_argument(
+        "--missing",
+        choices=("error", "max"),
+        default=_DEFAULTS["missing"],
+        help="classes without boxes: fail (default) or give them the largest weight",
+    )
+    w.add_argument(
+        "--background-weight",
+        type=float,
+        default=_DEFAULTS["background_weight"],
+        help="weight stored for the background class",
+    )
+    w.add_argument(
+        "--rfs-threshold",
+        type=float,
+        default=_DEFAULTS["rfs_threshold"],
+        help="also summarize repeat factor sampling with this frequency threshold (LVIS: 0.001)",
+    )
 
     o = p.add_argument_group("output")
     o.add_argument("-o", "--output", metavar="JSON", help="weights file to write (atomically)")
     o.add_argument("--plot", metavar="PNG", help="bar chart of class frequencies with the weights overlaid")
-    o.add_argument("--progress", choices=PROGRESS_MODES, default=_DEFAULTS["progress"],
-                   help=f"progress bar; auto = for inputs over {LARGE_FILE_BYTES >> 20} MiB or "
-                        f"{LARGE_ITEM_COUNT} files/images")
+    o.add_argument(
+        "--progress",
+        choices=PROGRESS_MODES,
+        default=_DEFAULTS["progress"],
+        help=f"progress bar; auto = for inputs over {LARGE_FILE_BYTES >> 20} MiB or {LARGE_ITEM_COUNT} files/images",
+    )
     return p
 
 
@@ -153,34 +202,45 @@ def _read(args: SimpleNamespace) -> DatasetStats:
     if (args.classes or args.voc_split) and not (args.coco or args.voc):
         raise ValueError("--classes and --voc-split apply to --coco/--voc; framework sources define their classes")
     if args.keep_empty and not (args.d2_dataset or args.register_coco):
-        raise ValueError("--keep-empty applies to --d2-dataset/--register-coco; --coco/--voc count every image "
-                         "and --mmdet-config follows its filter_cfg")
+        raise ValueError(
+            "--keep-empty applies to --d2-dataset/--register-coco; --coco/--voc count every image "
+            "and --mmdet-config follows its filter_cfg"
+        )
     if args.coco:
         from ..stats.coco import read_coco
 
         large = os.path.isfile(args.coco) and os.path.getsize(args.coco) > LARGE_FILE_BYTES
-        return read_coco(args.coco, classes=args.classes, include_ignored=args.include_ignored,
-                         progress=show_progress(args.progress, large))
+        return read_coco(
+            args.coco,
+            classes=args.classes,
+            include_ignored=args.include_ignored,
+            progress=show_progress(args.progress, large),
+        )
     if args.voc:
         from ..stats.voc import read_voc
 
         ann = os.path.join(args.voc, "Annotations")
         large = os.path.isdir(ann) and len(os.listdir(ann)) > LARGE_ITEM_COUNT
-        return read_voc(args.voc, split=args.voc_split, classes=args.classes, include_ignored=args.include_ignored,
-                        progress=show_progress(args.progress, large))
+        return read_voc(
+            args.voc,
+            split=args.voc_split,
+            classes=args.classes,
+            include_ignored=args.include_ignored,
+            progress=show_progress(args.progress, large),
+        )
     if args.mmdet_config:
         from detbalance.mmdet.stats import stats_from_mmdet_config
 
-        return stats_from_mmdet_config(args.mmdet_config, include_ignored=args.include_ignored,
-                                       progress=args.progress)
+        return stats_from_mmdet_config(args.mmdet_config, include_ignored=args.include_ignored, progress=args.progress)
     from detbalance.detectron2.stats import register_coco, stats_from_detectron2
 
     name = args.d2_dataset
     if args.register_coco:
         name, json_file, image_root = args.register_coco
         register_coco(name, json_file, image_root)
-    return stats_from_detectron2(name, include_ignored=args.include_ignored, filter_empty=not args.keep_empty,
-                                 progress=args.progress)
+    return stats_from_detectron2(
+        name, include_ignored=args.include_ignored, filter_empty=not args.keep_empty, progress=args.progress
+    )
 
 
 def _weights_file(args: SimpleNamespace, ds: DatasetStats) -> WeightsFile:

@@ -14,6 +14,7 @@ Example:
         ...
     ValueError: annotation id=7 has weight='0.5'; expected a finite number >= 0
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

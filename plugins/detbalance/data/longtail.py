@@ -28,6 +28,7 @@ Example:
     >>> [c["frequency"] for c in data.categories], data.split("test")[0].name
     (['r', 'r', 'r'], 'test.json')
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,10 +46,17 @@ from .._checks import check_int
 from ..weights import frequency_groups
 from ..weights.sampling import COMMON_MAX_IMAGES
 from .shapes import COLOURS, SHAPES
-from .synthetic import GENERATOR_VERSION, _GAP, _render_split, default_cache_dir, generate_once
+from .synthetic import _GAP, GENERATOR_VERSION, _render_split, default_cache_dir, generate_once
 
-__all__ = ["LVIS_V1_RANK_COUNTS", "SPLITS", "LongTailSpec", "LongTailDataset", "lvis_rank_counts",
-           "generate_longtail", "get_longtail_dataset"]
+__all__ = [
+    "LVIS_V1_RANK_COUNTS",
+    "SPLITS",
+    "LongTailSpec",
+    "LongTailDataset",
+    "lvis_rank_counts",
+    "generate_longtail",
+    "get_longtail_dataset",
+]
 
 #: Bump when the files of a given spec change (the data version, and so every cached run, changes with it).
 LONGTAIL_VERSION = 1
@@ -58,11 +66,135 @@ HEAD = 300
 
 #: ``lvis_rank_counts(<LVIS v1 train image counts>)``: train instances (= images) per frequency rank, 300 -> 1.
 LVIS_V1_RANK_COUNTS: tuple[int, ...] = (
-    300, 298, 297, 297, 296, 295, 295, 293, 291, 288, 280, 275, 268, 260, 247, 242, 234, 221, 216, 208, 201, 194,
-    187, 181, 172, 162, 158, 153, 149, 143, 139, 136, 134, 130, 127, 119, 116, 113, 111, 109, 106, 104, 102, 99,
-    95, 90, 82, 79, 74, 71, 69, 66, 63, 61, 56, 54, 50, 49, 47, 46, 44, 42, 41, 39, 37, 35, 34, 32, 31, 30, 29,
-    28, 28, 26, 25, 24, 23, 21, 20, 19, 18, 17, 16, 16, 15, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 8,
-    7, 7, 7, 6, 6, 5, 5, 5, 5, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1)
+    300,
+    298,
+    297,
+    297,
+    296,
+    295,
+    295,
+    293,
+    291,
+    288,
+    280,
+    275,
+    268,
+    260,
+    247,
+    242,
+    234,
+    221,
+    216,
+    208,
+    201,
+    194,
+    187,
+    181,
+    172,
+    162,
+    158,
+    153,
+    149,
+    143,
+    139,
+    136,
+    134,
+    130,
+    127,
+    119,
+    116,
+    113,
+    111,
+    109,
+    106,
+    104,
+    102,
+    99,
+    95,
+    90,
+    82,
+    79,
+    74,
+    71,
+    69,
+    66,
+    63,
+    61,
+    56,
+    54,
+    50,
+    49,
+    47,
+    46,
+    44,
+    42,
+    41,
+    39,
+    37,
+    35,
+    34,
+    32,
+    31,
+    30,
+    29,
+    28,
+    28,
+    26,
+    25,
+    24,
+    23,
+    21,
+    20,
+    19,
+    18,
+    17,
+    16,
+    16,
+    15,
+    14,
+    13,
+    13,
+    12,
+    12,
+    11,
+    11,
+    10,
+    10,
+    9,
+    9,
+    8,
+    8,
+    8,
+    7,
+    7,
+    7,
+    6,
+    6,
+    5,
+    5,
+    5,
+    5,
+    4,
+    4,
+    4,
+    3,
+    3,
+    3,
+    3,
+    2,
+    2,
+    2,
+    2,
+    2,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+    1,
+)
 
 
 def lvis_rank_counts(image_counts: Sequence[int], num_classes: int = 128, head: int = HEAD) -> tuple[int, ...]:
@@ -74,8 +206,10 @@ def lvis_rank_counts(image_counts: Sequence[int], num_classes: int = 128, head: 
     """
     counts = sorted((int(c) for c in image_counts), reverse=True)
     if len(counts) < num_classes or num_classes < 2 or counts[-1] < 1:
-        raise ValueError(f"image_counts has {len(counts)} entries (min {counts[-1] if counts else None}); expected "
-                         f"at least num_classes={num_classes} >= 2 positive counts")
+        raise ValueError(
+            f"image_counts has {len(counts)} entries (min {counts[-1] if counts else None}); expected "
+            f"at least num_classes={num_classes} >= 2 positive counts"
+        )
     picked = [counts[round(i * (len(counts) - 1) / (num_classes - 1))] for i in range(num_classes)]
     low, top = math.log(COMMON_MAX_IMAGES + 1), math.log(max(picked))
     scale = (math.log(head) - low) / (top - low) if top > low else 1.0
@@ -100,18 +234,29 @@ class LongTailSpec:
         counts = tuple(self.counts)
         object.__setattr__(self, "counts", counts)
         grid = len(SHAPES) * len(COLOURS)
-        if not 2 <= len(counts) <= grid or any(isinstance(c, bool) or not isinstance(c, (int, np.integer))
-                                               or c < 1 for c in counts):
-            raise ValueError(f"LongTailSpec.counts={counts[:10]}... ({len(counts)} entries); expected 2..{grid} "
-                             "integers >= 1")
-        for name, low in (("test_per_class", 1), ("val_per_class", 1), ("image_size", 32), ("min_objects", 1),
-                          ("max_objects", self.min_objects), ("min_size", 8), ("max_size", self.min_size),
-                          ("seed", 0)):
+        if not 2 <= len(counts) <= grid or any(
+            isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 1 for c in counts
+        ):
+            raise ValueError(
+                f"LongTailSpec.counts={counts[:10]}... ({len(counts)} entries); expected 2..{grid} integers >= 1"
+            )
+        for name, low in (
+            ("test_per_class", 1),
+            ("val_per_class", 1),
+            ("image_size", 32),
+            ("min_objects", 1),
+            ("max_objects", self.min_objects),
+            ("min_size", 8),
+            ("max_size", self.min_size),
+            ("seed", 0),
+        ):
             check_int(f"LongTailSpec.{name}", getattr(self, name), minimum=low)
-        if self.max_objects * (self.max_size + _GAP) ** 2 > 0.5 * self.image_size ** 2:
-            raise ValueError(f"max_objects={self.max_objects} cells of max_size={self.max_size} px do not fit in a "
-                             f"{self.image_size} px image; expected max_objects * (max_size + {_GAP})**2 <= "
-                             "image_size**2 / 2")
+        if self.max_objects * (self.max_size + _GAP) ** 2 > 0.5 * self.image_size**2:
+            raise ValueError(
+                f"max_objects={self.max_objects} cells of max_size={self.max_size} px do not fit in a "
+                f"{self.image_size} px image; expected max_objects * (max_size + {_GAP})**2 <= "
+                "image_size**2 / 2"
+            )
 
     @property
     def num_classes(self) -> int:
@@ -120,8 +265,12 @@ class LongTailSpec:
     def split_counts(self, split: str) -> list[int]:
         """Instances per frequency rank of ``split``."""
         k = self.num_classes
-        per_split = {"train": list(self.counts), "train_balanced": [round(sum(self.counts) / k)] * k,
-                     "val": [self.val_per_class] * k, "test": [self.test_per_class] * k}
+        per_split = {
+            "train": list(self.counts),
+            "train_balanced": [round(sum(self.counts) / k)] * k,
+            "val": [self.val_per_class] * k,
+            "test": [self.test_per_class] * k,
+        }
         if split not in per_split:
             raise ValueError(f"split={split!r}; expected one of {SPLITS}")
         return per_split[split]
@@ -152,10 +301,19 @@ def _categories(spec: LongTailSpec) -> list[dict]:
     perm = np.random.default_rng(np.random.SeedSequence([spec.seed, 99])).permutation(len(SHAPES) * len(COLOURS))
     cats = []
     groups = frequency_groups(spec.counts)  # a class's train images = its instances (one per image at most)
-    for rank, cell in enumerate(perm[:spec.num_classes].tolist()):
+    for rank, cell in enumerate(perm[: spec.num_classes].tolist()):
         shape, (colour, _) = SHAPES[cell // len(COLOURS)], COLOURS[cell % len(COLOURS)]
-        cats.append({"id": cell + 1, "name": f"{colour}_{shape}", "shape": shape, "color": colour,
-                     "frequency_rank": rank, "longtail_images": spec.counts[rank], "frequency": groups[rank]})
+        cats.append(
+            {
+                "id": cell + 1,
+                "name": f"{colour}_{shape}",
+                "shape": shape,
+                "color": colour,
+                "frequency_rank": rank,
+                "longtail_images": spec.counts[rank],
+                "frequency": groups[rank],
+            }
+        )
     return sorted(cats, key=lambda c: c["id"])
 
 
@@ -178,15 +336,18 @@ def _pack_distinct(per_label: Sequence[int], spec: LongTailSpec, rng: np.random.
             open_ = np.flatnonzero(free > 0)
             if per_label[label] > len(open_):
                 break
-            for i in rng.choice(open_, size=int(per_label[label]), replace=False,
-                                p=free[open_] / free[open_].sum()).tolist():
+            for i in rng.choice(
+                open_, size=int(per_label[label]), replace=False, p=free[open_] / free[open_].sum()
+            ).tolist():
                 images[i].append(label)
                 free[i] -= 1
         else:
             return [rng.permutation(np.asarray(labels, dtype=np.int64)) for labels in images]
-    raise ValueError(f"could not place {max(per_label)} instances of one class in distinct images of "
-                     f"{spec.min_objects}..{spec.max_objects} objects ({total} instances in all); expected fewer "
-                     "instances of the most frequent class or fewer objects per image")
+    raise ValueError(
+        f"could not place {max(per_label)} instances of one class in distinct images of "
+        f"{spec.min_objects}..{spec.max_objects} objects ({total} instances in all); expected fewer "
+        "instances of the most frequent class or fewer objects per image"
+    )
 
 
 def generate_longtail(spec: LongTailSpec, out_dir: str | os.PathLike) -> LongTailDataset:
@@ -206,8 +367,9 @@ def generate_longtail(spec: LongTailSpec, out_dir: str | os.PathLike) -> LongTai
         rng = np.random.default_rng(np.random.SeedSequence([spec.seed, _STREAMS[split]]))
         packed = _pack_distinct(per_label, spec, rng)
         (out / split).mkdir()
-        coco = _render_split(np.zeros(0, dtype=np.int64), spec, rng, out / split, categories,
-                             {**fields, "split": split}, packed=packed)
+        coco = _render_split(
+            np.zeros(0, dtype=np.int64), spec, rng, out / split, categories, {**fields, "split": split}, packed=packed
+        )
         coco["info"]["description"] = f"detbalance LVIS-like synthetic shapes, {split} split"
         (out / f"{split}.json").write_text(json.dumps(coco, separators=(",", ":")), encoding="utf-8")
     (out / "spec.json").write_text(json.dumps(fields, indent=1), encoding="utf-8")
@@ -215,13 +377,15 @@ def generate_longtail(spec: LongTailSpec, out_dir: str | os.PathLike) -> LongTai
 
 
 def _version(spec: LongTailSpec) -> str:
-    key = json.dumps({"spec": dataclasses.asdict(spec), "longtail": LONGTAIL_VERSION,
-                      "synthetic": GENERATOR_VERSION}, sort_keys=True)
+    key = json.dumps(
+        {"spec": dataclasses.asdict(spec), "longtail": LONGTAIL_VERSION, "synthetic": GENERATOR_VERSION}, sort_keys=True
+    )
     return f"lvis{spec.num_classes}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def get_longtail_dataset(spec: LongTailSpec | None = None, *,
-                         cache_dir: str | os.PathLike | None = None) -> LongTailDataset:
+def get_longtail_dataset(
+    spec: LongTailSpec | None = None, *, cache_dir: str | os.PathLike | None = None
+) -> LongTailDataset:
     """The set of ``spec`` (default ``LongTailSpec()``), generated on first use into
     ``<cache_dir or default_cache_dir()>/longtail/<version>/`` (atomically: a folder that exists is complete)."""
     spec = LongTailSpec() if spec is None else spec

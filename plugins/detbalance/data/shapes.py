@@ -13,6 +13,7 @@ Example:
     >>> len(SHAPES)
     16
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,20 @@ def _rotated(points: list[tuple[float, float]], degrees: float) -> list[tuple[fl
     return [(0.5 + (x - 0.5) * c - (y - 0.5) * s, 0.5 + (x - 0.5) * s + (y - 0.5) * c) for x, y in points]
 
 
-_PLUS = [(0.33, 0.0), (0.67, 0.0), (0.67, 0.33), (1.0, 0.33), (1.0, 0.67), (0.67, 0.67), (0.67, 1.0),
-         (0.33, 1.0), (0.33, 0.67), (0.0, 0.67), (0.0, 0.33), (0.33, 0.33)]
+_PLUS = [
+    (0.33, 0.0),
+    (0.67, 0.0),
+    (0.67, 0.33),
+    (1.0, 0.33),
+    (1.0, 0.67),
+    (0.67, 0.67),
+    (0.67, 1.0),
+    (0.33, 1.0),
+    (0.33, 0.67),
+    (0.0, 0.67),
+    (0.0, 0.33),
+    (0.33, 0.33),
+]
 # The diagonal cross is the plus turned by 45 degrees and shrunk so that its arms stay inside the cell.
 _X = _rotated([(0.5 + (x - 0.5) * 0.72, 0.5 + (y - 0.5) * 0.72) for x, y in _PLUS], 45.0)
 
@@ -61,8 +74,7 @@ _POLYGONS: dict[str, list[tuple[float, float]] | None] = {
     "arrow": [(0.0, 0.35), (0.55, 0.35), (0.55, 0.05), (1.0, 0.5), (0.55, 0.95), (0.55, 0.65), (0.0, 0.65)],
     "trapezoid": [(0.3, 0.1), (0.7, 0.1), (1.0, 0.9), (0.0, 0.9)],
     "l_shape": [(0.1, 0.0), (0.45, 0.0), (0.45, 0.65), (0.9, 0.65), (0.9, 1.0), (0.1, 1.0)],
-    "t_shape": [(0.0, 0.0), (1.0, 0.0), (1.0, 0.33), (0.67, 0.33), (0.67, 1.0), (0.33, 1.0), (0.33, 0.33),
-                (0.0, 0.33)],
+    "t_shape": [(0.0, 0.0), (1.0, 0.0), (1.0, 0.33), (0.67, 0.33), (0.67, 1.0), (0.33, 1.0), (0.33, 0.33), (0.0, 0.33)],
 }
 
 #: Shape names in class order: class ``i`` of the synthetic set is ``SHAPES[i]``.
@@ -86,8 +98,9 @@ def shape_mask(shape: str, x: int, y: int, size: int, image_size: int) -> np.nda
     if shape not in _POLYGONS:
         raise ValueError(f"unknown shape {shape!r}; expected one of {list(SHAPES)}")
     if size < 4 or x < 0 or y < 0 or x + size > image_size or y + size > image_size:
-        raise ValueError(f"cell (x={x}, y={y}, size={size}) must lie inside a {image_size}x{image_size} image "
-                         "with size >= 4")
+        raise ValueError(
+            f"cell (x={x}, y={y}, size={size}) must lie inside a {image_size}x{image_size} image with size >= 4"
+        )
     canvas = Image.new("L", (image_size, image_size), 0)
     draw = ImageDraw.Draw(canvas)
     x1, y1 = x + size - 1, y + size - 1

@@ -31,6 +31,7 @@ Example:
     >>> data.class_names
     ('circle', 'square', 'triangle', 'cross')
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,8 +51,15 @@ from PIL import Image
 from .._checks import check_int
 from .shapes import COLOURS, SHAPES, shape_mask
 
-__all__ = ["SyntheticSpec", "SyntheticDataset", "train_schedule", "frequency_groups_of", "generate",
-           "get_synthetic_dataset", "default_cache_dir"]
+__all__ = [
+    "SyntheticSpec",
+    "SyntheticDataset",
+    "train_schedule",
+    "frequency_groups_of",
+    "generate",
+    "get_synthetic_dataset",
+    "default_cache_dir",
+]
 
 # Bump when the rendered output of a given spec changes, so stale cache folders are not reused.
 GENERATOR_VERSION = 2
@@ -88,14 +96,18 @@ class SyntheticSpec:
         _int("max_size", self.min_size, self.image_size // 2)
         _int("seed", 0)
         if not isinstance(self.imbalance_ratio, (int, float)) or not 1.0 <= self.imbalance_ratio <= self.head_instances:
-            raise ValueError(f"SyntheticSpec.imbalance_ratio={self.imbalance_ratio!r}; expected a number in "
-                             f"[1, head_instances={self.head_instances}] so that the rarest class keeps >= 1 instance")
+            raise ValueError(
+                f"SyntheticSpec.imbalance_ratio={self.imbalance_ratio!r}; expected a number in "
+                f"[1, head_instances={self.head_instances}] so that the rarest class keeps >= 1 instance"
+            )
         if not isinstance(self.balanced, bool):
             raise ValueError(f"SyntheticSpec.balanced={self.balanced!r}; expected True or False")
-        if self.max_objects * (self.max_size + _GAP) ** 2 > 0.5 * self.image_size ** 2:
-            raise ValueError(f"max_objects={self.max_objects} cells of max_size={self.max_size} px do not fit "
-                             f"without overlap in a {self.image_size} px image; expected max_objects * "
-                             f"(max_size + {_GAP})**2 <= image_size**2 / 2")
+        if self.max_objects * (self.max_size + _GAP) ** 2 > 0.5 * self.image_size**2:
+            raise ValueError(
+                f"max_objects={self.max_objects} cells of max_size={self.max_size} px do not fit "
+                f"without overlap in a {self.image_size} px image; expected max_objects * "
+                f"(max_size + {_GAP})**2 <= image_size**2 / 2"
+            )
 
 
 @dataclass(frozen=True)
@@ -137,8 +149,16 @@ def _long_tail_counts(spec: SyntheticSpec) -> list[int]:
 def _categories(spec: SyntheticSpec) -> list[dict]:
     n_colours = math.ceil(spec.num_classes / 2)
     groups, counts = frequency_groups_of(spec), _long_tail_counts(spec)
-    return [{"id": i + 1, "name": SHAPES[i], "color": COLOURS[i % n_colours][0], "longtail_instances": counts[i],
-             "frequency": groups[i]} for i in range(spec.num_classes)]
+    return [
+        {
+            "id": i + 1,
+            "name": SHAPES[i],
+            "color": COLOURS[i % n_colours][0],
+            "longtail_instances": counts[i],
+            "frequency": groups[i],
+        }
+        for i in range(spec.num_classes)
+    ]
 
 
 def _pack(labels: np.ndarray, spec: SyntheticSpec, rng: np.random.Generator) -> list[np.ndarray]:
@@ -147,7 +167,7 @@ def _pack(labels: np.ndarray, spec: SyntheticSpec, rng: np.random.Generator) -> 
     images, start = [], 0
     while start < len(labels):
         n = int(rng.integers(spec.min_objects, spec.max_objects + 1))
-        images.append(labels[start:start + n])
+        images.append(labels[start : start + n])
         start += n
     return images
 
@@ -160,18 +180,28 @@ def _place(n: int, spec: SyntheticSpec, rng: np.random.Generator) -> list[tuple[
             size = int(rng.integers(spec.min_size, spec.max_size + 1))
             x = int(rng.integers(0, spec.image_size - size + 1))
             y = int(rng.integers(0, spec.image_size - size + 1))
-            if all(x + size + _GAP <= cx or cx + cs + _GAP <= x or y + size + _GAP <= cy or cy + cs + _GAP <= y
-                   for cx, cy, cs in cells):
+            if all(
+                x + size + _GAP <= cx or cx + cs + _GAP <= x or y + size + _GAP <= cy or cy + cs + _GAP <= y
+                for cx, cy, cs in cells
+            ):
                 cells.append((x, y, size))
                 break
         else:  # unreachable for specs that pass validation, kept as a clear failure
-            raise RuntimeError(f"could not place {n} objects in a {spec.image_size} px image; "
-                               "reduce max_objects or max_size")
+            raise RuntimeError(
+                f"could not place {n} objects in a {spec.image_size} px image; reduce max_objects or max_size"
+            )
     return cells
 
 
-def _render_split(labels: np.ndarray, spec: SyntheticSpec, rng: np.random.Generator, image_dir: Path,
-                  categories: list[dict], spec_fields: dict, packed: list[np.ndarray] | None = None) -> dict:
+def _render_split(
+    labels: np.ndarray,
+    spec: SyntheticSpec,
+    rng: np.random.Generator,
+    image_dir: Path,
+    categories: list[dict],
+    spec_fields: dict,
+    packed: list[np.ndarray] | None = None,
+) -> dict:
     """Render the images of one split. ``labels`` index ``categories``, whose entries give the ``color``, the
     ``id`` and optionally the ``shape`` (default ``SHAPES[label]``); ``packed`` (the labels already cut into
     images) replaces the random packing of ``labels``."""
@@ -186,16 +216,30 @@ def _render_split(labels: np.ndarray, spec: SyntheticSpec, rng: np.random.Genera
             canvas[mask] = np.asarray(colours[categories[label]["color"]], np.float32) + rng.uniform(-25, 25, 3)
             rows, cols = np.nonzero(mask)
             x0, y0, x1, y1 = int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
-                                "category_id": categories[label]["id"],
-                                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": int(mask.sum()), "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": categories[label]["id"],
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "area": int(mask.sum()),
+                    "iscrowd": 0,
+                }
+            )
         canvas += rng.normal(0.0, 12.0, canvas.shape).astype(np.float32)
         file_name = f"{image_id:06d}.png"
         Image.fromarray(np.clip(np.rint(canvas), 0, 255).astype(np.uint8)).save(image_dir / file_name)
         images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
-    return {"info": {"description": "detbalance synthetic long-tailed shapes", "spec": spec_fields,
-                     "generator_version": GENERATOR_VERSION},
-            "images": images, "annotations": annotations, "categories": categories}
+    return {
+        "info": {
+            "description": "detbalance synthetic long-tailed shapes",
+            "spec": spec_fields,
+            "generator_version": GENERATOR_VERSION,
+        },
+        "images": images,
+        "annotations": annotations,
+        "categories": categories,
+    }
 
 
 def generate(spec: SyntheticSpec, out_dir: str | os.PathLike) -> SyntheticDataset:
@@ -223,9 +267,15 @@ def generate(spec: SyntheticSpec, out_dir: str | os.PathLike) -> SyntheticDatase
 
 
 def _dataset_at(root: Path, spec: SyntheticSpec) -> SyntheticDataset:
-    return SyntheticDataset(root=root, train_json=root / "train.json", train_images=root / "train",
-                            test_json=root / "test.json", test_images=root / "test",
-                            class_names=tuple(SHAPES[:spec.num_classes]), spec=spec)
+    return SyntheticDataset(
+        root=root,
+        train_json=root / "train.json",
+        train_images=root / "train",
+        test_json=root / "test.json",
+        test_images=root / "test",
+        class_names=tuple(SHAPES[: spec.num_classes]),
+        spec=spec,
+    )
 
 
 def default_cache_dir() -> Path:
@@ -243,8 +293,9 @@ def _folder_name(spec: SyntheticSpec) -> str:
     return f"k{spec.num_classes}-{kind}-seed{spec.seed}-{digest}"
 
 
-def get_synthetic_dataset(spec: SyntheticSpec | None = None, *,
-                          cache_dir: str | os.PathLike | None = None) -> SyntheticDataset:
+def get_synthetic_dataset(
+    spec: SyntheticSpec | None = None, *, cache_dir: str | os.PathLike | None = None
+) -> SyntheticDataset:
     """The data set of ``spec`` (default: ``SyntheticSpec()``), generated on first use and reused afterwards.
 
     It lives in ``<cache_dir or default_cache_dir()>/synthetic/<name>-<hash of spec>/``. Generation writes into a

@@ -4,9 +4,19 @@
 cross-entropy baseline and the chosen losses on one schedule per framework, evaluates them per class and writes
 a table, a plot and a json of every number. Framework runners are imported only when their framework is used.
 """
+
 from .catalog import BASELINE, DEMO_LOSSES, DemoLoss, parse_losses
 from .pipeline import FRAMEWORKS, ORACLE, DemoSettings, run_demo
 from .schedule import Schedule
 
-__all__ = ["BASELINE", "DEMO_LOSSES", "DemoLoss", "parse_losses", "FRAMEWORKS", "ORACLE", "DemoSettings",
-           "run_demo", "Schedule"]
+__all__ = [
+    "BASELINE",
+    "DEMO_LOSSES",
+    "DemoLoss",
+    "parse_losses",
+    "FRAMEWORKS",
+    "ORACLE",
+    "DemoSettings",
+    "run_demo",
+    "Schedule",
+]

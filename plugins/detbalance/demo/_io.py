@@ -1,4 +1,5 @@
 """Atomic file writes for the demo's outputs (a file that exists is complete), through the package's one writer."""
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@
 against. Every other entry replaces only the box classifier's loss by a detbalance loss (class statistics and
 weights come from the weights file the demo computes for the train split).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,15 +31,18 @@ class DemoLoss:
 
 BASELINE = "ce"
 
-DEMO_LOSSES: dict[str, DemoLoss] = {d.key: d for d in (
-    DemoLoss("ce", "softmax CE (framework default)", None),
-    DemoLoss("wce", "weighted CE 1/sqrt(freq)", "WeightedCrossEntropyLoss"),
-    DemoLoss("cbfocal", "class-balanced focal", "ClassBalancedFocalLoss"),
-    DemoLoss("eql", "equalization loss", "EqualizationLoss"),
-    DemoLoss("eqlv2", "equalization loss v2", "EQLv2Loss"),
-    DemoLoss("seesaw", "seesaw loss", "SeesawLoss"),
-    DemoLoss("federated", "federated loss", "FederatedLoss"),
-)}
+DEMO_LOSSES: dict[str, DemoLoss] = {
+    d.key: d
+    for d in (
+        DemoLoss("ce", "softmax CE (framework default)", None),
+        DemoLoss("wce", "weighted CE 1/sqrt(freq)", "WeightedCrossEntropyLoss"),
+        DemoLoss("cbfocal", "class-balanced focal", "ClassBalancedFocalLoss"),
+        DemoLoss("eql", "equalization loss", "EqualizationLoss"),
+        DemoLoss("eqlv2", "equalization loss v2", "EQLv2Loss"),
+        DemoLoss("seesaw", "seesaw loss", "SeesawLoss"),
+        DemoLoss("federated", "federated loss", "FederatedLoss"),
+    )
+}
 
 
 def parse_losses(text: str) -> list[DemoLoss]:

@@ -9,6 +9,7 @@ Examples:
 Outputs in --out: <framework>_table.txt, <framework>_ap.png, results.json, weights.json/.png/.txt, runs/.
 Entry point of ``detbalance-demo`` and ``tools/demo.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,24 +31,45 @@ QUICK = {"iters": 150, "losses": "ce,wce"}
 
 def build_parser(prog: str = "detbalance-demo") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    p.add_argument("--framework", choices=(*FRAMEWORKS, "both"), default="detectron2",
-                   help="framework(s) to train in (default: detectron2; 'both' doubles the time)")
-    p.add_argument("--losses", default=None,
-                   help=f"comma-separated from {sorted(DEMO_LOSSES)}; 'ce' (baseline) is always run "
-                        f"(default: {DEFAULT_LOSSES}; --quick: {QUICK['losses']})")
+    p.add_argument(
+        "--framework",
+        choices=(*FRAMEWORKS, "both"),
+        default="detectron2",
+        help="framework(s) to train in (default: detectron2; 'both' doubles the time)",
+    )
+    p.add_argument(
+        "--losses",
+        default=None,
+        help=f"comma-separated from {sorted(DEMO_LOSSES)}; 'ce' (baseline) is always run "
+        f"(default: {DEFAULT_LOSSES}; --quick: {QUICK['losses']})",
+    )
     p.add_argument("--iters", type=int, default=None, help="training iterations per run (default 1200; --quick 150)")
     p.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
     p.add_argument("--quick", action="store_true", help="a short smoke run (~2 minutes on 2 cores)")
-    p.add_argument("--oracle", action="store_true",
-                   help="also train CE on a class-balanced synthetic train set of the same size and report the "
-                        "fraction of the rare-class AP gap each loss closes")
-    p.add_argument("--data", type=Path, default=None,
-                   help="a COCO folder (train.json, train/, test.json, test/) or a Pascal VOC folder instead of "
-                        "the synthetic set")
-    p.add_argument("--imbalance-ratio", type=float, default=SyntheticSpec.imbalance_ratio,
-                   help="synthetic set: head/rarest train instances")
-    p.add_argument("--head-instances", type=int, default=SyntheticSpec.head_instances,
-                   help="synthetic set: train instances of the most frequent class")
+    p.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also train CE on a class-balanced synthetic train set of the same size and report the "
+        "fraction of the rare-class AP gap each loss closes",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="a COCO folder (train.json, train/, test.json, test/) or a Pascal VOC folder instead of the synthetic set",
+    )
+    p.add_argument(
+        "--imbalance-ratio",
+        type=float,
+        default=SyntheticSpec.imbalance_ratio,
+        help="synthetic set: head/rarest train instances",
+    )
+    p.add_argument(
+        "--head-instances",
+        type=int,
+        default=SyntheticSpec.head_instances,
+        help="synthetic set: train instances of the most frequent class",
+    )
     p.add_argument("--num-classes", type=int, default=SyntheticSpec.num_classes, help="synthetic set: classes")
     p.add_argument("--batch-size", type=int, default=Schedule.batch_size)
     p.add_argument("--lr", type=float, default=Schedule.base_lr, help="base learning rate")
@@ -66,8 +88,9 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
         seeds=tuple(dict.fromkeys(args.seeds)),
         schedule=Schedule(iters=iters, batch_size=args.batch_size, base_lr=args.lr),
         out_dir=args.out,
-        synthetic=SyntheticSpec(num_classes=args.num_classes, head_instances=args.head_instances,
-                                imbalance_ratio=args.imbalance_ratio),
+        synthetic=SyntheticSpec(
+            num_classes=args.num_classes, head_instances=args.head_instances, imbalance_ratio=args.imbalance_ratio
+        ),
         data_path=args.data,
         oracle=args.oracle,
         cache_dir=args.cache_dir,
@@ -86,4 +109,3 @@ def main(argv=None, prog: str = "detbalance-demo") -> int:
     quiet_third_party_warnings()
     run_demo(settings)
     return 0
-

@@ -4,6 +4,7 @@ In a wheel the repository's ``configs/`` folder is package data under that name;
 ``plugins/detbalance/configs`` is a link to ``configs/``. Either way the demo finds its tiny configs without
 knowing where the checkout is.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

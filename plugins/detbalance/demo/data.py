@@ -1,4 +1,5 @@
 """The data set one demo trains and tests on: paths, class order, frequency groups and input size."""
+
 from __future__ import annotations
 
 import json

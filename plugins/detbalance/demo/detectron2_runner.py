@@ -20,6 +20,7 @@ detbalance loss). RetinaNet's anchors get three scales per octave (x, x 2^(1/3),
 per level), as detectron2's RetinaNet configs and MMDetection's tiny RetinaNet (``octave_base_scale=2``,
 ``scales_per_octave=3``) have them: 16-40 px on P3 and P4 for the 14-36 px objects of the 128 px images.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,16 @@ from pathlib import Path
 import torch
 
 from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
-from detectron2.data import (DatasetCatalog, DatasetMapper, MetadataCatalog, build_detection_test_loader,
-                             build_detection_train_loader, get_detection_dataset_dicts)
+
+# isort: split
+from detectron2.data import (
+    DatasetCatalog,
+    DatasetMapper,
+    MetadataCatalog,
+    build_detection_test_loader,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
 from detectron2.data.datasets import register_coco_instances
 from detectron2.data.samplers import RepeatFactorTrainingSampler, TrainingSampler
 from detectron2.modeling import build_model
@@ -65,8 +74,9 @@ def _register(data) -> tuple[str, str]:
     """Register the train and test splits (once per process); names carry a hash of the paths."""
     key = hashlib.sha1(f"{data.train_json}|{data.test_json}".encode()).hexdigest()[:10]
     names = (f"detbalance_demo_{key}_train", f"detbalance_demo_{key}_test")
-    for name, json_file, image_root in zip(names, (data.train_json, data.test_json),
-                                           (data.train_images, data.test_images)):
+    for name, json_file, image_root in zip(
+        names, (data.train_json, data.test_json), (data.train_images, data.test_images)
+    ):
         if name not in DatasetCatalog.list():
             register_coco_instances(name, {}, str(json_file), str(image_root))
     return names
@@ -77,8 +87,10 @@ def build_cfg(spec: RunSpec):
     from detbalance.detectron2.config import DENSE_HYPER_PARAMETER_KEYS, HYPER_PARAMETER_KEYS, get_config
 
     if spec.model not in HEADS:
-        raise ValueError(f"model={spec.model!r}; expected one of {sorted(HEADS)} (the detectron2 runner trains "
-                         "box detection without masks)")
+        raise ValueError(
+            f"model={spec.model!r}; expected one of {sorted(HEADS)} (the detectron2 runner trains "
+            "box detection without masks)"
+        )
     train_name, test_name = _register(spec.data)
     cfg = get_config(str(config_path(spec.model, "detectron2")))  # the model: the repository's tiny CPU config
     # the baseline: detectron2's own head and loss (softmax CE, RetinaNet's sigmoid focal loss)
@@ -87,8 +99,9 @@ def build_cfg(spec: RunSpec):
         cfg.MODEL.META_ARCHITECTURE = head
         cfg.MODEL.RETINANET.NUM_CLASSES = spec.data.num_classes
         cfg.MODEL.RETINANET.SCORE_THRESH_TEST = spec.score_threshold
-        cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[size[0] * 2 ** (i / 3) for i in range(3)]
-                                            for size in cfg.MODEL.ANCHOR_GENERATOR.SIZES]
+        cfg.MODEL.ANCHOR_GENERATOR.SIZES = [
+            [size[0] * 2 ** (i / 3) for i in range(3)] for size in cfg.MODEL.ANCHOR_GENERATOR.SIZES
+        ]
     else:
         cfg.MODEL.ROI_HEADS.NAME = head
         cfg.MODEL.ROI_HEADS.NUM_CLASSES = spec.data.num_classes
@@ -122,8 +135,10 @@ def build_cfg(spec: RunSpec):
         by_argument = {argument: key for key, argument in keys.items()}
         for argument, value in spec.loss.hyper.items():
             if argument not in by_argument:
-                raise ValueError(f"{spec.loss.loss} has no detectron2 config key for {argument!r}; "
-                                 f"expected one of {sorted(by_argument)}")
+                raise ValueError(
+                    f"{spec.loss.loss} has no detectron2 config key for {argument!r}; "
+                    f"expected one of {sorted(by_argument)}"
+                )
             cfg.DETBALANCE[node][by_argument[argument]] = value
     cfg.freeze()
     return cfg
@@ -153,8 +168,10 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
             loss_dict = model(batch)
             total = sum(loss_dict.values())
             if not torch.isfinite(total):
-                raise FloatingPointError(f"{spec.name}: loss became {float(total)} at iteration {iteration}: "
-                                         f"{ {k: float(v) for k, v in loss_dict.items()} }")
+                raise FloatingPointError(
+                    f"{spec.name}: loss became {float(total)} at iteration {iteration}: "
+                    f"{ {k: float(v) for k, v in loss_dict.items()} }"
+                )
             optimizer.zero_grad()
             total.backward()
             optimizer.step()
@@ -167,12 +184,22 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     save_checkpoint(spec.checkpoint, {"model": model.state_dict(), "iteration": cfg.SOLVER.MAX_ITER})
     detections = _predict(cfg, model, progress=progress, name=spec.name)
     write_json(spec.results_json, detections)
-    return {"final_loss": sum(losses_log[-50:]) / len(losses_log[-50:]), "first_loss": losses_log[0],
-            "iterations": len(losses_log), "num_detections": len(detections)}
+    return {
+        "final_loss": sum(losses_log[-50:]) / len(losses_log[-50:]),
+        "first_loss": losses_log[0],
+        "iterations": len(losses_log),
+        "num_detections": len(detections),
+    }
 
 
-def predict(spec: RunSpec, json_file: Path, image_root: Path, *, calibration: tuple[str, float] | None = None,
-            progress: bool = False) -> list[dict]:
+def predict(
+    spec: RunSpec,
+    json_file: Path,
+    image_root: Path,
+    *,
+    calibration: tuple[str, float] | None = None,
+    progress: bool = False,
+) -> list[dict]:
     """COCO detections on ``json_file``/``image_root`` of the model ``spec`` trained (``spec.checkpoint``).
 
     ``calibration``: ``(method, gamma)`` of ``DETBALANCE.CALIBRATION`` (``"norcal"`` or ``"logit_adjust"``),
@@ -182,8 +209,10 @@ def predict(spec: RunSpec, json_file: Path, image_root: Path, *, calibration: tu
     import detbalance.detectron2  # noqa: F401  (registers BalancedROIHeads)
 
     if calibration is not None and spec.model != DEFAULT_MODEL:
-        raise ValueError(f"calibration={calibration!r} for model={spec.model!r}; expected model={DEFAULT_MODEL!r} "
-                         "(calibration loads the model into BalancedROIHeads)")
+        raise ValueError(
+            f"calibration={calibration!r} for model={spec.model!r}; expected model={DEFAULT_MODEL!r} "
+            "(calibration loads the model into BalancedROIHeads)"
+        )
     torch.set_num_threads(spec.num_threads)
     data = dataclasses.replace(spec.data, test_json=Path(json_file), test_images=Path(image_root))
     cfg = build_cfg(dataclasses.replace(spec, data=data))
@@ -226,10 +255,17 @@ def _predict(cfg, model, *, progress: bool, name: str) -> list[dict]:
             inputs = batch[0]
             instances = model([inputs])[0]["instances"].to("cpu")
             boxes = instances.pred_boxes.tensor.tolist()
-            for (x0, y0, x1, y1), score, label in zip(boxes, instances.scores.tolist(),
-                                                      instances.pred_classes.tolist()):
-                out.append({"image_id": inputs["image_id"], "category_id": contiguous_to_id[label],
-                            "bbox": [x0, y0, x1 - x0, y1 - y0], "score": score})
+            for (x0, y0, x1, y1), score, label in zip(
+                boxes, instances.scores.tolist(), instances.pred_classes.tolist()
+            ):
+                out.append(
+                    {
+                        "image_id": inputs["image_id"],
+                        "category_id": contiguous_to_id[label],
+                        "bbox": [x0, y0, x1 - x0, y1 - y0],
+                        "score": score,
+                    }
+                )
     return out
 
 

@@ -18,6 +18,7 @@ octave, two convolutions per branch, 1000 candidates per level at test as detect
 MMDetection's ``FocalLoss`` with RetinaNet's settings, or the config's ``DBEqualizedFocalLoss``); FCOS and ATSS
 likewise from ``fcos_r18_fpn_tiny_efl.py`` / ``atss_r18_fpn_tiny_efl.py`` (MMDetection only: no Detectron2 config).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,7 +28,6 @@ import logging
 from pathlib import Path
 
 import torch
-
 from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -62,8 +62,9 @@ CONFIG_FILES = {
 #: measured as MMDetection does it.
 MMDET_LOSSES = {
     "SeesawLoss": dict(type="SeesawLoss", p=0.8, q=2.0, loss_weight=1.0),
-    "EQLV2Loss": dict(type="EQLV2Loss", use_sigmoid=True, loss_weight=1.0, mu=0.8, alpha=4.0, gamma=12,
-                      test_with_obj=True),
+    "EQLV2Loss": dict(
+        type="EQLV2Loss", use_sigmoid=True, loss_weight=1.0, mu=0.8, alpha=4.0, gamma=12, test_with_obj=True
+    ),
 }
 
 #: A dense head's own loss: MMDetection's ``FocalLoss`` with the settings of its RetinaNet configs (those of
@@ -107,17 +108,25 @@ def build_cfg(spec: RunSpec) -> Config:
         for head in _class_heads(cfg):
             head.loss_cls = _other_model_loss(spec, head.loss_cls)
     else:
-        raise ValueError(f"model={spec.model!r}; expected one of {[DEFAULT_MODEL, *OTHER_MODELS]} (the mmdet runner "
-                         "trains box detection without masks)")
+        raise ValueError(
+            f"model={spec.model!r}; expected one of {[DEFAULT_MODEL, *OTHER_MODELS]} (the mmdet runner "
+            "trains box detection without masks)"
+        )
     if spec.mmdet_loss is not None:
         if spec.mmdet_loss not in MMDET_LOSSES:
             raise ValueError(f"mmdet_loss={spec.mmdet_loss!r}; expected one of {sorted(MMDET_LOSSES)}")
         for head in _class_heads(cfg):
             head.loss_cls = dict(MMDET_LOSSES[spec.mmdet_loss], num_classes=data.num_classes)
-    use_dataset(cfg, data_root="", classes=data.class_names, train_ann=str(data.train_json),
-                train_images=str(data.train_images) + "/", val_ann=str(data.test_json),
-                val_images=str(data.test_images) + "/",
-                weights_file=spec.weights_file if _reads_weights(cfg) else None)
+    use_dataset(
+        cfg,
+        data_root="",
+        classes=data.class_names,
+        train_ann=str(data.train_json),
+        train_images=str(data.train_images) + "/",
+        val_ann=str(data.test_json),
+        val_images=str(data.test_images) + "/",
+        weights_file=spec.weights_file if _reads_weights(cfg) else None,
+    )
     if get_model(spec.model).head == "dense":
         _size_dense(cfg.model, spec)
     else:
@@ -129,24 +138,38 @@ def build_cfg(spec: RunSpec) -> Config:
         for step in cfg[loader].dataset.pipeline:
             if step["type"] == "Resize":
                 step["scale"] = scale
-    cfg.train_dataloader.update(batch_size=schedule.batch_size, num_workers=0, persistent_workers=False,
-                                sampler=_train_sampler(spec))
+    cfg.train_dataloader.update(
+        batch_size=schedule.batch_size, num_workers=0, persistent_workers=False, sampler=_train_sampler(spec)
+    )
     if spec.sampler is not None:
         cfg.custom_imports = dict(imports=["detbalance.mmdet"], allow_failed_imports=False)
     cfg.test_dataloader.update(batch_size=1, num_workers=0, persistent_workers=False)
     cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=schedule.iters)
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.test_cfg = cfg.test_evaluator = None
-    cfg.optim_wrapper = dict(type="OptimWrapper", optimizer=dict(
-        type="SGD", lr=schedule.base_lr, momentum=schedule.momentum, weight_decay=schedule.weight_decay))
+    cfg.optim_wrapper = dict(
+        type="OptimWrapper",
+        optimizer=dict(type="SGD", lr=schedule.base_lr, momentum=schedule.momentum, weight_decay=schedule.weight_decay),
+    )
     cfg.param_scheduler = [
-        dict(type="LinearLR", start_factor=schedule.warmup_factor, by_epoch=False, begin=0,
-             end=schedule.effective_warmup),
-        dict(type="MultiStepLR", by_epoch=False, begin=0, end=schedule.iters, milestones=list(schedule.steps),
-             gamma=schedule.gamma),
+        dict(
+            type="LinearLR", start_factor=schedule.warmup_factor, by_epoch=False, begin=0, end=schedule.effective_warmup
+        ),
+        dict(
+            type="MultiStepLR",
+            by_epoch=False,
+            begin=0,
+            end=schedule.iters,
+            milestones=list(schedule.steps),
+            gamma=schedule.gamma,
+        ),
     ]
-    cfg.default_hooks = dict(timer=dict(type="IterTimerHook"), param_scheduler=dict(type="ParamSchedulerHook"),
-                             logger=dict(type="LoggerHook", interval=10 ** 9), checkpoint=None)
+    cfg.default_hooks = dict(
+        timer=dict(type="IterTimerHook"),
+        param_scheduler=dict(type="ParamSchedulerHook"),
+        logger=dict(type="LoggerHook", interval=10**9),
+        checkpoint=None,
+    )
     cfg.randomness = dict(seed=spec.seed)
     # mmengine keeps one visualizer per name per process; each run of a demo gets its own.
     cfg.visualizer = dict(type="DetLocalVisualizer", name=f"detbalance_demo_{spec.work_dir}")
@@ -203,8 +226,10 @@ def _other_model_loss(spec: RunSpec, configured: dict) -> dict:
     if name is None:
         return dict(FOCAL_LOSS)
     if configured.type != f"DB{name}":
-        raise ValueError(f"loss {name!r} for model {spec.model!r}: its mmdet config trains {configured.type}; "
-                         f"expected the framework's own focal loss or DB{name} there")
+        raise ValueError(
+            f"loss {name!r} for model {spec.model!r}: its mmdet config trains {configured.type}; "
+            f"expected the framework's own focal loss or DB{name} there"
+        )
     return configured
 
 
@@ -242,12 +267,22 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     detections = _predict(runner.model, test_loader_cfg, progress=progress, name=spec.name)
     write_json(spec.results_json, detections)
     recent = hook.losses[-50:]
-    return {"final_loss": sum(recent) / len(recent), "first_loss": hook.losses[0], "iterations": len(hook.losses),
-            "num_detections": len(detections)}
+    return {
+        "final_loss": sum(recent) / len(recent),
+        "first_loss": hook.losses[0],
+        "iterations": len(hook.losses),
+        "num_detections": len(detections),
+    }
 
 
-def predict(spec: RunSpec, json_file: Path, image_root: Path, *, calibration: tuple[str, float] | None = None,
-            progress: bool = False) -> list[dict]:
+def predict(
+    spec: RunSpec,
+    json_file: Path,
+    image_root: Path,
+    *,
+    calibration: tuple[str, float] | None = None,
+    progress: bool = False,
+) -> list[dict]:
     """COCO detections on ``json_file``/``image_root`` of the model ``spec`` trained (``spec.checkpoint``).
 
     ``calibration``: ``(method, gamma)`` set as the loss's ``calibration=dict(method, gamma, file)`` (``"norcal"``
@@ -269,19 +304,23 @@ def predict(spec: RunSpec, json_file: Path, image_root: Path, *, calibration: tu
         settings = dict(method=method, gamma=float(gamma), file=str(spec.weights_file))
         bbox_head = cfg.model.roi_head.bbox_head
         if spec.loss.loss is None and spec.mmdet_loss is None:
-            bbox_head.loss_cls = dict(type="DBWeightedCrossEntropyLoss", num_classes=data.num_classes,
-                                      calibration=settings)
+            bbox_head.loss_cls = dict(
+                type="DBWeightedCrossEntropyLoss", num_classes=data.num_classes, calibration=settings
+            )
         elif spec.mmdet_loss is None:
             bbox_head.loss_cls.calibration = settings
         else:
-            raise ValueError(f"calibration={calibration!r} for MMDetection's own {spec.mmdet_loss}; expected a "
-                             "run with MMDetection's CrossEntropyLoss or a detbalance loss")
+            raise ValueError(
+                f"calibration={calibration!r} for MMDetection's own {spec.mmdet_loss}; expected a "
+                "run with MMDetection's CrossEntropyLoss or a detbalance loss"
+            )
     init_default_scope("mmdet")
     model = MODELS.build(cfg.model)
     with contextlib.redirect_stdout(io.StringIO()):
         load_checkpoint(model, str(spec.checkpoint), map_location="cpu", strict=True, logger="silent")
-    return _predict(model.to(spec.device), cfg.test_dataloader, progress=progress,
-                    name=f"{spec.name} {calibration or ''}".strip())
+    return _predict(
+        model.to(spec.device), cfg.test_dataloader, progress=progress, name=f"{spec.name} {calibration or ''}".strip()
+    )
 
 
 def _predict(model, loader_cfg, *, progress: bool, name: str) -> list[dict]:
@@ -294,8 +333,15 @@ def _predict(model, loader_cfg, *, progress: bool, name: str) -> list[dict]:
         for batch in progress_bar(loader, total=len(loader), desc=f"test  {name}", enabled=progress):
             for sample in model.test_step(batch):
                 pred = sample.pred_instances
-                for (x0, y0, x1, y1), score, label in zip(pred.bboxes.tolist(), pred.scores.tolist(),
-                                                          pred.labels.tolist()):
-                    out.append({"image_id": sample.img_id, "category_id": category_ids[label],
-                                "bbox": [x0, y0, x1 - x0, y1 - y0], "score": score})
+                for (x0, y0, x1, y1), score, label in zip(
+                    pred.bboxes.tolist(), pred.scores.tolist(), pred.labels.tolist()
+                ):
+                    out.append(
+                        {
+                            "image_id": sample.img_id,
+                            "category_id": category_ids[label],
+                            "bbox": [x0, y0, x1 - x0, y1 - y0],
+                            "score": score,
+                        }
+                    )
     return out

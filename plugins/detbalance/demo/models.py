@@ -14,6 +14,7 @@ implements it (:attr:`DemoModel.own_loss`): softmax cross-entropy for a box head
 :data:`HEAD_LOSSES` adds the dense heads' entries to the demo's losses (:data:`detbalance.demo.DEMO_LOSSES`);
 :func:`demo_loss` looks a key up in both, :func:`check_model_loss` refuses a loss the model's head cannot train.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,16 @@ from pathlib import Path
 from .catalog import BASELINE, DEMO_LOSSES, DemoLoss
 from .config_files import CONFIG_ROOT
 
-__all__ = ["DemoModel", "MODELS", "DEFAULT_MODEL", "HEAD_LOSSES", "get_model", "config_path", "demo_loss",
-           "check_model_loss"]
+__all__ = [
+    "DemoModel",
+    "MODELS",
+    "DEFAULT_MODEL",
+    "HEAD_LOSSES",
+    "get_model",
+    "config_path",
+    "demo_loss",
+    "check_model_loss",
+]
 
 #: The demo's model: every run trains it unless it names another.
 DEFAULT_MODEL = "faster_rcnn"
@@ -52,25 +61,52 @@ class DemoModel:
         return BASELINE if self.head == "box" else "focal"
 
 
-MODELS: dict[str, DemoModel] = {m.key: m for m in (
-    DemoModel("faster_rcnn", "Faster R-CNN R18-FPN", "box", "detectron2/faster_rcnn_R_18_FPN_tiny_cpu.yaml",
-              "mmdet/tiny/faster-rcnn_r18_fpn_tiny.py"),
-    DemoModel("mask_rcnn", "Mask R-CNN R18-FPN", "box", "detectron2/heads/mask_rcnn_R_18_FPN_tiny_cpu.yaml",
-              "mmdet/tiny/mask-rcnn_r18_fpn_tiny_eqlv2.py", masks=True),
-    DemoModel("cascade_rcnn", "Cascade R-CNN R18-FPN", "box", "detectron2/heads/cascade_rcnn_R_18_FPN_tiny_cpu.yaml",
-              "mmdet/tiny/cascade-rcnn_r18_fpn_tiny_seesaw.py"),
-    DemoModel("retinanet", "RetinaNet R18-FPN", "dense", "detectron2/heads/retinanet_R_18_FPN_tiny_cpu.yaml",
-              "mmdet/tiny/retinanet_r18_fpn_tiny_efl.py"),
-    DemoModel("fcos", "FCOS R18-FPN", "dense", None, "mmdet/tiny/fcos_r18_fpn_tiny_efl.py"),
-    DemoModel("atss", "ATSS R18-FPN", "dense", None, "mmdet/tiny/atss_r18_fpn_tiny_efl.py"),
-)}
+MODELS: dict[str, DemoModel] = {
+    m.key: m
+    for m in (
+        DemoModel(
+            "faster_rcnn",
+            "Faster R-CNN R18-FPN",
+            "box",
+            "detectron2/faster_rcnn_R_18_FPN_tiny_cpu.yaml",
+            "mmdet/tiny/faster-rcnn_r18_fpn_tiny.py",
+        ),
+        DemoModel(
+            "mask_rcnn",
+            "Mask R-CNN R18-FPN",
+            "box",
+            "detectron2/heads/mask_rcnn_R_18_FPN_tiny_cpu.yaml",
+            "mmdet/tiny/mask-rcnn_r18_fpn_tiny_eqlv2.py",
+            masks=True,
+        ),
+        DemoModel(
+            "cascade_rcnn",
+            "Cascade R-CNN R18-FPN",
+            "box",
+            "detectron2/heads/cascade_rcnn_R_18_FPN_tiny_cpu.yaml",
+            "mmdet/tiny/cascade-rcnn_r18_fpn_tiny_seesaw.py",
+        ),
+        DemoModel(
+            "retinanet",
+            "RetinaNet R18-FPN",
+            "dense",
+            "detectron2/heads/retinanet_R_18_FPN_tiny_cpu.yaml",
+            "mmdet/tiny/retinanet_r18_fpn_tiny_efl.py",
+        ),
+        DemoModel("fcos", "FCOS R18-FPN", "dense", None, "mmdet/tiny/fcos_r18_fpn_tiny_efl.py"),
+        DemoModel("atss", "ATSS R18-FPN", "dense", None, "mmdet/tiny/atss_r18_fpn_tiny_efl.py"),
+    )
+}
 
 #: The dense heads' losses: their own sigmoid focal loss (the framework's: detectron2's RetinaNet,
 #: MMDetection's ``FocalLoss``) and Equalized Focal Loss (Li et al. 2022).
-HEAD_LOSSES: dict[str, DemoLoss] = {d.key: d for d in (
-    DemoLoss("focal", "sigmoid focal loss (framework default)", None),
-    DemoLoss("efl", "equalized focal loss", "EqualizedFocalLoss"),
-)}
+HEAD_LOSSES: dict[str, DemoLoss] = {
+    d.key: d
+    for d in (
+        DemoLoss("focal", "sigmoid focal loss (framework default)", None),
+        DemoLoss("efl", "equalized focal loss", "EqualizedFocalLoss"),
+    )
+}
 
 
 def get_model(key: str) -> DemoModel:
@@ -86,8 +122,10 @@ def config_path(key: str, framework: str, root: Path = CONFIG_ROOT) -> Path:
         raise ValueError(f"framework={framework!r}; expected 'detectron2' or 'mmdet'")
     relative = getattr(model, framework)
     if relative is None:
-        raise ValueError(f"model {key!r} has no {framework} config here; it exists in "
-                         f"{[f for f in ('detectron2', 'mmdet') if getattr(model, f)]}")
+        raise ValueError(
+            f"model {key!r} has no {framework} config here; it exists in "
+            f"{[f for f in ('detectron2', 'mmdet') if getattr(model, f)]}"
+        )
     return root / relative
 
 
@@ -111,4 +149,5 @@ def check_model_loss(model: str, loss: DemoLoss) -> None:
     raise ValueError(
         f"loss {loss.key!r} ({loss.loss or 'a framework default'}) cannot train the {found.head} head of model "
         f"{model!r} ({found.label}); expected {found.own_loss_key!r} ({demo_loss(found.own_loss_key).label}) or a "
-        f"detbalance loss of {takes}")
+        f"detbalance loss of {takes}"
+    )

@@ -11,6 +11,7 @@ Each run keeps detections down to score 0.001. They are evaluated twice:
 - with every kept detection (the LVIS protocol): AP then measures the ranking of each class's boxes alone, and
   low but well-ranked rare-class scores still count.
 """
+
 from __future__ import annotations
 
 import platform
@@ -59,13 +60,16 @@ class DemoSettings:
         if bad or not self.frameworks:
             raise ValueError(f"framework {bad[0] if bad else '(none)'!r}; expected one or more of {FRAMEWORKS}")
         if not self.losses or self.losses[0].key != BASELINE:
-            raise ValueError(f"losses must start with the baseline {BASELINE!r}, got "
-                             f"{[loss.key for loss in self.losses]}")
+            raise ValueError(
+                f"losses must start with the baseline {BASELINE!r}, got {[loss.key for loss in self.losses]}"
+            )
         if not self.seeds:
             raise ValueError("seeds is empty; expected at least one seed")
         if self.oracle and self.data_path is not None:
-            raise ValueError("--oracle needs the synthetic data (a balanced train set of the same size is generated); "
-                             f"it cannot be combined with --data {self.data_path}")
+            raise ValueError(
+                "--oracle needs the synthetic data (a balanced train set of the same size is generated); "
+                f"it cannot be combined with --data {self.data_path}"
+            )
 
 
 def _runner(framework: str):
@@ -82,9 +86,16 @@ def _weights(data: DemoData, out_dir: Path) -> Path:
 
     path = out_dir / "weights.json"
     source = dict(zip(data.stats_source[::2], data.stats_source[1::2]))  # e.g. {"--coco": "train.json"}
-    result = compute_weights_file(coco=source.get("--coco"), voc=source.get("--voc"),
-                                  voc_split=source.get("--voc-split"), classes=data.class_names,
-                                  scheme=WEIGHT_SCHEME, progress="never", output=path, plot=out_dir / "weights.png")
+    result = compute_weights_file(
+        coco=source.get("--coco"),
+        voc=source.get("--voc"),
+        voc_split=source.get("--voc-split"),
+        classes=data.class_names,
+        scheme=WEIGHT_SCHEME,
+        progress="never",
+        output=path,
+        plot=out_dir / "weights.png",
+    )
     write_text(out_dir / "weights.txt", "\n".join([result.report, *(f"warning: {w}" for w in result.warnings)]) + "\n")
     return path
 
@@ -120,48 +131,90 @@ def run_demo(settings: DemoSettings, log=print) -> dict:
                 jobs.append((framework, ORACLE, DEMO_LOSSES[BASELINE], seed, oracle_data))
     runs, results = [], {}
     for i, (framework, method, loss, seed, run_data) in enumerate(jobs, start=1):
-        spec = RunSpec(framework=framework, loss=loss, seed=seed, data=run_data, schedule=settings.schedule,
-                       weights_file=weights_file, work_dir=out / "runs" / framework / method / f"seed{seed}")
+        spec = RunSpec(
+            framework=framework,
+            loss=loss,
+            seed=seed,
+            data=run_data,
+            schedule=settings.schedule,
+            weights_file=weights_file,
+            work_dir=out / "runs" / framework / method / f"seed{seed}",
+        )
         t0 = time.perf_counter()
         summary = _runner(framework).train_and_predict(spec, progress=settings.progress)
         seconds = time.perf_counter() - t0
-        log(f"[{i}/{len(jobs)}] {framework} {method} seed {seed}: {seconds:.0f} s, "
-            f"loss {summary['first_loss']:.2f} -> {summary['final_loss']:.2f}, {summary['num_detections']} detections")
-        runs.append({"framework": framework, "method": method, "seed": seed, "seconds": round(seconds, 1),
-                     "results": str(spec.results_json), **summary})
+        log(
+            f"[{i}/{len(jobs)}] {framework} {method} seed {seed}: {seconds:.0f} s, "
+            f"loss {summary['first_loss']:.2f} -> {summary['final_loss']:.2f}, {summary['num_detections']} detections"
+        )
+        runs.append(
+            {
+                "framework": framework,
+                "method": method,
+                "seed": seed,
+                "seconds": round(seconds, 1),
+                "results": str(spec.results_json),
+                **summary,
+            }
+        )
         results.setdefault(framework, {}).setdefault(method, []).append(spec.results_json)
 
     reports, all_detection_reports = {}, {}
     for framework, by_method in results.items():
         report, all_detections = (
-            compare(data.test_json, by_method, baseline=BASELINE, oracle=ORACLE if ORACLE in by_method else None,
-                    train_json=data.train_json, groups=data.groups, score_threshold=threshold)
-            for threshold in (DEFAULT_SCORE_THRESHOLD, 0.0))
-        plot = plot_report(report, out / f"{framework}_ap.png",
-                           title=f"{framework}: per-class AP (score >= {DEFAULT_SCORE_THRESHOLD:g}), {data.name}, "
-                                 f"{settings.schedule.iters} iterations, seeds {list(settings.seeds)}")
+            compare(
+                data.test_json,
+                by_method,
+                baseline=BASELINE,
+                oracle=ORACLE if ORACLE in by_method else None,
+                train_json=data.train_json,
+                groups=data.groups,
+                score_threshold=threshold,
+            )
+            for threshold in (DEFAULT_SCORE_THRESHOLD, 0.0)
+        )
+        plot = plot_report(
+            report,
+            out / f"{framework}_ap.png",
+            title=f"{framework}: per-class AP (score >= {DEFAULT_SCORE_THRESHOLD:g}), {data.name}, "
+            f"{settings.schedule.iters} iterations, seeds {list(settings.seeds)}",
+        )
         table, table_all = format_table(report, "ap"), format_table(all_detections, "ap")
         write_text(out / f"{framework}_table.txt", table + "\n")
         write_text(out / f"{framework}_table_all_detections.txt", table_all + "\n")
-        log(f"\n{framework} — per-class AP on the test split at the frameworks' default test score threshold "
+        log(
+            f"\n{framework} — per-class AP on the test split at the frameworks' default test score threshold "
             f"{DEFAULT_SCORE_THRESHOLD:g} (mean over seeds {list(settings.seeds)}; delta vs {BASELINE}):\n{table}\n"
             f"\n{framework} — the same runs, every detection kept (score >= "
             f"{PREDICT_SCORE_THRESHOLD:g}; ranking only):\n{table_all}\n"
-            f"plot: {plot}")
+            f"plot: {plot}"
+        )
         reports[framework] = report.to_dict()
         all_detection_reports[framework] = all_detections.to_dict()
 
     summary = {
-        "data": {"name": data.name, "train_json": str(data.train_json), "test_json": str(data.test_json),
-                 "class_names": list(data.class_names), "groups": list(data.groups),
-                 "synthetic": asdict(settings.synthetic) if settings.data_path is None else None},
-        "weights_file": str(weights_file), "weight_scheme": WEIGHT_SCHEME,
-        "schedule": {**asdict(settings.schedule), "steps": list(settings.schedule.steps),
-                     "warmup": settings.schedule.effective_warmup},
-        "losses": {loss.key: {"label": loss.label, "loss": loss.loss, "hyper": loss.hyper}
-                   for loss in settings.losses},
-        "seeds": list(settings.seeds), "frameworks": list(settings.frameworks), "oracle": settings.oracle,
-        "runs": runs, "reports": reports, "reports_all_detections": all_detection_reports,
+        "data": {
+            "name": data.name,
+            "train_json": str(data.train_json),
+            "test_json": str(data.test_json),
+            "class_names": list(data.class_names),
+            "groups": list(data.groups),
+            "synthetic": asdict(settings.synthetic) if settings.data_path is None else None,
+        },
+        "weights_file": str(weights_file),
+        "weight_scheme": WEIGHT_SCHEME,
+        "schedule": {
+            **asdict(settings.schedule),
+            "steps": list(settings.schedule.steps),
+            "warmup": settings.schedule.effective_warmup,
+        },
+        "losses": {loss.key: {"label": loss.label, "loss": loss.loss, "hyper": loss.hyper} for loss in settings.losses},
+        "seeds": list(settings.seeds),
+        "frameworks": list(settings.frameworks),
+        "oracle": settings.oracle,
+        "runs": runs,
+        "reports": reports,
+        "reports_all_detections": all_detection_reports,
         "seconds": round(time.perf_counter() - start, 1),
         "machine": {"torch_threads": NUM_THREADS, "python": platform.python_version(), "torch": torch.__version__},
     }

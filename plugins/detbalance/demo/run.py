@@ -1,4 +1,5 @@
 """What one training run of the demo needs and produces, independent of the framework."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,7 @@ from .data import DemoData
 from .models import DEFAULT_MODEL, check_model_loss, get_model
 from .schedule import Schedule
 
-__all__ = ["RunSpec", "seed_everything", "NUM_THREADS", "PREDICT_SCORE_THRESHOLD", "SAMPLERS",
-           "save_checkpoint"]
+__all__ = ["RunSpec", "seed_everything", "NUM_THREADS", "PREDICT_SCORE_THRESHOLD", "SAMPLERS", "save_checkpoint"]
 
 #: torch intra-op threads of every run (the demo is sized for 2 CPU cores).
 NUM_THREADS = 2
@@ -76,17 +76,23 @@ class RunSpec:
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
                 raise ValueError(f"rfs_threshold={t!r}; expected a number > 0 with sampler='rfs'")
         elif self.rfs_threshold is not None:
-            raise ValueError(f"rfs_threshold={self.rfs_threshold!r} given with sampler={self.sampler!r}; expected "
-                             "None (or sampler='rfs')")
+            raise ValueError(
+                f"rfs_threshold={self.rfs_threshold!r} given with sampler={self.sampler!r}; expected "
+                "None (or sampler='rfs')"
+            )
         if self.mmdet_loss is not None:
             if self.framework != "mmdet" or self.loss.loss is not None:
-                raise ValueError(f"mmdet_loss={self.mmdet_loss!r} with framework={self.framework!r} and loss "
-                                 f"{self.loss.key!r}; expected framework='mmdet' and the baseline loss 'ce'")
+                raise ValueError(
+                    f"mmdet_loss={self.mmdet_loss!r} with framework={self.framework!r} and loss "
+                    f"{self.loss.key!r}; expected framework='mmdet' and the baseline loss 'ce'"
+                )
             if not isinstance(self.mmdet_loss, str) or not self.mmdet_loss:
                 raise ValueError(f"mmdet_loss={self.mmdet_loss!r}; expected the name of an MMDetection loss")
             if get_model(self.model).head != "box":
-                raise ValueError(f"mmdet_loss={self.mmdet_loss!r} with model={self.model!r}; expected a model "
-                                 "with a box head (MMDetection's box-classifier losses)")
+                raise ValueError(
+                    f"mmdet_loss={self.mmdet_loss!r} with model={self.model!r}; expected a model "
+                    "with a box head (MMDetection's box-classifier losses)"
+                )
 
     @property
     def name(self) -> str:

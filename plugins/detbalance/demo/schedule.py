@@ -5,6 +5,7 @@ SGD with momentum 0.9 and weight decay 1e-4, ``batch_size`` images per iteration
 ``iters``. The defaults are the setting measured for the long-tailed synthetic shapes: ResNet-18 Faster R-CNN
 from random initialisation reaches AP ~53 after 1200 iterations; 0.02 diverged and 600 iterations were too few.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

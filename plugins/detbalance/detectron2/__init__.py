@@ -8,9 +8,12 @@ Usage::
     cfg = get_config("configs/detectron2/faster_rcnn_R_50_FPN_1x_seesaw.yaml")
     model = detectron2.modeling.build_model(cfg)
 """
+
 from . import _compat  # noqa: F401  (must run before any detectron2 import)
-from .config import HYPER_PARAMETER_KEYS, add_detbalance_config, get_config
+
+# isort: split
 from .cascade import BalancedCascadeROIHeads
+from .config import HYPER_PARAMETER_KEYS, add_detbalance_config, get_config
 from .fast_rcnn import BalancedFastRCNNOutputLayers
 from .fcos import BalancedFCOS
 from .loss_builder import build_classification_loss, load_class_statistics

@@ -21,6 +21,7 @@ and Pascal VOC evaluators. They are not on the box-training path; detbalance eva
 
 Imported automatically by :mod:`detbalance.detectron2`; never by the framework-free core.
 """
+
 from __future__ import annotations
 
 import importlib

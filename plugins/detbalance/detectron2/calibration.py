@@ -19,6 +19,7 @@ calibrated by a config change only::
     cfg.DETBALANCE.CALIBRATION.METHOD = "norcal"
     cfg.DETBALANCE.CALIBRATION.GAMMA = 0.6
 """
+
 from __future__ import annotations
 
 from detectron2.config import CfgNode
@@ -51,8 +52,9 @@ def calibration_from_config(cfg: CfgNode) -> ScoreCalibration:
     try:
         stats = None
         if node.METHOD in ("norcal", "logit_adjust") and not node.FILE:
-            stats = load_class_statistics(num_classes, weights_file=cfg.DETBALANCE.WEIGHTS_FILE or None,
-                                          dataset_names=tuple(cfg.DATASETS.TRAIN))
+            stats = load_class_statistics(
+                num_classes, weights_file=cfg.DETBALANCE.WEIGHTS_FILE or None, dataset_names=tuple(cfg.DATASETS.TRAIN)
+            )
         return build_calibration(node.METHOD, num_classes, gamma=node.GAMMA, file=node.FILE or None, stats=stats)
     except ValueError as e:
         raise ValueError(f"DETBALANCE.CALIBRATION: {e}") from None

@@ -16,10 +16,10 @@ cross-entropy) for each stage and relabels the boxes of stages 2 and 3 from the 
 Box heads, regression, inference (scores averaged over the stages, each stage scoring with its loss's
 activation) and the mask head are detectron2's.
 """
+
 from __future__ import annotations
 
 import torch
-
 from detectron2.modeling.box_regression import Box2BoxTransform
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, CascadeROIHeads
 from detectron2.structures import pairwise_iou
@@ -43,7 +43,8 @@ class BalancedCascadeROIHeads(CascadeROIHeads):
         stage_weights = cfg.MODEL.ROI_BOX_CASCADE_HEAD.BBOX_REG_WEIGHTS
         ret["box_predictors"] = [
             BalancedFastRCNNOutputLayers(
-                cfg, box_head.output_shape, box2box_transform=Box2BoxTransform(weights=weights))
+                cfg, box_head.output_shape, box2box_transform=Box2BoxTransform(weights=weights)
+            )
             for box_head, weights in zip(ret["box_heads"], stage_weights)
         ]
         return ret
@@ -57,7 +58,8 @@ class BalancedCascadeROIHeads(CascadeROIHeads):
                 continue
             if len(targets_per_image) == 0:  # all background: the weight is never read
                 proposals_per_image.gt_weights = torch.ones(
-                    len(proposals_per_image), device=proposals_per_image.gt_classes.device)
+                    len(proposals_per_image), device=proposals_per_image.gt_classes.device
+                )
                 continue
             quality = pairwise_iou(targets_per_image.gt_boxes, proposals_per_image.proposal_boxes)
             matched_idxs, _ = self.proposal_matchers[stage](quality)  # the same matching as the parent's

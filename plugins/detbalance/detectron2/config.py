@@ -30,31 +30,38 @@ yaml files: ``_BASE_`` may be a path relative to the file, an absolute path, or 
 config shipped inside the detectron2 package, e.g. ``model_zoo://COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml``.
 Load such files with :func:`get_config` (plain ``cfg.merge_from_file`` does not know ``model_zoo://``).
 """
+
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import yaml
-
 from detectron2 import model_zoo
 from detectron2.config import CfgNode, get_cfg
 
 from ..losses import LOSS_TABLE
 from .calibration import add_calibration_config
 
-__all__ = ["add_detbalance_config", "get_config", "HYPER_PARAMETER_KEYS", "DENSE_HYPER_PARAMETER_KEYS",
-           "MODEL_ZOO_PREFIX"]
+__all__ = [
+    "add_detbalance_config",
+    "get_config",
+    "HYPER_PARAMETER_KEYS",
+    "DENSE_HYPER_PARAMETER_KEYS",
+    "MODEL_ZOO_PREFIX",
+]
 
 MODEL_ZOO_PREFIX = "model_zoo://"
 
 #: loss name -> (sub-node of cfg.DETBALANCE, {config key: keyword argument of the loss}), from the loss table.
 HYPER_PARAMETER_KEYS: dict[str, tuple[str, dict[str, str]]] = {
-    name: (spec.key, spec.config_keys()) for name, spec in LOSS_TABLE.items() if not spec.dense}
+    name: (spec.key, spec.config_keys()) for name, spec in LOSS_TABLE.items() if not spec.dense
+}
 
 #: The same for the losses of ``detbalance.losses.DENSE_LOSSES`` (dense heads only).
 DENSE_HYPER_PARAMETER_KEYS: dict[str, tuple[str, dict[str, str]]] = {
-    name: (spec.key, spec.config_keys()) for name, spec in LOSS_TABLE.items() if spec.dense}
+    name: (spec.key, spec.config_keys()) for name, spec in LOSS_TABLE.items() if spec.dense
+}
 
 
 def add_detbalance_config(cfg: CfgNode) -> None:
@@ -74,8 +81,9 @@ def add_detbalance_config(cfg: CfgNode) -> None:
 
     # One sub-node per loss, each hyper-parameter at the loss's own default (detbalance.losses.LOSS_TABLE).
     for spec in LOSS_TABLE.values():
-        _C.DETBALANCE[spec.key] = CfgNode({key: spec.defaults()[argument]
-                                           for key, argument in spec.config_keys().items()})
+        _C.DETBALANCE[spec.key] = CfgNode(
+            {key: spec.defaults()[argument] for key, argument in spec.config_keys().items()}
+        )
     add_calibration_config(_C)  # DETBALANCE.CALIBRATION, documented in detbalance.detectron2.calibration
 
 
@@ -109,7 +117,7 @@ def _merge_yaml(cfg: CfgNode, path: str) -> None:
     for base in [bases] if isinstance(bases, str) else bases:
         if base.startswith(MODEL_ZOO_PREFIX):
             # detectron2's own merge resolves the model zoo file's relative bases and config versions.
-            cfg.merge_from_file(model_zoo.get_config_file(base[len(MODEL_ZOO_PREFIX):]))
+            cfg.merge_from_file(model_zoo.get_config_file(base[len(MODEL_ZOO_PREFIX) :]))
         else:
             base = os.path.expanduser(base)
             _merge_yaml(cfg, base if os.path.isabs(base) else os.path.join(os.path.dirname(path), base))

@@ -9,21 +9,20 @@ Shape shorthand in this module:
 
 Box regression (deltas, ``box_reg_loss``, box inference) is detectron2's, unchanged.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-from torch import nn
-
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec, cat
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers, _log_classification_stats
 from detectron2.structures import Instances
+from torch import nn
 
-from ..losses import LOSSES
 from ..calibration import ScoreCalibration
+from ..losses import LOSSES
 from .calibration import calibration_from_config
 from .config import HYPER_PARAMETER_KEYS
 from .loss_builder import build_classification_loss
@@ -91,8 +90,8 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
         cls_agnostic_bbox_reg: bool = False,
         smooth_l1_beta: float = 0.0,
         box_reg_loss_type: str = "smooth_l1",
-        loss_weight: Union[float, Dict[str, float]] = 1.0,
-        calibration: Optional[ScoreCalibration] = None,
+        loss_weight: float | dict[str, float] = 1.0,
+        calibration: ScoreCalibration | None = None,
     ):
         """
         Args:
@@ -139,9 +138,7 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
         ret = drop_upstream_classification_options(super().from_config(cfg, input_shape))
         node = cfg.DETBALANCE
         if node.LOSS not in HYPER_PARAMETER_KEYS:
-            raise ValueError(
-                f"DETBALANCE.LOSS is {node.LOSS!r}, expected one of {sorted(HYPER_PARAMETER_KEYS)}"
-            )
+            raise ValueError(f"DETBALANCE.LOSS is {node.LOSS!r}, expected one of {sorted(HYPER_PARAMETER_KEYS)}")
         sub_node, keys = HYPER_PARAMETER_KEYS[node.LOSS]
         hyper_params = {argument: node[sub_node][key] for key, argument in keys.items()}
         if node.CLS_PRIOR_PROB is not None:
@@ -157,19 +154,22 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
         ret["calibration"] = calibration_from_config(cfg)
         return ret
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         saved = state_dict.get(prefix + "cls_score.weight")
         expected = tuple(self.cls_score.weight.shape)
         if saved is not None and tuple(saved.shape) != expected:
             raise ValueError(
                 f"checkpoint entry {prefix}cls_score.weight has shape {tuple(saved.shape)}, expected {expected}: "
                 f"{type(self.cls_loss).__name__} needs {self.cls_loss.num_logits} classifier outputs for "
-                f"K = {self.num_classes} classes ({self.cls_loss.layout})")
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+                f"K = {self.num_classes} classes ({self.cls_loss.layout})"
+            )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
-    def losses(self, predictions: Tuple[torch.Tensor, torch.Tensor], proposals: List[Instances]):
+    def losses(self, predictions: tuple[torch.Tensor, torch.Tensor], proposals: list[Instances]):
         """
         Args:
             predictions: ``(logits[R, L], deltas[R, K*B or B])`` from :meth:`forward`.
@@ -184,9 +184,7 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
             gt_classes = cat([p.gt_classes for p in proposals], dim=0)
             proposal_boxes = cat([p.proposal_boxes.tensor for p in proposals], dim=0)
             # Background-only images carry no gt_boxes; their boxes are never read by box_reg_loss.
-            gt_boxes = cat(
-                [(p.gt_boxes if p.has("gt_boxes") else p.proposal_boxes).tensor for p in proposals], dim=0
-            )
+            gt_boxes = cat([(p.gt_boxes if p.has("gt_boxes") else p.proposal_boxes).tensor for p in proposals], dim=0)
         else:
             gt_classes = torch.empty(0, dtype=torch.int64, device=scores.device)
             proposal_boxes = gt_boxes = torch.empty((0, 4), device=proposal_deltas.device)
@@ -198,7 +196,7 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
         }
         return {k: v * self.loss_weight.get(k, 1.0) for k, v in losses.items()}
 
-    def _proposal_weights(self, proposals: List[Instances]):
+    def _proposal_weights(self, proposals: list[Instances]):
         """``w[R]``: matched box's ``gt_weights`` for foreground proposals, 1 otherwise; None if none has any."""
         if not any(p.has("gt_weights") for p in proposals):
             return None
@@ -212,7 +210,7 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
                 weights.append(ones)
         return cat(weights, dim=0)
 
-    def predict_probs(self, predictions: Tuple[torch.Tensor, torch.Tensor], proposals: List[Instances]):
+    def predict_probs(self, predictions: tuple[torch.Tensor, torch.Tensor], proposals: list[Instances]):
         """
         Returns:
             list[Tensor]: per image, ``[Ri, K+1]`` class scores from ``cls_loss.predict_scores``, calibrated by
@@ -226,9 +224,13 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
 def _prior_prob(value, loss_name: str) -> float:
     """``DETBALANCE.CLS_PRIOR_PROB`` checked: a probability in (0, 1), and only for a loss that takes a prior."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-        raise ValueError(f"DETBALANCE.CLS_PRIOR_PROB is {value!r}, expected a probability in (0, 1) or None "
-                         "(the loss's reference prior)")
+        raise ValueError(
+            f"DETBALANCE.CLS_PRIOR_PROB is {value!r}, expected a probability in (0, 1) or None "
+            "(the loss's reference prior)"
+        )
     if "prior_prob" not in inspect.signature(LOSSES[loss_name]).parameters:
-        raise ValueError(f"DETBALANCE.CLS_PRIOR_PROB is {value!r} but DETBALANCE.LOSS {loss_name!r} is a softmax "
-                         "loss whose classifier bias starts at 0; expected None")
+        raise ValueError(
+            f"DETBALANCE.CLS_PRIOR_PROB is {value!r} but DETBALANCE.LOSS {loss_name!r} is a softmax "
+            "loss whose classifier bias starts at 0; expected None"
+        )
     return float(value)

@@ -9,18 +9,16 @@ box loss, centerness, test-time scoring; the classification loss is divided by d
 foreground points, exactly where FCOS divides its focal loss. Per-box annotation weights (``gt_weights``) are
 applied by the box heads only; a batch carrying weights other than 1 raises instead of being trained unweighted.
 """
-from __future__ import annotations
 
-from typing import List, Optional
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from detectron2.modeling.box_regression import _dense_box_regression_loss
 from detectron2.modeling.meta_arch.fcos import FCOS
 from detectron2.structures import Boxes
 from detectron2.utils.events import get_event_storage
+from torch import nn
 
 from ..losses import check_dense_head_loss
 from .retinanet import refuse_box_weights
@@ -52,7 +50,7 @@ class BalancedFCOS(FCOS):
         cls_loss: nn.Module,
         backbone,
         head,
-        head_in_features: Optional[List[str]] = None,
+        head_in_features: list[str] | None = None,
         box2box_transform=None,
         num_classes,
         center_sampling_radius: float = 1.5,
@@ -65,14 +63,23 @@ class BalancedFCOS(FCOS):
     ):
         check_dense_head_loss(cls_loss, type(self).__name__)
         if cls_loss.num_classes != num_classes:
-            raise ValueError(f"cls_loss {type(cls_loss).__name__} was built for num_classes={cls_loss.num_classes}, "
-                             f"expected {num_classes} (the model's num_classes)")
+            raise ValueError(
+                f"cls_loss {type(cls_loss).__name__} was built for num_classes={cls_loss.num_classes}, "
+                f"expected {num_classes} (the model's num_classes)"
+            )
         super().__init__(
-            backbone=backbone, head=head, head_in_features=head_in_features, box2box_transform=box2box_transform,
-            num_classes=num_classes, center_sampling_radius=center_sampling_radius,
-            test_score_thresh=test_score_thresh, test_topk_candidates=test_topk_candidates,
-            test_nms_thresh=test_nms_thresh, max_detections_per_image=max_detections_per_image,
-            pixel_mean=pixel_mean, pixel_std=pixel_std,
+            backbone=backbone,
+            head=head,
+            head_in_features=head_in_features,
+            box2box_transform=box2box_transform,
+            num_classes=num_classes,
+            center_sampling_radius=center_sampling_radius,
+            test_score_thresh=test_score_thresh,
+            test_topk_candidates=test_topk_candidates,
+            test_nms_thresh=test_nms_thresh,
+            max_detections_per_image=max_detections_per_image,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
         )
         self.cls_loss = cls_loss
 
@@ -94,11 +101,13 @@ class BalancedFCOS(FCOS):
         loss_cls = self.cls_loss(logits, gt_labels.reshape(-1), normalizer=normalizer)
         box_tensors = [b.tensor if isinstance(b, Boxes) else b for b in gt_boxes]
         loss_box_reg = _dense_box_regression_loss(
-            anchors, self.box2box_transform, pred_anchor_deltas, box_tensors, foreground, box_reg_loss_type="giou")
+            anchors, self.box2box_transform, pred_anchor_deltas, box_tensors, foreground, box_reg_loss_type="giou"
+        )
         ctrness_targets = self.compute_ctrness_targets(anchors, gt_boxes)  # [N, R]
         pred_centerness = torch.cat(pred_centerness, dim=1).squeeze(dim=2)  # [N, R]
         ctrness_loss = F.binary_cross_entropy_with_logits(
-            pred_centerness[foreground], ctrness_targets[foreground], reduction="sum")
+            pred_centerness[foreground], ctrness_targets[foreground], reduction="sum"
+        )
         return {
             "loss_fcos_cls": loss_cls,
             "loss_fcos_loc": loss_box_reg / normalizer,

@@ -12,10 +12,11 @@ named, the loss is built :func:`~detbalance.losses.without_statistics.without_st
 no statistics) and its first training step raises the error, naming the missing file or datasets. A weights
 file or dataset that is there but does not fit (another number of classes, malformed) fails the build.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 from torch import nn
 
@@ -34,10 +35,10 @@ def build_classification_loss(
     name: str,
     num_classes: int,
     *,
-    weights_file: Optional[str] = None,
+    weights_file: str | None = None,
     dataset_names: Sequence[str] = (),
     filter_empty: bool = True,
-    hyper_params: Optional[Mapping[str, float]] = None,
+    hyper_params: Mapping[str, float] | None = None,
 ) -> nn.Module:
     """``LOSSES[name].from_stats(num_classes, statistics, **hyper_params)``.
 
@@ -67,8 +68,9 @@ def build_classification_loss(
     missing = _missing_source(weights_file, dataset_names)
     if missing is None:
         try:
-            statistics = load_class_statistics(num_classes, weights_file=weights_file, dataset_names=dataset_names,
-                                               filter_empty=filter_empty)
+            statistics = load_class_statistics(
+                num_classes, weights_file=weights_file, dataset_names=dataset_names, filter_empty=filter_empty
+            )
         except OSError as error:  # a registered dataset whose files are not on this machine
             missing = error
     if missing is not None:
@@ -76,14 +78,16 @@ def build_classification_loss(
     return LOSSES[name].from_stats(num_classes, statistics, **hyper_params)
 
 
-def _missing_source(weights_file: Optional[str], dataset_names: Sequence[str]) -> Optional[Exception]:
+def _missing_source(weights_file: str | None, dataset_names: Sequence[str]) -> Exception | None:
     """The error of a statistics source that is not here (None when it is)."""
     if weights_file:
         found = os.path.isfile(weights_file)
         return None if found else FileNotFoundError(f"weights file {weights_file} does not exist")
     if not dataset_names:
-        return ValueError("no class statistics: expected a weights file (DETBALANCE.WEIGHTS_FILE) or training "
-                          "datasets (DATASETS.TRAIN), got neither")
+        return ValueError(
+            "no class statistics: expected a weights file (DETBALANCE.WEIGHTS_FILE) or training "
+            "datasets (DATASETS.TRAIN), got neither"
+        )
     from detectron2.data import DatasetCatalog
 
     unregistered = [n for n in dataset_names if n not in DatasetCatalog.list()]
@@ -93,9 +97,12 @@ def _missing_source(weights_file: Optional[str], dataset_names: Sequence[str]) -
 
 
 def load_class_statistics(
-    num_classes: int, *, weights_file: Optional[str] = None, dataset_names: Sequence[str] = (),
+    num_classes: int,
+    *,
+    weights_file: str | None = None,
+    dataset_names: Sequence[str] = (),
     filter_empty: bool = True,
-) -> "WeightsFile | ClassStats":
+) -> WeightsFile | ClassStats:
     """The weights file's contents, else the statistics of ``dataset_names`` (printed); K checked."""
     if weights_file:
         contents = load_weights(weights_file)

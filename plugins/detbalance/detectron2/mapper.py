@@ -14,10 +14,10 @@ classification loss.
 
 Use it in place of ``DatasetMapper``: ``build_detection_train_loader(cfg, mapper=WeightedDatasetMapper(cfg, True))``.
 """
+
 from __future__ import annotations
 
 import torch
-
 from detectron2.data import DatasetMapper
 
 from ..data.box_weights import WEIGHT_KEY, annotation_weight
@@ -40,8 +40,8 @@ class WeightedDatasetMapper(DatasetMapper):
         annotations = dataset_dict["annotations"]
         categories = torch.as_tensor([int(a["category_id"]) for a in annotations], dtype=torch.int64)
         weights = torch.as_tensor(
-            [annotation_weight(a, f"in image {_image_name(dataset_dict)!r}") for a in annotations],
-            dtype=torch.float32)
+            [annotation_weight(a, f"in image {_image_name(dataset_dict)!r}") for a in annotations], dtype=torch.float32
+        )
         for index, annotation in enumerate(annotations):
             annotation["category_id"] = index
         super()._transform_annotations(dataset_dict, transforms, image_shape)

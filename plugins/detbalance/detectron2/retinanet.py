@@ -13,18 +13,18 @@ where detectron2 divides its focal loss (``MODEL.RETINANET.FOCAL_LOSS_ALPHA``/``
 own hyper-parameters are in the ``DETBALANCE`` node). Per-box annotation weights (``gt_weights``) are applied by
 the box heads only; a batch carrying weights other than 1 raises instead of being trained unweighted.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
-from torch import nn
-
 from detectron2.config import configurable
 from detectron2.layers import cat
 from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet
 from detectron2.modeling.box_regression import _dense_box_regression_loss
 from detectron2.utils.events import get_event_storage
+from torch import nn
 
 from ..losses import DENSE_LOSSES, check_dense_head_loss, dense_head_losses
 from .config import DENSE_HYPER_PARAMETER_KEYS, HYPER_PARAMETER_KEYS
@@ -43,16 +43,17 @@ def refuse_box_weights(gt_instances, head: str) -> None:
         if instances.has("gt_weights") and bool((instances.gt_weights != 1).any()):
             raise ValueError(
                 f"{head} got per-box weights (gt_weights) other than 1, expected none: per-box weights are "
-                "applied by the box heads (BalancedROIHeads, BalancedCascadeROIHeads) only")
+                "applied by the box heads (BalancedROIHeads, BalancedCascadeROIHeads) only"
+            )
 
 
 def build_dense_classification_loss(
     name: str,
     num_classes: int,
     *,
-    weights_file: Optional[str] = None,
+    weights_file: str | None = None,
     dataset_names: Sequence[str] = (),
-    hyper_params: Optional[Mapping[str, float]] = None,
+    hyper_params: Mapping[str, float] | None = None,
     head: str = HEAD,
 ) -> nn.Module:
     """The classification loss of a dense head: a loss of :func:`detbalance.losses.dense_head_losses`.
@@ -74,8 +75,9 @@ def build_dense_classification_loss(
             check_dense_head_loss(LOSSES[name], head)
         raise ValueError(f"DETBALANCE.LOSS is {name!r}, expected one of {sorted(allowed)} for {head}")
     if name not in DENSE_LOSSES:
-        return build_classification_loss(name, num_classes, weights_file=weights_file, dataset_names=dataset_names,
-                                         hyper_params=hyper_params)
+        return build_classification_loss(
+            name, num_classes, weights_file=weights_file, dataset_names=dataset_names, hyper_params=hyper_params
+        )
     if not weights_file:
         return DENSE_LOSSES[name](num_classes, **hyper_params)
     statistics = load_class_statistics(num_classes, weights_file=weights_file)
@@ -116,15 +118,28 @@ class BalancedRetinaNet(RetinaNet):
     ):
         check_dense_head_loss(cls_loss, HEAD)
         if cls_loss.num_classes != num_classes:
-            raise ValueError(f"cls_loss {type(cls_loss).__name__} was built for num_classes={cls_loss.num_classes}, "
-                             f"expected {num_classes} (MODEL.RETINANET.NUM_CLASSES)")
+            raise ValueError(
+                f"cls_loss {type(cls_loss).__name__} was built for num_classes={cls_loss.num_classes}, "
+                f"expected {num_classes} (MODEL.RETINANET.NUM_CLASSES)"
+            )
         super().__init__(
-            backbone=backbone, head=head, head_in_features=head_in_features, anchor_generator=anchor_generator,
-            box2box_transform=box2box_transform, anchor_matcher=anchor_matcher, num_classes=num_classes,
-            smooth_l1_beta=smooth_l1_beta, box_reg_loss_type=box_reg_loss_type, test_score_thresh=test_score_thresh,
-            test_topk_candidates=test_topk_candidates, test_nms_thresh=test_nms_thresh,
-            max_detections_per_image=max_detections_per_image, pixel_mean=pixel_mean, pixel_std=pixel_std,
-            vis_period=vis_period, input_format=input_format,
+            backbone=backbone,
+            head=head,
+            head_in_features=head_in_features,
+            anchor_generator=anchor_generator,
+            box2box_transform=box2box_transform,
+            anchor_matcher=anchor_matcher,
+            num_classes=num_classes,
+            smooth_l1_beta=smooth_l1_beta,
+            box_reg_loss_type=box_reg_loss_type,
+            test_score_thresh=test_score_thresh,
+            test_topk_candidates=test_topk_candidates,
+            test_nms_thresh=test_nms_thresh,
+            max_detections_per_image=max_detections_per_image,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+            vis_period=vis_period,
+            input_format=input_format,
         )
         self.cls_loss = cls_loss
 
@@ -133,11 +148,14 @@ class BalancedRetinaNet(RetinaNet):
         if "DETBALANCE" not in cfg:
             raise ValueError(
                 "config has no DETBALANCE node, expected one: call detbalance.detectron2.add_detbalance_config(cfg) "
-                "(or load it with detbalance.detectron2.get_config)")
+                "(or load it with detbalance.detectron2.get_config)"
+            )
         node = cfg.DETBALANCE
         if node.get("CLS_PRIOR_PROB", None) is not None:
-            raise ValueError(f"DETBALANCE.CLS_PRIOR_PROB is {node.CLS_PRIOR_PROB}, expected None with {HEAD}: its "
-                             "head initialises the class bias from MODEL.RETINANET.PRIOR_PROB")
+            raise ValueError(
+                f"DETBALANCE.CLS_PRIOR_PROB is {node.CLS_PRIOR_PROB}, expected None with {HEAD}: its "
+                "head initialises the class bias from MODEL.RETINANET.PRIOR_PROB"
+            )
         ret = super().from_config(cfg)
         del ret["focal_loss_alpha"], ret["focal_loss_gamma"]  # replaced by the loss's own hyper-parameters
         keys = {**HYPER_PARAMETER_KEYS, **DENSE_HYPER_PARAMETER_KEYS}
@@ -146,8 +164,12 @@ class BalancedRetinaNet(RetinaNet):
             sub_node, names = keys[node.LOSS]
             hyper_params = {argument: node[sub_node][key] for key, argument in names.items()}
         ret["cls_loss"] = build_dense_classification_loss(
-            node.LOSS, cfg.MODEL.RETINANET.NUM_CLASSES, weights_file=node.WEIGHTS_FILE or None,
-            dataset_names=tuple(cfg.DATASETS.TRAIN), hyper_params=hyper_params)
+            node.LOSS,
+            cfg.MODEL.RETINANET.NUM_CLASSES,
+            weights_file=node.WEIGHTS_FILE or None,
+            dataset_names=tuple(cfg.DATASETS.TRAIN),
+            hyper_params=hyper_params,
+        )
         return ret
 
     def forward_training(self, images, features, predictions, gt_instances):
@@ -173,6 +195,12 @@ class BalancedRetinaNet(RetinaNet):
         logits = cat(pred_logits, dim=1).reshape(-1, self.num_classes)
         loss_cls = self.cls_loss(logits, gt_labels.reshape(-1), normalizer=normalizer)
         loss_box_reg = _dense_box_regression_loss(
-            anchors, self.box2box_transform, pred_anchor_deltas, gt_boxes, foreground,
-            box_reg_loss_type=self.box_reg_loss_type, smooth_l1_beta=self.smooth_l1_beta)
+            anchors,
+            self.box2box_transform,
+            pred_anchor_deltas,
+            gt_boxes,
+            foreground,
+            box_reg_loss_type=self.box_reg_loss_type,
+            smooth_l1_beta=self.smooth_l1_beta,
+        )
         return {"loss_cls": loss_cls, "loss_box_reg": loss_box_reg / normalizer}

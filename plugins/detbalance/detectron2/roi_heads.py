@@ -4,6 +4,7 @@ Select it with ``MODEL.ROI_HEADS.NAME: "BalancedROIHeads"`` (registered in ``ROI
 ``detbalance.detectron2`` is imported). Everything else (proposal sampling, box head, mask/keypoint heads) is
 ``StandardROIHeads``; its ``label_and_sample_proposals`` copies each target's ``gt_weights`` to the proposals.
 """
+
 from __future__ import annotations
 
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, StandardROIHeads

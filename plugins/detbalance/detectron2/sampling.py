@@ -19,9 +19,10 @@ Python (e.g. a LazyConfig ``dataloader.train.sampler``, or with per-box weights)
         cfg, dataset=dicts, mapper=WeightedDatasetMapper(cfg, is_train=True),
         sampler=build_repeat_factor_sampler(dicts, repeat_thresh=cfg.DATALOADER.REPEAT_THRESHOLD))
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from detectron2.data.samplers import RepeatFactorTrainingSampler
 
@@ -31,7 +32,7 @@ __all__ = ["build_repeat_factor_sampler"]
 
 
 def build_repeat_factor_sampler(
-    dataset_dicts: Sequence[dict], repeat_thresh: float, *, seed: Optional[int] = None
+    dataset_dicts: Sequence[dict], repeat_thresh: float, *, seed: int | None = None
 ) -> RepeatFactorTrainingSampler:
     """detectron2 ``RepeatFactorTrainingSampler`` over ``dataset_dicts`` (detectron2 dataset format).
 

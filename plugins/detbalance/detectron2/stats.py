@@ -11,6 +11,7 @@ building the loader and its ``RepeatFactorTrainingSampler``. ``num_images`` and 
 ``image_counts / num_images`` are therefore those of the loader, and ``repeat_factors(image_labels, t)`` equals the
 sampler's ``repeat_factors_from_category_frequency``.
 """
+
 from __future__ import annotations
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -33,8 +34,9 @@ def register_coco(name: str, json_file: str, image_root: str) -> None:
     register_coco_instances(name, {}, json_file, image_root)
 
 
-def stats_from_detectron2(name: str, *, include_ignored: bool = False, filter_empty: bool = True,
-                          progress: str = "auto") -> DatasetStats:
+def stats_from_detectron2(
+    name: str, *, include_ignored: bool = False, filter_empty: bool = True, progress: str = "auto"
+) -> DatasetStats:
     """Per-class counts of ``DatasetCatalog.get(name)`` in the model's label order (``thing_classes``).
 
     ``iscrowd`` boxes are ignored (Detectron2's ``DatasetMapper`` drops them before training) unless
@@ -65,15 +67,29 @@ def stats_from_detectron2(name: str, *, include_ignored: bool = False, filter_em
             f"expected 0..{len(classes) - 1} (one id per thing class)"
         )
 
-    records = (ImageRecord(str(record.get("file_name", record.get("image_id", i))),
-                           [(ann["category_id"], bool(ann.get("iscrowd", 0)),
-                             BoxMode.convert(list(ann["bbox"]), ann["bbox_mode"], BoxMode.XYXY_ABS))
-                            for ann in record.get("annotations", [])])
-               for i, record in enumerate(dicts))
+    records = (
+        ImageRecord(
+            str(record.get("file_name", record.get("image_id", i))),
+            [
+                (
+                    ann["category_id"],
+                    bool(ann.get("iscrowd", 0)),
+                    BoxMode.convert(list(ann["bbox"]), ann["bbox_mode"], BoxMode.XYXY_ABS),
+                )
+                for ann in record.get("annotations", [])
+            ],
+        )
+        for i, record in enumerate(dicts)
+    )
     return summarize_records(
-        classes, records, num_images=len(dicts), include_ignored=include_ignored,
+        classes,
+        records,
+        num_images=len(dicts),
+        include_ignored=include_ignored,
         source=f"Detectron2 dataset {name!r}" + (" (images with a non-crowd box)" if filter_empty else ""),
-        progress=show_progress(progress, len(dicts) > LARGE_ITEM_COUNT), desc=f"reading {name}")
+        progress=show_progress(progress, len(dicts) > LARGE_ITEM_COUNT),
+        desc=f"reading {name}",
+    )
 
 
 def class_stats_from_catalog(names: list[str], *, filter_empty: bool = True) -> ClassStats:

@@ -25,6 +25,7 @@ Exit status: 0 on success, 2 on bad input (nothing is written).
 
 Entry point of ``detbalance-calibrate`` and ``tools/calibrate.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,27 +54,52 @@ def _gamma_results(text: str) -> tuple[float, str]:
 
 
 def parse_args(argv=None, prog: str = "detbalance-calibrate") -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("--gt", required=True, help="COCO ground-truth json of the validation split")
     parser.add_argument("--weights", required=True, help="detbalance weights file of the training set")
     parser.add_argument("--results", required=True, help="the uncalibrated model's COCO results on --gt")
-    parser.add_argument("--gamma-results", nargs="+", type=_gamma_results, default=[], metavar="GAMMA=PATH",
-                        help="COCO results made with calibration --method at GAMMA; fits gamma when given")
-    parser.add_argument("--method", default="norcal", choices=("norcal", "logit_adjust"),
-                        help="how --gamma-results were scored (default norcal)")
+    parser.add_argument(
+        "--gamma-results",
+        nargs="+",
+        type=_gamma_results,
+        default=[],
+        metavar="GAMMA=PATH",
+        help="COCO results made with calibration --method at GAMMA; fits gamma when given",
+    )
+    parser.add_argument(
+        "--method",
+        default="norcal",
+        choices=("norcal", "logit_adjust"),
+        help="how --gamma-results were scored (default norcal)",
+    )
     parser.add_argument("--metric", default="apr", choices=FIT_METRICS, help="what gamma maximises (default apr)")
-    parser.add_argument("--score-thr", type=float, default=LVIS_SCORE_THRESHOLD,
-                        help=f"lowest score the LVIS protocol keeps when gamma is evaluated (default "
-                             f"{LVIS_SCORE_THRESHOLD:g}; 0.05: the frameworks' default test threshold)")
+    parser.add_argument(
+        "--score-thr",
+        type=float,
+        default=LVIS_SCORE_THRESHOLD,
+        help=f"lowest score the LVIS protocol keeps when gamma is evaluated (default "
+        f"{LVIS_SCORE_THRESHOLD:g}; 0.05: the frameworks' default test threshold)",
+    )
     rule = parser.add_mutually_exclusive_group()
     rule.add_argument("--thresholds", choices=("f1",), help="fit per-class thresholds maximising F1")
     rule.add_argument("--target-precision", type=float, help="fit per-class thresholds reaching this precision")
-    parser.add_argument("--default-threshold", type=float, default=0.05,
-                        help="threshold of classes the validation set cannot fit (default 0.05)")
-    parser.add_argument("--report-thr", type=float, default=0.05,
-                        help="score threshold of the table's precision/recall without thresholds (default 0.05)")
+    parser.add_argument(
+        "--default-threshold",
+        type=float,
+        default=0.05,
+        help="threshold of classes the validation set cannot fit (default 0.05)",
+    )
+    parser.add_argument(
+        "--report-thr",
+        type=float,
+        default=0.05,
+        help="score threshold of the table's precision/recall without thresholds (default 0.05)",
+    )
     parser.add_argument("-o", "--output", required=True, help="calibration file to write")
     args = parser.parse_args(argv)
     gammas = [g for g, _ in args.gamma_results]
@@ -94,11 +120,24 @@ def main(argv=None, prog: str = "detbalance-calibrate") -> int:
         baseline = load_json(args.results, "results")
         by_gamma = {g: load_json(path, f"results at gamma={g}") for g, path in args.gamma_results}
         fit = fit_calibration(
-            gt, baseline, by_gamma, weights_file=weights, method=args.method, metric=args.metric,
-            score_threshold=args.score_thr, objective=objective, target=args.target_precision,
-            default_threshold=args.default_threshold, report_threshold=args.report_thr,
-            source={"gt": args.gt, "weights": args.weights, "results": args.results,
-                    "gamma_results": {str(g): p for g, p in args.gamma_results}})
+            gt,
+            baseline,
+            by_gamma,
+            weights_file=weights,
+            method=args.method,
+            metric=args.metric,
+            score_threshold=args.score_thr,
+            objective=objective,
+            target=args.target_precision,
+            default_threshold=args.default_threshold,
+            report_threshold=args.report_thr,
+            source={
+                "gt": args.gt,
+                "weights": args.weights,
+                "results": args.results,
+                "gamma_results": {str(g): p for g, p in args.gamma_results},
+            },
+        )
         save_calibration(args.output, fit.calibration)
     except (ValueError, FileNotFoundError) as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

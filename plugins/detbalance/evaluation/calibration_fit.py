@@ -15,6 +15,7 @@ Example (the benchmark's use)::
                           objective="f1")
     save_calibration("calibration.json", fit.calibration); print(format_fit(fit))
 """
+
 from __future__ import annotations
 
 import math
@@ -26,12 +27,18 @@ import numpy as np
 from ..calibration import CalibrationFile, ThresholdFit, fit_thresholds
 from ..calibration._checks import check_gamma, check_thresholds
 from .coco_eval import check_score_threshold, validate_ground_truth, validate_results
-from .lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, Matches, class_ap, group_means, keep_per_image, \
-    match_detections
+from .lvis_protocol import (
+    LVIS_MAX_DETS,
+    LVIS_SCORE_THRESHOLD,
+    Matches,
+    class_ap,
+    group_means,
+    keep_per_image,
+    match_detections,
+)
 from .report import GROUPS
 
-__all__ = ["FIT_METRICS", "CalibrationFit", "matched_at_iou50", "precision_recall", "fit_calibration",
-           "format_fit"]
+__all__ = ["FIT_METRICS", "CalibrationFit", "matched_at_iou50", "precision_recall", "fit_calibration", "format_fit"]
 
 #: What gamma maximises.
 FIT_METRICS = ("apr", "ap")
@@ -45,8 +52,9 @@ def matched_at_iou50(m: Matches) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return m.score[rows], m.label[rows], m.matched[t50, rows], m.num_gt[t50]
 
 
-def precision_recall(scores: np.ndarray, labels: np.ndarray, is_tp: np.ndarray, num_gt: np.ndarray,
-                     thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def precision_recall(
+    scores: np.ndarray, labels: np.ndarray, is_tp: np.ndarray, num_gt: np.ndarray, thresholds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-class precision and recall (percent) of the detections scoring at least their class threshold.
 
     NaN where undefined (no detection kept for precision, no ground truth for recall).
@@ -100,11 +108,21 @@ def _lvis_ap(m: Matches, score_threshold: float) -> np.ndarray:
     return class_ap(m, keep_per_image(m, LVIS_MAX_DETS, score_threshold))
 
 
-def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[float, list[dict]] | None = None, *,
-                    weights_file, method: str = "norcal", metric: str = "apr",
-                    score_threshold: float = LVIS_SCORE_THRESHOLD,
-                    objective: str | None = None, target: float | None = None, default_threshold: float = 0.05,
-                    report_threshold: float = 0.05, source: dict | None = None) -> CalibrationFit:
+def fit_calibration(
+    gt: dict,
+    baseline: list[dict],
+    results_by_gamma: Mapping[float, list[dict]] | None = None,
+    *,
+    weights_file,
+    method: str = "norcal",
+    metric: str = "apr",
+    score_threshold: float = LVIS_SCORE_THRESHOLD,
+    objective: str | None = None,
+    target: float | None = None,
+    default_threshold: float = 0.05,
+    report_threshold: float = 0.05,
+    source: dict | None = None,
+) -> CalibrationFit:
     """Choose gamma and/or fit per-class thresholds on validation detections (module docstring).
 
     Args:
@@ -138,8 +156,10 @@ def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[fl
     names = [str(c.get("name", c["id"])) for c in gt["categories"]]
     stats = weights_file.stats
     if names != list(stats.class_names):
-        raise ValueError(f"the ground truth's classes (by category id) {names[:10]} differ from the weights file's "
-                         f"{list(stats.class_names)[:10]}; expected the same classes in the same order")
+        raise ValueError(
+            f"the ground truth's classes (by category id) {names[:10]} differ from the weights file's "
+            f"{list(stats.class_names)[:10]}; expected the same classes in the same order"
+        )
     num_classes = len(names)
     groups = _groups(gt, weights_file, num_classes)
     if metric == "apr" and (groups is None or "r" not in groups):
@@ -147,8 +167,9 @@ def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[fl
     candidates = {0.0: baseline}
     for gamma, results in (results_by_gamma or {}).items():
         if check_gamma(gamma) == 0:
-            raise ValueError("results_by_gamma has an entry for gamma=0; expected gammas > 0 (the uncalibrated "
-                             "baseline is gamma 0)")
+            raise ValueError(
+                "results_by_gamma has an entry for gamma=0; expected gammas > 0 (the uncalibrated baseline is gamma 0)"
+            )
         candidates[float(gamma)] = results
     matches, ap = {}, {}
     for gamma, results in candidates.items():
@@ -156,33 +177,55 @@ def fit_calibration(gt: dict, baseline: list[dict], results_by_gamma: Mapping[fl
         matches[gamma] = match_detections(gt, results)
         ap[gamma] = _lvis_ap(matches[gamma], score_threshold)
     key = "APr" if metric == "apr" else "AP"
-    metric_by_gamma = {g: group_means(ap[g], groups)[key] if groups else float(np.nanmean(ap[g]))
-                       for g in sorted(candidates)}
+    metric_by_gamma = {
+        g: group_means(ap[g], groups)[key] if groups else float(np.nanmean(ap[g])) for g in sorted(candidates)
+    }
     fitted = bool(results_by_gamma)
     best = max(metric_by_gamma, key=lambda g: (metric_by_gamma[g], -g)) if fitted else 0.0
     scores, labels, is_tp, num_gt = matched_at_iou50(matches[best])
     threshold_fit = None
     if objective is not None:
-        threshold_fit = fit_thresholds(scores, labels, is_tp, num_gt, objective=objective, target=target,
-                                       default=default_threshold)
+        threshold_fit = fit_thresholds(
+            scores, labels, is_tp, num_gt, objective=objective, target=target, default=default_threshold
+        )
     after_t = threshold_fit.thresholds if threshold_fit is not None else np.full(num_classes, report_threshold)
     after_p, after_r = precision_recall(scores, labels, is_tp, num_gt, after_t)
     before_p, before_r = precision_recall(*matched_at_iou50(matches[0.0]), np.full(num_classes, report_threshold))
-    rule = None if objective is None else ({"objective": objective} if target is None
-                                           else {"objective": objective, "target": float(target)})
-    record = {"metric": metric, "score_threshold": score_threshold,
-              "metric_by_gamma": {str(g): (None if math.isnan(v) else round(v, 4))
-                                  for g, v in metric_by_gamma.items()}, **(source or {})}
+    rule = (
+        None
+        if objective is None
+        else ({"objective": objective} if target is None else {"objective": objective, "target": float(target)})
+    )
+    record = {
+        "metric": metric,
+        "score_threshold": score_threshold,
+        "metric_by_gamma": {str(g): (None if math.isnan(v) else round(v, 4)) for g, v in metric_by_gamma.items()},
+        **(source or {}),
+    }
     calibration = CalibrationFile(
-        class_names=names, class_counts=[int(c) for c in stats.image_counts] if fitted else None,
-        method=method if fitted else "", gamma=float(best) if fitted else None,
+        class_names=names,
+        class_counts=[int(c) for c in stats.image_counts] if fitted else None,
+        method=method if fitted else "",
+        gamma=float(best) if fitted else None,
         thresholds=None if threshold_fit is None else [float(t) for t in threshold_fit.thresholds],
-        threshold_rule=rule, fit=record if fitted or threshold_fit is not None else {})
-    return CalibrationFit(calibration=calibration, metric=metric, metric_by_gamma=metric_by_gamma, groups=groups,
-                          before_ap=ap[0.0], after_ap=ap[best], before_precision=before_p,
-                          before_recall=before_r, after_precision=after_p, after_recall=after_r,
-                          thresholds=threshold_fit, report_threshold=report_threshold,
-                          score_threshold=score_threshold)
+        threshold_rule=rule,
+        fit=record if fitted or threshold_fit is not None else {},
+    )
+    return CalibrationFit(
+        calibration=calibration,
+        metric=metric,
+        metric_by_gamma=metric_by_gamma,
+        groups=groups,
+        before_ap=ap[0.0],
+        after_ap=ap[best],
+        before_precision=before_p,
+        before_recall=before_r,
+        after_precision=after_p,
+        after_recall=after_r,
+        thresholds=threshold_fit,
+        report_threshold=report_threshold,
+        score_threshold=score_threshold,
+    )
 
 
 def _fmt(v: float) -> str:
@@ -199,8 +242,10 @@ def format_fit(fit: CalibrationFit) -> str:
     after_rule = "fitted thresholds" if fit.thresholds is not None else f"score >= {fit.report_threshold:g}"
     scored = cf.method + (f" gamma={cf.gamma:g}" if cf.method else "") or "scores as trained"
     lines.append(f"before: uncalibrated; after: {scored}")
-    lines.append(f"AP: LVIS protocol (score >= {fit.score_threshold:g}, 300 per image); P, R at IoU .5: before at "
-                 f"score >= {fit.report_threshold:g}, after at {after_rule}")
+    lines.append(
+        f"AP: LVIS protocol (score >= {fit.score_threshold:g}, 300 per image); P, R at IoU .5: before at "
+        f"score >= {fit.report_threshold:g}, after at {after_rule}"
+    )
     width = max(8, *(len(n) for n in cf.class_names))
     head = f"{'class':<{width}} grp  n_img  AP bef  AP aft   P bef  P aft   R bef  R aft  thresh"
     lines += [head, "-" * len(head)]
@@ -209,17 +254,29 @@ def format_fit(fit: CalibrationFit) -> str:
         g = fit.groups[k] if fit.groups else "-"
         n = str(counts[k]) if counts else "-"
         t = f"{cf.thresholds[k]:.3f}" if cf.thresholds else "     -"
-        lines.append(f"{name:<{width}} {g:>3} {n:>6}  {_fmt(fit.before_ap[k])}  {_fmt(fit.after_ap[k])}   "
-                     f"{_fmt(fit.before_precision[k])}  {_fmt(fit.after_precision[k])}   "
-                     f"{_fmt(fit.before_recall[k])}  {_fmt(fit.after_recall[k])}  {t}")
+        lines.append(
+            f"{name:<{width}} {g:>3} {n:>6}  {_fmt(fit.before_ap[k])}  {_fmt(fit.after_ap[k])}   "
+            f"{_fmt(fit.before_precision[k])}  {_fmt(fit.after_precision[k])}   "
+            f"{_fmt(fit.before_recall[k])}  {_fmt(fit.after_recall[k])}  {t}"
+        )
     lines.append("-" * len(head))
     for label, members in [("mean", None)] + [(f"mean {g}", g) for g in GROUPS]:
         if members is not None and (not fit.groups or members not in fit.groups):
             continue
         mask = np.ones(len(cf.class_names), bool) if members is None else np.array([g == members for g in fit.groups])
-        row = [np.nanmean(a[mask]) if np.isfinite(a[mask]).any() else math.nan
-               for a in (fit.before_ap, fit.after_ap, fit.before_precision, fit.after_precision,
-                         fit.before_recall, fit.after_recall)]
-        lines.append(f"{label:<{width}} {'':>3} {'':>6}  {_fmt(row[0])}  {_fmt(row[1])}   {_fmt(row[2])}  "
-                     f"{_fmt(row[3])}   {_fmt(row[4])}  {_fmt(row[5])}")
+        row = [
+            np.nanmean(a[mask]) if np.isfinite(a[mask]).any() else math.nan
+            for a in (
+                fit.before_ap,
+                fit.after_ap,
+                fit.before_precision,
+                fit.after_precision,
+                fit.before_recall,
+                fit.after_recall,
+            )
+        ]
+        lines.append(
+            f"{label:<{width}} {'':>3} {'':>6}  {_fmt(row[0])}  {_fmt(row[1])}   {_fmt(row[2])}  "
+            f"{_fmt(row[3])}   {_fmt(row[4])}  {_fmt(row[5])}"
+        )
     return "\n".join(lines)

@@ -16,6 +16,7 @@ Exit status: 0 on success, 2 on bad input (missing file, malformed json, ids not
 
 Entry point of ``detbalance-report`` and ``tools/eval_report.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,20 +42,36 @@ def _method(text: str) -> tuple[str, list[str]]:
 
 
 def parse_args(argv=None, prog: str = "detbalance-report") -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("--gt", required=True, help="COCO ground-truth json of the evaluated split")
-    parser.add_argument("--results", required=True, nargs="+", type=_method, metavar="NAME=PATH[,PATH...]",
-                        help="a method's COCO results json file(s); several files are runs (seeds)")
+    parser.add_argument(
+        "--results",
+        required=True,
+        nargs="+",
+        type=_method,
+        metavar="NAME=PATH[,PATH...]",
+        help="a method's COCO results json file(s); several files are runs (seeds)",
+    )
     parser.add_argument("--baseline", help="method the deltas are taken against (default: the first)")
     parser.add_argument("--oracle", help="method trained on a balanced set: report the rare-class gap closed")
     parser.add_argument("--train-json", help="COCO/LVIS train json: class frequencies and r/c/f groups")
-    parser.add_argument("--score-thr", type=float, default=0.0,
-                        help="evaluate only detections scoring at least this much (default 0: all); 0.05 is the "
-                             "default test threshold of detectron2 and MMDetection")
-    parser.add_argument("--metrics", default="ap,ap50,recall",
-                        help=f"comma-separated tables to print, from {','.join(METRICS)} (default: all)")
+    parser.add_argument(
+        "--score-thr",
+        type=float,
+        default=0.0,
+        help="evaluate only detections scoring at least this much (default 0: all); 0.05 is the "
+        "default test threshold of detectron2 and MMDetection",
+    )
+    parser.add_argument(
+        "--metrics",
+        default="ap,ap50,recall",
+        help=f"comma-separated tables to print, from {','.join(METRICS)} (default: all)",
+    )
     parser.add_argument("--plot", help="write a per-class AP bar chart (.png, .pdf or .svg)")
     parser.add_argument("--json", dest="json_out", help="write the report as json")
     args = parser.parse_args(argv)
@@ -75,8 +92,14 @@ def main(argv=None, prog: str = "detbalance-report") -> int:
     """Run the report; ``prog`` names the command in usage and error lines. Returns the exit status."""
     args = parse_args(argv, prog)
     try:
-        report = compare(args.gt, dict(args.results), baseline=args.baseline, oracle=args.oracle,
-                         train_json=args.train_json, score_threshold=args.score_thr)
+        report = compare(
+            args.gt,
+            dict(args.results),
+            baseline=args.baseline,
+            oracle=args.oracle,
+            train_json=args.train_json,
+            score_threshold=args.score_thr,
+        )
     except ValueError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
@@ -88,4 +111,3 @@ def main(argv=None, prog: str = "detbalance-report") -> int:
         write_text_atomic(args.json_out, json.dumps(report.to_dict(), indent=1))
         print(f"json: {args.json_out}")
     return 0
-

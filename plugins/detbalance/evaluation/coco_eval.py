@@ -30,6 +30,7 @@ Example:
     >>> m.class_names, m.ap.tolist()
     (['cat', 'dog'], [100.0, nan])
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,14 @@ import numpy as np
 
 from .._checks import check_number
 
-__all__ = ["ClassMetrics", "load_json", "validate_ground_truth", "validate_results", "check_score_threshold",
-           "evaluate_detections"]
+__all__ = [
+    "ClassMetrics",
+    "load_json",
+    "validate_ground_truth",
+    "validate_results",
+    "check_score_threshold",
+    "evaluate_detections",
+]
 
 
 @dataclass(frozen=True)
@@ -79,8 +86,9 @@ def load_json(path: str | os.PathLike, what: str):
 def validate_ground_truth(gt, source: str = "ground truth") -> dict:
     """Check a COCO ground-truth dict; raise ValueError naming the first problem."""
     if not isinstance(gt, dict):
-        raise ValueError(f"{source}: expected a COCO json object with images/annotations/categories, "
-                         f"got {type(gt).__name__}")
+        raise ValueError(
+            f"{source}: expected a COCO json object with images/annotations/categories, got {type(gt).__name__}"
+        )
     for key in ("images", "annotations", "categories"):
         if not isinstance(gt.get(key), list):
             raise ValueError(f"{source}: '{key}' is missing or not a list; expected a COCO detection json")
@@ -97,38 +105,55 @@ def validate_ground_truth(gt, source: str = "ground truth") -> dict:
         if not isinstance(ann, dict) or not {"image_id", "category_id", "bbox"} <= ann.keys():
             raise ValueError(f"{source}: annotation {i} must have image_id, category_id and bbox, got {ann!r:.120}")
         if ann["category_id"] not in known:
-            raise ValueError(f"{source}: annotation {i} (id {ann.get('id')}) has category_id {ann['category_id']!r}; "
-                             f"expected one of the category ids {sorted(known)[:20]}")
+            raise ValueError(
+                f"{source}: annotation {i} (id {ann.get('id')}) has category_id {ann['category_id']!r}; "
+                f"expected one of the category ids {sorted(known)[:20]}"
+            )
         if ann["image_id"] not in image_ids:
-            raise ValueError(f"{source}: annotation {i} (id {ann.get('id')}) has image_id {ann['image_id']!r} "
-                             "that is not in 'images'")
+            raise ValueError(
+                f"{source}: annotation {i} (id {ann.get('id')}) has image_id {ann['image_id']!r} "
+                "that is not in 'images'"
+            )
     return gt
 
 
 def validate_results(results, gt: dict, source: str = "results") -> list[dict]:
     """Check a COCO results list against its ground truth; raise ValueError naming the first bad entry."""
     if isinstance(results, dict) and "annotations" in results:
-        raise ValueError(f"{source}: got a COCO dataset object; expected a COCO results list "
-                         "[{image_id, category_id, bbox, score}, ...]")
+        raise ValueError(
+            f"{source}: got a COCO dataset object; expected a COCO results list "
+            "[{image_id, category_id, bbox, score}, ...]"
+        )
     if not isinstance(results, list):
         raise ValueError(f"{source}: expected a list of detections, got {type(results).__name__}")
     image_ids = {im["id"] for im in gt["images"]}
     cat_ids = {c["id"] for c in gt["categories"]}
     for i, det in enumerate(results):
         if not isinstance(det, dict) or not {"image_id", "category_id", "bbox", "score"} <= det.keys():
-            raise ValueError(f"{source}: detection {i} must have image_id, category_id, bbox and score, "
-                             f"got {det!r:.120}")
+            raise ValueError(
+                f"{source}: detection {i} must have image_id, category_id, bbox and score, got {det!r:.120}"
+            )
         if det["image_id"] not in image_ids:
-            raise ValueError(f"{source}: detection {i} has image_id {det['image_id']!r}, which is not an image of "
-                             "the ground truth")
+            raise ValueError(
+                f"{source}: detection {i} has image_id {det['image_id']!r}, which is not an image of the ground truth"
+            )
         if det["category_id"] not in cat_ids:
-            raise ValueError(f"{source}: detection {i} has category_id {det['category_id']!r}; expected one of the "
-                             f"ground-truth category ids {sorted(cat_ids)[:20]}")
+            raise ValueError(
+                f"{source}: detection {i} has category_id {det['category_id']!r}; expected one of the "
+                f"ground-truth category ids {sorted(cat_ids)[:20]}"
+            )
         box = det["bbox"]
-        if (not isinstance(box, (list, tuple)) or len(box) != 4
-                or not all(_finite(v) for v in box) or box[2] < 0 or box[3] < 0):
-            raise ValueError(f"{source}: detection {i} has bbox {box!r}; expected [x, y, width, height] with "
-                             "finite numbers and width, height >= 0")
+        if (
+            not isinstance(box, (list, tuple))
+            or len(box) != 4
+            or not all(_finite(v) for v in box)
+            or box[2] < 0
+            or box[3] < 0
+        ):
+            raise ValueError(
+                f"{source}: detection {i} has bbox {box!r}; expected [x, y, width, height] with "
+                "finite numbers and width, height >= 0"
+            )
         if not _finite(det["score"]):
             raise ValueError(f"{source}: detection {i} has score {det['score']!r}; expected a finite number")
     return results
@@ -141,10 +166,12 @@ def _finite(value) -> bool:
 def _coco_api():
     try:
         from faster_coco_eval import COCO, COCOeval_faster
+
         return COCO, COCOeval_faster
     except ImportError:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
+
         return COCO, COCOeval
 
 
@@ -195,10 +222,15 @@ def evaluate_detections(gt: dict, results: list[dict], score_threshold: float = 
         r = recall[iou50, column[cid]]
         rec.append(100.0 * float(r) if r > -1 else math.nan)
     stats = np.asarray(evaluator.stats, dtype=float)
-    return ClassMetrics(category_ids=cat_ids, class_names=[str(c.get("name", c["id"])) for c in gt["categories"]],
-                        ap=np.array(ap), ap50=np.array(ap50), recall=np.array(rec),
-                        overall_ap=100.0 * max(float(stats[0]), 0.0) if stats[0] > -1 else math.nan,
-                        overall_ap50=100.0 * max(float(stats[1]), 0.0) if stats[1] > -1 else math.nan)
+    return ClassMetrics(
+        category_ids=cat_ids,
+        class_names=[str(c.get("name", c["id"])) for c in gt["categories"]],
+        ap=np.array(ap),
+        ap50=np.array(ap50),
+        recall=np.array(rec),
+        overall_ap=100.0 * max(float(stats[0]), 0.0) if stats[0] > -1 else math.nan,
+        overall_ap50=100.0 * max(float(stats[1]), 0.0) if stats[1] > -1 else math.nan,
+    )
 
 
 def _mean_valid(values: np.ndarray) -> float:
@@ -209,7 +241,11 @@ def _mean_valid(values: np.ndarray) -> float:
 def _empty_results(coco_cls, gt: dict):
     """A results object without detections (pycocotools' loadRes cannot build one from an empty list)."""
     res = coco_cls()
-    res.dataset = {"info": {}, "images": list(gt["images"]), "categories": copy.deepcopy(gt["categories"]),
-                   "annotations": []}
+    res.dataset = {
+        "info": {},
+        "images": list(gt["images"]),
+        "categories": copy.deepcopy(gt["categories"]),
+        "annotations": [],
+    }
     res.createIndex()
     return res

@@ -31,6 +31,7 @@ Example:
     >>> round(float(class_ap(m, m.keep_all())[0]), 1), round(pooled_ap(m, m.keep_all()), 1)
     (100.0, 50.0)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,9 +46,21 @@ import numpy as np
 from .._checks import check_int
 from .coco_eval import check_score_threshold, validate_ground_truth, validate_results
 
-__all__ = ["LVIS_MAX_DETS", "LVIS_SCORE_THRESHOLD", "FRAMEWORK_MAX_DETS", "AP_FIXED_PER_IMAGE", "Matches",
-           "match_detections", "keep_per_image", "keep_top_per_class", "class_ap", "pooled_ap",
-           "calibration_error", "group_means", "evaluate_large_vocabulary"]
+__all__ = [
+    "LVIS_MAX_DETS",
+    "LVIS_SCORE_THRESHOLD",
+    "FRAMEWORK_MAX_DETS",
+    "AP_FIXED_PER_IMAGE",
+    "Matches",
+    "match_detections",
+    "keep_per_image",
+    "keep_top_per_class",
+    "class_ap",
+    "pooled_ap",
+    "calibration_error",
+    "group_means",
+    "evaluate_large_vocabulary",
+]
 
 LVIS_MAX_DETS = 300
 LVIS_SCORE_THRESHOLD = 1e-4
@@ -102,12 +115,24 @@ def match_detections(gt: dict, results: list[dict]) -> Matches:
     thresholds = np.linspace(0.5, 0.95, 10)
     k, t = len(category_ids), len(thresholds)
     if coco_dt is None:
-        num_gt = np.tile(np.bincount([category_ids.index(a["category_id"]) for a in gt["annotations"]
-                                      if not a["iscrowd"]], minlength=k), (t, 1))
+        num_gt = np.tile(
+            np.bincount(
+                [category_ids.index(a["category_id"]) for a in gt["annotations"] if not a["iscrowd"]], minlength=k
+            ),
+            (t, 1),
+        )
         empty = np.zeros(0)
-        return Matches(category_ids, [im["id"] for im in gt["images"]], empty.astype(np.int64),
-                       empty.astype(np.int64), empty, np.zeros((t, 0), bool), np.zeros((t, 0), bool), num_gt,
-                       thresholds)
+        return Matches(
+            category_ids,
+            [im["id"] for im in gt["images"]],
+            empty.astype(np.int64),
+            empty.astype(np.int64),
+            empty,
+            np.zeros((t, 0), bool),
+            np.zeros((t, 0), bool),
+            num_gt,
+            thresholds,
+        )
     evaluator = COCOeval(coco_gt, coco_dt, "bbox")
     params = evaluator.params
     params.areaRng, params.areaRngLbl = [[0.0, 1e10]], ["all"]
@@ -129,11 +154,18 @@ def match_detections(gt: dict, results: list[dict]) -> Matches:
             score.append(np.asarray(record["dtScores"], dtype=float))
             matched.append(np.asarray(record["dtMatches"]).reshape(t, n) > 0)
             ignored.append(np.asarray(record["dtIgnore"], dtype=bool).reshape(t, n))
-    cat = (lambda parts, dtype, shape: np.concatenate(parts, axis=-1) if parts else np.zeros(shape, dtype))
-    return Matches(category_ids=category_ids, image_ids=[im["id"] for im in gt["images"]],
-                   image=cat(image, np.int64, (0,)), label=cat(label, np.int64, (0,)), score=cat(score, float, (0,)),
-                   matched=cat(matched, bool, (t, 0)) & ~cat(ignored, bool, (t, 0)),
-                   ignored=cat(ignored, bool, (t, 0)), num_gt=num_gt, iou_thresholds=thresholds)
+    cat = lambda parts, dtype, shape: np.concatenate(parts, axis=-1) if parts else np.zeros(shape, dtype)
+    return Matches(
+        category_ids=category_ids,
+        image_ids=[im["id"] for im in gt["images"]],
+        image=cat(image, np.int64, (0,)),
+        label=cat(label, np.int64, (0,)),
+        score=cat(score, float, (0,)),
+        matched=cat(matched, bool, (t, 0)) & ~cat(ignored, bool, (t, 0)),
+        ignored=cat(ignored, bool, (t, 0)),
+        num_gt=num_gt,
+        iou_thresholds=thresholds,
+    )
 
 
 def keep_per_image(m: Matches, max_dets: int, score_threshold: float = 0.0) -> np.ndarray:
@@ -214,8 +246,9 @@ def group_means(values: np.ndarray, groups: Sequence[str]) -> dict[str, float]:
     """``{"AP", "APr", "APc", "APf"}``: mean of the per-class values over all classes and within each group."""
     values = np.asarray(values, dtype=float)
     if len(groups) != len(values) or any(g not in ("r", "c", "f") for g in groups):
-        raise ValueError(f"groups {list(groups)[:20]} must give one of 'r', 'c', 'f' for each of the "
-                         f"{len(values)} classes")
+        raise ValueError(
+            f"groups {list(groups)[:20]} must give one of 'r', 'c', 'f' for each of the {len(values)} classes"
+        )
     out = {"AP": _nanmean(values)}
     for g in ("r", "c", "f"):
         out[f"AP{g}"] = _nanmean(values[[i for i, x in enumerate(groups) if x == g]])
@@ -251,12 +284,28 @@ def evaluate_large_vocabulary(gt: dict, results: list[dict], groups: Sequence[st
     ece = {"all": calibration_error(m, lvis_keep, bins)}
     for g in ("r", "c", "f"):
         ece[g] = calibration_error(m, lvis_keep & (group_of[m.label] == g), bins)
-    return {"lvis": lvis, "cap100": cap100, "ap_fixed": {**fixed, "k": k}, "ap_pool": pooled_ap(m, fixed_keep),
-            "ece": ece, "per_class_ap": [None if math.isnan(v) else v for v in per_class.tolist()],
-            "num_detections": int(len(m.score)), "num_lvis_detections": int(lvis_keep.sum())}
+    return {
+        "lvis": lvis,
+        "cap100": cap100,
+        "ap_fixed": {**fixed, "k": k},
+        "ap_pool": pooled_ap(m, fixed_keep),
+        "ece": ece,
+        "per_class_ap": [None if math.isnan(v) else v for v in per_class.tolist()],
+        "num_detections": int(len(m.score)),
+        "num_lvis_detections": int(lvis_keep.sum()),
+    }
 
 
 def _at_iou(m: Matches, t: int) -> Matches:
     """``m`` restricted to one IoU threshold (for AP50)."""
-    return Matches(m.category_ids, m.image_ids, m.image, m.label, m.score, m.matched[t:t + 1], m.ignored[t:t + 1],
-                   m.num_gt[t:t + 1], m.iou_thresholds[t:t + 1])
+    return Matches(
+        m.category_ids,
+        m.image_ids,
+        m.image,
+        m.label,
+        m.score,
+        m.matched[t : t + 1],
+        m.ignored[t : t + 1],
+        m.num_gt[t : t + 1],
+        m.iou_thresholds[t : t + 1],
+    )

@@ -5,6 +5,7 @@ x labels carry the class name, its r/c/f group and its train instance count, and
 group is shaded. The figure is drawn on an Agg canvas (no display, no global pyplot state) and written
 atomically: a temporary file in the same folder, then ``os.replace``.
 """
+
 from __future__ import annotations
 
 import io
@@ -48,8 +49,15 @@ def plot_report(report: Report, path: str | os.PathLike, metric: str = "ap", tit
         runs = report.methods[name].values[metric][:, order]
         mean = np.array([np.nanmean(c) if np.isfinite(c).any() else 0.0 for c in runs.T])
         std = np.array([np.nanstd(c, ddof=1) if np.isfinite(c).sum() > 1 else 0.0 for c in runs.T])
-        ax.bar(x - 0.4 + width * (j + 0.5), mean, width, yerr=std if runs.shape[0] > 1 else None,
-               label=f"{name} ({_summary_label(report, name, metric)})", zorder=2, capsize=2)
+        ax.bar(
+            x - 0.4 + width * (j + 0.5),
+            mean,
+            width,
+            yerr=std if runs.shape[0] > 1 else None,
+            label=f"{name} ({_summary_label(report, name, metric)})",
+            zorder=2,
+            capsize=2,
+        )
     labels = []
     for cls in order:
         label = report.class_names[cls]
@@ -62,8 +70,9 @@ def plot_report(report: Report, path: str | os.PathLike, metric: str = "ap", tit
     ax.set_xlim(-0.5, k - 0.5)
     ax.set_ylim(0, 100)
     ax.set_ylabel(f"{METRICS[metric]} (%)")
-    ax.set_xlabel("class (most frequent in training first)" + ("; [group]; train instances"
-                                                              if report.train_instances else ""))
+    ax.set_xlabel(
+        "class (most frequent in training first)" + ("; [group]; train instances" if report.train_instances else "")
+    )
     ax.set_title(title or f"Per-class {METRICS[metric]} by method")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(axis="y", alpha=0.3, zorder=1)

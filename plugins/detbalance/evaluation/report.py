@@ -17,6 +17,7 @@ Groups come from, in this order: the ``groups`` argument; the ``frequency`` fiel
 images, c <= 100, f > 100) on the train json's per-class image counts; the ``frequency`` field of the ground-truth
 categories. Without any of those there are no group rows.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,13 +29,25 @@ import numpy as np
 
 from .coco_eval import ClassMetrics, check_score_threshold, evaluate_detections, load_json, validate_ground_truth
 
-__all__ = ["METRICS", "METRIC_DESCRIPTIONS", "GROUPS", "MethodRuns", "Report", "train_statistics", "resolve_groups", "compare",
-           "build_report"]
+__all__ = [
+    "METRICS",
+    "METRIC_DESCRIPTIONS",
+    "GROUPS",
+    "MethodRuns",
+    "Report",
+    "train_statistics",
+    "resolve_groups",
+    "compare",
+    "build_report",
+]
 
 #: Per-class metrics a report holds, with their display names (R50: recall at IoU 0.5, 100 detections/image).
 METRICS = {"ap": "AP", "ap50": "AP50", "recall": "R50"}
-METRIC_DESCRIPTIONS = {"ap": "AP at IoU .50:.95", "ap50": "AP at IoU .50",
-                       "recall": "R50 = recall at IoU .50 with 100 detections per image"}
+METRIC_DESCRIPTIONS = {
+    "ap": "AP at IoU .50:.95",
+    "ap50": "AP at IoU .50",
+    "recall": "R50 = recall at IoU .50 with 100 detections per image",
+}
 GROUPS = ("r", "c", "f")
 
 
@@ -98,17 +111,27 @@ class Report:
 
     def to_dict(self) -> dict:
         """A json-serialisable copy (NaN becomes None)."""
+
         def clean(x):
             return None if isinstance(x, float) and not math.isfinite(x) else x
 
-        out = {"baseline": self.baseline, "oracle": self.oracle, "score_threshold": self.score_threshold,
-               "classes": [], "methods": {}}
+        out = {
+            "baseline": self.baseline,
+            "oracle": self.oracle,
+            "score_threshold": self.score_threshold,
+            "classes": [],
+            "methods": {},
+        }
         for k in self.order:
-            out["classes"].append({
-                "category_id": self.category_ids[k], "name": self.class_names[k],
-                "group": self.groups[k] if self.groups else None,
-                "train_instances": self.train_instances[k] if self.train_instances else None,
-                "train_images": self.train_images[k] if self.train_images else None})
+            out["classes"].append(
+                {
+                    "category_id": self.category_ids[k],
+                    "name": self.class_names[k],
+                    "group": self.groups[k] if self.groups else None,
+                    "train_instances": self.train_instances[k] if self.train_instances else None,
+                    "train_images": self.train_images[k] if self.train_images else None,
+                }
+            )
         for name, runs in self.methods.items():
             entry = {"runs": runs.sources, "per_class": {}, "summary": {}}
             for metric in METRICS:
@@ -116,8 +139,11 @@ class Report:
                 for group in (None, *GROUPS):
                     mean, std = self.summary(name, metric, group)
                     key = METRICS[metric] + (group or "")
-                    entry["summary"][key] = {"mean": clean(mean), "std": clean(std),
-                                             "delta": clean(self.delta(name, metric, group))}
+                    entry["summary"][key] = {
+                        "mean": clean(mean),
+                        "std": clean(std),
+                        "delta": clean(self.delta(name, metric, group)),
+                    }
             entry["rare_gap_closed"] = clean(self.gap_closed(name))
             out["methods"][name] = entry
         return out
@@ -142,8 +168,10 @@ def train_statistics(train: dict, category_ids: Sequence[int]) -> tuple[list[int
     by_id = {c["id"]: c for c in train["categories"]}
     missing = [cid for cid in category_ids if cid not in by_id]
     if missing:
-        raise ValueError(f"train json has no category with id {missing[:10]}; expected the ground truth's "
-                         f"category ids {list(category_ids)[:20]}")
+        raise ValueError(
+            f"train json has no category with id {missing[:10]}; expected the ground truth's "
+            f"category ids {list(category_ids)[:20]}"
+        )
     index = {cid: k for k, cid in enumerate(category_ids)}
     instances = [0] * len(category_ids)
     images: list[set] = [set() for _ in category_ids]
@@ -162,23 +190,32 @@ def resolve_groups(gt: dict, train: dict | None = None, groups: Sequence[str] | 
     if groups is not None:
         groups = list(groups)
         if len(groups) != len(category_ids) or any(g not in GROUPS for g in groups):
-            raise ValueError(f"groups {groups[:20]} must give one of 'r', 'c', 'f' for each of the "
-                             f"{len(category_ids)} categories")
+            raise ValueError(
+                f"groups {groups[:20]} must give one of 'r', 'c', 'f' for each of the {len(category_ids)} categories"
+            )
         return groups
     if train is not None:
         _, images, declared = train_statistics(train, category_ids)
         if declared is not None:
             return declared
         from detbalance.weights import frequency_groups
+
         return frequency_groups(images)
     declared = [c.get("frequency") for c in gt["categories"]]
     return declared if all(g in GROUPS for g in declared) else None
 
 
-def build_report(metrics: Mapping[str, Sequence[ClassMetrics]], *, baseline: str | None = None,
-                 oracle: str | None = None, groups: Sequence[str] | None = None,
-                 train_instances: Sequence[int] | None = None, train_images: Sequence[int] | None = None,
-                 sources: Mapping[str, Sequence[str]] | None = None, score_threshold: float = 0.0) -> Report:
+def build_report(
+    metrics: Mapping[str, Sequence[ClassMetrics]],
+    *,
+    baseline: str | None = None,
+    oracle: str | None = None,
+    groups: Sequence[str] | None = None,
+    train_instances: Sequence[int] | None = None,
+    train_images: Sequence[int] | None = None,
+    sources: Mapping[str, Sequence[str]] | None = None,
+    score_threshold: float = 0.0,
+) -> Report:
     """Assemble a :class:`Report` from already computed per-run metrics (all on the same ground truth)."""
     if not metrics:
         raise ValueError("no methods given; expected at least one NAME with result files")
@@ -194,8 +231,10 @@ def build_report(metrics: Mapping[str, Sequence[ClassMetrics]], *, baseline: str
             raise ValueError(f"method {name!r} has no result files")
         for run in runs:
             if run.category_ids != first.category_ids:
-                raise ValueError(f"method {name!r} was evaluated on categories {run.category_ids[:20]}; expected "
-                                 f"{first.category_ids[:20]} (the same ground truth for every method)")
+                raise ValueError(
+                    f"method {name!r} was evaluated on categories {run.category_ids[:20]}; expected "
+                    f"{first.category_ids[:20]} (the same ground truth for every method)"
+                )
         values = {m: np.stack([getattr(run, m) for run in runs]) for m in METRICS}
         run_sources = list(sources[name]) if sources else [f"{name}#{i}" for i in range(len(runs))]
         methods[name] = MethodRuns(name=name, sources=run_sources, values=values)
@@ -205,17 +244,30 @@ def build_report(metrics: Mapping[str, Sequence[ClassMetrics]], *, baseline: str
             raise ValueError(f"{what} has {len(seq)} entries; expected one per category ({k})")
     frequency = train_instances if train_instances is not None else train_images
     order = sorted(range(k), key=lambda i: -frequency[i]) if frequency is not None else list(range(k))
-    return Report(category_ids=list(first.category_ids), class_names=list(first.class_names),
-                  groups=list(groups) if groups is not None else None,
-                  train_instances=list(train_instances) if train_instances is not None else None,
-                  train_images=list(train_images) if train_images is not None else None,
-                  methods=methods, baseline=baseline, oracle=oracle, order=order,
-                  score_threshold=check_score_threshold(score_threshold))
+    return Report(
+        category_ids=list(first.category_ids),
+        class_names=list(first.class_names),
+        groups=list(groups) if groups is not None else None,
+        train_instances=list(train_instances) if train_instances is not None else None,
+        train_images=list(train_images) if train_images is not None else None,
+        methods=methods,
+        baseline=baseline,
+        oracle=oracle,
+        order=order,
+        score_threshold=check_score_threshold(score_threshold),
+    )
 
 
-def compare(gt_json: str | os.PathLike, results: Mapping[str, Sequence[str | os.PathLike]], *,
-            baseline: str | None = None, oracle: str | None = None, train_json: str | os.PathLike | None = None,
-            groups: Sequence[str] | None = None, score_threshold: float = 0.0) -> Report:
+def compare(
+    gt_json: str | os.PathLike,
+    results: Mapping[str, Sequence[str | os.PathLike]],
+    *,
+    baseline: str | None = None,
+    oracle: str | None = None,
+    train_json: str | os.PathLike | None = None,
+    groups: Sequence[str] | None = None,
+    score_threshold: float = 0.0,
+) -> Report:
     """Evaluate every result file of every method on ``gt_json`` and build the report.
 
     Args:
@@ -246,6 +298,13 @@ def compare(gt_json: str | os.PathLike, results: Mapping[str, Sequence[str | os.
                 metrics[name].append(evaluate_detections(gt, detections, score_threshold))
             except ValueError as e:
                 raise ValueError(f"{path}: {e}") from e
-    return build_report(metrics, baseline=baseline, oracle=oracle, groups=resolved, train_instances=instances,
-                        train_images=images, sources={n: [str(p) for p in ps] for n, ps in results.items()},
-                        score_threshold=score_threshold)
+    return build_report(
+        metrics,
+        baseline=baseline,
+        oracle=oracle,
+        groups=resolved,
+        train_instances=instances,
+        train_images=images,
+        sources={n: [str(p) for p in ps] for n, ps in results.items()},
+        score_threshold=score_threshold,
+    )

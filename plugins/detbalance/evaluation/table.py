@@ -4,6 +4,7 @@ One table per metric: a row per class (most frequent train class first) with eac
 method but the baseline, its delta to the baseline; then the class mean, APr/APc/APf (mean ± std over runs when a
 method has several) and, when an oracle is given, the fraction of the rare-class gap each method closes.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,6 @@ def format_table(report: Report, metric: str = "ap") -> str:
     if metric not in METRICS:
         raise ValueError(f"metric {metric!r}; expected one of {list(METRICS)}")
     names = list(report.methods)
-    others = [n for n in names if n != report.baseline]
     label = METRICS[metric]
     header = ["class", "group", "train inst/img"]
     for name in names:
@@ -45,8 +45,11 @@ def format_table(report: Report, metric: str = "ap") -> str:
     rows: list[list[str]] = []
     per_class = {n: report.methods[n].per_class(metric) for n in names}
     for k in report.order:
-        row = [report.class_names[k], report.groups[k] if report.groups else "",
-               f"{report.train_instances[k]}/{report.train_images[k]}" if report.train_instances else ""]
+        row = [
+            report.class_names[k],
+            report.groups[k] if report.groups else "",
+            f"{report.train_instances[k]}/{report.train_images[k]}" if report.train_instances else "",
+        ]
         for name in names:
             row.append(_value(per_class[name][k]))
             if name != report.baseline:
@@ -57,8 +60,11 @@ def format_table(report: Report, metric: str = "ap") -> str:
         if group is not None and not (report.groups and group in report.groups):
             continue
         count = len(report.class_names) if group is None else report.groups.count(group)
-        row = [f"{label} (mean)" if group is None else f"{label}{group}", "",
-               f"{count} class" + ("es" if count != 1 else "")]
+        row = [
+            f"{label} (mean)" if group is None else f"{label}{group}",
+            "",
+            f"{count} class" + ("es" if count != 1 else ""),
+        ]
         for name in names:
             row.append(_summary(*report.summary(name, metric, group)))
             if name != report.baseline:
@@ -75,8 +81,10 @@ def format_table(report: Report, metric: str = "ap") -> str:
         summary_rows.append(row)
     runs = ", ".join(f"{n}: {report.methods[n].num_runs}" for n in names)
     kept = f"detections scoring >= {report.score_threshold:g}; " if report.score_threshold > 0 else ""
-    title = (f"{METRIC_DESCRIPTIONS[metric]}, per class, percent; {kept}mean over runs [{runs}]; "
-             f"Δ = method - {report.baseline}; n/a = no ground truth")
+    title = (
+        f"{METRIC_DESCRIPTIONS[metric]}, per class, percent; {kept}mean over runs [{runs}]; "
+        f"Δ = method - {report.baseline}; n/a = no ground truth"
+    )
     return title + "\n" + _align(header, rows, summary_rows)
 
 

@@ -18,17 +18,38 @@ Registered names are ``"DB"`` + the wrapped class's name, so they never collide 
 - ``DATA_SAMPLERS``: ``DBRepeatFactorSampler`` (``detbalance.mmdet.rfs_sampler``): repeat-factor sampling with
   detectron2's statistics.
 """
+
 from .box_weights_data import DBCocoDataset, DBLoadAnnotations, DBPackDetInputs
 from .cascade_roi_head import DBCascadeRoIHead
 from .config import use_dataset
 from .dense_losses import DBEqualizedFocalLoss, DBFocalLoss
-from .losses import (DBClassBalancedFocalLoss, DBEQLv2Loss, DBEqualizationLoss, DBFederatedLoss, DBSeesawLoss,
-                     DBWeightedCrossEntropyLoss)
+from .losses import (
+    DBClassBalancedFocalLoss,
+    DBEQLv2Loss,
+    DBEqualizationLoss,
+    DBFederatedLoss,
+    DBSeesawLoss,
+    DBWeightedCrossEntropyLoss,
+)
 from .random_state_hook import DBRandomStateHook
 from .rfs_sampler import DBRepeatFactorSampler
 from .roi_head import DBStandardRoIHead
 
-__all__ = ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualizationLoss", "DBEQLv2Loss",
-           "DBSeesawLoss", "DBFederatedLoss", "DBStandardRoIHead", "DBCocoDataset", "DBLoadAnnotations",
-           "DBPackDetInputs", "DBCascadeRoIHead", "DBEqualizedFocalLoss", "DBFocalLoss",
-           "use_dataset", "DBRandomStateHook", "DBRepeatFactorSampler"]
+__all__ = [
+    "DBWeightedCrossEntropyLoss",
+    "DBClassBalancedFocalLoss",
+    "DBEqualizationLoss",
+    "DBEQLv2Loss",
+    "DBSeesawLoss",
+    "DBFederatedLoss",
+    "DBStandardRoIHead",
+    "DBCocoDataset",
+    "DBLoadAnnotations",
+    "DBPackDetInputs",
+    "DBCascadeRoIHead",
+    "DBEqualizedFocalLoss",
+    "DBFocalLoss",
+    "use_dataset",
+    "DBRandomStateHook",
+    "DBRepeatFactorSampler",
+]

@@ -34,11 +34,12 @@ Statistics arguments (class weights, counts) are given either inline as a list o
 written by ``tools/compute_weights.py``; a path is read with :func:`detbalance.weights.load_weights`, which checks
 its class count against ``num_classes`` and raises ``ValueError`` naming both numbers.
 """
+
 from __future__ import annotations
 
 import os
 import weakref
-from typing import Optional, Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -51,7 +52,7 @@ from .calibration import calibration_from_config
 __all__ = ["MMDetLossAdapter", "StatsArg", "is_weights_path"]
 
 #: A statistics argument in a config: a list of numbers or the path of a weights file.
-StatsArg = Union[Sequence[float], str, os.PathLike]
+StatsArg = Sequence[float] | str | os.PathLike
 
 
 def is_weights_path(value: object) -> bool:
@@ -69,8 +70,13 @@ def _catch_classifier(parent: nn.Module, name: str, module: nn.Module) -> None:
         return
     adapter = _PENDING.pop()()
     _PENDING.clear()
-    if adapter is not None and name == "fc_cls" and isinstance(module, nn.Linear) and module.bias is not None \
-            and module.out_features == adapter.core.num_logits:
+    if (
+        adapter is not None
+        and name == "fc_cls"
+        and isinstance(module, nn.Linear)
+        and module.bias is not None
+        and module.out_features == adapter.core.num_logits
+    ):
         adapter.attach_classifier(module)
 
 
@@ -82,7 +88,8 @@ def check_length(owner: str, arg: str, values: Sequence[float], expected: int, n
     if len(values) != expected:
         raise ValueError(
             f"{owner}: {arg} has {len(values)} entries but num_classes={num_classes} needs {expected}; "
-            f"give one entry per class of the bbox head (or the path of a weights file)")
+            f"give one entry per class of the bbox head (or the path of a weights file)"
+        )
 
 
 class MMDetLossAdapter(nn.Module):
@@ -110,7 +117,7 @@ class MMDetLossAdapter(nn.Module):
     #: channels): ``get_activation`` then leaves out the background column.
     serves_dense_head = False
 
-    def __init__(self, core: nn.Module, loss_weight: float = 1.0, calibration: Optional[dict] = None):
+    def __init__(self, core: nn.Module, loss_weight: float = 1.0, calibration: dict | None = None):
         super().__init__()
         self.core = core
         self.loss_weight = float(loss_weight)
@@ -132,7 +139,8 @@ class MMDetLossAdapter(nn.Module):
         if num_classes != self.num_classes:
             raise ValueError(
                 f"{type(self).__name__} was built with num_classes={self.num_classes} but the bbox head has "
-                f"num_classes={num_classes}; set loss_cls.num_classes to the bbox head's num_classes")
+                f"num_classes={num_classes}; set loss_cls.num_classes to the bbox head's num_classes"
+            )
         _PENDING[:] = [weakref.ref(self)]
         return self.core.num_logits
 
@@ -159,14 +167,20 @@ class MMDetLossAdapter(nn.Module):
         (Cascade R-CNN also calls it while training, to refine boxes between stages). In a dense head
         (:attr:`serves_dense_head`) the K class scores [R, K] it ranks, without the background column."""
         scores = self.core.predict_scores(cls_score) if self.training else self.calibration(self.core, cls_score)
-        return scores[:, :self.num_classes] if self.serves_dense_head else scores
+        return scores[:, : self.num_classes] if self.serves_dense_head else scores
 
     def get_accuracy(self, cls_score: Tensor, labels: Tensor) -> dict:
         """Classification accuracy in percent, logged by ``BBoxHead.loss`` as ``acc``."""
         return {"acc": self.core.class_accuracy(cls_score, labels)}
 
-    def forward(self, cls_score: Tensor, labels: Tensor, label_weights: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None, reduction_override: Optional[str] = None) -> Tensor:
+    def forward(
+        self,
+        cls_score: Tensor,
+        labels: Tensor,
+        label_weights: Tensor | None = None,
+        avg_factor: float | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         """Loss in MMDetection's calling convention.
 
         Args:
@@ -177,8 +191,9 @@ class MMDetLossAdapter(nn.Module):
             avg_factor: divides the summed loss when the reduction is ``"mean"``.
             reduction_override: ``"none"``, ``"mean"`` or ``"sum"``, overriding the configured reduction.
         """
-        loss = self.core(cls_score, labels, sample_weight=label_weights, normalizer=avg_factor,
-                         reduction_override=reduction_override)
+        loss = self.core(
+            cls_score, labels, sample_weight=label_weights, normalizer=avg_factor, reduction_override=reduction_override
+        )
         return self.loss_weight * loss
 
     def extra_repr(self) -> str:

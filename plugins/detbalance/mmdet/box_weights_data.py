@@ -20,6 +20,7 @@ Example (train pipeline and dataset of a config)::
                       dict(type='Resize', scale=(128, 128), keep_ratio=True), dict(type='DBPackDetInputs')]
     train_dataloader = dict(dataset=dict(type='DBCocoDataset', pipeline=train_pipeline))
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -81,5 +82,6 @@ class DBPackDetInputs(PackDetInputs):
             if num_weights != num_boxes:
                 raise ValueError(
                     f"{WEIGHTS_KEY} has {num_weights} entries but gt_bboxes has {num_boxes}; a transform between "
-                    f"DBLoadAnnotations and DBPackDetInputs dropped boxes without dropping their weights")
+                    f"DBLoadAnnotations and DBPackDetInputs dropped boxes without dropping their weights"
+                )
         return super().transform(results)

@@ -13,9 +13,8 @@ A model trained with MMDetection's plain ``CrossEntropyLoss`` (softmax, K + 1 ch
 into ``DBWeightedCrossEntropyLoss`` without ``class_weight`` unchanged (same ``fc_cls``), so it is calibrated by
 this config change only.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 from torch import nn
 
@@ -26,7 +25,7 @@ __all__ = ["CALIBRATION_KEYS", "calibration_from_config"]
 CALIBRATION_KEYS = ("method", "gamma", "file")
 
 
-def calibration_from_config(calibration: Optional[dict], core: nn.Module) -> ScoreCalibration:
+def calibration_from_config(calibration: dict | None, core: nn.Module) -> ScoreCalibration:
     """The :class:`~detbalance.calibration.ScoreCalibration` of a loss's ``calibration`` dict (None: off), checked
     against the core loss module ``core`` it will score.
 
@@ -42,8 +41,12 @@ def calibration_from_config(calibration: Optional[dict], core: nn.Module) -> Sco
         unknown = sorted(set(calibration) - set(CALIBRATION_KEYS))
         if unknown:
             raise ValueError(f"unknown keys {unknown}; expected keys from {list(CALIBRATION_KEYS)}")
-        result = build_calibration(calibration.get("method", ""), num_classes, gamma=calibration.get("gamma"),
-                                   file=calibration.get("file") or None)
+        result = build_calibration(
+            calibration.get("method", ""),
+            num_classes,
+            gamma=calibration.get("gamma"),
+            file=calibration.get("file") or None,
+        )
         result.check_loss(core)
         return result
     except ValueError as e:

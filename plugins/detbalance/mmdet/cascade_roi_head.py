@@ -10,9 +10,8 @@ stages and the mask branch are ``CascadeRoIHead``'s. Config::
 
     model = dict(roi_head=dict(type='DBCascadeRoIHead'))
 """
-from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from __future__ import annotations
 
 from mmdet.models.roi_heads import CascadeRoIHead
 from mmdet.models.task_modules.samplers import SamplingResult
@@ -33,8 +32,9 @@ class DBCascadeRoIHead(CascadeRoIHead):
     """``CascadeRoIHead`` multiplying, in every stage, positive proposals' classification weights by the weight
     of the box they matched."""
 
-    def loss(self, x: Tuple[Tensor], rpn_results_list: List[InstanceData],
-             batch_data_samples: List[DetDataSample]) -> dict:
+    def loss(
+        self, x: tuple[Tensor], rpn_results_list: list[InstanceData], batch_data_samples: list[DetDataSample]
+    ) -> dict:
         batch_gt_instances = unpack_gt_instances(batch_data_samples)[0]
         # The weights of this batch's boxes, read by bbox_loss of every stage during the parent's loss.
         self._batch_gt_weights = [_gt_weights(gt) for gt in batch_gt_instances]
@@ -43,9 +43,9 @@ class DBCascadeRoIHead(CascadeRoIHead):
         finally:
             self._batch_gt_weights = None
 
-    def bbox_loss(self, stage: int, x: Tuple[Tensor], sampling_results: List[SamplingResult]) -> dict:
+    def bbox_loss(self, stage: int, x: tuple[Tensor], sampling_results: list[SamplingResult]) -> dict:
         """``CascadeRoIHead.bbox_loss`` with the label weights of positives scaled by their boxes' weights."""
-        gt_weights: Optional[list] = getattr(self, "_batch_gt_weights", None)
+        gt_weights: list | None = getattr(self, "_batch_gt_weights", None)
         if gt_weights is None or all(w is None for w in gt_weights):
             bbox_results = super().bbox_loss(stage, x, sampling_results)
             _loss_cls_on_empty_batch(self.bbox_head[stage], bbox_results)
@@ -57,8 +57,15 @@ class DBCascadeRoIHead(CascadeRoIHead):
         targets = bbox_head.get_targets(sampling_results, self.train_cfg[stage], concat=True)
         labels, label_weights, bbox_targets, bbox_weights = targets
         label_weights = label_weights * proposal_box_weights(sampling_results, gt_weights, label_weights)
-        loss_bbox = bbox_head.loss(bbox_results["cls_score"], bbox_results["bbox_pred"], rois, labels,
-                                   label_weights, bbox_targets, bbox_weights)
+        loss_bbox = bbox_head.loss(
+            bbox_results["cls_score"],
+            bbox_results["bbox_pred"],
+            rois,
+            labels,
+            label_weights,
+            bbox_targets,
+            bbox_weights,
+        )
         bbox_results.update(loss_bbox=loss_bbox, bbox_targets=targets)
         _loss_cls_on_empty_batch(bbox_head, bbox_results)
         return bbox_results

@@ -13,6 +13,7 @@ pip-installed MMDetection ships no ``tools/``; these take the options of its ``t
   mmengine 0.10's checkpoints hold objects that torch's default ``weights_only=True`` refuses. Load only
   checkpoints you trust.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,13 +33,25 @@ class UsageError(ValueError):
 def _common_args(parser: argparse.ArgumentParser) -> None:
     from mmengine.config import DictAction
 
-    parser.add_argument("--work-dir", help="the folder for logs, checkpoints and results "
-                                           "(default: the config's work_dir, else ./work_dirs/<config name>)")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={},
-                        help="override config keys, e.g. train_cfg.max_iters=100 model.backbone.depth=18 "
-                             "(the key's parent must exist in the config)")
-    parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
-                        help="job launcher (pytorch: under torchrun)")
+    parser.add_argument(
+        "--work-dir",
+        help="the folder for logs, checkpoints and results "
+        "(default: the config's work_dir, else ./work_dirs/<config name>)",
+    )
+    parser.add_argument(
+        "--cfg-options",
+        nargs="+",
+        action=DictAction,
+        default={},
+        help="override config keys, e.g. train_cfg.max_iters=100 model.backbone.depth=18 "
+        "(the key's parent must exist in the config)",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=["none", "pytorch", "slurm", "mpi"],
+        default="none",
+        help="job launcher (pytorch: under torchrun)",
+    )
     parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
 
 
@@ -47,15 +60,21 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="train config file path")
     p.add_argument("--amp", action="store_true", help="automatic mixed precision (AmpOptimWrapper)")
     p.add_argument("--auto-scale-lr", action="store_true", help="scale the learning rate by the total batch size")
-    p.add_argument("--resume", nargs="?", type=str, const="auto",
-                   help="resume from this checkpoint, or without a path from the latest one in the work dir")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        type=str,
+        const="auto",
+        help="resume from this checkpoint, or without a path from the latest one in the work dir",
+    )
     _common_args(p)
     return p
 
 
 def test_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="test.py", description="Test a detector (MMDetection 3.x): COCO metrics and "
-                                                            "detbalance's per-class report")
+    p = argparse.ArgumentParser(
+        prog="test.py", description="Test a detector (MMDetection 3.x): COCO metrics and detbalance's per-class report"
+    )
     p.add_argument("config", help="test config file path")
     p.add_argument("checkpoint", help="checkpoint file")
     p.add_argument("--out", help="also write the COCO results json (the detections) to this path")
@@ -75,8 +94,10 @@ def check_cfg_options(cfg, options: dict) -> None:
             last = depth == len(parts) - 1
             if isinstance(node, (list, tuple)):
                 if not part.isdigit() or int(part) >= len(node):
-                    raise UsageError(f"--cfg-options {key}: index {part!r} of {'.'.join(parts[:depth]) or 'the config'}"
-                                     f" is out of range; expected 0..{len(node) - 1}")
+                    raise UsageError(
+                        f"--cfg-options {key}: index {part!r} of {'.'.join(parts[:depth]) or 'the config'}"
+                        f" is out of range; expected 0..{len(node) - 1}"
+                    )
                 node = node[int(part)]
                 continue
             if not hasattr(node, "keys"):
@@ -85,8 +106,9 @@ def check_cfg_options(cfg, options: dict) -> None:
                 if last and "type" in node:
                     break  # a new argument of a component; its builder validates it
                 where = ".".join(parts[:depth]) or "the config"
-                raise UsageError(f"--cfg-options {key}: {part!r} is not a key of {where}; expected one of "
-                                 f"{sorted(node.keys())}")
+                raise UsageError(
+                    f"--cfg-options {key}: {part!r} is not a key of {where}; expected one of {sorted(node.keys())}"
+                )
             node = node[part]
 
 
@@ -157,8 +179,9 @@ def train_main(argv=None) -> int:
         return _fail("train.py", e)
     if args.amp:
         if cfg.optim_wrapper.get("type", "OptimWrapper") not in ("OptimWrapper", "AmpOptimWrapper"):
-            return _fail("train.py", UsageError(f"--amp needs optim_wrapper.type OptimWrapper, got "
-                                                f"{cfg.optim_wrapper.type!r}"))
+            return _fail(
+                "train.py", UsageError(f"--amp needs optim_wrapper.type OptimWrapper, got {cfg.optim_wrapper.type!r}")
+            )
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.loss_scale = "dynamic"
     if args.auto_scale_lr:

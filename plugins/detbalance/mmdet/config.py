@@ -12,10 +12,11 @@ a weights file. Overriding them by hand means setting, consistently:
 
 :func:`use_dataset` does exactly that on a loaded ``mmengine.Config``.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from mmdet.registry import MODELS
 from mmengine.config import Config
@@ -29,9 +30,17 @@ def _innermost(dataset: dict) -> dict:
     return dataset
 
 
-def use_dataset(cfg: Config, *, data_root: str | os.PathLike, classes: Sequence[str], train_ann: str,
-                train_images: str, val_ann: str, val_images: str,
-                weights_file: Optional[str | os.PathLike] = None) -> Config:
+def use_dataset(
+    cfg: Config,
+    *,
+    data_root: str | os.PathLike,
+    classes: Sequence[str],
+    train_ann: str,
+    train_images: str,
+    val_ann: str,
+    val_images: str,
+    weights_file: str | os.PathLike | None = None,
+) -> Config:
     """Set the dataset keys listed in the module docstring in place and return ``cfg``.
 
     Args:
@@ -57,14 +66,16 @@ def use_dataset(cfg: Config, *, data_root: str | os.PathLike, classes: Sequence[
     if not classes:
         raise ValueError("classes is empty; expected the dataset's class names in label order")
     data_root = os.fspath(data_root)
-    splits = (("train_dataloader", train_ann, train_images), ("val_dataloader", val_ann, val_images),
-              ("test_dataloader", val_ann, val_images))
+    splits = (
+        ("train_dataloader", train_ann, train_images),
+        ("val_dataloader", val_ann, val_images),
+        ("test_dataloader", val_ann, val_images),
+    )
     for loader, ann, images in splits:
         if loader not in cfg:
             continue
         dataset = _innermost(cfg[loader]["dataset"])
-        dataset.update(data_root=data_root, ann_file=ann, data_prefix=dict(img=images),
-                       metainfo=dict(classes=classes))
+        dataset.update(data_root=data_root, ann_file=ann, data_prefix=dict(img=images), metainfo=dict(classes=classes))
     for evaluator in ("val_evaluator", "test_evaluator"):
         if evaluator in cfg and "ann_file" in cfg[evaluator]:
             cfg[evaluator]["ann_file"] = os.path.join(data_root, val_ann)

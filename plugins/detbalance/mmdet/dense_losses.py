@@ -34,10 +34,10 @@ scores (``serves_dense_head``). And dense heads apply no per-box annotation weig
 on its ``data_preprocessor`` makes a training batch whose boxes carry weights other than 1 raise, naming the
 head, instead of training it as if every weight were 1.
 """
+
 from __future__ import annotations
 
 from functools import partial
-from typing import Optional
 
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.registry import MODELS
@@ -59,7 +59,8 @@ class MMDetDenseLossAdapter(MMDetLossAdapter):
         if use_sigmoid is not True:
             raise ValueError(
                 f"{type(self).__name__}: use_sigmoid must be True (dense heads read it to give the classifier K "
-                f"sigmoid channels), got {use_sigmoid!r}")
+                f"sigmoid channels), got {use_sigmoid!r}"
+            )
         super().__init__(core_loss, loss_weight)
         self.use_sigmoid = True
 
@@ -70,7 +71,7 @@ class MMDetDenseLossAdapter(MMDetLossAdapter):
 
     def get_activation(self, cls_score: Tensor) -> Tensor:
         """The K per-class sigmoid scores [R, K] a dense head ranks (no background column)."""
-        return self.core.predict_scores(cls_score)[:, :self.num_classes]
+        return self.core.predict_scores(cls_score)[:, : self.num_classes]
 
 
 @MODELS.register_module()
@@ -86,8 +87,17 @@ class DBEqualizedFocalLoss(MMDetDenseLossAdapter):
 
     stats_arg = None
 
-    def __init__(self, num_classes: int, *, use_sigmoid: bool = True, gamma: float = 2.0, scale: float = 8.0,
-                 alpha: Optional[float] = 0.25, reduction: str = "mean", loss_weight: float = 1.0):
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        use_sigmoid: bool = True,
+        gamma: float = 2.0,
+        scale: float = 8.0,
+        alpha: float | None = 0.25,
+        reduction: str = "mean",
+        loss_weight: float = 1.0,
+    ):
         module = core.EqualizedFocalLoss(num_classes, gamma=gamma, scale=scale, alpha=alpha, reduction=reduction)
         super().__init__(module, loss_weight, use_sigmoid)
 
@@ -109,11 +119,25 @@ class DBFocalLoss(MMDetDenseLossAdapter):
 
     stats_arg = "class_weight"
 
-    def __init__(self, num_classes: int, class_weight: Optional[StatsArg] = None, *, alpha: float = 0.25,
-                 gamma: float = 2.0, use_sigmoid: bool = True, reduction: str = "mean", loss_weight: float = 1.0):
+    def __init__(
+        self,
+        num_classes: int,
+        class_weight: StatsArg | None = None,
+        *,
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+        use_sigmoid: bool = True,
+        reduction: str = "mean",
+        loss_weight: float = 1.0,
+    ):
         if is_weights_path(class_weight):
-            module = core.FocalLoss.from_stats(num_classes, self.load_weights_file(class_weight, num_classes),
-                                               alpha=alpha, gamma=gamma, reduction=reduction)
+            module = core.FocalLoss.from_stats(
+                num_classes,
+                self.load_weights_file(class_weight, num_classes),
+                alpha=alpha,
+                gamma=gamma,
+                reduction=reduction,
+            )
         else:
             alphas = alpha
             if class_weight is not None:
@@ -138,7 +162,8 @@ def _refuse_box_weights(head: str, module: nn.Module, args: tuple, kwargs: dict)
                 f"the dense head {head} got per-box weights (gt_instances.weights) other than 1, expected none: "
                 f"dense heads train every anchor of a box alike and do not apply per-box weights; only the box "
                 f"heads (DBStandardRoIHead, DBCascadeRoIHead) do. Use DBPackDetInputs only with those, or give "
-                f"every box weight 1")
+                f"every box weight 1"
+            )
 
 
 def _check_head(parent: nn.Module, name: str, module: nn.Module) -> None:
@@ -152,10 +177,14 @@ def _check_head(parent: nn.Module, name: str, module: nn.Module) -> None:
         # K sigmoid channels, whatever the config's use_sigmoid (the head builds its layers after its loss)
         parent.use_sigmoid_cls, parent.cls_out_channels = True, parent.num_classes
         module.serves_dense_head = True
-    elif name == "bbox_head" and isinstance(module, BaseDenseHead) and isinstance(
-            getattr(parent, "data_preprocessor", None), nn.Module):
-        parent.data_preprocessor.register_forward_pre_hook(partial(_refuse_box_weights, type(module).__name__),
-                                                           with_kwargs=True)
+    elif (
+        name == "bbox_head"
+        and isinstance(module, BaseDenseHead)
+        and isinstance(getattr(parent, "data_preprocessor", None), nn.Module)
+    ):
+        parent.data_preprocessor.register_forward_pre_hook(
+            partial(_refuse_box_weights, type(module).__name__), with_kwargs=True
+        )
 
 
 register_module_module_registration_hook(_check_head)

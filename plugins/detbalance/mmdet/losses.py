@@ -46,6 +46,7 @@ Example:
     >>> loss.get_activation(cls_score).shape  # K foreground scores + background column
     torch.Size([4, 4])
 """
+
 from __future__ import annotations
 
 import inspect
@@ -59,8 +60,14 @@ from detbalance.losses.without_statistics import without_statistics
 
 from ._loss_base import MMDetLossAdapter, StatsArg, check_length, is_weights_path
 
-__all__ = ["DBWeightedCrossEntropyLoss", "DBClassBalancedFocalLoss", "DBEqualizationLoss", "DBEQLv2Loss",
-           "DBSeesawLoss", "DBFederatedLoss"]
+__all__ = [
+    "DBWeightedCrossEntropyLoss",
+    "DBClassBalancedFocalLoss",
+    "DBEqualizationLoss",
+    "DBEQLv2Loss",
+    "DBSeesawLoss",
+    "DBFederatedLoss",
+]
 
 #: Arguments every registered loss adds to those of its core loss (MMDetection's convention, then calibration).
 _ADAPTER_PARAMETERS = (
@@ -73,8 +80,9 @@ def _from_file(core_cls: type, num_classes: int, path: StatsArg, **settings):
     """Core module from a weights file; a file that is not here builds it for inference only (``init_detector``
     needs no statistics): its first training step raises ``FileNotFoundError`` naming the file."""
     if not os.path.isfile(path):
-        return without_statistics(core_cls, num_classes, FileNotFoundError(f"weights file {path} does not exist"),
-                                  **settings)
+        return without_statistics(
+            core_cls, num_classes, FileNotFoundError(f"weights file {path} does not exist"), **settings
+        )
     return core_cls.from_stats(num_classes, MMDetLossAdapter.load_weights_file(path, num_classes), **settings)
 
 
@@ -110,30 +118,41 @@ def _register(spec: LossSpec, base: type = MMDetLossAdapter) -> type:
         bound.apply_defaults()
         settings = dict(bound.arguments)
         del settings["self"]
-        num_classes, loss_weight, calibration = (settings.pop(k) for k in ("num_classes", "loss_weight",
-                                                                           "calibration"))
+        num_classes, loss_weight, calibration = (settings.pop(k) for k in ("num_classes", "loss_weight", "calibration"))
         stats = settings.pop(spec.stats_arg) if spec.stats_arg is not None else None
         base.__init__(self, _core_loss(name, spec, num_classes, stats, settings), loss_weight, calibration)
 
     __init__.__signature__ = signature
     __init__.__qualname__ = f"{name}.__init__"
     summary = (spec.cls.__doc__ or spec.name).strip().splitlines()[0]
-    statistic = ("running state (none to give)" if spec.stats_arg is None else
-                 f"``{spec.stats_arg}``: {spec.statistic}, a list or the path of a weights file")
-    doc = (f"``detbalance.losses.{spec.name}`` as MMDetection's ``loss_cls``: {summary}\n\n"
-           f"Arguments: those of the core loss, same names and defaults (``ignore_index`` aside), plus "
-           f"``loss_weight`` and ``calibration``: ``{name}{str(signature).replace('(self, ', '(')}``.\n"
-           f"Statistics: {statistic}.")
-    cls = type(name, (base,), {"__init__": __init__, "__doc__": doc, "__module__": __name__,
-                               "stats_arg": spec.stats_arg})
+    statistic = (
+        "running state (none to give)"
+        if spec.stats_arg is None
+        else f"``{spec.stats_arg}``: {spec.statistic}, a list or the path of a weights file"
+    )
+    doc = (
+        f"``detbalance.losses.{spec.name}`` as MMDetection's ``loss_cls``: {summary}\n\n"
+        f"Arguments: those of the core loss, same names and defaults (``ignore_index`` aside), plus "
+        f"``loss_weight`` and ``calibration``: ``{name}{str(signature).replace('(self, ', '(')}``.\n"
+        f"Statistics: {statistic}."
+    )
+    cls = type(
+        name, (base,), {"__init__": __init__, "__doc__": doc, "__module__": __name__, "stats_arg": spec.stats_arg}
+    )
     return MODELS.register_module(module=cls)
 
 
 class _WeightsDenominatorAdapter(MMDetLossAdapter):
     """Weighted cross-entropy: with ``denominator='weights'`` the summed weights replace ``avg_factor``."""
 
-    def forward(self, cls_score: Tensor, labels: Tensor, label_weights: Tensor | None = None,
-                avg_factor: float | None = None, reduction_override: str | None = None) -> Tensor:
+    def forward(
+        self,
+        cls_score: Tensor,
+        labels: Tensor,
+        label_weights: Tensor | None = None,
+        avg_factor: float | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         """As :meth:`MMDetLossAdapter.forward`; with ``denominator='weights'`` the summed weights replace
         ``avg_factor``."""
         if self.core.denominator == "weights":

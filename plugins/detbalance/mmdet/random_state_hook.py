@@ -17,6 +17,7 @@ resume, at the point where the uninterrupted run was when it saved:
     custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
     custom_hooks = [dict(type='DBRandomStateHook')]
 """
+
 from __future__ import annotations
 
 from mmdet.registry import HOOKS

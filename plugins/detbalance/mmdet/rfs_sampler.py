@@ -16,10 +16,11 @@ Config::
 It is epoch-based: ``EpochBasedTrainLoop`` calls ``set_epoch`` before each epoch, and ``IterBasedTrainLoop``
 starts the next epoch (``set_epoch``) whenever one is exhausted, so it serves both loops.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterator, Optional, Sized
+from collections.abc import Iterator, Sized
 
 from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.registry import DATA_SAMPLERS
@@ -44,16 +45,22 @@ class DBRepeatFactorSampler(Sampler):
         ValueError: a threshold that is not a positive number, a dataset without ``get_cat_ids``.
     """
 
-    def __init__(self, dataset: Sized, threshold: float, seed: Optional[int] = None, shuffle: bool = True) -> None:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
-                math.isfinite(threshold) and threshold > 0):
-            raise ValueError(f"DBRepeatFactorSampler: threshold={threshold!r}; expected a number > 0 "
-                             "(e.g. 0.001, LVIS's)")
+    def __init__(self, dataset: Sized, threshold: float, seed: int | None = None, shuffle: bool = True) -> None:
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float))
+            or not (math.isfinite(threshold) and threshold > 0)
+        ):
+            raise ValueError(
+                f"DBRepeatFactorSampler: threshold={threshold!r}; expected a number > 0 (e.g. 0.001, LVIS's)"
+            )
         if not isinstance(shuffle, bool):
             raise ValueError(f"DBRepeatFactorSampler: shuffle={shuffle!r}; expected True or False")
         if not hasattr(dataset, "get_cat_ids"):
-            raise ValueError(f"DBRepeatFactorSampler: the dataset {type(dataset).__name__} has no get_cat_ids(idx); "
-                             "expected an MMDetection dataset (BaseDetDataset or a wrapper of one)")
+            raise ValueError(
+                f"DBRepeatFactorSampler: the dataset {type(dataset).__name__} has no get_cat_ids(idx); "
+                "expected an MMDetection dataset (BaseDetDataset or a wrapper of one)"
+            )
         self.rank, self.world_size = get_dist_info()
         self.dataset = dataset
         self.threshold = float(threshold)
@@ -70,7 +77,7 @@ class DBRepeatFactorSampler(Sampler):
         total = self.num_samples * self.world_size
         if indices:
             indices = (indices * (total // len(indices) + 1))[:total]
-        self._indices = indices[self.rank:total:self.world_size]
+        self._indices = indices[self.rank : total : self.world_size]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._indices)

@@ -19,9 +19,8 @@ distributed training with those losses. Config::
 
     model = dict(roi_head=dict(type='DBStandardRoIHead'))
 """
-from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from __future__ import annotations
 
 import torch
 from mmdet.models.roi_heads import StandardRoIHead
@@ -36,8 +35,9 @@ from torch import Tensor
 __all__ = ["DBStandardRoIHead", "proposal_box_weights"]
 
 
-def proposal_box_weights(sampling_results: List[SamplingResult], gt_weights: List[Optional[Tensor]],
-                         like: Tensor) -> Tensor:
+def proposal_box_weights(
+    sampling_results: list[SamplingResult], gt_weights: list[Tensor | None], like: Tensor
+) -> Tensor:
     """Per-proposal factor [R] in ``BBoxHead.get_targets`` order: each image's positives then its negatives.
 
     A positive gets the weight of its matched ground-truth box (1 where the image has no weights), a negative 1.
@@ -53,13 +53,15 @@ def proposal_box_weights(sampling_results: List[SamplingResult], gt_weights: Lis
     return torch.cat(factors)
 
 
-def _gt_weights(gt_instances: InstanceData) -> Optional[Tensor]:
+def _gt_weights(gt_instances: InstanceData) -> Tensor | None:
     if "weights" not in gt_instances:
         return None
     weights = gt_instances.weights
     if weights.shape != (len(gt_instances),):
-        raise ValueError(f"gt_instances.weights has shape {tuple(weights.shape)}; expected ({len(gt_instances)},),"
-                         f" one weight per ground-truth box")
+        raise ValueError(
+            f"gt_instances.weights has shape {tuple(weights.shape)}; expected ({len(gt_instances)},),"
+            f" one weight per ground-truth box"
+        )
     return weights
 
 
@@ -69,8 +71,9 @@ def _loss_cls_on_empty_batch(bbox_head, bbox_results: dict) -> None:
     losses = bbox_results["loss_bbox"]
     if cls_score is None or cls_score.numel() > 0 or "loss_cls" in losses:
         return
-    loss_cls = bbox_head.loss_cls(cls_score, cls_score.new_zeros(0, dtype=torch.long), cls_score.new_zeros(0),
-                                  avg_factor=1.0)
+    loss_cls = bbox_head.loss_cls(
+        cls_score, cls_score.new_zeros(0, dtype=torch.long), cls_score.new_zeros(0), avg_factor=1.0
+    )
     losses.update(loss_cls if isinstance(loss_cls, dict) else {"loss_cls": loss_cls})
 
 
@@ -78,18 +81,21 @@ def _loss_cls_on_empty_batch(bbox_head, bbox_results: dict) -> None:
 class DBStandardRoIHead(StandardRoIHead):
     """``StandardRoIHead`` multiplying positive proposals' classification weights by their box's weight."""
 
-    def loss(self, x: Tuple[Tensor], rpn_results_list: List[InstanceData],
-             batch_data_samples: List[DetDataSample]) -> dict:
+    def loss(
+        self, x: tuple[Tensor], rpn_results_list: list[InstanceData], batch_data_samples: list[DetDataSample]
+    ) -> dict:
         if len(rpn_results_list) != len(batch_data_samples):
             raise ValueError(f"got {len(rpn_results_list)} proposal lists for {len(batch_data_samples)} images")
         batch_gt_instances, batch_gt_instances_ignore, _ = unpack_gt_instances(batch_data_samples)
         sampling_results = []
         for i, rpn_results in enumerate(rpn_results_list):
             rpn_results.priors = rpn_results.pop("bboxes")
-            assign_result = self.bbox_assigner.assign(rpn_results, batch_gt_instances[i],
-                                                      batch_gt_instances_ignore[i])
-            sampling_results.append(self.bbox_sampler.sample(
-                assign_result, rpn_results, batch_gt_instances[i], feats=[level[i][None] for level in x]))
+            assign_result = self.bbox_assigner.assign(rpn_results, batch_gt_instances[i], batch_gt_instances_ignore[i])
+            sampling_results.append(
+                self.bbox_sampler.sample(
+                    assign_result, rpn_results, batch_gt_instances[i], feats=[level[i][None] for level in x]
+                )
+            )
 
         losses = {}
         if self.with_bbox:
@@ -101,8 +107,9 @@ class DBStandardRoIHead(StandardRoIHead):
             losses.update(mask_results["loss_mask"])
         return losses
 
-    def bbox_loss(self, x: Tuple[Tensor], sampling_results: List[SamplingResult],
-                  gt_weights: Optional[List[Optional[Tensor]]] = None) -> dict:
+    def bbox_loss(
+        self, x: tuple[Tensor], sampling_results: list[SamplingResult], gt_weights: list[Tensor | None] | None = None
+    ) -> dict:
         """``StandardRoIHead.bbox_loss`` with the label weights of positives scaled by ``gt_weights``, and
         ``loss_cls`` also for a batch without proposals."""
         if gt_weights is None or all(w is None for w in gt_weights):
@@ -111,11 +118,17 @@ class DBStandardRoIHead(StandardRoIHead):
             return bbox_results
         rois = bbox2roi([res.priors for res in sampling_results])
         bbox_results = self._bbox_forward(x, rois)
-        labels, label_weights, bbox_targets, bbox_weights = self.bbox_head.get_targets(
-            sampling_results, self.train_cfg)
+        labels, label_weights, bbox_targets, bbox_weights = self.bbox_head.get_targets(sampling_results, self.train_cfg)
         label_weights = label_weights * proposal_box_weights(sampling_results, gt_weights, label_weights)
-        loss_bbox = self.bbox_head.loss(bbox_results["cls_score"], bbox_results["bbox_pred"], rois, labels,
-                                        label_weights, bbox_targets, bbox_weights)
+        loss_bbox = self.bbox_head.loss(
+            bbox_results["cls_score"],
+            bbox_results["bbox_pred"],
+            rois,
+            labels,
+            label_weights,
+            bbox_targets,
+            bbox_weights,
+        )
         bbox_results.update(loss_bbox=loss_bbox)
         _loss_cls_on_empty_batch(self.bbox_head, bbox_results)
         return bbox_results

@@ -12,6 +12,7 @@ When they disagree, the statistics name each label by the category it really map
 file) and a warning says so: the model's predictions would otherwise carry the wrong class names.
 Boxes MMDetection drops while loading (``ignore: 1``, width or height below 1 pixel) are not seen here.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,8 +77,9 @@ def _label_names(leaf, classes: list[str]) -> list[str]:
     return names
 
 
-def stats_from_mmdet_dataset(dataset, *, include_ignored: bool = False, progress: str = "auto",
-                             source: str = "") -> DatasetStats:
+def stats_from_mmdet_dataset(
+    dataset, *, include_ignored: bool = False, progress: str = "auto", source: str = ""
+) -> DatasetStats:
     """Per-class counts of a built MMDetection dataset (wrappers are looked through: each image counted once).
 
     ``num_images`` counts the images the training loader iterates: those the dataset's ``filter_cfg`` kept
@@ -97,18 +99,34 @@ def stats_from_mmdet_dataset(dataset, *, include_ignored: bool = False, progress
 
     total = sum(len(leaf) for leaf in leaves)
     infos = (leaf.get_data_info(i) for leaf in leaves for i in range(len(leaf)))
-    records = (ImageRecord(str(info.get("img_path", info.get("img_id", n))),
-                           [(inst["bbox_label"], bool(inst.get("ignore_flag", 0)), inst["bbox"])
-                            for inst in info.get("instances", [])])
-               for n, info in enumerate(infos))
-    return summarize_records(classes, records, num_images=total, include_ignored=include_ignored,
-                             source=source or type(dataset).__name__,
-                             progress=show_progress(progress, total > LARGE_ITEM_COUNT))
+    records = (
+        ImageRecord(
+            str(info.get("img_path", info.get("img_id", n))),
+            [
+                (inst["bbox_label"], bool(inst.get("ignore_flag", 0)), inst["bbox"])
+                for inst in info.get("instances", [])
+            ],
+        )
+        for n, info in enumerate(infos)
+    )
+    return summarize_records(
+        classes,
+        records,
+        num_images=total,
+        include_ignored=include_ignored,
+        source=source or type(dataset).__name__,
+        progress=show_progress(progress, total > LARGE_ITEM_COUNT),
+    )
 
 
-def stats_from_mmdet_config(config: str | os.PathLike | Config, *, include_ignored: bool = False,
-                            progress: str = "auto") -> DatasetStats:
+def stats_from_mmdet_config(
+    config: str | os.PathLike | Config, *, include_ignored: bool = False, progress: str = "auto"
+) -> DatasetStats:
     """Per-class counts of the training set ``config`` builds; see :func:`stats_from_mmdet_dataset`."""
     name = config.filename if isinstance(config, Config) else str(config)
-    return stats_from_mmdet_dataset(build_train_dataset(config), include_ignored=include_ignored,
-                                    progress=progress, source=f"MMDetection config {name} (train_dataloader.dataset)")
+    return stats_from_mmdet_dataset(
+        build_train_dataset(config),
+        include_ignored=include_ignored,
+        progress=progress,
+        source=f"MMDetection config {name} (train_dataloader.dataset)",
+    )

@@ -3,6 +3,7 @@
 Framework-free; the Detectron2 and MMDetection registries are read by ``detbalance.detectron2.stats`` and
 ``detbalance.mmdet.stats``, which return the same :class:`DatasetStats`.
 """
+
 from .coco import read_coco
 from .summary import BoxIssue, DatasetStats, degenerate_boxes, summarize, zero_area_issues
 from .voc import read_voc

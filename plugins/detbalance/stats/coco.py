@@ -5,6 +5,7 @@ gives ``thing_classes`` and MMDetection's ``CocoDataset`` gives ``metainfo['clas
 categories are listed by increasing id. Pass ``classes`` (the model's class names in label order) to use another
 order. Category ids need not be contiguous (COCO's are 1..90 with gaps).
 """
+
 from __future__ import annotations
 
 import os
@@ -97,7 +98,9 @@ def read_coco(
                     ann_ids.append(ann.get("id", i))
     missing = [k for k in _REQUIRED if k not in seen]
     if missing:
-        raise ValueError(f"{path}: top-level keys {missing} are missing; expected a COCO instances file with {_REQUIRED}")
+        raise ValueError(
+            f"{path}: top-level keys {missing} are missing; expected a COCO instances file with {_REQUIRED}"
+        )
     if not categories:
         raise ValueError(f"{path}: 'categories' is empty; expected at least one category")
 

@@ -7,6 +7,7 @@ with polygons, is about 1 GB of text and ~10 GB once fully loaded by ``json.load
 Errors raise ``ValueError`` with the file, line, column and character offset of the problem, as ``json.load``
 would report them for the whole file.
 """
+
 from __future__ import annotations
 
 import json

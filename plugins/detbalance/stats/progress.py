@@ -4,6 +4,7 @@ On a terminal they are tqdm bars. When stderr is not a terminal (CI logs, ``| te
 write a carriage-return refresh many times a second, which a log keeps as one endless line; there the progress is
 instead one plain line per :data:`LOG_STEP_PERCENT` percent (``desc: 25% (300/1200) loss=0.812``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +15,17 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-__all__ = ["LARGE_FILE_BYTES", "LARGE_ITEM_COUNT", "LOG_STEP_PERCENT", "LogProgress", "progress_bar",
-           "byte_progress", "item_progress", "show_progress", "PROGRESS_MODES"]
+__all__ = [
+    "LARGE_FILE_BYTES",
+    "LARGE_ITEM_COUNT",
+    "LOG_STEP_PERCENT",
+    "LogProgress",
+    "progress_bar",
+    "byte_progress",
+    "item_progress",
+    "show_progress",
+    "PROGRESS_MODES",
+]
 
 #: Inputs above these sizes are "large": the command-line tool shows a progress bar for them.
 LARGE_FILE_BYTES = 20 * 2**20
@@ -31,8 +41,15 @@ T = TypeVar("T")
 class LogProgress:
     """The part of tqdm's interface the tools use, printing one line per :data:`LOG_STEP_PERCENT` percent."""
 
-    def __init__(self, iterable=None, *, total: int | None = None, desc: str = "", stream=None,
-                 step_percent: int = LOG_STEP_PERCENT):
+    def __init__(
+        self,
+        iterable=None,
+        *,
+        total: int | None = None,
+        desc: str = "",
+        stream=None,
+        step_percent: int = LOG_STEP_PERCENT,
+    ):
         if not 0 < step_percent <= 100:
             raise ValueError(f"step_percent={step_percent}; expected 0 < step_percent <= 100")
         self.iterable = iterable
@@ -68,14 +85,31 @@ class LogProgress:
         print(line + (f" {self._postfix}" if self._postfix else ""), file=stream, flush=True)
 
 
-def progress_bar(iterable=None, *, total: int | None = None, desc: str = "", enabled: bool = True, unit: str = "it",
-                 unit_scale: bool = False, stream=None):
+def progress_bar(
+    iterable=None,
+    *,
+    total: int | None = None,
+    desc: str = "",
+    enabled: bool = True,
+    unit: str = "it",
+    unit_scale: bool = False,
+    stream=None,
+):
     """A tqdm bar on a terminal, :class:`LogProgress` lines otherwise, or a silent tqdm when not ``enabled``."""
     stream = stream or sys.stderr
     if enabled and not (hasattr(stream, "isatty") and stream.isatty()):
         return LogProgress(iterable, total=total, desc=desc, stream=stream)
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled, leave=False, dynamic_ncols=True, unit=unit,
-                unit_scale=unit_scale, file=stream)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        disable=not enabled,
+        leave=False,
+        dynamic_ncols=True,
+        unit=unit,
+        unit_scale=unit_scale,
+        file=stream,
+    )
 
 
 @contextlib.contextmanager

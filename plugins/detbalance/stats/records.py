@@ -14,6 +14,7 @@ Example:
     >>> print(ds.issues[0])
     zero-area box [2, 2, 2, 6] (x0, y0, x1, y1) of class 'cat' in b.png
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -34,9 +35,16 @@ class ImageRecord(NamedTuple):
     boxes: Sequence[tuple[int, bool, Sequence[float]]]
 
 
-def summarize_records(class_names: Sequence[str], records: Iterable[ImageRecord], *, num_images: int,
-                      include_ignored: bool = False, source: str = "", progress: bool = False,
-                      desc: str = "reading dataset") -> DatasetStats:
+def summarize_records(
+    class_names: Sequence[str],
+    records: Iterable[ImageRecord],
+    *,
+    num_images: int,
+    include_ignored: bool = False,
+    source: str = "",
+    progress: bool = False,
+    desc: str = "reading dataset",
+) -> DatasetStats:
     """:func:`~detbalance.stats.summary.summarize` of ``records`` (``num_images`` of them, in order), with the
     zero-area boxes as issues; ``progress`` shows a bar over the images."""
     image_index, labels, ignored, boxes, image_names = [], [], [], [], []
@@ -48,6 +56,13 @@ def summarize_records(class_names: Sequence[str], records: Iterable[ImageRecord]
             ignored.append(bool(flag))
             boxes.append(box)
     issues = zero_area_issues(boxes, image_index, labels, image_names, class_names)
-    return summarize(class_names, num_images, np.asarray(image_index, dtype=np.int64),
-                     np.asarray(labels, dtype=np.int64), np.asarray(ignored, dtype=bool),
-                     include_ignored=include_ignored, issues=issues, source=source)
+    return summarize(
+        class_names,
+        num_images,
+        np.asarray(image_index, dtype=np.int64),
+        np.asarray(labels, dtype=np.int64),
+        np.asarray(ignored, dtype=bool),
+        include_ignored=include_ignored,
+        issues=issues,
+        source=source,
+    )

@@ -1,4 +1,5 @@
 """Human-readable output for class statistics and weights: table, warnings, repeat-factor summary, plot."""
+
 from __future__ import annotations
 
 import io
@@ -84,8 +85,12 @@ def plot_weights(path: str | os.PathLike, wf: WeightsFile, *, count: str = "inst
     colors = {"r": "tab:red", "c": "tab:orange", "f": "tab:blue"}
     fig, ax = plt.subplots(figsize=(min(4 + 0.25 * len(order), 16), 5), dpi=100)
     try:
-        ax.bar(x, np.maximum(counts[order], 0.8), width=1.0 if len(order) > 60 else 0.8,
-               color=[colors[wf.groups[i]] for i in order])
+        ax.bar(
+            x,
+            np.maximum(counts[order], 0.8),
+            width=1.0 if len(order) > 60 else 0.8,
+            color=[colors[wf.groups[i]] for i in order],
+        )
         ax.set_yscale("log")
         ax.set_ylabel(f"{count} per class (log)")
         ax.set_xlabel("classes, sorted by frequency")
@@ -99,8 +104,12 @@ def plot_weights(path: str | os.PathLike, wf: WeightsFile, *, count: str = "inst
         ax2.set_ylim(bottom=0)
         handles = [plt.Rectangle((0, 0), 1, 1, color=colors[g]) for g in "rcf"]
         handles.append(plt.Line2D([], [], color="black"))
-        ax.legend(handles, ["rare (1-10 images)", "common (11-100)", "frequent (>100)", "weight"], loc="upper right",
-                  fontsize=8)
+        ax.legend(
+            handles,
+            ["rare (1-10 images)", "common (11-100)", "frequent (>100)", "weight"],
+            loc="upper right",
+            fontsize=8,
+        )
         ax.set_title(f"{s.num_classes} classes, {sum(s.instance_counts)} instances, {s.num_images} images")
         fig.tight_layout()
         path = Path(path)

@@ -4,6 +4,7 @@ Readers (COCO/LVIS json, Pascal VOC xml, the Detectron2 and MMDetection bridges)
 arrays, one entry per box: the image index, the contiguous label and whether the box is *ignored* (COCO
 ``iscrowd``/``ignore``, VOC ``difficult``, MMDetection ``ignore_flag``). :func:`summarize` counts them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -60,8 +61,13 @@ def degenerate_boxes(boxes_xyxy: np.ndarray) -> np.ndarray:
     return np.flatnonzero((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
 
 
-def zero_area_issues(boxes_xyxy, image_index: Sequence[int], labels: Sequence[int], image_names: Sequence[str],
-                     class_names: Sequence[str]) -> list[BoxIssue]:
+def zero_area_issues(
+    boxes_xyxy,
+    image_index: Sequence[int],
+    labels: Sequence[int],
+    image_names: Sequence[str],
+    class_names: Sequence[str],
+) -> list[BoxIssue]:
     """A ``'zero-area'`` :class:`BoxIssue` for each degenerate box of ``boxes_xyxy[B, 4]`` whose label is a class
     (``image_index[B]``/``labels[B]`` name its image and class); out-of-range labels are reported by
     :func:`summarize`."""

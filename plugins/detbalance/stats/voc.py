@@ -1,4 +1,5 @@
 """Class statistics from a Pascal VOC folder (``Annotations/*.xml``, optional ``ImageSets/Main/<split>.txt``)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Class weights, LVIS frequency groups, repeat factors and the weights file (numpy/torch only)."""
+
 from .effective_number import inverse_effective_number
 from .file import FORMAT, VERSION, ClassStats, WeightsFile, load_weights, save_weights
 from .sampling import frequency_groups, repeat_factors

@@ -14,6 +14,7 @@ Example:
     >>> [round(v, 6) for v in w.tolist()]  # 0.1 / (1 - 0.9 ** n)
     [1.0, 0.526316, 0.153534]
 """
+
 from __future__ import annotations
 
 import math

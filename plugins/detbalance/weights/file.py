@@ -8,6 +8,7 @@ Layout (JSON, ``version`` 1)::
 
 All per-class lists follow the model's contiguous label order (label ``i`` is ``class_names[i]``).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,16 @@ from pathlib import Path
 
 from .schemes import SCHEMES
 
-__all__ = ["FORMAT", "VERSION", "ClassStats", "WeightsFile", "save_weights", "load_weights", "write_text_atomic",
-           "write_bytes_atomic"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "ClassStats",
+    "WeightsFile",
+    "save_weights",
+    "load_weights",
+    "write_text_atomic",
+    "write_bytes_atomic",
+]
 
 FORMAT = "detbalance-weights"
 VERSION = 1
@@ -87,8 +96,11 @@ class ClassStats:
             for i, (n_inst, n_img) in enumerate(zip(self.instance_counts, self.image_counts)):
                 if n_img > self.num_images or n_img > n_inst:
                     out.append(
-                        ("image_counts", f"class {self.class_names[i]!r} is in {n_img} images, expected at most "
-                         f"min(num_images={self.num_images}, instances={n_inst})")
+                        (
+                            "image_counts",
+                            f"class {self.class_names[i]!r} is in {n_img} images, expected at most "
+                            f"min(num_images={self.num_images}, instances={n_inst})",
+                        )
                     )
                     break
         return out
@@ -125,8 +137,13 @@ class WeightsFile:
         if self.scheme not in SCHEMES:
             out.append(("scheme", f"unknown scheme {self.scheme!r}, expected one of {SCHEMES}"))
         if not isinstance(self.weights, list) or not all(_is_number(w) and w > 0 for w in self.weights):
-            out.append(("weights", "expected a list of finite numbers > 0"
-                         + _first_bad(self.weights, lambda w: _is_number(w) and w > 0)))
+            out.append(
+                (
+                    "weights",
+                    "expected a list of finite numbers > 0"
+                    + _first_bad(self.weights, lambda w: _is_number(w) and w > 0),
+                )
+            )
         elif len(self.weights) != k:
             out.append(("weights", f"has {len(self.weights)} entries, expected {k} (one per class)"))
         if not (_is_number(self.background_weight) and self.background_weight >= 0):

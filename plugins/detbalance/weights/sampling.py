@@ -1,4 +1,5 @@
 """LVIS frequency groups and repeat-factor sampling (Gupta et al., "LVIS", CVPR 2019, Appendix B.2)."""
+
 from __future__ import annotations
 
 import math
@@ -8,8 +9,15 @@ from collections.abc import Hashable, Iterable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["RARE_MAX_IMAGES", "COMMON_MAX_IMAGES", "frequency_groups", "repeat_factors", "stochastic_repeats",
-           "epoch_generator", "repeat_factor_epoch"]
+__all__ = [
+    "RARE_MAX_IMAGES",
+    "COMMON_MAX_IMAGES",
+    "frequency_groups",
+    "repeat_factors",
+    "stochastic_repeats",
+    "epoch_generator",
+    "repeat_factor_epoch",
+]
 
 #: LVIS rule: a class is rare ('r') in 1-10 training images, common ('c') in 11-100, frequent ('f') in more.
 RARE_MAX_IMAGES = 10
@@ -37,9 +45,7 @@ def frequency_groups(image_counts: Sequence[int]) -> list[str]:
     return ["r" if c <= RARE_MAX_IMAGES else "c" if c <= COMMON_MAX_IMAGES else "f" for c in m.tolist()]
 
 
-def repeat_factors(
-    image_labels: Iterable[Iterable[Hashable]], threshold: float, *, sqrt: bool = True
-) -> torch.Tensor:
+def repeat_factors(image_labels: Iterable[Iterable[Hashable]], threshold: float, *, sqrt: bool = True) -> torch.Tensor:
     r"""Per-image repeat factors for repeat-factor sampling (RFS).
 
     With :math:`f(c)` the fraction of images containing class *c*, the class factor is
@@ -79,8 +85,10 @@ def repeat_factors(
 def _check_factors(factors) -> torch.Tensor:
     f = torch.as_tensor(factors, dtype=torch.float64)
     if f.ndim != 1 or not torch.isfinite(f).all() or (f < 1).any():
-        raise ValueError(f"repeat factors must be a 1-D sequence of finite numbers >= 1, got "
-                         f"{f.flatten().tolist()[:10] if f.numel() else f.tolist()} (shape {tuple(f.shape)})")
+        raise ValueError(
+            f"repeat factors must be a 1-D sequence of finite numbers >= 1, got "
+            f"{f.flatten().tolist()[:10] if f.numel() else f.tolist()} (shape {tuple(f.shape)})"
+        )
     return f
 
 

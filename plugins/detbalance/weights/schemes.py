@@ -4,6 +4,7 @@ K is the number of foreground classes. Every scheme maps counts ``n[K]`` (instan
 positive base weight ``b_c``, raises it to ``power`` and normalizes the result to mean 1, so that switching schemes
 keeps the overall loss scale. ``max_ratio`` then caps ``max(w) / min(w)`` by lowering the largest weights.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
