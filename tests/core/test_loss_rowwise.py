@@ -1,4 +1,5 @@
 """The closed-form-gradient kernels (``RowLoss``) and the log-domain Seesaw against the element-wise formulas."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,16 @@ import torch
 import torch.nn.functional as F
 
 import detbalance.losses._rowwise as rowwise
-from detbalance.losses import (EQLv2Loss, class_balanced_focal_loss, eqlv2_loss, equalization_loss,
-                               federated_classes, federated_loss, seesaw_loss, weighted_cross_entropy)
+from detbalance.losses import (
+    EQLv2Loss,
+    class_balanced_focal_loss,
+    eqlv2_loss,
+    equalization_loss,
+    federated_classes,
+    federated_loss,
+    seesaw_loss,
+    weighted_cross_entropy,
+)
 from detbalance.losses._rowwise import BCEWeights, RowLoss, bce_kernel, focal_kernel, foreground
 from detbalance.losses.eqlv2 import eqlv2_gradient_statistics
 
@@ -47,8 +56,8 @@ def _ref_eqlv2_weights(pos_neg, mu=0.8, gamma=12.0, alpha=4.0):
 
 
 def _ref_focal(x, labels, counts, gamma, background_weight, weight):
-    """A background row weighs ``background_weight`` times the mean training instance's class weight; 'mean'
-    divides by the kept proposals with a sample weight > 0."""
+    """Class weights rescaled so that the mean training instance weighs 1; a background row weighs
+    ``background_weight``; 'mean' divides by the kept proposals with a sample weight > 0."""
     target, valid = _one_hot(labels)
     prob = torch.sigmoid(x)
     p_t = prob * target + (1 - prob) * (1 - target)
@@ -56,7 +65,7 @@ def _ref_focal(x, labels, counts, gamma, background_weight, weight):
     n = counts.tolist()
     class_weight = _ref_class_balanced_weights(n, 0.99)
     mean_instance_weight = sum(c * w for c, w in zip(n, class_weight.tolist())) / sum(n)
-    padded = torch.cat([class_weight, torch.tensor([background_weight * mean_instance_weight], dtype=torch.float64)])
+    padded = torch.cat([class_weight / mean_instance_weight, torch.tensor([background_weight], dtype=torch.float64)])
     safe = torch.where(labels == -1, torch.full_like(labels, K), labels)
     kept = ((labels != -1) & (weight > 0)).sum()
     return (per_row * padded[safe] * valid * weight).sum() / kept
@@ -122,8 +131,12 @@ def block(request, monkeypatch):
 def test_focal_matches_elementwise_formula(block, gamma):
     logits, labels, weight = _batch(K)
     counts = torch.tensor([300.0, 40.0, 6.0, 1.0, 9.0, 2.0], dtype=torch.float64)
-    ours = _value_and_grad(lambda x: class_balanced_focal_loss(
-        x, labels, counts, beta=0.99, gamma=gamma, background_weight=0.5, sample_weight=weight), logits)
+    ours = _value_and_grad(
+        lambda x: class_balanced_focal_loss(
+            x, labels, counts, beta=0.99, gamma=gamma, background_weight=0.5, sample_weight=weight
+        ),
+        logits,
+    )
     ref = _value_and_grad(lambda x: _ref_focal(x, labels, counts, gamma, 0.5, weight), logits)
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
 
@@ -131,8 +144,7 @@ def test_focal_matches_elementwise_formula(block, gamma):
 def test_eql_matches_elementwise_formula(block):
     logits, labels, weight = _batch(K)
     freq = [0.5, 0.1, 0.002, 0.0005, 0.02, 0.001]
-    ours = _value_and_grad(lambda x: equalization_loss(x, labels, freq, lambda_=0.01, sample_weight=weight),
-                           logits)
+    ours = _value_and_grad(lambda x: equalization_loss(x, labels, freq, lambda_=0.01, sample_weight=weight), logits)
     ref = _value_and_grad(lambda x: _ref_eql(x, labels, freq, 0.01, weight), logits)
     torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
 
@@ -151,10 +163,15 @@ def test_eqlv2_loss_and_statistics_match_elementwise_formula(block):
 def test_federated_matches_elementwise_formula(block):
     logits, labels, weight = _batch(K)
     counts = [90, 40, 10, 5, 1, 1]
-    ours = _value_and_grad(lambda x: federated_loss(x, labels, counts, num_sampled=4, sample_weight=weight,
-                                                    generator=torch.Generator().manual_seed(3)), logits)
-    classes = federated_classes(labels, torch.tensor(counts, dtype=torch.float64), num_sampled=4,
-                                generator=torch.Generator().manual_seed(3))
+    ours = _value_and_grad(
+        lambda x: federated_loss(
+            x, labels, counts, num_sampled=4, sample_weight=weight, generator=torch.Generator().manual_seed(3)
+        ),
+        logits,
+    )
+    classes = federated_classes(
+        labels, torch.tensor(counts, dtype=torch.float64), num_sampled=4, generator=torch.Generator().manual_seed(3)
+    )
     mask = torch.zeros(K + 1, dtype=torch.float64).index_fill_(0, classes, 1.0)[:K]
 
     def ref(x):
@@ -177,8 +194,9 @@ def test_log_domain_seesaw_matches_exp_space_formula(p, q):
 def test_weighted_ce_matches_log_softmax_formula():
     logits, labels, weight = _batch(K + 1)
     class_weight = torch.rand(K + 1, dtype=torch.float64)
-    ours = _value_and_grad(lambda x: weighted_cross_entropy(x, labels, class_weight, sample_weight=weight,
-                                                            denominator="weights"), logits)
+    ours = _value_and_grad(
+        lambda x: weighted_cross_entropy(x, labels, class_weight, sample_weight=weight, denominator="weights"), logits
+    )
 
     def ref(x):
         valid = labels != -1
@@ -197,8 +215,12 @@ def test_rowloss_gradcheck(block, kernel):
     gen = torch.Generator().manual_seed(1)
     column = torch.rand(K, generator=gen, dtype=torch.float64)
     args = {
-        "bce": (bce_kernel, fg_rows, fg_labels,
-                BCEWeights(neg_weight=column, pos_weight=torch.rand(fg_rows.shape[0], dtype=torch.float64))),
+        "bce": (
+            bce_kernel,
+            fg_rows,
+            fg_labels,
+            BCEWeights(neg_weight=column, pos_weight=torch.rand(fg_rows.shape[0], dtype=torch.float64)),
+        ),
         "bce-fg-weights": (bce_kernel, fg_rows, fg_labels, BCEWeights(fg_neg_weight=column)),
         "focal": (focal_kernel, fg_rows, fg_labels, 2.0),
     }[kernel]
@@ -209,15 +231,17 @@ def test_second_backward_through_retained_graph_gives_the_same_gradient():
     logits, labels, _ = _batch(K)
     logits.requires_grad_(True)
     loss = class_balanced_focal_loss(logits, labels, [5.0] * K)
-    first, = torch.autograd.grad(loss, logits, retain_graph=True)
-    second, = torch.autograd.grad(loss, logits)
+    (first,) = torch.autograd.grad(loss, logits, retain_graph=True)
+    (second,) = torch.autograd.grad(loss, logits)
     torch.testing.assert_close(first, second, rtol=0, atol=0)
 
 
 def test_nan_logit_in_an_ignored_row_still_raises():
-    for function, columns in ((lambda x, y: weighted_cross_entropy(x, y), K + 1),
-                              (lambda x, y: equalization_loss(x, y, [0.1] * K), K),
-                              (lambda x, y: class_balanced_focal_loss(x, y, [5.0] * K), K)):
+    for function, columns in (
+        (lambda x, y: weighted_cross_entropy(x, y), K + 1),
+        (lambda x, y: equalization_loss(x, y, [0.1] * K), K),
+        (lambda x, y: class_balanced_focal_loss(x, y, [5.0] * K), K),
+    ):
         logits, labels, _ = _batch(columns)
         logits[2, 1] = float("nan")  # row 2 is ignored
         with pytest.raises(ValueError, match="nan at row 2, column 1"):
