@@ -148,6 +148,15 @@ METHODS: dict[str, Method] = {
             calibrate="logit_adjust",
             base="seesaw",
         ),
+        Method(
+            "rfs-eqlv2-logit-adjust",
+            "RFS + EQLv2 + post-hoc logit adjustment",
+            loss="eqlv2",
+            sampler="rfs",
+            rfs_threshold=RFS_THRESHOLD,
+            calibrate="logit_adjust",
+            base="rfs-eqlv2",
+        ),
         Method("mmdet-seesaw", "MMDetection's own SeesawLoss", frameworks=("mmdet",), mmdet_loss="SeesawLoss"),
         Method("mmdet-eqlv2", "MMDetection's own EQLV2Loss", frameworks=("mmdet",), mmdet_loss="EQLV2Loss"),
         # The head rows: each model against its own framework loss (its first row), same data, schedule and protocol.
