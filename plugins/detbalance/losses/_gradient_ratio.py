@@ -35,12 +35,13 @@ def accumulate_gradient_ratio(step: Tensor, pos_grad: Tensor, neg_grad: Tensor, 
                               max_ratio: Optional[float] = None) -> None:
     """Add one step's ``[2, K]`` statistics (summed over ranks) to the buffers and refresh ``pos_neg`` in place.
 
-    A step in which no rank saw anything keeps the ratio (its initial value included).
+    A step in which no rank saw anything keeps the ratio (its initial value included); that is decided on the
+    device (``torch.where``), without reading the statistics back.
     """
     step = all_reduce_sum(step.to(pos_grad.dtype))
-    if not bool(step.any()):
-        return
-    pos_grad += step[0]
+    pos_grad += step[0]  # a step without anything adds zeros
     neg_grad += step[1]
     ratio = pos_grad / (neg_grad + _RATIO_EPS)
-    pos_neg.copy_(ratio if max_ratio is None else ratio.clamp_(max=max_ratio))
+    if max_ratio is not None:
+        ratio.clamp_(max=max_ratio)
+    pos_neg.copy_(torch.where(step.any(), ratio, pos_neg))

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._gradient_ratio import accumulate_gradient_ratio, collect_on_backward, collecting_view
-from ._rowwise import BCEWeights, RowLoss, bce_kernel
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
-                        reduce_loss)
+from ._rowwise import one_hot, weighted_bce
+from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
+                        check_number, check_prior_prob, check_reduction, check_sample_weight)
 from .activations import objectness_sigmoid_scores
 
 #: Initial positive/negative gradient ratio: large, so that both weights start at 1 (as the reference code).
@@ -33,26 +33,42 @@ def eqlv2_weights(pos_neg: Tensor, *, mu: float = 0.8, gamma: float = 12.0,
 
 def _prepare(logits: Tensor, labels: Tensor, pos_neg: Tensor, mu: float, gamma: float, alpha: float,
              sample_weight: Optional[Tensor], ignore_index: int):
-    """Validated logits, the kernel's arguments, row weights ``[R]`` (0 = ignored), kept rows, sample weights;
-    ``pos_neg`` is a validated ``[K]`` tensor (:func:`_checked_ratio`, or the module's own state).
+    """Validated logits, one-hot targets ``[R, K + 1]``, element weights ``[R, K + 1]``, kept rows, whether every
+    row is kept, sample weights; ``pos_neg`` is a validated ``[K]`` tensor (:func:`_checked_ratio`, or the
+    module's own state).
 
-    Every kept row is a "positive" of the kernel: its target is 1 in column ``labels[i]`` (K, the objectness
-    column, for background rows). Column K weighs 1 as a positive and as a negative.
+    Every kept row is a "positive": its target is 1 in column ``labels[i]`` (K, the objectness column, for
+    background rows). Column K weighs 1 as a positive and as a negative.
     """
     x, num_classes = check_logits(logits, 1, "[R, K + 1]")
-    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
     check_number(mu, "mu")
     check_number(gamma, "gamma", low=0.0)
     check_number(alpha, "alpha", low=0.0)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     ratio = pos_neg.to(dtype=x.dtype, device=x.device)
     pos_w, neg_w = eqlv2_weights(ratio, mu=mu, gamma=gamma, alpha=alpha)
-    one = neg_w.new_ones(1)
-    pos_w, neg_w = torch.cat([pos_w, one]), torch.cat([neg_w, one])
-    rows = valid.nonzero().flatten()
-    columns = labels[rows]
-    row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    return x, (rows, columns, BCEWeights(neg_weight=neg_w, pos_weight=pos_w[columns])), row_weight, valid, weight
+    hot = one_hot(labels, num_classes + 1)
+    # column K weighs 1 as a positive and as a negative
+    element_weight = torch.where(hot, F.pad(pos_w, (0, 1), value=1.0), F.pad(neg_w, (0, 1), value=1.0))
+    return x, hot.to(x.dtype), element_weight, labels != ignore_index, all_kept, weight
+
+
+def _statistics(x: Tensor, targets: Tensor, element_weight: Tensor, valid: Tensor, all_kept: bool,
+                sample_weight: Optional[Tensor]) -> Tensor:
+    r"""``[2, K]`` sums :math:`\sum_i r_i w_{ij} |\sigma(x_{ij}) - y_{ij}|` over the positive (row 0) and negative
+    (row 1) elements of the K class columns: the gradient of the un-reduced weighted BCE w.r.t. the logits is
+    :math:`r_i w_{ij} (\sigma(x_{ij}) - y_{ij})` in closed form (no backward pass needed)."""
+    # r_i w_ij (sigma - y) is <= 0 on the positive elements and >= 0 on the negative ones (w >= 0)
+    signed = torch.sigmoid(x.detach()).sub_(targets).mul_(element_weight)
+    both = torch.stack([signed.neg(), signed]).clamp_min_(0.0)  # [2, R, K + 1]
+    if all_kept and sample_weight is None:
+        statistics = both.sum(dim=1)
+    else:
+        row_weight = valid.to(x.dtype) if sample_weight is None else valid.to(x.dtype) * sample_weight
+        statistics = row_weight @ both
+    # statistics of the K class columns only: the objectness column has none (as the reference code)
+    return statistics[:, :-1]
 
 
 def _checked_ratio(logits: Tensor, pos_neg: Statistic) -> Tensor:
@@ -67,14 +83,12 @@ def _eqlv2(logits: Tensor, labels: Tensor, pos_neg: Tensor, mu: float, gamma: fl
     """The loss of :func:`eqlv2_loss` and, when ``with_statistics``, the ``[2, K]`` step statistics of
     :func:`eqlv2_gradient_statistics` computed in the same pass (else an empty tensor)."""
     check_reduction(reduction)
-    x, kernel_args, row_weight, valid, weight = _prepare(
+    x, targets, element_weight, valid, all_kept, weight = _prepare(
         logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index)
-    rows, columns, weights = kernel_args
-    weights = weights._replace(row_weight=row_weight if with_statistics else None)
-    per_row, statistics = RowLoss.apply(x, bce_kernel, rows, columns, weights)
-    loss = reduce_loss(per_row * row_weight, reduction, normalizer, kept_count(valid, weight), x)
-    # statistics of the K class columns only: the objectness column has none (as the reference code)
-    return check_finite_loss(loss, x), statistics[:, :-1] if with_statistics else statistics
+    loss = weighted_bce(x, targets, element_weight, valid, all_kept, weight, reduction, normalizer)
+    statistics = (_statistics(x, targets, element_weight, valid, all_kept, weight) if with_statistics
+                  else x.new_empty(0))
+    return check_finite_loss(loss, x), statistics
 
 
 def eqlv2_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float = 0.8, gamma: float = 12.0,
@@ -136,11 +150,9 @@ def eqlv2_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic
     ignored proposals). The loss's normalisation is left out, as in the reference code, so the ratio does not
     depend on batch size, loss weight or gradient scaling.
     """
-    x, kernel_args, row_weight, _, _ = _prepare(logits, labels, _checked_ratio(logits, pos_neg), mu, gamma, alpha,
-                                                sample_weight, ignore_index)
-    rows, columns, weights = kernel_args
-    statistics = bce_kernel(x, rows, columns, weights._replace(row_weight=row_weight), need_grad=False)[2]
-    return statistics[0, :-1], statistics[1, :-1]
+    statistics = _statistics(*_prepare(logits, labels, _checked_ratio(logits, pos_neg), mu, gamma, alpha,
+                                       sample_weight, ignore_index))
+    return statistics[0], statistics[1]
 
 
 class EQLv2Loss(ClassificationLoss):

@@ -8,9 +8,9 @@ from torch import Tensor
 
 from .._checks import check_int
 from ._base import ClassificationLoss, class_stats
-from ._rowwise import BCEWeights, RowLoss, bce_kernel, foreground
+from ._rowwise import one_hot, weighted_bce
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
-                        check_number, check_prior_prob, check_reduction, check_sample_weight, reduce_rows)
+                        check_number, check_prior_prob, check_reduction, check_sample_weight)
 from .activations import sigmoid_scores
 
 
@@ -110,11 +110,10 @@ def _federated_loss(logits: Tensor, labels: Tensor, counts: Tensor, num_sampled:
                                 generator=generator, ignore_index=ignore_index)
     class_mask = torch.zeros(num_classes + 1, dtype=x.dtype, device=x.device)
     class_mask[classes.to(x.device)] = 1.0
-    fg_rows, fg_labels = foreground(labels, valid, num_classes)
-    column_weight = class_mask[:num_classes]
-    per_row, _ = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels,
-                               BCEWeights(neg_weight=column_weight, pos_weight=column_weight[fg_labels]))
-    return check_finite_loss(reduce_rows(per_row, valid, all_kept, weight, reduction, normalizer, x), x)
+    # one weight per column (1 for the classes trained on, 0 for the others), broadcast over the rows
+    loss = weighted_bce(x, one_hot(labels, num_classes).to(x.dtype), class_mask[:num_classes], valid, all_kept,
+                        weight, reduction, normalizer)
+    return check_finite_loss(loss, x)
 
 
 class FederatedLoss(ClassificationLoss):
