@@ -21,8 +21,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ._validate import Normalizer, normalizer_tensor, reduce_rows
-
 
 #: Elements of logits processed at a time: the temporaries of one block stay in the CPU caches (and below the
 #: allocator's size for fresh memory mappings), only the ``[R, K]`` gradient is allocated in full.
@@ -185,38 +183,10 @@ def focal_kernel(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, gamma: float, *,
     return per_row, grad, None
 
 
-def one_hot(labels: Tensor, columns: int) -> Tensor:
-    """``[R, columns]`` boolean one-hot targets of validated ``labels[R]``: True at ``(i, labels[i])``, False
-    elsewhere (a row whose label is negative or ``columns`` or more, e.g. background or ``ignore_index``, is all
-    False). One comparison, no read-back."""
-    return labels[:, None] == torch.arange(columns, device=labels.device)
-
-
-def weighted_bce(x: Tensor, targets: Tensor, weight: Optional[Tensor], valid: Tensor, all_kept: bool,
-                 sample_weight: Optional[Tensor], reduction: str, normalizer: Optional[Normalizer]) -> Tensor:
-    r"""Sigmoid BCE with element weights, reduced per proposal as :func:`~._validate.reduce_rows`:
-    :math:`\ell_i = \sum_j w_{ij} \mathrm{BCE}(x_{ij}, t_{ij})`, ignored rows weigh 0, kept rows their sample
-    weight.
-
-    ``weight`` is ``[R, K]``, or ``[K]`` when it is constant per column (broadcast, never expanded), or None (1).
-    Computed by :func:`torch.nn.functional.binary_cross_entropy_with_logits` (fused forward and backward, stable
-    for any finite logit); when every row is kept without sample weights a 'mean' or 'sum' is that op's own
-    sum, without the ``[R, K]`` loss.
-    """
-    if all_kept and sample_weight is None and reduction != "none":
-        total = F.binary_cross_entropy_with_logits(x, targets, weight, reduction="sum")
-        if reduction == "sum":
-            return total
-        return total / (x.shape[0] if normalizer is None else normalizer_tensor(normalizer, total))
-    per_row = F.binary_cross_entropy_with_logits(x, targets, weight, reduction="none").sum(dim=1)
-    return reduce_rows(per_row, valid, all_kept, sample_weight, reduction, normalizer, x)
-
-
 def foreground(labels: Tensor, valid: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
     """``(fg_rows[F], fg_labels[F])``: rows of the kept foreground proposals and their classes."""
     fg_rows = (valid & (labels >= 0) & (labels < num_classes)).nonzero().flatten()
     return fg_rows, labels[fg_rows]
 
 
-__all__ = ["BCEWeights", "RowLoss", "bce_kernel", "focal_kernel", "foreground", "one_hot", "row_blocks",
-           "target_logits", "weighted_bce"]
+__all__ = ["BCEWeights", "RowLoss", "bce_kernel", "focal_kernel", "foreground", "row_blocks", "target_logits"]

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import torch
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
-from ._rowwise import one_hot, weighted_bce
+from ._bce import ColumnWeights, sigmoid_bce
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
                         check_number, check_prior_prob, check_reduction, check_sample_weight)
 from .activations import sigmoid_scores
@@ -75,14 +74,9 @@ def _equalization_loss(logits: Tensor, labels: Tensor, non_rare: Optional[Tensor
     valid = labels != ignore_index
     check_reduction(reduction)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
-    hot = one_hot(labels, num_classes)
-    element_weight = None
-    if non_rare is not None:
-        # weight 0 on rare classes in foreground rows: foreground proposals do not push them down. A foreground
-        # row has one True; xor with it marks the other (negative) elements of foreground rows only.
-        negative_of_fg = hot.any(dim=1, keepdim=True) ^ hot
-        element_weight = torch.where(negative_of_fg, non_rare.to(dtype=x.dtype, device=x.device), 1.0)
-    loss = weighted_bce(x, hot.to(x.dtype), element_weight, valid, all_kept, weight, reduction, normalizer)
+    # weight 0 on rare classes in foreground rows: foreground proposals do not push them down
+    keep = None if non_rare is None else non_rare.to(dtype=x.dtype, device=x.device)
+    loss, _ = sigmoid_bce(x, labels, valid, all_kept, ColumnWeights(fg_neg=keep), weight, reduction, normalizer)
     return check_finite_loss(loss, x)
 
 

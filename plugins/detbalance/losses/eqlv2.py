@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._gradient_ratio import accumulate_gradient_ratio, collect_on_backward, collecting_view
-from ._rowwise import one_hot, weighted_bce
+from ._bce import ColumnWeights, sigmoid_bce
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
                         check_number, check_prior_prob, check_reduction, check_sample_weight)
 from .activations import objectness_sigmoid_scores
@@ -33,9 +33,8 @@ def eqlv2_weights(pos_neg: Tensor, *, mu: float = 0.8, gamma: float = 12.0,
 
 def _prepare(logits: Tensor, labels: Tensor, pos_neg: Tensor, mu: float, gamma: float, alpha: float,
              sample_weight: Optional[Tensor], ignore_index: int):
-    """Validated logits, one-hot targets ``[R, K + 1]``, element weights ``[R, K + 1]``, kept rows, whether every
-    row is kept, sample weights; ``pos_neg`` is a validated ``[K]`` tensor (:func:`_checked_ratio`, or the
-    module's own state).
+    """Validated logits, the ``[K + 1]`` column weights, kept rows, whether every row is kept, sample weights;
+    ``pos_neg`` is a validated ``[K]`` tensor (:func:`_checked_ratio`, or the module's own state).
 
     Every kept row is a "positive": its target is 1 in column ``labels[i]`` (K, the objectness column, for
     background rows). Column K weighs 1 as a positive and as a negative.
@@ -48,27 +47,9 @@ def _prepare(logits: Tensor, labels: Tensor, pos_neg: Tensor, mu: float, gamma: 
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     ratio = pos_neg.to(dtype=x.dtype, device=x.device)
     pos_w, neg_w = eqlv2_weights(ratio, mu=mu, gamma=gamma, alpha=alpha)
-    hot = one_hot(labels, num_classes + 1)
     # column K weighs 1 as a positive and as a negative
-    element_weight = torch.where(hot, F.pad(pos_w, (0, 1), value=1.0), F.pad(neg_w, (0, 1), value=1.0))
-    return x, hot.to(x.dtype), element_weight, labels != ignore_index, all_kept, weight
-
-
-def _statistics(x: Tensor, targets: Tensor, element_weight: Tensor, valid: Tensor, all_kept: bool,
-                sample_weight: Optional[Tensor]) -> Tensor:
-    r"""``[2, K]`` sums :math:`\sum_i r_i w_{ij} |\sigma(x_{ij}) - y_{ij}|` over the positive (row 0) and negative
-    (row 1) elements of the K class columns: the gradient of the un-reduced weighted BCE w.r.t. the logits is
-    :math:`r_i w_{ij} (\sigma(x_{ij}) - y_{ij})` in closed form (no backward pass needed)."""
-    # r_i w_ij (sigma - y) is <= 0 on the positive elements and >= 0 on the negative ones (w >= 0)
-    signed = torch.sigmoid(x.detach()).sub_(targets).mul_(element_weight)
-    both = torch.stack([signed.neg(), signed]).clamp_min_(0.0)  # [2, R, K + 1]
-    if all_kept and sample_weight is None:
-        statistics = both.sum(dim=1)
-    else:
-        row_weight = valid.to(x.dtype) if sample_weight is None else valid.to(x.dtype) * sample_weight
-        statistics = row_weight @ both
-    # statistics of the K class columns only: the objectness column has none (as the reference code)
-    return statistics[:, :-1]
+    weights = ColumnWeights(neg=F.pad(neg_w, (0, 1), value=1.0), pos=F.pad(pos_w, (0, 1), value=1.0))
+    return x, weights, labels != ignore_index, all_kept, weight
 
 
 def _checked_ratio(logits: Tensor, pos_neg: Statistic) -> Tensor:
@@ -83,12 +64,12 @@ def _eqlv2(logits: Tensor, labels: Tensor, pos_neg: Tensor, mu: float, gamma: fl
     """The loss of :func:`eqlv2_loss` and, when ``with_statistics``, the ``[2, K]`` step statistics of
     :func:`eqlv2_gradient_statistics` computed in the same pass (else an empty tensor)."""
     check_reduction(reduction)
-    x, targets, element_weight, valid, all_kept, weight = _prepare(
-        logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index)
-    loss = weighted_bce(x, targets, element_weight, valid, all_kept, weight, reduction, normalizer)
-    statistics = (_statistics(x, targets, element_weight, valid, all_kept, weight) if with_statistics
-                  else x.new_empty(0))
-    return check_finite_loss(loss, x), statistics
+    x, weights, valid, all_kept, weight = _prepare(logits, labels, pos_neg, mu, gamma, alpha, sample_weight,
+                                                   ignore_index)
+    loss, statistics = sigmoid_bce(x, labels, valid, all_kept, weights, weight, reduction, normalizer,
+                                   with_statistics)
+    # statistics of the K class columns only: the objectness column has none (as the reference code)
+    return check_finite_loss(loss, x), statistics[:, :-1] if with_statistics else statistics
 
 
 def eqlv2_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float = 0.8, gamma: float = 12.0,
@@ -150,8 +131,9 @@ def eqlv2_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic
     ignored proposals). The loss's normalisation is left out, as in the reference code, so the ratio does not
     depend on batch size, loss weight or gradient scaling.
     """
-    statistics = _statistics(*_prepare(logits, labels, _checked_ratio(logits, pos_neg), mu, gamma, alpha,
-                                       sample_weight, ignore_index))
+    x, weights, valid, all_kept, weight = _prepare(logits, labels, _checked_ratio(logits, pos_neg), mu, gamma,
+                                                   alpha, sample_weight, ignore_index)
+    statistics = sigmoid_bce(x, labels, valid, all_kept, weights, weight, "none", None, True)[1][:, :-1]
     return statistics[0], statistics[1]
 
 

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from .._checks import check_int
 from ._base import ClassificationLoss, class_stats
-from ._rowwise import one_hot, weighted_bce
+from ._bce import ColumnWeights, sigmoid_bce
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
                         check_number, check_prior_prob, check_reduction, check_sample_weight)
 from .activations import sigmoid_scores
@@ -110,9 +110,9 @@ def _federated_loss(logits: Tensor, labels: Tensor, counts: Tensor, num_sampled:
                                 generator=generator, ignore_index=ignore_index)
     class_mask = torch.zeros(num_classes + 1, dtype=x.dtype, device=x.device)
     class_mask[classes.to(x.device)] = 1.0
-    # one weight per column (1 for the classes trained on, 0 for the others), broadcast over the rows
-    loss = weighted_bce(x, one_hot(labels, num_classes).to(x.dtype), class_mask[:num_classes], valid, all_kept,
-                        weight, reduction, normalizer)
+    column_weight = class_mask[:num_classes]  # 1 for the classes trained on, 0 for the others
+    loss, _ = sigmoid_bce(x, labels, valid, all_kept, ColumnWeights(neg=column_weight, pos=column_weight), weight,
+                          reduction, normalizer)
     return check_finite_loss(loss, x)
 
 

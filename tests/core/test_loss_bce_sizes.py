@@ -1,0 +1,107 @@
+"""The weighted sigmoid BCE of EQL, EQLv2 and the federated loss on both sides of the size switch (the fused op at
+small size, the row kernel above ``BLOCK_ELEMENTS``) against the element-wise formula, float64."""
+import pytest
+import torch
+
+from detbalance.losses import eqlv2_loss, equalization_loss
+from detbalance.losses.eqlv2 import eqlv2_gradient_statistics
+from detbalance.losses._bce import ColumnWeights, sigmoid_bce
+from detbalance.losses._rowwise import BLOCK_ELEMENTS
+
+# (rows, columns) below and above the switch
+SIZES = {"fused": (40, 9), "row-kernel": (BLOCK_ELEMENTS // 64 + 50, 64)}
+
+
+def _problem(rows, columns, seed, ignored=True):
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(rows, columns, generator=gen, dtype=torch.float64) * 3
+    labels = torch.randint(0, columns + 1, (rows,), generator=gen)  # label `columns`: no positive in the row
+    if ignored:
+        labels[torch.rand(rows, generator=gen) < 0.2] = -1
+    return logits, labels, gen
+
+
+def _reference(x, labels, neg, fg_neg, pos, sample_weight):
+    """Per-row sum_j w_ij BCE(x_ij, y_ij), the element weights spelled out, ignored rows 0, times sample weights."""
+    rows, columns = x.shape
+    y = torch.zeros_like(x)
+    has_positive = (labels >= 0) & (labels < columns)
+    y[has_positive.nonzero().flatten(), labels[has_positive]] = 1.0
+    w = torch.ones_like(x)
+    if neg is not None:
+        w = w * neg[None, :]
+    if fg_neg is not None:
+        w = torch.where(has_positive[:, None] & (y == 0), fg_neg[None, :].expand_as(x), w)
+    if pos is not None:
+        w = torch.where(y == 1, pos[None, :].expand_as(x), w)
+    bce = -(y * torch.log(torch.sigmoid(x)) + (1 - y) * torch.log(1 - torch.sigmoid(x)))
+    r = (labels != -1).to(x.dtype) * (1.0 if sample_weight is None else sample_weight)
+    grad = r[:, None] * w * (torch.sigmoid(x.detach()) - y)
+    statistics = torch.stack([(-grad).clamp(min=0).sum(0), grad.clamp(min=0).sum(0)])
+    return (w * bce).sum(1) * r, statistics
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("case", ["neg+pos", "fg-neg", "plain", "kept-weighted", "kept"])
+def test_sigmoid_bce_matches_elementwise_formula(size, reduction, case):
+    rows, columns = SIZES[size]
+    x, labels, gen = _problem(rows, columns, 3, ignored=not case.startswith("kept"))
+    neg = torch.rand(columns, generator=gen, dtype=torch.float64)
+    pos = 1 + torch.rand(columns, generator=gen, dtype=torch.float64)
+    weights = {"neg+pos": ColumnWeights(neg=neg, pos=pos), "fg-neg": ColumnWeights(fg_neg=(neg > 0.3).double()),
+               "plain": ColumnWeights(), "kept-weighted": ColumnWeights(neg=neg, pos=pos),
+               "kept": ColumnWeights(neg=neg, pos=pos)}[case]
+    sample_weight = torch.rand(rows, generator=gen, dtype=torch.float64) if case == "kept-weighted" else None
+    valid = labels != -1
+    all_kept = bool(valid.all())
+    with_statistics = weights.fg_neg is None
+
+    x1 = x.clone().requires_grad_()
+    loss, statistics = sigmoid_bce(x1, labels, valid, all_kept, weights, sample_weight, reduction, None,
+                                   with_statistics)
+    x2 = x.clone().requires_grad_()
+    per_row, ref_statistics = _reference(x2, labels, *weights, sample_weight)
+    count = valid.sum() if sample_weight is None else (valid & (sample_weight > 0)).sum()
+    ref = {"none": per_row, "sum": per_row.sum(), "mean": per_row.sum() / count}[reduction]
+    torch.testing.assert_close(loss, ref, rtol=1e-10, atol=1e-12)
+    upstream = torch.rand(ref.shape, generator=gen, dtype=torch.float64)
+    (loss * upstream).sum().backward()
+    (ref * upstream).sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-10, atol=1e-12)
+    if with_statistics:
+        torch.testing.assert_close(statistics, ref_statistics, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_eqlv2_and_eql_agree_across_the_switch(size):
+    """EQLv2 (objectness column weighing 1) and EQL (rare classes unweighted in foreground rows) through the
+    public functions, value, gradient and EQLv2's statistics, on both sides of the switch."""
+    rows, columns = SIZES[size]
+    x, labels, gen = _problem(rows, columns, 5)
+    ratio = torch.rand(columns - 1, generator=gen, dtype=torch.float64) * 2
+    neg_w = torch.sigmoid(12.0 * (ratio - 0.8))
+    pos_w = 1 + 4.0 * (1 - neg_w)
+    one = torch.ones(1, dtype=torch.float64)
+    neg, pos = torch.cat([neg_w, one]), torch.cat([pos_w, one])
+    eqlv2_labels = labels.clamp(max=columns - 1).masked_fill(labels == -1, -1)  # background = column K
+    x1 = x.clone().requires_grad_()
+    loss = eqlv2_loss(x1, eqlv2_labels, ratio, reduction="sum")
+    x2 = x.clone().requires_grad_()
+    per_row, statistics = _reference(x2, eqlv2_labels, neg, None, pos, None)
+    torch.testing.assert_close(loss, per_row.sum(), rtol=1e-10, atol=1e-12)
+    loss.backward()
+    per_row.sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-10, atol=1e-12)
+    pos_grad, neg_grad = eqlv2_gradient_statistics(x, eqlv2_labels, ratio)
+    torch.testing.assert_close(torch.stack([pos_grad, neg_grad]), statistics[:, :-1], rtol=1e-10, atol=1e-10)
+
+    freq = torch.rand(columns, generator=gen, dtype=torch.float64) * 0.01
+    x3 = x.clone().requires_grad_()
+    loss = equalization_loss(x3, labels, freq, lambda_=0.004, reduction="none")
+    x4 = x.clone().requires_grad_()
+    ref, _ = _reference(x4, labels, None, (freq >= 0.004).double(), None, None)
+    torch.testing.assert_close(loss, ref, rtol=1e-10, atol=1e-12)
+    loss.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(x3.grad, x4.grad, rtol=1e-10, atol=1e-12)
