@@ -105,3 +105,36 @@ def test_eqlv2_and_eql_agree_across_the_switch(size):
     loss.sum().backward()
     ref.sum().backward()
     torch.testing.assert_close(x3.grad, x4.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("freq_power", [0.5, 0.0])
+@pytest.mark.parametrize("num_sampled", [7, 50])
+def test_federated_with_room_for_every_class_trains_present_and_sampleable_classes(freq_power, num_sampled):
+    """num_sampled > K: the classes trained on are the present ones and every class with a sampling probability
+    > 0 (count > 0, or any count with freq_power 0), as every draw of federated_classes gives them."""
+    from detbalance.losses import federated_loss
+    from detbalance.losses.federated import federated_classes
+
+    columns = 6
+    x, labels, gen = _problem(30, columns, 7)
+    labels[labels == 4] = columns  # class 4 absent; its count is 0
+    counts = torch.tensor([50.0, 0.0, 7.0, 3.0, 0.0, 1.0], dtype=torch.float64)
+    trained = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0], dtype=torch.float64)
+    trained[labels[(labels >= 0) & (labels < columns)]] = 1.0  # a present class is trained whatever its count
+    if freq_power == 0.0:
+        trained[:] = 1.0
+    for seed in range(3):  # every draw trains on the same classes
+        drawn = federated_classes(labels, counts, num_sampled=num_sampled, freq_power=freq_power,
+                                  generator=torch.Generator().manual_seed(seed))
+        mask = torch.zeros(columns + 1, dtype=torch.float64)
+        mask[drawn] = 1.0
+        torch.testing.assert_close(mask[:columns], trained)
+    x1 = x.clone().requires_grad_()
+    loss = federated_loss(x1, labels, counts, num_sampled=num_sampled, freq_power=freq_power, reduction="sum",
+                          generator=torch.Generator().manual_seed(0))
+    x2 = x.clone().requires_grad_()
+    per_row, _ = _reference(x2, labels, trained, None, trained, None)
+    torch.testing.assert_close(loss, per_row.sum(), rtol=1e-10, atol=1e-12)
+    loss.backward()
+    per_row.sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-10, atol=1e-12)

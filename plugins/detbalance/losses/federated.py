@@ -8,7 +8,7 @@ from torch import Tensor
 
 from .._checks import check_int
 from ._base import ClassificationLoss, class_stats
-from ._bce import ColumnWeights, sigmoid_bce
+from ._bce import ColumnWeights, one_hot, sigmoid_bce
 from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
                         check_number, check_prior_prob, check_reduction, check_sample_weight)
 from .activations import sigmoid_scores
@@ -106,11 +106,19 @@ def _federated_loss(logits: Tensor, labels: Tensor, counts: Tensor, num_sampled:
     freq_power = check_number(freq_power, "freq_power", low=0.0)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
 
-    classes = federated_classes(labels, counts, num_sampled=num_sampled, freq_power=freq_power,
-                                generator=generator, ignore_index=ignore_index)
-    class_mask = torch.zeros(num_classes + 1, dtype=x.dtype, device=x.device)
-    class_mask[classes.to(x.device)] = 1.0
-    column_weight = class_mask[:num_classes]  # 1 for the classes trained on, 0 for the others
+    # 1 for the classes trained on, 0 for the others
+    if num_sampled > num_classes:
+        # room for every class: the present ones and each one with a sampling probability > 0 (the draw's float32)
+        # are all drawn, whatever the generator gives, so the mask needs no draw (and no read-back)
+        drawn = counts.detach().to(torch.float32).pow(freq_power) > 0
+        present = one_hot(labels, num_classes).any(dim=0)
+        column_weight = (drawn.to(present.device) | present).to(x.dtype)
+    else:
+        classes = federated_classes(labels, counts, num_sampled=num_sampled, freq_power=freq_power,
+                                    generator=generator, ignore_index=ignore_index)
+        class_mask = torch.zeros(num_classes + 1, dtype=x.dtype, device=x.device)
+        class_mask[classes.to(x.device)] = 1.0
+        column_weight = class_mask[:num_classes]
     loss, _ = sigmoid_bce(x, labels, valid, all_kept, ColumnWeights(neg=column_weight, pos=column_weight), weight,
                           reduction, normalizer)
     return check_finite_loss(loss, x)
