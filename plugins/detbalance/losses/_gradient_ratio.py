@@ -44,4 +44,4 @@ def accumulate_gradient_ratio(step: Tensor, pos_grad: Tensor, neg_grad: Tensor, 
     ratio = pos_grad / (neg_grad + _RATIO_EPS)
     if max_ratio is not None:
         ratio.clamp_(max=max_ratio)
-    pos_neg.copy_(torch.where(step.any(), ratio, pos_neg))
+    torch.where(step.any(), ratio, pos_neg, out=pos_neg)  # element-wise: pos_neg may be read and written
