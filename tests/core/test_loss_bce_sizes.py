@@ -1,12 +1,13 @@
 """The weighted sigmoid BCE of EQL, EQLv2 and the federated loss on both sides of the size switch (the fused op at
 small size, the row kernel above ``BLOCK_ELEMENTS``) against the element-wise formula, float64."""
+
 import pytest
 import torch
 
 from detbalance.losses import eqlv2_loss, equalization_loss
-from detbalance.losses.eqlv2 import eqlv2_gradient_statistics
 from detbalance.losses._bce import ColumnWeights, sigmoid_bce
 from detbalance.losses._rowwise import BLOCK_ELEMENTS
+from detbalance.losses.eqlv2 import eqlv2_gradient_statistics
 
 # (rows, columns) below and above the switch
 SIZES = {"fused": (40, 9), "row-kernel": (BLOCK_ELEMENTS // 64 + 50, 64)}
@@ -49,17 +50,22 @@ def test_sigmoid_bce_matches_elementwise_formula(size, reduction, case):
     x, labels, gen = _problem(rows, columns, 3, ignored=not case.startswith("kept"))
     neg = torch.rand(columns, generator=gen, dtype=torch.float64)
     pos = 1 + torch.rand(columns, generator=gen, dtype=torch.float64)
-    weights = {"neg+pos": ColumnWeights(neg=neg, pos=pos), "fg-neg": ColumnWeights(fg_neg=(neg > 0.3).double()),
-               "plain": ColumnWeights(), "kept-weighted": ColumnWeights(neg=neg, pos=pos),
-               "kept": ColumnWeights(neg=neg, pos=pos)}[case]
+    weights = {
+        "neg+pos": ColumnWeights(neg=neg, pos=pos),
+        "fg-neg": ColumnWeights(fg_neg=(neg > 0.3).double()),
+        "plain": ColumnWeights(),
+        "kept-weighted": ColumnWeights(neg=neg, pos=pos),
+        "kept": ColumnWeights(neg=neg, pos=pos),
+    }[case]
     sample_weight = torch.rand(rows, generator=gen, dtype=torch.float64) if case == "kept-weighted" else None
     valid = labels != -1
     all_kept = bool(valid.all())
     with_statistics = weights.fg_neg is None
 
     x1 = x.clone().requires_grad_()
-    loss, statistics = sigmoid_bce(x1, labels, valid, all_kept, weights, sample_weight, reduction, None,
-                                   with_statistics)
+    loss, statistics = sigmoid_bce(
+        x1, labels, valid, all_kept, weights, sample_weight, reduction, None, with_statistics
+    )
     x2 = x.clone().requires_grad_()
     per_row, ref_statistics = _reference(x2, labels, *weights, sample_weight)
     count = valid.sum() if sample_weight is None else (valid & (sample_weight > 0)).sum()
@@ -124,14 +130,26 @@ def test_federated_with_room_for_every_class_trains_present_and_sampleable_class
     if freq_power == 0.0:
         trained[:] = 1.0
     for seed in range(3):  # every draw trains on the same classes
-        drawn = federated_classes(labels, counts, num_sampled=num_sampled, freq_power=freq_power,
-                                  generator=torch.Generator().manual_seed(seed))
+        drawn = federated_classes(
+            labels,
+            counts,
+            num_sampled=num_sampled,
+            freq_power=freq_power,
+            generator=torch.Generator().manual_seed(seed),
+        )
         mask = torch.zeros(columns + 1, dtype=torch.float64)
         mask[drawn] = 1.0
         torch.testing.assert_close(mask[:columns], trained)
     x1 = x.clone().requires_grad_()
-    loss = federated_loss(x1, labels, counts, num_sampled=num_sampled, freq_power=freq_power, reduction="sum",
-                          generator=torch.Generator().manual_seed(0))
+    loss = federated_loss(
+        x1,
+        labels,
+        counts,
+        num_sampled=num_sampled,
+        freq_power=freq_power,
+        reduction="sum",
+        generator=torch.Generator().manual_seed(0),
+    )
     x2 = x.clone().requires_grad_()
     per_row, _ = _reference(x2, labels, trained, None, trained, None)
     torch.testing.assert_close(loss, per_row.sum(), rtol=1e-10, atol=1e-12)

@@ -16,9 +16,10 @@ EQLv2's statistics, ``[2, C]`` sums :math:`\\sum_i r_i w_{ij} |\\sigma(x_{ij}) -
 0) and negative (row 1) elements, are the magnitudes of the gradient of the un-reduced weighted loss w.r.t. the
 logits, :math:`r_i w_{ij} (\\sigma(x_{ij}) - y_{ij})`, computed in closed form in the forward pass.
 """
+
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -37,9 +38,9 @@ class ColumnWeights(NamedTuple):
         pos: ``[C]`` weight of the positive element of each column.
     """
 
-    neg: Optional[Tensor] = None
-    fg_neg: Optional[Tensor] = None
-    pos: Optional[Tensor] = None
+    neg: Tensor | None = None
+    fg_neg: Tensor | None = None
+    pos: Tensor | None = None
 
 
 def one_hot(labels: Tensor, columns: int) -> Tensor:
@@ -49,7 +50,7 @@ def one_hot(labels: Tensor, columns: int) -> Tensor:
     return labels[:, None] == torch.arange(columns, device=labels.device)
 
 
-def _element_weight(hot: Tensor, weights: ColumnWeights) -> Optional[Tensor]:
+def _element_weight(hot: Tensor, weights: ColumnWeights) -> Tensor | None:
     """``[R, C]`` element weights, ``[C]`` when they are the same in every row, or None (all 1)."""
     neg, fg_neg, pos = weights
     weight = neg
@@ -61,7 +62,7 @@ def _element_weight(hot: Tensor, weights: ColumnWeights) -> Optional[Tensor]:
     return weight
 
 
-def _statistics(x: Tensor, targets: Tensor, weight: Optional[Tensor], row_weight: Optional[Tensor]) -> Tensor:
+def _statistics(x: Tensor, targets: Tensor, weight: Tensor | None, row_weight: Tensor | None) -> Tensor:
     """``[2, C]`` gradient statistics (module docstring) from the closed-form gradient ``(sigmoid(x) - y) w``."""
     signed = torch.sigmoid(x.detach()).sub_(targets)
     if weight is not None:
@@ -71,9 +72,17 @@ def _statistics(x: Tensor, targets: Tensor, weight: Optional[Tensor], row_weight
     return both.sum(dim=1) if row_weight is None else row_weight @ both
 
 
-def sigmoid_bce(x: Tensor, labels: Tensor, valid: Tensor, all_kept: bool, weights: ColumnWeights,
-                sample_weight: Optional[Tensor], reduction: str, normalizer: Optional[Normalizer],
-                with_statistics: bool = False) -> tuple[Tensor, Tensor]:
+def sigmoid_bce(
+    x: Tensor,
+    labels: Tensor,
+    valid: Tensor,
+    all_kept: bool,
+    weights: ColumnWeights,
+    sample_weight: Tensor | None,
+    reduction: str,
+    normalizer: Normalizer | None,
+    with_statistics: bool = False,
+) -> tuple[Tensor, Tensor]:
     """``(loss, statistics)``: the weighted BCE of ``x[R, C]`` reduced as :func:`~._validate.reduce_rows` (ignored
     rows weigh 0, kept rows their sample weight) and, when ``with_statistics``, its ``[2, C]`` gradient statistics
     (else an empty tensor).
@@ -90,8 +99,12 @@ def sigmoid_bce(x: Tensor, labels: Tensor, valid: Tensor, all_kept: bool, weight
         if with_statistics and row_weight is None:
             row_weight = x.new_ones(x.shape[0])
         neg, fg_neg, pos = weights
-        kernel_weights = BCEWeights(neg_weight=neg, fg_neg_weight=fg_neg,
-                                    pos_weight=None if pos is None else pos[fg_labels], row_weight=row_weight)
+        kernel_weights = BCEWeights(
+            neg_weight=neg,
+            fg_neg_weight=fg_neg,
+            pos_weight=None if pos is None else pos[fg_labels],
+            row_weight=row_weight,
+        )
         per_row, statistics = RowLoss.apply(x, bce_kernel, fg_rows, fg_labels, kernel_weights)
         return reduce_rows(per_row, valid, all_kept, sample_weight, reduction, normalizer, x), statistics
 
