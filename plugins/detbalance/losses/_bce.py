@@ -69,7 +69,9 @@ def _statistics(x: Tensor, targets: Tensor, weight: Tensor | None, row_weight: T
         signed.mul_(weight)
     # w >= 0: the gradient is <= 0 on the positive elements and >= 0 on the negative ones
     both = torch.stack([signed.neg(), signed]).clamp_min_(0.0)  # [2, R, C]
-    return both.sum(dim=1) if row_weight is None else row_weight @ both
+    if row_weight is not None:
+        both.mul_(row_weight[:, None])  # element-wise, not a matmul: autocast leaves it in x's dtype
+    return both.sum(dim=1)
 
 
 def sigmoid_bce(
