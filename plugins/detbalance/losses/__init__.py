@@ -43,10 +43,11 @@ function                     module                    logit columns  test-time 
 ``equalized_focal_loss``     ``EqualizedFocalLoss``    K              ``sigmoid_scores``
 ===========================  ========================  =============  ==================
 """
+
 from .activations import objectness_sigmoid_scores, seesaw_scores, sigmoid_scores, softmax_scores
 from .cb_focal import ClassBalancedFocalLoss, class_balanced_focal_loss, class_balanced_weights
-from .eql import EqualizationLoss, equalization_loss
 from .efl import EqualizedFocalLoss, equalized_focal_loss
+from .eql import EqualizationLoss, equalization_loss
 from .eqlv2 import EQLv2Loss, eqlv2_loss
 from .federated import FederatedLoss, federated_classes, federated_loss
 from .focal import FocalLoss, alpha_from_weights, focal_loss
@@ -56,10 +57,34 @@ from .table import DENSE_LOSSES, LOSS_TABLE, LOSSES, LossSpec
 from .weighted_ce import WeightedCrossEntropyLoss, weighted_cross_entropy
 
 __all__ = [
-    "weighted_cross_entropy", "class_balanced_focal_loss", "class_balanced_weights", "equalization_loss",
-    "eqlv2_loss", "seesaw_loss", "federated_loss", "federated_classes",
-    "WeightedCrossEntropyLoss", "ClassBalancedFocalLoss", "EqualizationLoss", "EQLv2Loss", "SeesawLoss",
-    "FederatedLoss", "LOSSES", "softmax_scores", "sigmoid_scores", "objectness_sigmoid_scores", "seesaw_scores",
-    "focal_loss", "alpha_from_weights", "equalized_focal_loss", "FocalLoss", "EqualizedFocalLoss", "DENSE_LOSSES",
-    "dense_head_losses", "check_dense_head_loss", "check_box_head_loss", "LOSS_TABLE", "LossSpec",
+    "weighted_cross_entropy",
+    "class_balanced_focal_loss",
+    "class_balanced_weights",
+    "equalization_loss",
+    "eqlv2_loss",
+    "seesaw_loss",
+    "federated_loss",
+    "federated_classes",
+    "WeightedCrossEntropyLoss",
+    "ClassBalancedFocalLoss",
+    "EqualizationLoss",
+    "EQLv2Loss",
+    "SeesawLoss",
+    "FederatedLoss",
+    "LOSSES",
+    "softmax_scores",
+    "sigmoid_scores",
+    "objectness_sigmoid_scores",
+    "seesaw_scores",
+    "focal_loss",
+    "alpha_from_weights",
+    "equalized_focal_loss",
+    "FocalLoss",
+    "EqualizedFocalLoss",
+    "DENSE_LOSSES",
+    "dense_head_losses",
+    "check_dense_head_loss",
+    "check_box_head_loss",
+    "LOSS_TABLE",
+    "LossSpec",
 ]

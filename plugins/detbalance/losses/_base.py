@@ -5,10 +5,11 @@ count against K and delegates to the matching function. ``from_stats`` class met
 ``detbalance.weights.ClassStats`` (attributes ``class_names``, ``instance_counts``, ``image_counts``,
 ``num_images``) or an object carrying one as ``.stats`` (a ``WeightsFile``), by attribute name only.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -29,7 +30,7 @@ class ClassificationLoss(nn.Module):
     state_buffers: tuple[str, ...] = ()
     #: Probability the K class columns start at (bias ``-log((1 - p) / p)``); None: bias 0. Sigmoid losses set it
     #: in their constructor from their reference's initialisation or the ``prior_prob`` argument.
-    prior_prob: Optional[float] = None
+    prior_prob: float | None = None
 
     def __init__(self, num_classes: int, *, reduction: str = "mean", ignore_index: int = -1) -> None:
         super().__init__()
@@ -49,13 +50,15 @@ class ClassificationLoss(nn.Module):
         for name, original in before.items():
             converted = self._buffers[name]
             narrowed = converted.dtype != original.dtype and (
-                not converted.is_floating_point() or torch.finfo(converted.dtype).bits < 32)
+                not converted.is_floating_point() or torch.finfo(converted.dtype).bits < 32
+            )
             if narrowed:
                 self._buffers[name] = original.to(device=converted.device)
         return self
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         """Refuse training state that does not fit, naming the entry: another shape (a checkpoint trained for
         another number of classes) or values that are not finite and >= 0. A missing entry is left to the
         framework's loader (reported as missing, the state keeps its initial values)."""
@@ -67,14 +70,18 @@ class ClassificationLoss(nn.Module):
             if tuple(saved.shape) != expected:
                 raise ValueError(
                     f"checkpoint entry {prefix}{name} has shape {tuple(saved.shape)}, expected {expected} "
-                    f"({type(self).__name__} with num_classes={self.num_classes})")
+                    f"({type(self).__name__} with num_classes={self.num_classes})"
+                )
             bad = ~torch.isfinite(saved.double()) | (saved < 0)
             if bool(bad.any()):
                 index = int(bad.nonzero()[0, 0])
-                raise ValueError(f"checkpoint entry {prefix}{name} holds {saved[index].item()} at index {index}, "
-                                 "expected finite values >= 0")
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+                raise ValueError(
+                    f"checkpoint entry {prefix}{name} holds {saved[index].item()} at index {index}, "
+                    "expected finite values >= 0"
+                )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     @property
     def num_logits(self) -> int:
@@ -89,10 +96,10 @@ class ClassificationLoss(nn.Module):
         """
         bias = torch.zeros(self.num_logits)
         if self.prior_prob is not None:
-            bias[:self.num_classes] = -math.log((1.0 - self.prior_prob) / self.prior_prob)
+            bias[: self.num_classes] = -math.log((1.0 - self.prior_prob) / self.prior_prob)
         return bias
 
-    def _reduction(self, reduction_override: Optional[str]) -> str:
+    def _reduction(self, reduction_override: str | None) -> str:
         return self.reduction if reduction_override is None else check_reduction(reduction_override)
 
     def _check_columns(self, logits: Tensor) -> None:
@@ -114,14 +121,15 @@ class ClassificationLoss(nn.Module):
 def class_stats(stats: Any, num_classes: int) -> Any:
     """Return the ClassStats inside ``stats`` (itself or its ``.stats``) after checking it describes K classes."""
     inner = getattr(stats, "stats", stats)
-    missing = [name for name in ("class_names", "instance_counts", "image_counts", "num_images")
-               if not hasattr(inner, name)]
+    missing = [
+        name for name in ("class_names", "instance_counts", "image_counts", "num_images") if not hasattr(inner, name)
+    ]
     if missing:
         raise ValueError(
-            f"stats must be a ClassStats or a WeightsFile holding one; {type(stats).__name__} lacks {missing}")
+            f"stats must be a ClassStats or a WeightsFile holding one; {type(stats).__name__} lacks {missing}"
+        )
     if len(inner.class_names) != num_classes:
-        raise ValueError(
-            f"stats describe {len(inner.class_names)} classes but num_classes={num_classes}")
+        raise ValueError(f"stats describe {len(inner.class_names)} classes but num_classes={num_classes}")
     return inner
 
 
@@ -131,7 +139,8 @@ def weights_with_background(weights_file: Any, num_classes: int) -> list[float]:
     if not hasattr(weights_file, "weights") or not hasattr(weights_file, "background_weight"):
         raise ValueError(
             f"class weights need a WeightsFile (with .weights and .background_weight), got "
-            f"{type(weights_file).__name__}")
+            f"{type(weights_file).__name__}"
+        )
     weights = [float(w) for w in weights_file.weights]
     if len(weights) != num_classes:
         raise ValueError(f"the weights file holds {len(weights)} class weights but num_classes={num_classes}")

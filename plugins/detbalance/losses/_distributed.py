@@ -1,4 +1,5 @@
 """Summing per-step statistics over all ranks for the stateful losses (EQLv2, Seesaw)."""
+
 from __future__ import annotations
 
 import torch.distributed as dist

@@ -5,10 +5,11 @@ buffers ``pos_grad[K]`` / ``neg_grad[K]`` once the gradient really flows back th
 summed over ranks; the ratio ``pos_neg[K] = pos_grad / (neg_grad + 1e-10)`` (capped at ``max_ratio`` when given)
 then sets the next step's weights.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -31,8 +32,9 @@ def collect_on_backward(logits: Tensor, statistics: Tensor, collect: Callable[[T
 
 
 @torch.no_grad()
-def accumulate_gradient_ratio(step: Tensor, pos_grad: Tensor, neg_grad: Tensor, pos_neg: Tensor,
-                              max_ratio: Optional[float] = None) -> None:
+def accumulate_gradient_ratio(
+    step: Tensor, pos_grad: Tensor, neg_grad: Tensor, pos_neg: Tensor, max_ratio: float | None = None
+) -> None:
     """Add one step's ``[2, K]`` statistics (summed over ranks) to the buffers and refresh ``pos_neg`` in place.
 
     A step in which no rank saw anything keeps the ratio (its initial value included); that is decided on the

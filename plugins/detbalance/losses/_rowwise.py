@@ -12,15 +12,16 @@ the one-hot target of a row is 1 at ``(fg_rows[f], fg_labels[f])`` and 0 elsewhe
 and ignored rows). All kernels are written with :func:`torch.nn.functional.softplus` and
 :func:`torch.sigmoid`, which are stable for any finite logit.
 """
+
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
-
 
 #: Elements of logits processed at a time: the temporaries of one block stay in the CPU caches (and below the
 #: allocator's size for fresh memory mappings), only the ``[R, K]`` gradient is allocated in full.
@@ -55,7 +56,7 @@ class RowLoss(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_rows: Tensor, _grad_extra: Optional[Tensor]):
+    def backward(ctx, grad_rows: Tensor, _grad_extra: Tensor | None):
         x, grad = ctx.saved_tensors
         if ctx.grad_used:
             with torch.autocast(x.device.type, enabled=False):

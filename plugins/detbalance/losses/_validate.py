@@ -22,11 +22,11 @@ classes) a loss costs a few dozen tensor operations and each extra one shows:
 So a call reads tensor contents back twice (labels, loss; three times with sample weights), i.e. synchronises
 with an accelerator that often; that cost buys a clear error instead of a silent NaN several iterations later.
 """
+
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -35,8 +35,8 @@ from .._checks import check_int
 
 REDUCTIONS = ("none", "mean", "sum")
 
-Statistic = Union[Tensor, Sequence[float]]
-Normalizer = Union[float, int, Tensor]
+Statistic = Tensor | Sequence[float]
+Normalizer = float | int | Tensor
 
 
 def compute_dtype(logits: Tensor) -> torch.dtype:
@@ -57,8 +57,7 @@ def check_logits(logits: Tensor, extra_columns: int, layout: str) -> tuple[Tenso
         raise ValueError(f"logits must be a floating tensor, got dtype {logits.dtype}")
     num_classes = logits.shape[1] - extra_columns
     if num_classes < 1:
-        raise ValueError(
-            f"logits must have at least {extra_columns + 1} columns ({layout}), got {logits.shape[1]}")
+        raise ValueError(f"logits must have at least {extra_columns + 1} columns ({layout}), got {logits.shape[1]}")
     return logits.to(compute_dtype(logits)), num_classes
 
 
@@ -77,8 +76,7 @@ def check_finite_loss(loss: Tensor, logits: Tensor) -> Tensor:
     finite = torch.isfinite(logits.detach())
     if not bool(finite.all()):
         row, col = (~finite).nonzero()[0].tolist()
-        raise ValueError(
-            f"logits must be finite, got {logits[row, col].item()} at row {row}, column {col}")
+        raise ValueError(f"logits must be finite, got {logits[row, col].item()} at row {row}, column {col}")
     return loss
 
 
@@ -97,8 +95,7 @@ def check_labels_kept(labels: Tensor, num_rows: int, num_classes: int, ignore_in
     if type(ignore_index) is not int:  # a plain int passes as it is; anything else goes through the full check
         ignore_index = check_int("ignore_index", ignore_index)
     if 0 <= ignore_index <= num_classes:
-        raise ValueError(
-            f"ignore_index must lie outside the label range [0, {num_classes}], got {ignore_index}")
+        raise ValueError(f"ignore_index must lie outside the label range [0, {num_classes}], got {ignore_index}")
     if not isinstance(labels, Tensor):
         raise ValueError(f"labels must be a torch.Tensor of shape [R], got {type(labels).__name__}")
     if labels.dtype != torch.int64:
@@ -115,11 +112,12 @@ def check_labels_kept(labels: Tensor, num_rows: int, num_classes: int, ignore_in
         position = int(bad.nonzero()[0, 0])
         raise ValueError(
             f"labels must lie in [0, {num_classes}] ({num_classes} = background) or equal "
-            f"ignore_index={ignore_index}, got {int(labels[position])} at position {position}")
+            f"ignore_index={ignore_index}, got {int(labels[position])} at position {position}"
+        )
     return False
 
 
-def check_sample_weight(sample_weight: Optional[Tensor], num_rows: int, like: Tensor) -> Optional[Tensor]:
+def check_sample_weight(sample_weight: Tensor | None, num_rows: int, like: Tensor) -> Tensor | None:
     """Validate an optional finite, non-negative ``sample_weight[R]``; return it in ``like``'s dtype/device."""
     if sample_weight is None:
         return None
@@ -138,11 +136,12 @@ def check_sample_weight(sample_weight: Optional[Tensor], num_rows: int, like: Te
     if bool(bad.any()):
         position = int(bad.nonzero()[0, 0])
         raise ValueError(
-            f"sample_weight must be finite and >= 0, got {sample_weight[position].item()} at position {position}")
+            f"sample_weight must be finite and >= 0, got {sample_weight[position].item()} at position {position}"
+        )
     return sample_weight
 
 
-def as_statistic(values: Statistic, name: str, length: Optional[int], like: Optional[Tensor] = None) -> Tensor:
+def as_statistic(values: Statistic, name: str, length: int | None, like: Tensor | None = None) -> Tensor:
     """Validate a per-class statistic: ``length`` (any when None) finite, non-negative numbers.
 
     Returns a 1-D tensor in ``like``'s dtype and device (float32 on the CPU when ``like`` is None).
@@ -155,8 +154,7 @@ def as_statistic(values: Statistic, name: str, length: Optional[int], like: Opti
         except (TypeError, ValueError, RuntimeError) as error:
             raise ValueError(f"{name} must be a sequence of {length} numbers: {error}") from None
     if tensor.dim() != 1 or (length is not None and tensor.shape[0] != length):
-        raise ValueError(f"{name} must have shape [{'K' if length is None else length}], "
-                         f"got {tuple(tensor.shape)}")
+        raise ValueError(f"{name} must have shape [{'K' if length is None else length}], got {tuple(tensor.shape)}")
     if like is None:
         tensor = tensor.to(torch.float32)
     else:
@@ -168,8 +166,15 @@ def as_statistic(values: Statistic, name: str, length: Optional[int], like: Opti
     return tensor
 
 
-def check_number(value: float, name: str, *, low: float = -math.inf, high: float = math.inf,
-                 low_open: bool = False, high_open: bool = False) -> float:
+def check_number(
+    value: float,
+    name: str,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """Validate a scalar hyper-parameter in the interval described by ``low``/``high``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -186,7 +191,7 @@ def check_prior_prob(prior_prob: float) -> float:
     return check_number(prior_prob, "prior_prob", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
-def kept_count(valid: Tensor, sample_weight: Optional[Tensor]) -> Tensor:
+def kept_count(valid: Tensor, sample_weight: Tensor | None) -> Tensor:
     """Default denominator of 'mean': the number of non-ignored proposals whose sample weight is > 0.
 
     This is MMDetection's ``avg_factor`` in its bbox heads (proposals with a label weight > 0) and Detectron2's
@@ -212,11 +217,19 @@ def check_columns(logits: Tensor, expected: int, num_classes: int, layout: str) 
     if logits.dim() != 2 or logits.shape[1] != expected:
         raise ValueError(
             f"logits must have shape {layout} = [R, {expected}] for num_classes={num_classes}, "
-            f"got {tuple(logits.shape)}")
+            f"got {tuple(logits.shape)}"
+        )
 
 
-def reduce_rows(per_row: Tensor, valid: Tensor, all_kept: bool, sample_weight: Optional[Tensor], reduction: str,
-                normalizer: Optional[Normalizer], anchor: Tensor) -> Tensor:
+def reduce_rows(
+    per_row: Tensor,
+    valid: Tensor,
+    all_kept: bool,
+    sample_weight: Tensor | None,
+    reduction: str,
+    normalizer: Normalizer | None,
+    anchor: Tensor,
+) -> Tensor:
     """Reduce a per-proposal ``per_row[R]`` whose ignored rows still hold a value: ignored rows weigh 0, the
     others their ``sample_weight`` (1 when None); 'mean' divides by :func:`kept_count` unless ``normalizer`` is
     given (:func:`reduce_loss`). ``all_kept`` (from :func:`check_labels_kept`) without sample weights needs
@@ -229,8 +242,9 @@ def reduce_rows(per_row: Tensor, valid: Tensor, all_kept: bool, sample_weight: O
     return reduce_loss(per_row * row_weight, reduction, normalizer, kept_count(valid, sample_weight), anchor)
 
 
-def reduce_loss(loss: Tensor, reduction: str, normalizer: Optional[Normalizer], denominator: Tensor,
-                anchor: Tensor) -> Tensor:
+def reduce_loss(
+    loss: Tensor, reduction: str, normalizer: Normalizer | None, denominator: Tensor, anchor: Tensor
+) -> Tensor:
     """Reduce a per-proposal ``loss[R]`` (ignored rows already 0).
 
     'mean' divides by ``normalizer`` when given (mmdet's ``avg_factor``), else by the loss's default

@@ -20,6 +20,7 @@ Example:
     >>> sigmoid_scores(torch.zeros(2, 3)).tolist()
     [[0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,17 +1,29 @@
 """Class-balanced sigmoid focal loss (Cui et al., "Class-Balanced Loss Based on Effective Number of Samples",
 CVPR 2019)."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._rowwise import RowLoss, focal_kernel, foreground
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_prior_prob, check_reduction, check_sample_weight, kept_count,
-                        reduce_loss)
+from ._validate import (
+    Normalizer,
+    Statistic,
+    as_statistic,
+    check_finite_loss,
+    check_labels,
+    check_logits,
+    check_number,
+    check_prior_prob,
+    check_reduction,
+    check_sample_weight,
+    kept_count,
+    reduce_loss,
+)
 from .activations import sigmoid_scores
 
 
@@ -26,21 +38,33 @@ def class_balanced_weights(samples_per_class: Statistic, beta: float = 0.99) -> 
         [1.0, 1.0]
     """
     device = samples_per_class.device if isinstance(samples_per_class, Tensor) else None
-    counts = as_statistic(samples_per_class, "samples_per_class", None,
-                          torch.empty(0, dtype=torch.float64, device=device))
+    counts = as_statistic(
+        samples_per_class, "samples_per_class", None, torch.empty(0, dtype=torch.float64, device=device)
+    )
     beta = check_number(beta, "beta", low=0.0, high=1.0, high_open=True)
     if not bool((counts > 0).all()):
         empty = (counts == 0).nonzero().flatten().tolist()
-        raise ValueError(f"samples_per_class must be > 0 for every class (effective number 0 has no weight); "
-                         f"classes {empty} have 0 samples")
+        raise ValueError(
+            f"samples_per_class must be > 0 for every class (effective number 0 has no weight); "
+            f"classes {empty} have 0 samples"
+        )
     weights = (1.0 - beta) / (1.0 - torch.pow(torch.full_like(counts, beta), counts))
     return weights * (counts.numel() / weights.sum())
 
 
-def class_balanced_focal_loss(logits: Tensor, labels: Tensor, samples_per_class: Statistic, *,
-                              beta: float = 0.99, gamma: float = 2.0, background_weight: float = 1.0,
-                              sample_weight: Optional[Tensor] = None, ignore_index: int = -1,
-                              reduction: str = "mean", normalizer: Optional[Normalizer] = None) -> Tensor:
+def class_balanced_focal_loss(
+    logits: Tensor,
+    labels: Tensor,
+    samples_per_class: Statistic,
+    *,
+    beta: float = 0.99,
+    gamma: float = 2.0,
+    background_weight: float = 1.0,
+    sample_weight: Tensor | None = None,
+    ignore_index: int = -1,
+    reduction: str = "mean",
+    normalizer: Normalizer | None = None,
+) -> Tensor:
     r"""Class-balanced sigmoid focal loss over the K foreground logits.
 
     Cui et al., "Class-Balanced Loss Based on Effective Number of Samples", CVPR 2019 (focal term of Lin et al.,
@@ -100,8 +124,16 @@ def class_balanced_focal_loss(logits: Tensor, labels: Tensor, samples_per_class:
     x, num_classes = check_logits(logits, 0, "[R, K]")
     background_weight = check_number(background_weight, "background_weight", low=0.0)
     counts = as_statistic(samples_per_class, "samples_per_class", num_classes, x)
-    return _class_balanced_focal_loss(x, labels, _label_weights(counts, beta, background_weight), gamma,
-                                      sample_weight, ignore_index, reduction, normalizer)
+    return _class_balanced_focal_loss(
+        x,
+        labels,
+        _label_weights(counts, beta, background_weight),
+        gamma,
+        sample_weight,
+        ignore_index,
+        reduction,
+        normalizer,
+    )
 
 
 def _label_weights(counts: Tensor, beta: float, background_weight: float) -> Tensor:
@@ -113,9 +145,16 @@ def _label_weights(counts: Tensor, beta: float, background_weight: float) -> Ten
     return torch.cat([class_weight, class_weight.new_tensor([background_weight])])
 
 
-def _class_balanced_focal_loss(logits: Tensor, labels: Tensor, label_weights: Tensor, gamma: float,
-                               sample_weight: Optional[Tensor], ignore_index: int, reduction: str,
-                               normalizer: Optional[Normalizer]) -> Tensor:
+def _class_balanced_focal_loss(
+    logits: Tensor,
+    labels: Tensor,
+    label_weights: Tensor,
+    gamma: float,
+    sample_weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    normalizer: Normalizer | None,
+) -> Tensor:
     """:func:`class_balanced_focal_loss` given the :func:`_label_weights` of validated statistics."""
     x, num_classes = check_logits(logits, 0, "[R, K]")
     valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
@@ -155,13 +194,24 @@ class ClassBalancedFocalLoss(ClassificationLoss):
         torch.Size([1, 4])
     """
 
-    def __init__(self, num_classes: int, samples_per_class: Statistic, *, beta: float = 0.99,
-                 gamma: float = 2.0, background_weight: float = 1.0, prior_prob: Optional[float] = None,
-                 reduction: str = "mean", ignore_index: int = -1) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        samples_per_class: Statistic,
+        *,
+        beta: float = 0.99,
+        gamma: float = 2.0,
+        background_weight: float = 1.0,
+        prior_prob: float | None = None,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         if prior_prob is None and num_classes == 1:
-            raise ValueError("prior_prob is None with num_classes=1: the reference prior 1/K = 1 has no finite bias "
-                             "(-log(K - 1)); expected a prior_prob in (0, 1)")
+            raise ValueError(
+                "prior_prob is None with num_classes=1: the reference prior 1/K = 1 has no finite bias "
+                "(-log(K - 1)); expected a prior_prob in (0, 1)"
+            )
         self.prior_prob = check_prior_prob(1.0 / num_classes if prior_prob is None else prior_prob)
         counts = as_statistic(samples_per_class, "samples_per_class", num_classes)
         self.register_buffer("samples_per_class", counts, persistent=False)
@@ -172,26 +222,59 @@ class ClassBalancedFocalLoss(ClassificationLoss):
         self.register_buffer("label_weights", _label_weights(counts, beta, self.background_weight), persistent=False)
 
     @classmethod
-    def from_stats(cls, num_classes: int, stats: Any, *, beta: float = 0.99, gamma: float = 2.0,
-                   background_weight: float = 1.0, prior_prob: Optional[float] = None, reduction: str = "mean",
-                   ignore_index: int = -1) -> "ClassBalancedFocalLoss":
+    def from_stats(
+        cls,
+        num_classes: int,
+        stats: Any,
+        *,
+        beta: float = 0.99,
+        gamma: float = 2.0,
+        background_weight: float = 1.0,
+        prior_prob: float | None = None,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> ClassBalancedFocalLoss:
         """Build from a ClassStats (or WeightsFile): ``samples_per_class`` = its instance counts."""
         counts = list(class_stats(stats, num_classes).instance_counts)
-        return cls(num_classes, counts, beta=beta, gamma=gamma, background_weight=background_weight,
-                   prior_prob=prior_prob, reduction=reduction, ignore_index=ignore_index)
+        return cls(
+            num_classes,
+            counts,
+            beta=beta,
+            gamma=gamma,
+            background_weight=background_weight,
+            prior_prob=prior_prob,
+            reduction=reduction,
+            ignore_index=ignore_index,
+        )
 
-    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
-                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+    def forward(
+        self,
+        logits: Tensor,
+        labels: Tensor,
+        sample_weight: Tensor | None = None,
+        normalizer: Normalizer | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         self._check_columns(logits)
-        return _class_balanced_focal_loss(logits, labels, self.label_weights, self.gamma, sample_weight,
-                                          self.ignore_index, self._reduction(reduction_override), normalizer)
+        return _class_balanced_focal_loss(
+            logits,
+            labels,
+            self.label_weights,
+            self.gamma,
+            sample_weight,
+            self.ignore_index,
+            self._reduction(reduction_override),
+            normalizer,
+        )
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, beta={self.beta}, gamma={self.gamma}, "
-                f"background_weight={self.background_weight}, prior_prob={self.prior_prob}")
+        return (
+            f"{super().extra_repr()}, beta={self.beta}, gamma={self.gamma}, "
+            f"background_weight={self.background_weight}, prior_prob={self.prior_prob}"
+        )
 
 
 __all__ = ["class_balanced_weights", "class_balanced_focal_loss", "ClassBalancedFocalLoss"]

@@ -5,9 +5,10 @@ gradient is small next to their negative gradient (rare classes) get a larger ex
 easy negatives, and a matching weight, which keeps their hard positives' loss. The statistics are those of EQLv2
 (:mod:`detbalance.losses.eqlv2`), gathered from the gradient of this loss.
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -15,11 +16,20 @@ from torch import Tensor
 from ._base import ClassificationLoss, class_stats
 from ._gradient_ratio import accumulate_gradient_ratio, collect_on_backward, collecting_view
 from ._rowwise import RowLoss, foreground
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_reduction, check_sample_weight, reduce_loss)
+from ._validate import (
+    Normalizer,
+    Statistic,
+    as_statistic,
+    check_finite_loss,
+    check_labels,
+    check_logits,
+    check_number,
+    check_reduction,
+    check_sample_weight,
+    reduce_loss,
+)
 from .activations import sigmoid_scores
 from .focal import check_alpha, classwise_focal_kernel, dense_denominator
-
 
 
 def efl_focusing(pos_neg: Tensor, *, gamma: float = 2.0, scale: float = 8.0) -> tuple[Tensor, Tensor]:
@@ -32,8 +42,16 @@ def efl_focusing(pos_neg: Tensor, *, gamma: float = 2.0, scale: float = 8.0) -> 
     return focusing, focusing / gamma
 
 
-def _prepare(logits: Tensor, labels: Tensor, pos_neg: Tensor, gamma: float, scale: float, alpha,
-             sample_weight: Optional[Tensor], ignore_index: int):
+def _prepare(
+    logits: Tensor,
+    labels: Tensor,
+    pos_neg: Tensor,
+    gamma: float,
+    scale: float,
+    alpha,
+    sample_weight: Tensor | None,
+    ignore_index: int,
+):
     """Validated logits, ``(fg_rows, fg_labels)``, per-class ``(alpha, gamma_j, w_j)``, row weights, kept rows;
     ``pos_neg`` is a validated ``[K]`` tensor (:func:`_checked_ratio`, or the module's own state)."""
     x, num_classes = check_logits(logits, 0, "[R, K]")
@@ -54,23 +72,44 @@ def _checked_ratio(logits: Tensor, pos_neg: Statistic) -> Tensor:
     return as_statistic(pos_neg, "pos_neg", num_classes, x)
 
 
-def _efl(logits: Tensor, labels: Tensor, pos_neg: Tensor, gamma: float, scale: float, alpha,
-         sample_weight: Optional[Tensor], ignore_index: int, reduction: str, normalizer: Optional[Normalizer],
-         with_statistics: bool) -> tuple[Tensor, Tensor]:
+def _efl(
+    logits: Tensor,
+    labels: Tensor,
+    pos_neg: Tensor,
+    gamma: float,
+    scale: float,
+    alpha,
+    sample_weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    normalizer: Normalizer | None,
+    with_statistics: bool,
+) -> tuple[Tensor, Tensor]:
     """The loss of :func:`equalized_focal_loss` and, when ``with_statistics``, its ``[2, K]`` step statistics."""
     check_reduction(reduction)
     x, (fg_rows, fg_labels), per_class, row_weight, _ = _prepare(
-        logits, labels, pos_neg, gamma, scale, alpha, sample_weight, ignore_index)
-    per_row, statistics = RowLoss.apply(x, classwise_focal_kernel, fg_rows, fg_labels, *per_class,
-                                        row_weight.detach() if with_statistics else None)
+        logits, labels, pos_neg, gamma, scale, alpha, sample_weight, ignore_index
+    )
+    per_row, statistics = RowLoss.apply(
+        x, classwise_focal_kernel, fg_rows, fg_labels, *per_class, row_weight.detach() if with_statistics else None
+    )
     loss = reduce_loss(per_row * row_weight, reduction, normalizer, dense_denominator(fg_rows, x), x)
     return check_finite_loss(loss, x), statistics
 
 
-def equalized_focal_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, gamma: float = 2.0,
-                         scale: float = 8.0, alpha: Optional[float] = 0.25, sample_weight: Optional[Tensor] = None,
-                         ignore_index: int = -1, reduction: str = "mean",
-                         normalizer: Optional[Normalizer] = None) -> Tensor:
+def equalized_focal_loss(
+    logits: Tensor,
+    labels: Tensor,
+    pos_neg: Statistic,
+    *,
+    gamma: float = 2.0,
+    scale: float = 8.0,
+    alpha: float | None = 0.25,
+    sample_weight: Tensor | None = None,
+    ignore_index: int = -1,
+    reduction: str = "mean",
+    normalizer: Normalizer | None = None,
+) -> Tensor:
     r"""Sigmoid focal loss with a class-specific focusing exponent and weight.
 
     Li et al., "Equalized Focal Loss for Dense Long-Tailed Object Detection", CVPR 2022:
@@ -103,15 +142,33 @@ def equalized_focal_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, 
         >>> loss = equalized_focal_loss(logits, torch.tensor([0, 2, 3, 3, 3, 1]), torch.tensor([1.0, 0.5, 0.0]))
         >>> loss.backward()
     """
-    return _efl(logits, labels, _checked_ratio(logits, pos_neg), gamma, scale, alpha, sample_weight, ignore_index,
-                reduction, normalizer, False)[0]
+    return _efl(
+        logits,
+        labels,
+        _checked_ratio(logits, pos_neg),
+        gamma,
+        scale,
+        alpha,
+        sample_weight,
+        ignore_index,
+        reduction,
+        normalizer,
+        False,
+    )[0]
 
 
 @torch.no_grad()
-def equalized_focal_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, gamma: float = 2.0,
-                                        scale: float = 8.0, alpha: Optional[float] = 0.25,
-                                        sample_weight: Optional[Tensor] = None,
-                                        ignore_index: int = -1) -> tuple[Tensor, Tensor]:
+def equalized_focal_gradient_statistics(
+    logits: Tensor,
+    labels: Tensor,
+    pos_neg: Statistic,
+    *,
+    gamma: float = 2.0,
+    scale: float = 8.0,
+    alpha: float | None = 0.25,
+    sample_weight: Tensor | None = None,
+    ignore_index: int = -1,
+) -> tuple[Tensor, Tensor]:
     r"""One step's ``(pos_grad[K], neg_grad[K])``: gradient magnitudes of the summed loss w.r.t. the logits.
 
     .. math::
@@ -125,7 +182,8 @@ def equalized_focal_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg:
     size, loss weight or gradient scaling.
     """
     x, (fg_rows, fg_labels), per_class, row_weight, _ = _prepare(
-        logits, labels, _checked_ratio(logits, pos_neg), gamma, scale, alpha, sample_weight, ignore_index)
+        logits, labels, _checked_ratio(logits, pos_neg), gamma, scale, alpha, sample_weight, ignore_index
+    )
     statistics = classwise_focal_kernel(x, fg_rows, fg_labels, *per_class, row_weight, need_grad=False)[2]
     return statistics[0], statistics[1]
 
@@ -161,8 +219,16 @@ class EqualizedFocalLoss(ClassificationLoss):
     neg_grad: Tensor
     pos_neg: Tensor
 
-    def __init__(self, num_classes: int, *, gamma: float = 2.0, scale: float = 8.0, alpha: Optional[float] = 0.25,
-                 reduction: str = "mean", ignore_index: int = -1) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        gamma: float = 2.0,
+        scale: float = 8.0,
+        alpha: float | None = 0.25,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         self.gamma = check_number(gamma, "gamma", low=0.0, low_open=True)
         self.scale = check_number(scale, "scale", low=0.0)
@@ -172,20 +238,44 @@ class EqualizedFocalLoss(ClassificationLoss):
         self.register_buffer("pos_neg", torch.ones(num_classes))
 
     @classmethod
-    def from_stats(cls, num_classes: int, stats: Any, *, gamma: float = 2.0, scale: float = 8.0,
-                   alpha: Optional[float] = 0.25, reduction: str = "mean",
-                   ignore_index: int = -1) -> "EqualizedFocalLoss":
+    def from_stats(
+        cls,
+        num_classes: int,
+        stats: Any,
+        *,
+        gamma: float = 2.0,
+        scale: float = 8.0,
+        alpha: float | None = 0.25,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> EqualizedFocalLoss:
         """Build for the classes of ``stats`` (checked against K); the loss learns its statistics while training."""
         class_stats(stats, num_classes)
-        return cls(num_classes, gamma=gamma, scale=scale, alpha=alpha, reduction=reduction,
-                   ignore_index=ignore_index)
+        return cls(num_classes, gamma=gamma, scale=scale, alpha=alpha, reduction=reduction, ignore_index=ignore_index)
 
-    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
-                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+    def forward(
+        self,
+        logits: Tensor,
+        labels: Tensor,
+        sample_weight: Tensor | None = None,
+        normalizer: Normalizer | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         self._check_columns(logits)
         logits, collect = collecting_view(logits)
-        loss, statistics = _efl(logits, labels, self.pos_neg, self.gamma, self.scale, self.alpha, sample_weight,
-                                self.ignore_index, self._reduction(reduction_override), normalizer, collect)
+        loss, statistics = _efl(
+            logits,
+            labels,
+            self.pos_neg,
+            self.gamma,
+            self.scale,
+            self.alpha,
+            sample_weight,
+            self.ignore_index,
+            self._reduction(reduction_override),
+            normalizer,
+            collect,
+        )
         if collect:
             collect_on_backward(logits, statistics, self._collect)
         return loss

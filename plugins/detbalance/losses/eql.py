@@ -1,20 +1,39 @@
 """Equalization loss (Tan et al., "Equalization Loss for Long-Tailed Object Recognition", CVPR 2020)."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._bce import ColumnWeights, sigmoid_bce
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
-                        check_number, check_prior_prob, check_reduction, check_sample_weight)
+from ._validate import (
+    Normalizer,
+    Statistic,
+    as_statistic,
+    check_finite_loss,
+    check_labels_kept,
+    check_logits,
+    check_number,
+    check_prior_prob,
+    check_reduction,
+    check_sample_weight,
+)
 from .activations import sigmoid_scores
 
 
-def equalization_loss(logits: Tensor, labels: Tensor, class_freq: Statistic, *, lambda_: float = 1.76e-3,
-                      sample_weight: Optional[Tensor] = None, ignore_index: int = -1, reduction: str = "mean",
-                      normalizer: Optional[Normalizer] = None) -> Tensor:
+def equalization_loss(
+    logits: Tensor,
+    labels: Tensor,
+    class_freq: Statistic,
+    *,
+    lambda_: float = 1.76e-3,
+    sample_weight: Tensor | None = None,
+    ignore_index: int = -1,
+    reduction: str = "mean",
+    normalizer: Normalizer | None = None,
+) -> Tensor:
     r"""Sigmoid equalization loss: rare classes are spared the negative gradients of foreground proposals.
 
     Tan et al., "Equalization Loss for Long-Tailed Object Recognition", CVPR 2020, as defined by the official
@@ -54,20 +73,25 @@ def equalization_loss(logits: Tensor, labels: Tensor, class_freq: Statistic, *, 
     if bool((freq > 1).any()):
         index = int((freq > 1).nonzero()[0, 0])
         raise ValueError(f"class_freq holds image fractions in [0, 1], got {freq[index].item()} at index {index}")
-    return _equalization_loss(x, labels, _non_rare(freq, lambda_), sample_weight, ignore_index, reduction,
-                              normalizer)
+    return _equalization_loss(x, labels, _non_rare(freq, lambda_), sample_weight, ignore_index, reduction, normalizer)
 
 
-def _non_rare(freq: Tensor, lambda_: float) -> Optional[Tensor]:
+def _non_rare(freq: Tensor, lambda_: float) -> Tensor | None:
     """``[K]`` weight of the negative elements of foreground rows: 0 for rare classes, 1 otherwise (None: no rare
     class)."""
     rare = freq < lambda_
     return (~rare).to(freq.dtype) if bool(rare.any()) else None
 
 
-def _equalization_loss(logits: Tensor, labels: Tensor, non_rare: Optional[Tensor],
-                       sample_weight: Optional[Tensor], ignore_index: int, reduction: str,
-                       normalizer: Optional[Normalizer]) -> Tensor:
+def _equalization_loss(
+    logits: Tensor,
+    labels: Tensor,
+    non_rare: Tensor | None,
+    sample_weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    normalizer: Normalizer | None,
+) -> Tensor:
     """:func:`equalization_loss` given the :func:`_non_rare` weights of validated statistics."""
     x, num_classes = check_logits(logits, 0, "[R, K]")
     all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
@@ -100,10 +124,18 @@ class EqualizationLoss(ClassificationLoss):
     """
 
     class_freq: Tensor
-    non_rare: Optional[Tensor]
+    non_rare: Tensor | None
 
-    def __init__(self, num_classes: int, class_freq: Statistic, *, lambda_: float = 1.76e-3,
-                 prior_prob: float = 0.001, reduction: str = "mean", ignore_index: int = -1) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        class_freq: Statistic,
+        *,
+        lambda_: float = 1.76e-3,
+        prior_prob: float = 0.001,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         self.prior_prob = check_prior_prob(prior_prob)
         freq = as_statistic(class_freq, "class_freq", num_classes)
@@ -114,22 +146,44 @@ class EqualizationLoss(ClassificationLoss):
         self.register_buffer("non_rare", _non_rare(freq, self.lambda_), persistent=False)
 
     @classmethod
-    def from_stats(cls, num_classes: int, stats: Any, *, lambda_: float = 1.76e-3, prior_prob: float = 0.001,
-                   reduction: str = "mean", ignore_index: int = -1) -> "EqualizationLoss":
+    def from_stats(
+        cls,
+        num_classes: int,
+        stats: Any,
+        *,
+        lambda_: float = 1.76e-3,
+        prior_prob: float = 0.001,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> EqualizationLoss:
         """Build from a ClassStats (or WeightsFile): ``class_freq`` = image counts / number of images."""
         inner = class_stats(stats, num_classes)
         num_images = int(inner.num_images)
         if num_images < 1:
             raise ValueError(f"stats.num_images must be >= 1, got {inner.num_images}")
         freq = [float(count) / num_images for count in inner.image_counts]
-        return cls(num_classes, freq, lambda_=lambda_, prior_prob=prior_prob, reduction=reduction,
-                   ignore_index=ignore_index)
+        return cls(
+            num_classes, freq, lambda_=lambda_, prior_prob=prior_prob, reduction=reduction, ignore_index=ignore_index
+        )
 
-    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
-                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+    def forward(
+        self,
+        logits: Tensor,
+        labels: Tensor,
+        sample_weight: Tensor | None = None,
+        normalizer: Normalizer | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         self._check_columns(logits)
-        return _equalization_loss(logits, labels, self.non_rare, sample_weight, self.ignore_index,
-                                  self._reduction(reduction_override), normalizer)
+        return _equalization_loss(
+            logits,
+            labels,
+            self.non_rare,
+            sample_weight,
+            self.ignore_index,
+            self._reduction(reduction_override),
+            normalizer,
+        )
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)

@@ -1,27 +1,39 @@
 """Equalization loss v2 (Tan et al., "Equalization Loss v2: A New Gradient Balance Approach for Long-tailed
 Object Detection", CVPR 2021), with the official code's K + 1 sigmoid outputs (the last one an objectness /
 background logit)."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
-from ._gradient_ratio import accumulate_gradient_ratio, collect_on_backward, collecting_view
 from ._bce import ColumnWeights, sigmoid_bce
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
-                        check_number, check_prior_prob, check_reduction, check_sample_weight)
+from ._gradient_ratio import accumulate_gradient_ratio, collect_on_backward, collecting_view
+from ._validate import (
+    Normalizer,
+    Statistic,
+    as_statistic,
+    check_finite_loss,
+    check_labels_kept,
+    check_logits,
+    check_number,
+    check_prior_prob,
+    check_reduction,
+    check_sample_weight,
+)
 from .activations import objectness_sigmoid_scores
 
 #: Initial positive/negative gradient ratio: large, so that both weights start at 1 (as the reference code).
 INITIAL_POS_NEG = 100.0
 
 
-def eqlv2_weights(pos_neg: Tensor, *, mu: float = 0.8, gamma: float = 12.0,
-                  alpha: float = 4.0) -> tuple[Tensor, Tensor]:
+def eqlv2_weights(
+    pos_neg: Tensor, *, mu: float = 0.8, gamma: float = 12.0, alpha: float = 4.0
+) -> tuple[Tensor, Tensor]:
     r"""Per-class ``(pos_w[K], neg_w[K])`` from the gradient ratio :math:`g_j` = ``pos_neg[j]``.
 
     :math:`\mathrm{neg}_j = f(g_j) = 1 / (1 + e^{-\gamma (g_j - \mu)})`, :math:`\mathrm{pos}_j = 1 + \alpha
@@ -31,8 +43,16 @@ def eqlv2_weights(pos_neg: Tensor, *, mu: float = 0.8, gamma: float = 12.0,
     return 1.0 + alpha * (1.0 - neg_w), neg_w
 
 
-def _prepare(logits: Tensor, labels: Tensor, pos_neg: Tensor, mu: float, gamma: float, alpha: float,
-             sample_weight: Optional[Tensor], ignore_index: int):
+def _prepare(
+    logits: Tensor,
+    labels: Tensor,
+    pos_neg: Tensor,
+    mu: float,
+    gamma: float,
+    alpha: float,
+    sample_weight: Tensor | None,
+    ignore_index: int,
+):
     """Validated logits, the ``[K + 1]`` column weights, kept rows, whether every row is kept, sample weights;
     ``pos_neg`` is a validated ``[K]`` tensor (:func:`_checked_ratio`, or the module's own state).
 
@@ -58,23 +78,43 @@ def _checked_ratio(logits: Tensor, pos_neg: Statistic) -> Tensor:
     return as_statistic(pos_neg, "pos_neg", num_classes, x)
 
 
-def _eqlv2(logits: Tensor, labels: Tensor, pos_neg: Tensor, mu: float, gamma: float, alpha: float,
-           sample_weight: Optional[Tensor], ignore_index: int, reduction: str, normalizer: Optional[Normalizer],
-           with_statistics: bool) -> tuple[Tensor, Tensor]:
+def _eqlv2(
+    logits: Tensor,
+    labels: Tensor,
+    pos_neg: Tensor,
+    mu: float,
+    gamma: float,
+    alpha: float,
+    sample_weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    normalizer: Normalizer | None,
+    with_statistics: bool,
+) -> tuple[Tensor, Tensor]:
     """The loss of :func:`eqlv2_loss` and, when ``with_statistics``, the ``[2, K]`` step statistics of
     :func:`eqlv2_gradient_statistics` computed in the same pass (else an empty tensor)."""
     check_reduction(reduction)
-    x, weights, valid, all_kept, weight = _prepare(logits, labels, pos_neg, mu, gamma, alpha, sample_weight,
-                                                   ignore_index)
-    loss, statistics = sigmoid_bce(x, labels, valid, all_kept, weights, weight, reduction, normalizer,
-                                   with_statistics)
+    x, weights, valid, all_kept, weight = _prepare(
+        logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index
+    )
+    loss, statistics = sigmoid_bce(x, labels, valid, all_kept, weights, weight, reduction, normalizer, with_statistics)
     # statistics of the K class columns only: the objectness column has none (as the reference code)
     return check_finite_loss(loss, x), statistics[:, :-1] if with_statistics else statistics
 
 
-def eqlv2_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float = 0.8, gamma: float = 12.0,
-               alpha: float = 4.0, sample_weight: Optional[Tensor] = None, ignore_index: int = -1,
-               reduction: str = "mean", normalizer: Optional[Normalizer] = None) -> Tensor:
+def eqlv2_loss(
+    logits: Tensor,
+    labels: Tensor,
+    pos_neg: Statistic,
+    *,
+    mu: float = 0.8,
+    gamma: float = 12.0,
+    alpha: float = 4.0,
+    sample_weight: Tensor | None = None,
+    ignore_index: int = -1,
+    reduction: str = "mean",
+    normalizer: Normalizer | None = None,
+) -> Tensor:
     r"""Sigmoid BCE over K class columns and an objectness column, re-weighted by the accumulated
     positive/negative gradient ratio of each class.
 
@@ -111,14 +151,33 @@ def eqlv2_loss(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float 
         >>> round(loss.item(), 4)  # 3 * ln 2
         2.0794
     """
-    return _eqlv2(logits, labels, _checked_ratio(logits, pos_neg), mu, gamma, alpha, sample_weight, ignore_index,
-                  reduction, normalizer, False)[0]
+    return _eqlv2(
+        logits,
+        labels,
+        _checked_ratio(logits, pos_neg),
+        mu,
+        gamma,
+        alpha,
+        sample_weight,
+        ignore_index,
+        reduction,
+        normalizer,
+        False,
+    )[0]
 
 
 @torch.no_grad()
-def eqlv2_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic, *, mu: float = 0.8,
-                              gamma: float = 12.0, alpha: float = 4.0, sample_weight: Optional[Tensor] = None,
-                              ignore_index: int = -1) -> tuple[Tensor, Tensor]:
+def eqlv2_gradient_statistics(
+    logits: Tensor,
+    labels: Tensor,
+    pos_neg: Statistic,
+    *,
+    mu: float = 0.8,
+    gamma: float = 12.0,
+    alpha: float = 4.0,
+    sample_weight: Tensor | None = None,
+    ignore_index: int = -1,
+) -> tuple[Tensor, Tensor]:
     r"""One step's ``(pos_grad[K], neg_grad[K])``: weighted gradient magnitudes of the BCE w.r.t. the K class
     logits (the objectness column is left out, as in the reference code).
 
@@ -131,8 +190,9 @@ def eqlv2_gradient_statistics(logits: Tensor, labels: Tensor, pos_neg: Statistic
     ignored proposals). The loss's normalisation is left out, as in the reference code, so the ratio does not
     depend on batch size, loss weight or gradient scaling.
     """
-    x, weights, valid, all_kept, weight = _prepare(logits, labels, _checked_ratio(logits, pos_neg), mu, gamma,
-                                                   alpha, sample_weight, ignore_index)
+    x, weights, valid, all_kept, weight = _prepare(
+        logits, labels, _checked_ratio(logits, pos_neg), mu, gamma, alpha, sample_weight, ignore_index
+    )
     statistics = sigmoid_bce(x, labels, valid, all_kept, weights, weight, "none", None, True)[1][:, :-1]
     return statistics[0], statistics[1]
 
@@ -188,8 +248,17 @@ class EQLv2Loss(ClassificationLoss):
     neg_grad: Tensor
     pos_neg: Tensor
 
-    def __init__(self, num_classes: int, *, mu: float = 0.8, gamma: float = 12.0, alpha: float = 4.0,
-                 prior_prob: Optional[float] = None, reduction: str = "mean", ignore_index: int = -1) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        mu: float = 0.8,
+        gamma: float = 12.0,
+        alpha: float = 4.0,
+        prior_prob: float | None = None,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         self.prior_prob = None if prior_prob is None else check_prior_prob(prior_prob)
         self.mu = check_number(mu, "mu")
@@ -200,20 +269,53 @@ class EQLv2Loss(ClassificationLoss):
         self.register_buffer("pos_neg", torch.full((num_classes,), INITIAL_POS_NEG))
 
     @classmethod
-    def from_stats(cls, num_classes: int, stats: Any, *, mu: float = 0.8, gamma: float = 12.0,
-                   alpha: float = 4.0, prior_prob: Optional[float] = None, reduction: str = "mean",
-                   ignore_index: int = -1) -> "EQLv2Loss":
+    def from_stats(
+        cls,
+        num_classes: int,
+        stats: Any,
+        *,
+        mu: float = 0.8,
+        gamma: float = 12.0,
+        alpha: float = 4.0,
+        prior_prob: float | None = None,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> EQLv2Loss:
         """Build for the classes of ``stats`` (checked against K); EQLv2 learns its statistics while training."""
         class_stats(stats, num_classes)
-        return cls(num_classes, mu=mu, gamma=gamma, alpha=alpha, prior_prob=prior_prob, reduction=reduction,
-                   ignore_index=ignore_index)
+        return cls(
+            num_classes,
+            mu=mu,
+            gamma=gamma,
+            alpha=alpha,
+            prior_prob=prior_prob,
+            reduction=reduction,
+            ignore_index=ignore_index,
+        )
 
-    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
-                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+    def forward(
+        self,
+        logits: Tensor,
+        labels: Tensor,
+        sample_weight: Tensor | None = None,
+        normalizer: Normalizer | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         self._check_columns(logits)
         logits, collect = collecting_view(logits)
-        loss, statistics = _eqlv2(logits, labels, self.pos_neg, self.mu, self.gamma, self.alpha, sample_weight,
-                                  self.ignore_index, self._reduction(reduction_override), normalizer, collect)
+        loss, statistics = _eqlv2(
+            logits,
+            labels,
+            self.pos_neg,
+            self.mu,
+            self.gamma,
+            self.alpha,
+            sample_weight,
+            self.ignore_index,
+            self._reduction(reduction_override),
+            normalizer,
+            collect,
+        )
         if collect:
             collect_on_backward(logits, statistics, self._collect)
         return loss
@@ -221,8 +323,9 @@ class EQLv2Loss(ClassificationLoss):
     def _collect(self, step: Tensor, grad: Tensor) -> None:
         accumulate_gradient_ratio(step, self.pos_grad, self.neg_grad, self.pos_neg)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs):
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
         version = local_metadata.get("version")
         saved = state_dict.get(prefix + "pos_grad")
         if version is not None and version < 2 and saved is not None:
@@ -232,16 +335,20 @@ class EQLv2Loss(ClassificationLoss):
                 f"whose box classifier has K = {k} outputs, weight shape ({k}, C); this EQLv2Loss needs K + 1 = "
                 f"{self.num_logits} outputs, weight shape ({self.num_logits}, C), the last one the objectness "
                 "logit of the official EQLv2: train the model again (or drop the box classifier and the "
-                "EQLv2 state from the checkpoint)")
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                                      error_msgs)
+                "EQLv2 state from the checkpoint)"
+            )
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return objectness_sigmoid_scores(logits)
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, mu={self.mu}, gamma={self.gamma}, alpha={self.alpha}, "
-                f"prior_prob={self.prior_prob}")
+        return (
+            f"{super().extra_repr()}, mu={self.mu}, gamma={self.gamma}, alpha={self.alpha}, "
+            f"prior_prob={self.prior_prob}"
+        )
 
 
 __all__ = ["eqlv2_weights", "eqlv2_loss", "eqlv2_gradient_statistics", "EQLv2Loss"]

@@ -1,7 +1,8 @@
 """Federated sigmoid loss (Zhou et al., "Probabilistic two-stage detection", 2021)."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -9,13 +10,30 @@ from torch import Tensor
 from .._checks import check_int
 from ._base import ClassificationLoss, class_stats
 from ._bce import ColumnWeights, one_hot, sigmoid_bce
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
-                        check_number, check_prior_prob, check_reduction, check_sample_weight)
+from ._validate import (
+    Normalizer,
+    Statistic,
+    as_statistic,
+    check_finite_loss,
+    check_labels_kept,
+    check_logits,
+    check_number,
+    check_prior_prob,
+    check_reduction,
+    check_sample_weight,
+)
 from .activations import sigmoid_scores
 
 
-def federated_classes(labels: Tensor, image_counts: Tensor, *, num_sampled: int = 50, freq_power: float = 0.5,
-                      generator: Optional[torch.Generator] = None, ignore_index: int = -1) -> Tensor:
+def federated_classes(
+    labels: Tensor,
+    image_counts: Tensor,
+    *,
+    num_sampled: int = 50,
+    freq_power: float = 0.5,
+    generator: torch.Generator | None = None,
+    ignore_index: int = -1,
+) -> Tensor:
     r"""The classes a federated loss trains on: the labels present plus sampled negatives.
 
     As detectron2's ``get_fed_loss_classes``: the distinct non-ignored labels of the batch (background K
@@ -47,10 +65,19 @@ def federated_classes(labels: Tensor, image_counts: Tensor, *, num_sampled: int 
     return torch.cat([present, sampled]).to(labels.device)
 
 
-def federated_loss(logits: Tensor, labels: Tensor, image_counts: Statistic, *, num_sampled: int = 50,
-                   freq_power: float = 0.5, generator: Optional[torch.Generator] = None,
-                   sample_weight: Optional[Tensor] = None, ignore_index: int = -1, reduction: str = "mean",
-                   normalizer: Optional[Normalizer] = None) -> Tensor:
+def federated_loss(
+    logits: Tensor,
+    labels: Tensor,
+    image_counts: Statistic,
+    *,
+    num_sampled: int = 50,
+    freq_power: float = 0.5,
+    generator: torch.Generator | None = None,
+    sample_weight: Tensor | None = None,
+    ignore_index: int = -1,
+    reduction: str = "mean",
+    normalizer: Normalizer | None = None,
+) -> Tensor:
     r"""Sigmoid BCE restricted to the batch's classes plus frequency-sampled negative classes.
 
     Zhou, Koltun, Krähenbühl, "Probabilistic two-stage detection", arXiv:2103.07461, 2021 (federated loss, as
@@ -90,13 +117,23 @@ def federated_loss(logits: Tensor, labels: Tensor, image_counts: Statistic, *, n
     """
     x, num_classes = check_logits(logits, 0, "[R, K]")
     counts = as_statistic(image_counts, "image_counts", num_classes, x)
-    return _federated_loss(x, labels, counts, num_sampled, freq_power, generator, sample_weight, ignore_index,
-                           reduction, normalizer)
+    return _federated_loss(
+        x, labels, counts, num_sampled, freq_power, generator, sample_weight, ignore_index, reduction, normalizer
+    )
 
 
-def _federated_loss(logits: Tensor, labels: Tensor, counts: Tensor, num_sampled: int, freq_power: float,
-                    generator: Optional[torch.Generator], sample_weight: Optional[Tensor], ignore_index: int,
-                    reduction: str, normalizer: Optional[Normalizer]) -> Tensor:
+def _federated_loss(
+    logits: Tensor,
+    labels: Tensor,
+    counts: Tensor,
+    num_sampled: int,
+    freq_power: float,
+    generator: torch.Generator | None,
+    sample_weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    normalizer: Normalizer | None,
+) -> Tensor:
     """:func:`federated_loss` given validated ``[K]`` image ``counts``."""
     x, num_classes = check_logits(logits, 0, "[R, K]")
     all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
@@ -114,13 +151,20 @@ def _federated_loss(logits: Tensor, labels: Tensor, counts: Tensor, num_sampled:
         present = one_hot(labels, num_classes).any(dim=0)
         column_weight = (drawn.to(present.device) | present).to(x.dtype)
     else:
-        classes = federated_classes(labels, counts, num_sampled=num_sampled, freq_power=freq_power,
-                                    generator=generator, ignore_index=ignore_index)
+        classes = federated_classes(
+            labels,
+            counts,
+            num_sampled=num_sampled,
+            freq_power=freq_power,
+            generator=generator,
+            ignore_index=ignore_index,
+        )
         class_mask = torch.zeros(num_classes + 1, dtype=x.dtype, device=x.device)
         class_mask[classes.to(x.device)] = 1.0
         column_weight = class_mask[:num_classes]
-    loss, _ = sigmoid_bce(x, labels, valid, all_kept, ColumnWeights(neg=column_weight, pos=column_weight), weight,
-                          reduction, normalizer)
+    loss, _ = sigmoid_bce(
+        x, labels, valid, all_kept, ColumnWeights(neg=column_weight, pos=column_weight), weight, reduction, normalizer
+    )
     return check_finite_loss(loss, x)
 
 
@@ -146,39 +190,82 @@ class FederatedLoss(ClassificationLoss):
 
     image_counts: Tensor
 
-    def __init__(self, num_classes: int, image_counts: Statistic, *, num_sampled: int = 50,
-                 freq_power: float = 0.5, seed: Optional[int] = None, prior_prob: float = 0.01,
-                 reduction: str = "mean", ignore_index: int = -1) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        image_counts: Statistic,
+        *,
+        num_sampled: int = 50,
+        freq_power: float = 0.5,
+        seed: int | None = None,
+        prior_prob: float = 0.01,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         self.prior_prob = check_prior_prob(prior_prob)
-        self.register_buffer("image_counts", as_statistic(image_counts, "image_counts", num_classes),
-                             persistent=False)
+        self.register_buffer("image_counts", as_statistic(image_counts, "image_counts", num_classes), persistent=False)
         self.num_sampled = check_int("num_sampled", num_sampled, minimum=1)
         self.freq_power = check_number(freq_power, "freq_power", low=0.0)
         self.seed = int(torch.randint(0, 2**62, ())) if seed is None else check_int("seed", seed, minimum=0)
         self.generator = torch.Generator().manual_seed(self.seed)
 
     @classmethod
-    def from_stats(cls, num_classes: int, stats: Any, *, num_sampled: int = 50, freq_power: float = 0.5,
-                   seed: Optional[int] = None, prior_prob: float = 0.01, reduction: str = "mean",
-                   ignore_index: int = -1) -> "FederatedLoss":
+    def from_stats(
+        cls,
+        num_classes: int,
+        stats: Any,
+        *,
+        num_sampled: int = 50,
+        freq_power: float = 0.5,
+        seed: int | None = None,
+        prior_prob: float = 0.01,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> FederatedLoss:
         """Build from a ClassStats (or WeightsFile): ``image_counts`` = its per-class image counts."""
         counts = list(class_stats(stats, num_classes).image_counts)
-        return cls(num_classes, counts, num_sampled=num_sampled, freq_power=freq_power, seed=seed,
-                   prior_prob=prior_prob, reduction=reduction, ignore_index=ignore_index)
+        return cls(
+            num_classes,
+            counts,
+            num_sampled=num_sampled,
+            freq_power=freq_power,
+            seed=seed,
+            prior_prob=prior_prob,
+            reduction=reduction,
+            ignore_index=ignore_index,
+        )
 
-    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
-                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+    def forward(
+        self,
+        logits: Tensor,
+        labels: Tensor,
+        sample_weight: Tensor | None = None,
+        normalizer: Normalizer | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         self._check_columns(logits)
-        return _federated_loss(logits, labels, self.image_counts, self.num_sampled, self.freq_power, self.generator,
-                               sample_weight, self.ignore_index, self._reduction(reduction_override), normalizer)
+        return _federated_loss(
+            logits,
+            labels,
+            self.image_counts,
+            self.num_sampled,
+            self.freq_power,
+            self.generator,
+            sample_weight,
+            self.ignore_index,
+            self._reduction(reduction_override),
+            normalizer,
+        )
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)
 
     def extra_repr(self) -> str:
-        return (f"{super().extra_repr()}, num_sampled={self.num_sampled}, freq_power={self.freq_power}, "
-                f"seed={self.seed}, prior_prob={self.prior_prob}")
+        return (
+            f"{super().extra_repr()}, num_sampled={self.num_sampled}, freq_power={self.freq_power}, "
+            f"seed={self.seed}, prior_prob={self.prior_prob}"
+        )
 
 
 __all__ = ["federated_classes", "federated_loss", "FederatedLoss"]

@@ -9,9 +9,10 @@ them background, and 'mean' divides by the number of foreground rows (at least 1
 RetinaNet; detectors pass their own count as ``normalizer`` (detectron2's moving average, MMDetection's
 ``avg_factor``).
 """
+
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,11 +20,21 @@ from torch import Tensor
 
 from ._base import ClassificationLoss, class_stats
 from ._rowwise import RowLoss, foreground, row_blocks
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels, check_logits,
-                        check_number, check_reduction, check_sample_weight, reduce_loss)
+from ._validate import (
+    Normalizer,
+    Statistic,
+    as_statistic,
+    check_finite_loss,
+    check_labels,
+    check_logits,
+    check_number,
+    check_reduction,
+    check_sample_weight,
+    reduce_loss,
+)
 from .activations import sigmoid_scores
 
-Alpha = Union[float, Statistic, None]
+Alpha = float | Statistic | None
 
 
 def _negative_term(x: Tensor, gamma: Tensor) -> tuple[Tensor, Tensor]:
@@ -34,8 +45,17 @@ def _negative_term(x: Tensor, gamma: Tensor) -> tuple[Tensor, Tensor]:
     return power * softplus, power * (gamma * (1.0 - prob) * softplus + prob)
 
 
-def classwise_focal_kernel(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, alpha: Optional[Tensor], gamma: Tensor,
-                           factor: Optional[Tensor], row_weight: Optional[Tensor], *, need_grad: bool):
+def classwise_focal_kernel(
+    x: Tensor,
+    fg_rows: Tensor,
+    fg_labels: Tensor,
+    alpha: Tensor | None,
+    gamma: Tensor,
+    factor: Tensor | None,
+    row_weight: Tensor | None,
+    *,
+    need_grad: bool,
+):
     r"""Focal loss with per-class alpha, exponent and factor, summed per row, for :class:`~._rowwise.RowLoss`.
 
     :math:`\sum_j c_j \alpha^t_{ij} (1 - p^t_{ij})^{\gamma_j} (-\log p^t_{ij})`: a negative element contributes
@@ -79,7 +99,7 @@ def classwise_focal_kernel(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, alpha:
     return per_row, grad, stats
 
 
-def check_alpha(alpha: Alpha, num_classes: int, like: Tensor) -> Optional[Tensor]:
+def check_alpha(alpha: Alpha, num_classes: int, like: Tensor) -> Tensor | None:
     """``alpha`` as a ``[K]`` tensor in ``[0, 1]`` (a number is used for every class); None stays None."""
     if alpha is None:
         return None
@@ -114,9 +134,17 @@ def dense_denominator(fg_rows: Tensor, like: Tensor) -> Tensor:
     return like.new_tensor(float(max(int(fg_rows.numel()), 1)))
 
 
-def focal_loss(logits: Tensor, labels: Tensor, *, alpha: Alpha = 0.25, gamma: float = 2.0,
-               sample_weight: Optional[Tensor] = None, ignore_index: int = -1, reduction: str = "mean",
-               normalizer: Optional[Normalizer] = None) -> Tensor:
+def focal_loss(
+    logits: Tensor,
+    labels: Tensor,
+    *,
+    alpha: Alpha = 0.25,
+    gamma: float = 2.0,
+    sample_weight: Tensor | None = None,
+    ignore_index: int = -1,
+    reduction: str = "mean",
+    normalizer: Normalizer | None = None,
+) -> Tensor:
     r"""Sigmoid focal loss over the K foreground logits, with one alpha per class.
 
     Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017:
@@ -149,13 +177,21 @@ def focal_loss(logits: Tensor, labels: Tensor, *, alpha: Alpha = 0.25, gamma: fl
         >>> loss.backward()
     """
     x, num_classes = check_logits(logits, 0, "[R, K]")
-    return _focal_loss(x, labels, check_alpha(alpha, num_classes, x), gamma, sample_weight, ignore_index, reduction,
-                       normalizer)
+    return _focal_loss(
+        x, labels, check_alpha(alpha, num_classes, x), gamma, sample_weight, ignore_index, reduction, normalizer
+    )
 
 
-def _focal_loss(logits: Tensor, labels: Tensor, alphas: Optional[Tensor], gamma: float,
-                sample_weight: Optional[Tensor], ignore_index: int, reduction: str,
-                normalizer: Optional[Normalizer]) -> Tensor:
+def _focal_loss(
+    logits: Tensor,
+    labels: Tensor,
+    alphas: Tensor | None,
+    gamma: float,
+    sample_weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    normalizer: Normalizer | None,
+) -> Tensor:
     """:func:`focal_loss` given validated per-class ``alphas[K]`` (:func:`check_alpha`) or None."""
     x, num_classes = check_logits(logits, 0, "[R, K]")
     valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
@@ -164,8 +200,9 @@ def _focal_loss(logits: Tensor, labels: Tensor, alphas: Optional[Tensor], gamma:
     alphas = None if alphas is None else alphas.to(dtype=x.dtype, device=x.device)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     fg_rows, fg_labels = foreground(labels, valid, num_classes)
-    per_row, _ = RowLoss.apply(x, classwise_focal_kernel, fg_rows, fg_labels, alphas,
-                               x.new_full((num_classes,), gamma), None, None)
+    per_row, _ = RowLoss.apply(
+        x, classwise_focal_kernel, fg_rows, fg_labels, alphas, x.new_full((num_classes,), gamma), None, None
+    )
     row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
     loss = reduce_loss(per_row * row_weight, reduction, normalizer, dense_denominator(fg_rows, x), x)
     return check_finite_loss(loss, x)
@@ -188,18 +225,33 @@ class FocalLoss(ClassificationLoss):
         3
     """
 
-    alpha: Optional[Tensor]
+    alpha: Tensor | None
 
-    def __init__(self, num_classes: int, alpha: Alpha = 0.25, *, gamma: float = 2.0, reduction: str = "mean",
-                 ignore_index: int = -1) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        alpha: Alpha = 0.25,
+        *,
+        gamma: float = 2.0,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         alphas = check_alpha(alpha, num_classes, torch.empty(0))
         self.register_buffer("alpha", alphas, persistent=False)
         self.gamma = check_number(gamma, "gamma", low=0.0)
 
     @classmethod
-    def from_stats(cls, num_classes: int, stats: Any, *, alpha: float = 0.25, gamma: float = 2.0,
-                   reduction: str = "mean", ignore_index: int = -1) -> "FocalLoss":
+    def from_stats(
+        cls,
+        num_classes: int,
+        stats: Any,
+        *,
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> FocalLoss:
         """Build from a WeightsFile: per-class alphas :func:`alpha_from_weights` of its class weights."""
         class_stats(stats, num_classes)
         if not hasattr(stats, "weights"):
@@ -207,14 +259,33 @@ class FocalLoss(ClassificationLoss):
         weights = list(stats.weights)
         if len(weights) != num_classes:
             raise ValueError(f"the weights file holds {len(weights)} class weights but num_classes={num_classes}")
-        return cls(num_classes, alpha_from_weights(weights, alpha).tolist(), gamma=gamma, reduction=reduction,
-                   ignore_index=ignore_index)
+        return cls(
+            num_classes,
+            alpha_from_weights(weights, alpha).tolist(),
+            gamma=gamma,
+            reduction=reduction,
+            ignore_index=ignore_index,
+        )
 
-    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
-                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+    def forward(
+        self,
+        logits: Tensor,
+        labels: Tensor,
+        sample_weight: Tensor | None = None,
+        normalizer: Normalizer | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         self._check_columns(logits)
-        return _focal_loss(logits, labels, self.alpha, self.gamma, sample_weight, self.ignore_index,
-                           self._reduction(reduction_override), normalizer)
+        return _focal_loss(
+            logits,
+            labels,
+            self.alpha,
+            self.gamma,
+            sample_weight,
+            self.ignore_index,
+            self._reduction(reduction_override),
+            normalizer,
+        )
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)

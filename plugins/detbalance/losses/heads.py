@@ -11,9 +11,8 @@
 * The losses of :data:`~detbalance.losses.DENSE_LOSSES` are made for dense heads and normalise by the number of
   foreground anchors; box heads do not offer them (:func:`check_box_head_loss`).
 """
-from __future__ import annotations
 
-from typing import Union
+from __future__ import annotations
 
 from torch import nn
 
@@ -27,18 +26,20 @@ def dense_head_losses() -> dict[str, type]:
     return {**{name: cls for name, cls in LOSSES.items() if cls.extra_columns == 0}, **DENSE_LOSSES}
 
 
-def check_dense_head_loss(loss: Union[nn.Module, type], head: str) -> None:
+def check_dense_head_loss(loss: nn.Module | type, head: str) -> None:
     """Raise ``ValueError`` naming the loss (a module or its class) and ``head`` unless it trains K sigmoid
     logits per anchor."""
     cls = loss if isinstance(loss, type) else type(loss)
     allowed = dense_head_losses()
     columns_differ = not isinstance(loss, type) and getattr(loss, "num_logits", None) != getattr(
-        loss, "num_classes", None)
+        loss, "num_classes", None
+    )
     if cls not in allowed.values() or columns_differ:
         raise ValueError(
             f"loss {cls.__name__} cannot serve the dense head {head}: a dense head outputs K sigmoid logits per "
             f"anchor ([R, K]), {cls.__name__} trains logits {getattr(cls, 'layout', '?')}; "
-            f"expected one of {sorted(allowed)}")
+            f"expected one of {sorted(allowed)}"
+        )
 
 
 def check_box_head_loss(name: str, head: str, what: str = "the loss") -> None:
@@ -49,4 +50,5 @@ def check_box_head_loss(name: str, head: str, what: str = "the loss") -> None:
     if name in DENSE_LOSSES:
         raise ValueError(
             f"{what} is {name!r}, which cannot serve the box head {head}: it is made for dense heads (RetinaNet, "
-            f"FCOS, ATSS); expected one of {sorted(LOSSES)}")
+            f"FCOS, ATSS); expected one of {sorted(LOSSES)}"
+        )

@@ -1,8 +1,9 @@
 """Seesaw loss (Wang et al., "Seesaw Loss for Long-Tailed Instance Segmentation", CVPR 2021)."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -11,14 +12,34 @@ from torch import Tensor
 from ._base import ClassificationLoss, class_stats
 from ._distributed import all_reduce_sum
 from ._rowwise import foreground
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
-                        check_number, check_reduction, check_sample_weight, reduce_rows)
+from ._validate import (
+    Normalizer,
+    Statistic,
+    as_statistic,
+    check_finite_loss,
+    check_labels_kept,
+    check_logits,
+    check_number,
+    check_reduction,
+    check_sample_weight,
+    reduce_rows,
+)
 from .activations import seesaw_scores
 
 
-def seesaw_loss(logits: Tensor, labels: Tensor, cum_samples: Statistic, *, p: float = 0.8, q: float = 2.0,
-                eps: float = 1e-2, sample_weight: Optional[Tensor] = None, ignore_index: int = -1,
-                reduction: str = "mean", normalizer: Optional[Normalizer] = None) -> Tensor:
+def seesaw_loss(
+    logits: Tensor,
+    labels: Tensor,
+    cum_samples: Statistic,
+    *,
+    p: float = 0.8,
+    q: float = 2.0,
+    eps: float = 1e-2,
+    sample_weight: Tensor | None = None,
+    ignore_index: int = -1,
+    reduction: str = "mean",
+    normalizer: Normalizer | None = None,
+) -> Tensor:
     r"""Seesaw cross-entropy over K classes plus a 2-way objectness cross-entropy, as MMDetection's SeesawLoss.
 
     Wang et al., "Seesaw Loss for Long-Tailed Instance Segmentation", CVPR 2021. The logits hold K class
@@ -66,13 +87,22 @@ def seesaw_loss(logits: Tensor, labels: Tensor, cum_samples: Statistic, *, p: fl
     check_reduction(reduction)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     counts = as_statistic(cum_samples, "cum_samples", num_classes, x)
-    return _seesaw_loss(x, labels, labels != ignore_index, all_kept, counts, p, q, eps, weight, reduction,
-                        normalizer)
+    return _seesaw_loss(x, labels, labels != ignore_index, all_kept, counts, p, q, eps, weight, reduction, normalizer)
 
 
-def _seesaw_loss(x: Tensor, labels: Tensor, valid: Tensor, all_kept: bool, cum_samples: Tensor, p: float,
-                 q: float, eps: float, weight: Optional[Tensor], reduction: str,
-                 normalizer: Optional[Normalizer]) -> Tensor:
+def _seesaw_loss(
+    x: Tensor,
+    labels: Tensor,
+    valid: Tensor,
+    all_kept: bool,
+    cum_samples: Tensor,
+    p: float,
+    q: float,
+    eps: float,
+    weight: Tensor | None,
+    reduction: str,
+    normalizer: Normalizer | None,
+) -> Tensor:
     """:func:`seesaw_loss` on validated input: logits ``x`` in the compute dtype, labels, their kept rows
     ``valid`` and whether that is every row (:func:`check_labels_kept`), ``[K]`` counts, sample weights (or
     None) in ``x``'s dtype."""
@@ -135,8 +165,16 @@ class SeesawLoss(ClassificationLoss):
     state_buffers = ("cum_samples",)
     cum_samples: Tensor
 
-    def __init__(self, num_classes: int, *, p: float = 0.8, q: float = 2.0, eps: float = 1e-2,
-                 reduction: str = "mean", ignore_index: int = -1) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        p: float = 0.8,
+        q: float = 2.0,
+        eps: float = 1e-2,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         self.p = check_number(p, "p", low=0.0)
         self.q = check_number(q, "q", low=0.0)
@@ -144,14 +182,29 @@ class SeesawLoss(ClassificationLoss):
         self.register_buffer("cum_samples", torch.zeros(num_classes, dtype=torch.int64))
 
     @classmethod
-    def from_stats(cls, num_classes: int, stats: Any, *, p: float = 0.8, q: float = 2.0, eps: float = 1e-2,
-                   reduction: str = "mean", ignore_index: int = -1) -> "SeesawLoss":
+    def from_stats(
+        cls,
+        num_classes: int,
+        stats: Any,
+        *,
+        p: float = 0.8,
+        q: float = 2.0,
+        eps: float = 1e-2,
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> SeesawLoss:
         """Build for the classes of ``stats`` (checked against K); Seesaw counts its samples while training."""
         class_stats(stats, num_classes)
         return cls(num_classes, p=p, q=q, eps=eps, reduction=reduction, ignore_index=ignore_index)
 
-    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
-                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+    def forward(
+        self,
+        logits: Tensor,
+        labels: Tensor,
+        sample_weight: Tensor | None = None,
+        normalizer: Normalizer | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         self._check_columns(logits)
         x, _ = check_logits(logits, 2, self.layout)
         all_kept = check_labels_kept(labels, x.shape[0], self.num_classes, self.ignore_index)
@@ -159,16 +212,27 @@ class SeesawLoss(ClassificationLoss):
         weight = check_sample_weight(sample_weight, x.shape[0], x)
         if self.training:
             self._accumulate(labels, weight, all_kept)
-        return _seesaw_loss(x, labels, labels != self.ignore_index, all_kept, self.cum_samples, self.p, self.q,
-                            self.eps, weight, reduction, normalizer)
+        return _seesaw_loss(
+            x,
+            labels,
+            labels != self.ignore_index,
+            all_kept,
+            self.cum_samples,
+            self.p,
+            self.q,
+            self.eps,
+            weight,
+            reduction,
+            normalizer,
+        )
 
     @torch.no_grad()
-    def _accumulate(self, labels: Tensor, sample_weight: Optional[Tensor], all_kept: bool) -> None:
+    def _accumulate(self, labels: Tensor, sample_weight: Tensor | None, all_kept: bool) -> None:
         """Add the foreground labels of validated ``labels[R]`` to ``cum_samples``; ignored and background rows
         and rows whose ``sample_weight`` is 0 are skipped (``all_kept``: no row is ignored)."""
         labels = labels.to(self.cum_samples.device)
         if all_kept and sample_weight is None:  # labels in [0, K]: count them all, drop background's count
-            step = torch.bincount(labels, minlength=self.num_classes + 1)[:self.num_classes]
+            step = torch.bincount(labels, minlength=self.num_classes + 1)[: self.num_classes]
         else:
             counted = (labels != self.ignore_index) & (labels < self.num_classes)
             if sample_weight is not None:

@@ -31,6 +31,7 @@ Example:
     >>> spec.needs_statistics, LOSS_TABLE["SeesawLoss"].stats_arg
     (False, None)
 """
+
 from __future__ import annotations
 
 import inspect
@@ -78,8 +79,7 @@ class LossSpec:
         if self.statistic not in STATISTICS:
             raise ValueError(f"{self.name}: statistic={self.statistic!r}; expected one of {list(STATISTICS)}")
         if (self.statistic == "trained") != (self.stats_arg is None):
-            raise ValueError(f"{self.name}: stats_arg={self.stats_arg!r}; expected None exactly for trained "
-                             "statistics")
+            raise ValueError(f"{self.name}: stats_arg={self.stats_arg!r}; expected None exactly for trained statistics")
         missing = [a for a in self.hyper_parameters if a not in self.parameters()]
         if missing:
             raise ValueError(f"{self.name}: {missing} are not arguments of {self.name}.__init__")
@@ -108,17 +108,25 @@ class LossSpec:
         return {name.rstrip("_").upper(): name for name in self.hyper_parameters}
 
 
-LOSS_TABLE: dict[str, LossSpec] = {spec.name: spec for spec in (
-    LossSpec(WeightedCrossEntropyLoss, "WEIGHTED_CE", "class weights", "class_weight", ("denominator",)),
-    LossSpec(ClassBalancedFocalLoss, "CLASS_BALANCED_FOCAL", "instance counts", "samples_per_class",
-             ("beta", "gamma", "background_weight")),
-    LossSpec(EqualizationLoss, "EQUALIZATION", "image frequencies", "class_freq", ("lambda_",)),
-    LossSpec(EQLv2Loss, "EQLV2", "trained", None, ("mu", "gamma", "alpha")),
-    LossSpec(SeesawLoss, "SEESAW", "trained", None, ("p", "q", "eps")),
-    LossSpec(FederatedLoss, "FEDERATED", "image counts", "image_counts", ("num_sampled", "freq_power")),
-    LossSpec(FocalLoss, "FOCAL", "class weights", "class_weight", ("alpha", "gamma"), dense=True),
-    LossSpec(EqualizedFocalLoss, "EQUALIZED_FOCAL", "trained", None, ("gamma", "scale", "alpha"), dense=True),
-)}
+LOSS_TABLE: dict[str, LossSpec] = {
+    spec.name: spec
+    for spec in (
+        LossSpec(WeightedCrossEntropyLoss, "WEIGHTED_CE", "class weights", "class_weight", ("denominator",)),
+        LossSpec(
+            ClassBalancedFocalLoss,
+            "CLASS_BALANCED_FOCAL",
+            "instance counts",
+            "samples_per_class",
+            ("beta", "gamma", "background_weight"),
+        ),
+        LossSpec(EqualizationLoss, "EQUALIZATION", "image frequencies", "class_freq", ("lambda_",)),
+        LossSpec(EQLv2Loss, "EQLV2", "trained", None, ("mu", "gamma", "alpha")),
+        LossSpec(SeesawLoss, "SEESAW", "trained", None, ("p", "q", "eps")),
+        LossSpec(FederatedLoss, "FEDERATED", "image counts", "image_counts", ("num_sampled", "freq_power")),
+        LossSpec(FocalLoss, "FOCAL", "class weights", "class_weight", ("alpha", "gamma"), dense=True),
+        LossSpec(EqualizedFocalLoss, "EQUALIZED_FOCAL", "trained", None, ("gamma", "scale", "alpha"), dense=True),
+    )
+}
 
 #: Box-head losses: name -> class.
 LOSSES: dict[str, type] = {name: spec.cls for name, spec in LOSS_TABLE.items() if not spec.dense}

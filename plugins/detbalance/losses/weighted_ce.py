@@ -1,14 +1,27 @@
 """Class-weighted softmax cross-entropy with an explicit background slot."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import ClassificationLoss, weights_with_background
-from ._validate import (Normalizer, Statistic, as_statistic, check_finite_loss, check_labels_kept, check_logits,
-                        check_reduction, check_sample_weight, kept_count, normalizer_tensor, reduce_loss)
+from ._validate import (
+    Normalizer,
+    Statistic,
+    as_statistic,
+    check_finite_loss,
+    check_labels_kept,
+    check_logits,
+    check_reduction,
+    check_sample_weight,
+    kept_count,
+    normalizer_tensor,
+    reduce_loss,
+)
+from .activations import softmax_scores
 
 #: Denominators of 'mean': the number of non-ignored proposals with a sample weight > 0 (every loss's default,
 #: MMDetection's ``avg_factor``), or the sum of their weights :math:`\sum_i s_i w_{y_i}` (``F.cross_entropy``).
@@ -20,13 +33,18 @@ def check_denominator(denominator: str) -> str:
         raise ValueError(f"denominator must be one of {DENOMINATORS}, got {denominator!r}")
     return denominator
 
-from .activations import softmax_scores
 
-
-def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optional[Statistic] = None, *,
-                           sample_weight: Optional[Tensor] = None, ignore_index: int = -1,
-                           reduction: str = "mean", normalizer: Optional[Normalizer] = None,
-                           denominator: str = "proposals") -> Tensor:
+def weighted_cross_entropy(
+    logits: Tensor,
+    labels: Tensor,
+    class_weight: Statistic | None = None,
+    *,
+    sample_weight: Tensor | None = None,
+    ignore_index: int = -1,
+    reduction: str = "mean",
+    normalizer: Normalizer | None = None,
+    denominator: str = "proposals",
+) -> Tensor:
     r"""Softmax cross-entropy over K foreground classes and background, each class weighted.
 
     .. math::
@@ -71,21 +89,29 @@ def weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optiona
     """
     x, num_classes = check_logits(logits, 1, "[R, K + 1]")
     weight = None if class_weight is None else as_statistic(class_weight, "class_weight", num_classes + 1, x)
-    return _weighted_cross_entropy(x, labels, weight, sample_weight, ignore_index, reduction, normalizer,
-                                   denominator)
+    return _weighted_cross_entropy(x, labels, weight, sample_weight, ignore_index, reduction, normalizer, denominator)
 
 
-def _weighted_cross_entropy(logits: Tensor, labels: Tensor, class_weight: Optional[Tensor],
-                            sample_weight: Optional[Tensor], ignore_index: int, reduction: str,
-                            normalizer: Optional[Normalizer], denominator: str) -> Tensor:
+def _weighted_cross_entropy(
+    logits: Tensor,
+    labels: Tensor,
+    class_weight: Tensor | None,
+    sample_weight: Tensor | None,
+    ignore_index: int,
+    reduction: str,
+    normalizer: Normalizer | None,
+    denominator: str,
+) -> Tensor:
     """:func:`weighted_cross_entropy` with ``class_weight`` already validated (a ``[K + 1]`` tensor or None)."""
     x, num_classes = check_logits(logits, 1, "[R, K + 1]")
     all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
     check_reduction(reduction)
     check_denominator(denominator)
     if denominator == "weights" and normalizer is not None:
-        raise ValueError(f"normalizer={normalizer!r} replaces the 'proposals' count, expected None with "
-                         "denominator='weights' (which divides by the summed weights)")
+        raise ValueError(
+            f"normalizer={normalizer!r} replaces the 'proposals' count, expected None with "
+            "denominator='weights' (which divides by the summed weights)"
+        )
     weight = check_sample_weight(sample_weight, x.shape[0], x)
     class_weight = None if class_weight is None else class_weight.to(dtype=x.dtype, device=x.device)
     if all_kept and weight is None and denominator == "proposals":
@@ -132,27 +158,60 @@ class WeightedCrossEntropyLoss(ClassificationLoss):
 
     extra_columns = 1
     layout = "[R, K + 1]"
-    class_weight: Optional[Tensor]
+    class_weight: Tensor | None
 
-    def __init__(self, num_classes: int, class_weight: Optional[Statistic] = None, *,
-                 denominator: str = "proposals", reduction: str = "mean", ignore_index: int = -1) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        class_weight: Statistic | None = None,
+        *,
+        denominator: str = "proposals",
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         self.denominator = check_denominator(denominator)
         weight = None if class_weight is None else as_statistic(class_weight, "class_weight", num_classes + 1)
         self.register_buffer("class_weight", weight, persistent=False)
 
     @classmethod
-    def from_stats(cls, num_classes: int, stats: Any, *, denominator: str = "proposals", reduction: str = "mean",
-                   ignore_index: int = -1) -> "WeightedCrossEntropyLoss":
+    def from_stats(
+        cls,
+        num_classes: int,
+        stats: Any,
+        *,
+        denominator: str = "proposals",
+        reduction: str = "mean",
+        ignore_index: int = -1,
+    ) -> WeightedCrossEntropyLoss:
         """Build from a WeightsFile: its K class weights followed by its ``background_weight``."""
-        return cls(num_classes, weights_with_background(stats, num_classes), denominator=denominator,
-                   reduction=reduction, ignore_index=ignore_index)
+        return cls(
+            num_classes,
+            weights_with_background(stats, num_classes),
+            denominator=denominator,
+            reduction=reduction,
+            ignore_index=ignore_index,
+        )
 
-    def forward(self, logits: Tensor, labels: Tensor, sample_weight: Optional[Tensor] = None,
-                normalizer: Optional[Normalizer] = None, reduction_override: Optional[str] = None) -> Tensor:
+    def forward(
+        self,
+        logits: Tensor,
+        labels: Tensor,
+        sample_weight: Tensor | None = None,
+        normalizer: Normalizer | None = None,
+        reduction_override: str | None = None,
+    ) -> Tensor:
         self._check_columns(logits)
-        return _weighted_cross_entropy(logits, labels, self.class_weight, sample_weight, self.ignore_index,
-                                       self._reduction(reduction_override), normalizer, self.denominator)
+        return _weighted_cross_entropy(
+            logits,
+            labels,
+            self.class_weight,
+            sample_weight,
+            self.ignore_index,
+            self._reduction(reduction_override),
+            normalizer,
+            self.denominator,
+        )
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return softmax_scores(logits)

@@ -18,6 +18,7 @@ Example:
     ...
     FileNotFoundError: weights file w.json does not exist; ClassBalancedFocalLoss was built without its class ...
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -30,15 +31,21 @@ __all__ = ["without_statistics"]
 
 def _placeholder(num_classes: int) -> SimpleNamespace:
     """What ``from_stats`` reads (``ClassStats`` and ``WeightsFile`` attributes): 1 instance, 1 image, weight 1."""
-    stats = SimpleNamespace(class_names=[f"class{c}" for c in range(num_classes)], instance_counts=[1] * num_classes,
-                            image_counts=[1] * num_classes, num_images=1)
+    stats = SimpleNamespace(
+        class_names=[f"class{c}" for c in range(num_classes)],
+        instance_counts=[1] * num_classes,
+        image_counts=[1] * num_classes,
+        num_images=1,
+    )
     return SimpleNamespace(stats=stats, weights=[1.0] * num_classes, background_weight=1.0)
 
 
 def _refuse_training(error: Exception, module: nn.Module, args: tuple) -> None:
     if module.training:
-        raise type(error)(f"{error}; {type(module).__name__} was built without its class statistics (for inference:"
-                          " test-time scores need none), and training needs them")
+        raise type(error)(
+            f"{error}; {type(module).__name__} was built without its class statistics (for inference:"
+            " test-time scores need none), and training needs them"
+        )
 
 
 def without_statistics(loss_cls: type, num_classes: int, error: Exception, **settings) -> nn.Module:
@@ -47,4 +54,3 @@ def without_statistics(loss_cls: type, num_classes: int, error: Exception, **set
     module = loss_cls.from_stats(num_classes, _placeholder(num_classes), **settings)
     module.register_forward_pre_hook(partial(_refuse_training, error))
     return module
-
