@@ -9,7 +9,7 @@ count against K and delegates to the matching function. ``from_stats`` class met
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -45,10 +45,10 @@ class ClassificationLoss(nn.Module):
         """``nn.Module._apply`` (behind ``.to``/``.half``/``.cuda``...) that keeps :attr:`state_buffers` exact: a
         conversion to a float type narrower than float32 leaves such a buffer in its dtype, with its values, on the
         device the conversion chose."""
-        before = {name: self._buffers[name] for name in self.state_buffers}
+        before = {name: cast(Tensor, self._buffers[name]) for name in self.state_buffers}
         super()._apply(fn, recurse)
         for name, original in before.items():
-            converted = self._buffers[name]
+            converted = cast(Tensor, self._buffers[name])
             narrowed = converted.dtype != original.dtype and (
                 not converted.is_floating_point() or torch.finfo(converted.dtype).bits < 32
             )
@@ -66,7 +66,7 @@ class ClassificationLoss(nn.Module):
             saved = state_dict.get(prefix + name)
             if saved is None:
                 continue
-            expected = tuple(self._buffers[name].shape)
+            expected = tuple(cast(Tensor, self._buffers[name]).shape)
             if tuple(saved.shape) != expected:
                 raise ValueError(
                     f"checkpoint entry {prefix}{name} has shape {tuple(saved.shape)}, expected {expected} "

@@ -117,7 +117,11 @@ def bce_kernel(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, weights: BCEWeight
     for rows in row_blocks(x):
         block = x[rows]
         # element weights of the negative elements of the block (None: all 1, or one weight per column)
-        weight = neg_weight if is_fg is None else torch.where(is_fg[rows, None], fg_neg_weight, neg_all)
+        weight = (
+            neg_weight
+            if is_fg is None or fg_neg_weight is None
+            else torch.where(is_fg[rows, None], fg_neg_weight, neg_all)
+        )
         loss = F.softplus(block)
         if weight is None:
             torch.sum(loss, dim=1, out=per_row[rows])
@@ -128,7 +132,7 @@ def bce_kernel(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, weights: BCEWeight
         if grad is None and neg_sum is None:
             continue
         prob = torch.sigmoid(block) if grad is None else torch.sigmoid(block, out=grad[rows])
-        if neg_sum is not None:
+        if neg_sum is not None and row_weight is not None:
             neg_sum += row_weight[rows] @ prob
         if grad is not None and weight is not None:
             prob.mul_(weight)
@@ -136,7 +140,7 @@ def bce_kernel(x: Tensor, fg_rows: Tensor, fg_labels: Tensor, weights: BCEWeight
 
     stats = None
     prob_t = torch.sigmoid(x_t)
-    if row_weight is not None:
+    if row_weight is not None and neg_sum is not None:
         if fg_neg_weight is not None:
             raise ValueError("gradient statistics need one negative weight per class (fg_neg_weight=None)")
         r_t = row_weight[fg_rows]

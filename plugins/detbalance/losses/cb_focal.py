@@ -175,6 +175,8 @@ def _class_balanced_focal_loss(
 
 
 class ClassBalancedFocalLoss(ClassificationLoss):
+    label_weights: Tensor
+
     """Module form of :func:`class_balanced_focal_loss`; scores at test time with :func:`sigmoid_scores`.
 
     Args:

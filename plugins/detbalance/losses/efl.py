@@ -184,7 +184,8 @@ def equalized_focal_gradient_statistics(
     x, (fg_rows, fg_labels), per_class, row_weight, _ = _prepare(
         logits, labels, _checked_ratio(logits, pos_neg), gamma, scale, alpha, sample_weight, ignore_index
     )
-    statistics = classwise_focal_kernel(x, fg_rows, fg_labels, *per_class, row_weight, need_grad=False)[2]
+    alphas, focusing, factor = per_class
+    statistics = classwise_focal_kernel(x, fg_rows, fg_labels, alphas, focusing, factor, row_weight, need_grad=False)[2]
     return statistics[0], statistics[1]
 
 

@@ -12,7 +12,7 @@ RetinaNet; detectors pass their own count as ``normalizer`` (detectron2's moving
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -77,7 +77,7 @@ def classwise_focal_kernel(
         torch.sum(value, dim=1, out=per_row[rows])
         if grad is not None:
             grad[rows] = slope
-        if neg_sum is not None:
+        if neg_sum is not None and row_weight is not None:
             neg_sum += row_weight[rows] @ slope
     # the target element of each foreground row: its negative term out, its positive term in
     x_t, gamma_t = x[fg_rows, fg_labels], gamma[fg_labels]
@@ -91,7 +91,7 @@ def classwise_focal_kernel(
     if grad is not None:
         grad.index_put_((fg_rows, fg_labels), -pos_t * slope_pos)
     stats = None
-    if neg_sum is not None:
+    if neg_sum is not None and row_weight is not None:
         r_t = row_weight[fg_rows]
         pos_sum = torch.zeros_like(neg_sum).index_add_(0, fg_labels, r_t * pos_t * slope_pos)
         neg_sum -= torch.zeros_like(neg_sum).index_add_(0, fg_labels, r_t * neg_t * slope_neg)
@@ -105,7 +105,7 @@ def check_alpha(alpha: Alpha, num_classes: int, like: Tensor) -> Tensor | None:
         return None
     if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
         return like.new_full((num_classes,), check_number(alpha, "alpha", low=0.0, high=1.0))
-    values = as_statistic(alpha, "alpha", num_classes, like)
+    values = as_statistic(cast(Statistic, alpha), "alpha", num_classes, like)
     if bool((values > 1).any()):
         position = int((values > 1).nonzero()[0, 0])
         raise ValueError(f"alpha must lie in [0, 1] for every class, got {values[position].item()} at index {position}")

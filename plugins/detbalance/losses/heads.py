@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from torch import nn
 
+from ._base import ClassificationLoss
+
 __all__ = ["dense_head_losses", "check_dense_head_loss", "check_box_head_loss"]
 
 
-def dense_head_losses() -> dict[str, type]:
+def dense_head_losses() -> dict[str, type[ClassificationLoss]]:
     """Name -> class of every loss a dense head takes: K sigmoid logits per anchor."""
     from . import DENSE_LOSSES, LOSSES
 

@@ -38,6 +38,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
+from ._base import ClassificationLoss
 from .cb_focal import ClassBalancedFocalLoss
 from .efl import EqualizedFocalLoss
 from .eql import EqualizationLoss
@@ -68,7 +69,7 @@ class LossSpec:
         dense: made for dense (one-stage) heads, not offered to box heads.
     """
 
-    cls: type
+    cls: type[ClassificationLoss]
     key: str
     statistic: str
     stats_arg: str | None
@@ -129,6 +130,6 @@ LOSS_TABLE: dict[str, LossSpec] = {
 }
 
 #: Box-head losses: name -> class.
-LOSSES: dict[str, type] = {name: spec.cls for name, spec in LOSS_TABLE.items() if not spec.dense}
+LOSSES: dict[str, type[ClassificationLoss]] = {name: spec.cls for name, spec in LOSS_TABLE.items() if not spec.dense}
 #: Losses made for dense heads (one-stage detectors); they are not offered to box (RoI) heads.
-DENSE_LOSSES: dict[str, type] = {name: spec.cls for name, spec in LOSS_TABLE.items() if spec.dense}
+DENSE_LOSSES: dict[str, type[ClassificationLoss]] = {name: spec.cls for name, spec in LOSS_TABLE.items() if spec.dense}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from functools import partial
 from types import SimpleNamespace
+from typing import Any
 
 from torch import nn
 
@@ -48,7 +49,7 @@ def _refuse_training(error: Exception, module: nn.Module, args: tuple) -> None:
         )
 
 
-def without_statistics(loss_cls: type, num_classes: int, error: Exception, **settings) -> nn.Module:
+def without_statistics(loss_cls: Any, num_classes: int, error: Exception, **settings) -> nn.Module:
     """``loss_cls.from_stats(num_classes, placeholders, **settings)`` that raises ``error`` (its type, its message
     and why) at its first training forward; evaluation-mode calls and ``predict_scores`` work."""
     module = loss_cls.from_stats(num_classes, _placeholder(num_classes), **settings)
