@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..weights.effective_number import inverse_effective_number
 from ._base import ClassificationLoss, class_stats
 from ._rowwise import RowLoss, focal_kernel, foreground
 from ._validate import (
@@ -48,7 +49,7 @@ def class_balanced_weights(samples_per_class: Statistic, beta: float = 0.99) -> 
             f"samples_per_class must be > 0 for every class (effective number 0 has no weight); "
             f"classes {empty} have 0 samples"
         )
-    weights = (1.0 - beta) / (1.0 - torch.pow(torch.full_like(counts, beta), counts))
+    weights = inverse_effective_number(counts, beta)
     return weights * (counts.numel() / weights.sum())
 
 
