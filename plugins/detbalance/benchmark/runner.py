@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .._checks import check_int
 from ..data.longtail import LongTailDataset, LongTailSpec, get_longtail_dataset
 from ..demo import Schedule
 from ..demo._io import write_json
@@ -51,8 +52,7 @@ class BenchmarkSettings:
     def __post_init__(self):
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device={self.device!r}; expected 'cpu' or 'cuda'")
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise ValueError(f"threads={self.threads!r}; expected an integer >= 1")
+        check_int("threads", self.threads, minimum=1)
 
 
 def demo_data(dataset: LongTailDataset, train_split: str) -> DemoData:

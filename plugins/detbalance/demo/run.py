@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._checks import check_int
 from .catalog import DemoLoss
 from .data import DemoData
 from .models import DEFAULT_MODEL, check_model_loss, get_model
@@ -67,8 +68,7 @@ class RunSpec:
             raise ValueError(f"device={self.device!r}; expected 'cpu' or 'cuda'")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' but torch sees no CUDA device; expected device='cpu' on this machine")
-        if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int) or self.num_threads < 1:
-            raise ValueError(f"num_threads={self.num_threads!r}; expected an integer >= 1")
+        check_int("num_threads", self.num_threads, minimum=1)
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler={self.sampler!r}; expected one of {list(SAMPLERS)}")
         if self.sampler == "rfs":
