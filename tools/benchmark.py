@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-README_BLOCK, RESULTS_BLOCK = "benchmark-results", "benchmark-runs"
+README_BLOCK, RESULTS_BLOCK, CALIBRATION_BLOCK = "benchmark-results", "benchmark-runs", "calibration-results"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def write_results(results_dir: Path, readme: Path, results_md: Path) -> None:
     """summary.json from the run records, then the README and RESULTS.md blocks and the plot from summary.json."""
-    from detbalance.benchmark.render import plot_primary, replace_block, results_markdown, runs_markdown
+    from detbalance.benchmark.render import (
+        calibration_markdown,
+        plot_primary,
+        replace_block,
+        results_markdown,
+        runs_markdown,
+    )
     from detbalance.benchmark.summary import build_summary, load_records
     from detbalance.data.longtail import LongTailSpec, _version
     from detbalance.demo._io import write_json, write_text
@@ -71,7 +77,8 @@ def write_results(results_dir: Path, readme: Path, results_md: Path) -> None:
     spec = LongTailSpec()
     summary = build_summary(load_records(results_dir, _version(spec)), spec)
     write_json(results_dir / "summary.json", summary, indent=1)
-    write_text(readme, replace_block(readme.read_text(encoding="utf-8"), README_BLOCK, results_markdown(summary)))
+    text = replace_block(readme.read_text(encoding="utf-8"), README_BLOCK, results_markdown(summary))
+    write_text(readme, replace_block(text, CALIBRATION_BLOCK, calibration_markdown(summary)))
     write_text(results_md, replace_block(results_md.read_text(encoding="utf-8"), RESULTS_BLOCK, runs_markdown(summary)))
     plot_primary(summary, results_dir / "apr.png")
 

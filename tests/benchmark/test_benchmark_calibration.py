@@ -105,6 +105,54 @@ def test_calibration_rows_and_hashes(tmp_path):
     assert _definition(METHODS["ce-norcal"], settings) != definition_hash(METHODS["ce-norcal"], {})
 
 
+def _record(method, seed, apr, gamma=None, ap=5.0, ece=0.1, val=None):
+    record = {
+        "framework": "mmdet",
+        "method": method,
+        "seed": seed,
+        "data_version": None,
+        "metrics": {"AP": ap, "APr": apr, "APc": 4.0, "APf": 6.0},
+        "AP50": 9.0,
+        "cap100": {"AP": ap, "APr": apr},
+        "ap_fixed": {"AP": ap, "APr": apr, "k": 1},
+        "ap_pool": 5.0,
+        "ece": {"all": ece, "r": 0.1, "c": 0.1, "f": 0.1},
+        "seconds": 1.0,
+        "machine": {},
+    }
+    if gamma is not None:
+        record["calibration"] = {"method": "norcal", "base": "ce", "gamma": gamma, "val_curve": val}
+    return record
+
+
+def test_calibration_effect_table_pairs_each_seed_with_its_base():
+    from bench_helpers import TINY
+
+    from detbalance.benchmark.render import calibration_markdown
+    from detbalance.benchmark.summary import build_summary
+    from detbalance.data.longtail import _version
+
+    records = [
+        _record("ce", 0, 1.0, ece=2.0),
+        _record("ce", 1, 2.0, ece=4.0),
+        _record("ce", 2, 9.0),  # no calibrated run of seed 2: left out of the pairs
+        _record("ce-norcal", 0, 2.5, 0.5, ap=6.0, ece=1.0, val={"0": 3.0, "0.5": 4.0}),
+        _record("ce-norcal", 1, 4.5, 0.25, ap=5.0, ece=3.0, val={"0": 5.0, "0.25": 7.0}),
+    ]
+    for r in records:
+        r["data_version"] = _version(TINY)
+    text = calibration_markdown(build_summary(records, TINY))
+    # val APr 3, 5 -> 4, 7; test APr 1, 2 -> 2.5, 4.5 (deltas 1.5, 2.5); AP deltas 1, 0; ECE 2, 4 -> 1, 3
+    assert (
+        "| CE + post-hoc calibration | 0,1 | 0.5, 0.25 | 4.0 ± 1.4 → 5.5 ± 2.1 | 1.5 ± 0.7 → 3.5 ± 1.4 | "
+        "2.0 ± 0.7 | 0.5 ± 0.7 | 0.0 ± 0.0 | 2.0 ± 0.7 | 3.0 ± 1.4 → 2.0 ± 1.4 |" in text
+    )
+    assert text.startswith("**mmdet** (test split")
+    assert "no calibration row" not in text.lower()
+    empty = calibration_markdown(build_summary(records[:3], TINY))
+    assert empty.startswith("No calibration row has been measured yet")
+
+
 def test_results_table_names_the_chosen_gammas():
     from bench_helpers import TINY
 

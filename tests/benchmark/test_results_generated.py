@@ -7,7 +7,7 @@ import json
 import pytest
 
 from detbalance.benchmark import PRIMARY_METRIC, build_summary, load_records
-from detbalance.benchmark.render import replace_block, results_markdown, runs_markdown
+from detbalance.benchmark.render import calibration_markdown, replace_block, results_markdown, runs_markdown
 from detbalance.data.longtail import LongTailSpec, _version
 
 
@@ -26,6 +26,9 @@ def test_summary_readme_and_results_md_equal_what_make_results_writes(repo_root)
     readme = (repo_root / "README.md").read_text()
     assert replace_block(readme, tool.README_BLOCK, results_markdown(summary)) == readme, (
         "README's benchmark block differs from what `make results` writes; run `make results`"
+    )
+    assert replace_block(readme, tool.CALIBRATION_BLOCK, calibration_markdown(summary)) == readme, (
+        "README's calibration block differs from what `make results` writes; run `make results`"
     )
     results_md = (repo_root / "RESULTS.md").read_text()
     assert replace_block(results_md, tool.RESULTS_BLOCK, runs_markdown(summary)) == results_md, (

@@ -6,6 +6,9 @@
   secondary views (cap 100, AP-fixed, AP-pool, ECE). A post-hoc calibration row names the gamma each seed chose
   on the validation split. The head rows (another model than the demo's Faster R-CNN) follow per model, their
   deltas paired with the model's own-loss row (``model_baseline``: softmax CE, RetinaNet's focal loss).
+- :func:`calibration_markdown`: the measured effect of post-hoc calibration (README's calibration section): per
+  framework and calibration row, the gamma each seed chose on the validation split, the validation APr at
+  gamma 0 and at the chosen gamma, and the test metrics of the base model before and after (paired by seed).
 - :func:`runs_markdown`: every run, for RESULTS.md (seconds and machine included).
 - :func:`plot_primary`: APr per method and framework, one dot per seed.
 - :func:`replace_block`: swaps the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` of a file.
@@ -24,7 +27,7 @@ import numpy as np
 from ..demo.models import DEFAULT_MODEL, MODELS, demo_loss
 from .methods import BASELINE, METHODS, ORACLE, model_baseline
 
-__all__ = ["results_markdown", "runs_markdown", "plot_primary", "replace_block"]
+__all__ = ["results_markdown", "calibration_markdown", "runs_markdown", "plot_primary", "replace_block"]
 
 
 def _model(run: dict) -> str:
@@ -187,6 +190,62 @@ def results_markdown(summary: dict) -> str:
         out += _head_rows(summary, framework)
     if frameworks:
         out.append("![APr per method](results/apr.png)")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _delta(pairs: list[tuple[dict, dict]], get) -> str:
+    """``get(calibrated) - get(base)`` per seed, formatted."""
+    return _fmt([get(r) - get(b) for r, b in pairs])
+
+
+def _calibration_rows(runs: dict[str, dict[int, dict]]) -> list[str]:
+    lines = []
+    for method, seeds in runs.items():
+        calibrated = {s: r for s, r in seeds.items() if "calibration" in r}
+        if not calibrated:
+            continue
+        base = next(iter(calibrated.values()))["calibration"]["base"]
+        pairs = [(r, runs.get(base, {}).get(s)) for s, r in sorted(calibrated.items())]
+        pairs = [(r, b) for r, b in pairs if b is not None]
+        if not pairs:
+            continue
+
+        label = METHODS[method].label if method in METHODS else method
+        fit = [r["calibration"] for r, _ in pairs]
+        cells = [
+            label,
+            ",".join(str(r["seed"]) for r, _ in pairs),
+            ", ".join(f"{c['gamma']:g}" for c in fit),
+            _fmt([c["val_curve"]["0"] for c in fit]) + " → " + _fmt([max(c["val_curve"].values()) for c in fit]),
+            _fmt([b["metrics"]["APr"] for _, b in pairs]) + " → " + _fmt([r["metrics"]["APr"] for r, _ in pairs]),
+            _delta(pairs, lambda x: x["metrics"]["APr"]),
+            _delta(pairs, lambda x: x["metrics"]["AP"]),
+            _delta(pairs, lambda x: x["metrics"]["APf"]),
+            _delta(pairs, lambda x: x["cap100"]["APr"]),
+            _fmt([b["ece"]["all"] for _, b in pairs]) + " → " + _fmt([r["ece"]["all"] for r, _ in pairs]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def calibration_markdown(summary: dict) -> str:
+    """The measured effect of the post-hoc calibration rows (markdown, ends with a newline)."""
+    out = []
+    for framework in sorted({r["framework"] for r in summary["runs"]}):
+        rows = _calibration_rows(_by(summary, framework))
+        if rows:
+            out += [
+                f"**{framework}** (test split, LVIS protocol; γ chosen on the validation split; deltas paired by "
+                "seed, calibrated minus base):",
+                "",
+                "| calibration | seeds | γ | val APr, γ = 0 → chosen | test APr, base → calibrated | ΔAPr | ΔAP | "
+                "ΔAPf | ΔAPr, cap 100 | ECE all, base → calibrated |",
+                "|---|---|---|---|---|---|---|---|---|---|",
+                *rows,
+                "",
+            ]
+    if not out:
+        out = ["No calibration row has been measured yet (`tools/benchmark.py run --methods ce-norcal ...`)."]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
