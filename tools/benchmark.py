@@ -90,9 +90,11 @@ def main(argv=None) -> int:
     from detbalance.benchmark import METHODS, pending
 
     if args.command == "list":
+        key_width = max(len(key) for key in METHODS)
+        label_width = max(len(m.label) for m in METHODS.values())
         for m in METHODS.values():
             states = [f"{f}: {pending(m, f) or 'ready'}" for f in ("detectron2", "mmdet")]
-            print(f"{m.key:14s} {m.label:45s} {'; '.join(states)}")
+            print(f"{m.key:{key_width}s}  {m.label:{label_width}s}  {'; '.join(states)}")
         return 0
     if args.command == "results":
         write_results(args.results, args.readme, args.results_md)

@@ -88,3 +88,15 @@ def test_replace_block_needs_both_markers():
 def test_summary_refuses_records_of_another_data_version():
     with pytest.raises(ValueError, match="data version"):
         build_summary([{**_run("detectron2", "ce", 0, 1.0), "data_version": "lvis128-old"}], LongTailSpec())
+
+
+def test_list_prints_one_aligned_line_per_method(repo_root, capsys):
+    from detbalance.benchmark import METHODS
+
+    assert _tool(repo_root).main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(METHODS)
+    # the labels start in one column, after the longest key (e.g. 'rfs-eqlv2-logit-adjust') and two spaces
+    column = max(len(key) for key in METHODS) + 2
+    for line, method in zip(lines, METHODS.values()):
+        assert line[column:].startswith(method.label), line
