@@ -12,8 +12,10 @@ from bench_helpers import tiny_settings
 from detbalance.benchmark import get_method
 from detbalance.benchmark.methods import GAMMA_GRID, METHODS, calibrated, calibration_method, definition_hash
 from detbalance.benchmark.runner import _definition, _runner, _spec, run_matrix
+from detbalance.benchmark.summary import record_path
 from detbalance.data.longtail import get_longtail_dataset
 from detbalance.demo import DEMO_LOSSES
+from detbalance.evaluation.lvis_protocol import evaluate_large_vocabulary
 
 
 def _detections(results):
@@ -24,9 +26,10 @@ def _detections(results):
 
 def _check_row(tmp_path, settings, framework, key):
     records = run_matrix(settings, [framework], [key], [0], log=lambda line: None)
-    assert [r["method"] for r in records] == [key]
-    record = records[0]
     method = get_method(key)
+    # a fresh matrix: the base trains (and is recorded) first, then the row calibrates its saved model
+    assert [r["method"] for r in records] == [method.base, key]
+    record = records[1]
     cal = record["calibration"]
     assert cal["method"] == method.calibrate and cal["base"] == method.base and cal["fit_split"] == "val"
     assert cal["gamma"] in GAMMA_GRID and cal["grid"] == list(GAMMA_GRID)
@@ -35,7 +38,7 @@ def _check_row(tmp_path, settings, framework, key):
     if finite:  # the chosen gamma reaches the best validation APr (ties: the smaller gamma)
         assert cal["val_curve"][f"{cal['gamma']:g}"] == max(finite.values())
     summary = json.loads((settings.results_dir / "summary.json").read_text())
-    assert summary["runs"][0]["calibration"] == cal
+    assert [r.get("calibration") for r in summary["runs"] if r["method"] == key] == [cal]
 
     dataset = get_longtail_dataset(settings.spec, cache_dir=settings.cache_dir)
     version = settings.work_dir / dataset.version
@@ -64,8 +67,25 @@ def test_detectron2_ce_norcal_then_a_missing_base_checkpoint_is_retrained(tmp_pa
     for path in (settings.results_dir / "runs").rglob("*ce-norcal*"):
         path.unlink()
     (base_spec.work_dir.parent.parent / "ce-norcal" / "seed0" / "calibrated.json").unlink()
-    again = run_matrix(settings, ["detectron2"], ["ce-norcal"], [0], log=lambda line: None)
-    assert base_spec.checkpoint.is_file() and again[0]["calibration"]["grid"] == list(GAMMA_GRID)
+    base_record = record_path(settings.results_dir, record["data_version"], "detectron2", "ce", 0)
+    stale = json.loads(base_record.read_text())
+    stale["metrics"]["APr"] = -1.0  # numbers of an earlier training of the base: replaced, not kept
+    base_record.write_text(json.dumps(stale))
+    lines = []
+    again = run_matrix(settings, ["detectron2"], ["ce-norcal"], [0], log=lines.append)
+    assert base_spec.checkpoint.is_file()
+    assert [r["method"] for r in again] == ["ce", "ce-norcal"] and again[1]["calibration"]["grid"] == list(GAMMA_GRID)
+    assert "base ce (no saved model)" in lines[0]
+    rewritten = json.loads(base_record.read_text())
+    assert rewritten["metrics"]["APr"] != -1.0 and rewritten["seconds"] == again[0]["seconds"]
+    # the record is the evaluation of the base's detections on disk, the ones the calibration row started from
+    dataset = get_longtail_dataset(settings.spec, cache_dir=settings.cache_dir)
+    test_gt = json.loads(dataset.split("test")[0].read_text())
+    views = evaluate_large_vocabulary(
+        test_gt, json.loads(base_spec.results_json.read_text()), [c["frequency"] for c in dataset.categories]
+    )
+    expected = {k: views["lvis"][k] for k in ("AP", "APr", "APc", "APf")}
+    assert json.dumps(rewritten["metrics"], sort_keys=True) == json.dumps(expected, sort_keys=True)  # NaN-safe
 
 
 @pytest.mark.slow

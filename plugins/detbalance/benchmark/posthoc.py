@@ -1,8 +1,9 @@
 """Post-hoc calibration rows of the matrix (``Method.calibrate``): no training of their own.
 
 A row calibrates the trained model of its ``base`` method in the same (framework, seed): the base's
-``model_final.pth`` (trained first, with the base's own spec and work folder, where it is missing, e.g. for runs
-made before the runners saved checkpoints). The model predicts the **validation** split once per exponent of
+``model_final.pth``, trained first with the base's own spec and work folder where it is missing (e.g. runs made
+before the runners saved checkpoints; :func:`~detbalance.benchmark.runner.run_matrix` then rewrites the base's
+record from that training, so the record describes the model calibrated). The model predicts the **validation** split once per exponent of
 :data:`~detbalance.benchmark.methods.GAMMA_GRID` (0: as trained), the calibration set through the framework's own
 config path (``DETBALANCE.CALIBRATION`` in Detectron2, ``loss_cls.calibration`` in MMDetection), and
 :func:`detbalance.evaluation.calibration_fit.fit_calibration` keeps the exponent with the best validation APr

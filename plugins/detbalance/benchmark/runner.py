@@ -128,6 +128,25 @@ def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=prin
     test_gt = json.loads(dataset.split("test")[0].read_text(encoding="utf-8"))
     groups = [c["frequency"] for c in dataset.categories]
     done = []
+
+    def run_and_record(tag: str, framework: str, method: Method, seed: int, *, need_checkpoint: bool = False) -> None:
+        definition = _definition(method, settings)
+        record = _run_one(
+            settings, dataset, weights_file, test_gt, groups, framework, method, seed, definition, need_checkpoint
+        )
+        write_json(record_path(settings.results_dir, dataset.version, framework, method.key, seed), record, indent=1)
+        write_json(
+            Path(settings.results_dir) / "summary.json",
+            build_summary(load_records(settings.results_dir, dataset.version), settings.spec),
+            indent=1,
+        )
+        lvis = record["metrics"]
+        log(
+            f"{tag}: {record['seconds']:.0f} s; LVIS protocol AP {lvis['AP']:.1f} APr {lvis['APr']:.1f} "
+            f"APc {lvis['APc']:.1f} APf {lvis['APf']:.1f}"
+        )
+        done.append(record)
+
     jobs = [(f, m, s) for f in frameworks for m in methods for s in seeds]
     for i, (framework, method, seed) in enumerate(jobs, start=1):
         tag = f"[{i}/{len(jobs)}] {framework} {method.key} seed {seed}"
@@ -140,19 +159,14 @@ def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=prin
         if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("definition") == definition:
             log(f"{tag}: cached ({path})")
             continue
-        record = _run_one(settings, dataset, weights_file, test_gt, groups, framework, method, seed, definition)
-        write_json(path, record, indent=1)
-        write_json(
-            Path(settings.results_dir) / "summary.json",
-            build_summary(load_records(settings.results_dir, dataset.version), settings.spec),
-            indent=1,
-        )
-        lvis = record["metrics"]
-        log(
-            f"{tag}: {record['seconds']:.0f} s; LVIS protocol AP {lvis['AP']:.1f} APr {lvis['APr']:.1f} "
-            f"APc {lvis['APc']:.1f} APf {lvis['APf']:.1f}"
-        )
-        done.append(record)
+        if method.calibrate is not None:
+            # the base's saved model first: a base run without one (recorded before the runners saved checkpoints)
+            # trains again, and its record is rewritten from that training, so it describes the calibrated model
+            base = get_method(method.base)
+            if not _spec(settings, dataset, weights_file, framework, base, seed).checkpoint.is_file():
+                base_tag = f"{tag}: base {base.key} (no saved model)"
+                run_and_record(base_tag, framework, base, seed, need_checkpoint=True)
+        run_and_record(tag, framework, method, seed)
     return done
 
 
@@ -210,14 +224,16 @@ def _trained(settings, spec, definition: str, *, need_checkpoint: bool = False) 
     return trained
 
 
-def _run_one(settings, dataset, weights_file, test_gt, groups, framework, method, seed, definition) -> dict:
+def _run_one(
+    settings, dataset, weights_file, test_gt, groups, framework, method, seed, definition, need_checkpoint=False
+) -> dict:
     if method.calibrate is not None:
         from .posthoc import calibrate_row
 
         trained, results, extra = calibrate_row(settings, dataset, weights_file, framework, method, seed, definition)
     else:
         spec = _spec(settings, dataset, weights_file, framework, method, seed)
-        trained = _trained(settings, spec, definition)
+        trained = _trained(settings, spec, definition, need_checkpoint=need_checkpoint)
         results, extra = json.loads(spec.results_json.read_text(encoding="utf-8")), {}
     views = evaluate_large_vocabulary(test_gt, results, groups)
     return {
