@@ -17,7 +17,7 @@ D2MAIN_TESTS := tests/adapter_detectron2 tests/smoke tests/reliability tests/dem
                 tests/workflow/test_train_net_distributed.py tests/workflow/test_environment.py -k "not mmdet"
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
-BENCHMARK_ARGS ?=
+BENCHMARK_ARGS ?= --plan
 
 .PHONY: setup test test-fast lint typecheck test-detectron2-main demo bench benchmark results clean-venv FORCE
 

@@ -3,7 +3,9 @@
 
 Examples:
     python tools/benchmark.py run --frameworks detectron2 --methods ce,oracle --seeds 0
-    python tools/benchmark.py run --device cuda                   # the whole runnable matrix on a GPU
+    python tools/benchmark.py run --plan                          # make benchmark: the protocol's pending jobs
+    python tools/benchmark.py plan                                # what --plan would run now, one job a line
+    python tools/benchmark.py run --device cuda                   # every runnable method, seed 0, on a GPU
     python tools/benchmark.py results                             # README/RESULTS.md blocks + plot, from results/
     python tools/benchmark.py list                                # the method table and what is still pending
     python tools/benchmark.py demo [--quick]                      # make demo: CE and Seesaw, one seed
@@ -29,7 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate every (framework, method, seed) not cached yet")
     run.add_argument("--frameworks", nargs="+", default=["detectron2", "mmdet"])
     run.add_argument("--methods", default=None, help="comma-separated keys of the method table (default: all)")
-    run.add_argument("--seeds", type=int, nargs="+", default=[0])
+    run.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0")
+    run.add_argument(
+        "--plan",
+        action="store_true",
+        help="run the protocol's pending jobs instead (screen, 3 seeds of CE/oracle/best three/MMDetection's own, "
+        "calibration, heads; detbalance.benchmark.plan), planning again after each; not with --methods/--seeds",
+    )
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument(
         "--threads",
@@ -58,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cache-dir", type=Path, default=None)
     demo.add_argument("--no-progress", action="store_true")
     sub.add_parser("list", help="print the method table")
+    plan = sub.add_parser("plan", help="print the protocol's pending jobs, one 'framework method seed' a line")
+    plan.add_argument("--frameworks", nargs="+", default=["detectron2", "mmdet"])
+    plan.add_argument("--results", type=Path, default=REPO / "results")
     return p
 
 
@@ -87,7 +98,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("run", "demo") and args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # mmengine picks a GPU by itself whenever it sees one
-    from detbalance.benchmark import METHODS, pending
+    from detbalance.benchmark import METHODS, build_summary, load_records, pending
 
     if args.command == "list":
         key_width = max(len(key) for key in METHODS)
@@ -117,9 +128,27 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "plan":
+        from detbalance.benchmark.plan import plan_jobs
+        from detbalance.data.longtail import LongTailSpec, _version
+
+        spec = LongTailSpec()
+        try:
+            jobs = plan_jobs(build_summary(load_records(args.results, _version(spec)), spec), args.frameworks)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for job in jobs:
+            print(*job)
+        return 0
+    from detbalance.benchmark.plan import run_plan
     from detbalance.benchmark.runner import BenchmarkSettings, run_matrix
 
+    if args.plan and (args.methods is not None or args.seeds is not None):
+        print("error: --plan chooses the methods and seeds itself; expected no --methods/--seeds", file=sys.stderr)
+        return 2
     methods = [k.strip() for k in args.methods.split(",")] if args.methods else list(METHODS)
+    seeds = [0] if args.seeds is None else list(dict.fromkeys(args.seeds))
     try:
         settings = BenchmarkSettings(
             results_dir=args.results,
@@ -129,7 +158,10 @@ def main(argv=None) -> int:
             progress=not args.no_progress,
             threads=args.threads,
         )
-        run_matrix(settings, args.frameworks, methods, list(dict.fromkeys(args.seeds)))
+        if args.plan:
+            run_plan(settings, args.frameworks)
+        else:
+            run_matrix(settings, args.frameworks, methods, seeds)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
