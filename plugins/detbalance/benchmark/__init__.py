@@ -1,7 +1,8 @@
 """The long-tail benchmark: the method table, resumable runs on the LVIS-like set, results and their tables.
 
 :mod:`.methods` (the matrix's rows) -> :mod:`.runner` (one cached record per framework, method, seed and data
-version) -> :mod:`.summary` (``results/summary.json``) -> :mod:`.render` (README / RESULTS.md blocks, plot).
+version; :mod:`.plan`: which jobs the protocol still needs) -> :mod:`.summary` (``results/summary.json``) ->
+:mod:`.render` (README / RESULTS.md blocks, plot).
 The runner imports a framework only when a run of it starts.
 """
 
