@@ -17,7 +17,7 @@ from detbalance.losses import (
     seesaw_loss,
     weighted_cross_entropy,
 )
-from detbalance.losses._rowwise import BCEWeights, RowLoss, bce_kernel, focal_kernel, foreground
+from detbalance.losses._rowwise import BCEWeights, RowLoss, bce_kernel, dense_focal_kernel, focal_kernel, foreground
 from detbalance.losses.eqlv2 import eqlv2_gradient_statistics
 
 K = 6
@@ -225,6 +225,19 @@ def test_rowloss_gradcheck(block, kernel):
         "focal": (focal_kernel, fg_rows, fg_labels, 2.0),
     }[kernel]
     assert torch.autograd.gradcheck(lambda x: RowLoss.apply(x, *args)[0], (logits.requires_grad_(True),))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_dense_focal_kernel_equals_the_row_kernel(block, gamma):
+    logits, labels, _ = _batch(K)  # background rows (label K) and ignored rows (-1) included
+    logits = logits * 8  # saturated sigmoids too
+    dense = dense_focal_kernel(logits, labels, gamma, need_grad=True)
+    rows = focal_kernel(logits, *foreground(labels, labels != -1, K), gamma, need_grad=True)
+    torch.testing.assert_close(dense[:2], rows[:2], rtol=1e-12, atol=1e-14)
+    assert dense[2] is None and dense_focal_kernel(logits, labels, gamma, need_grad=False)[1] is None
+    assert torch.autograd.gradcheck(
+        lambda x: RowLoss.apply(x, dense_focal_kernel, labels, gamma)[0], (logits.requires_grad_(True),)
+    )
 
 
 def test_second_backward_through_retained_graph_gives_the_same_gradient():

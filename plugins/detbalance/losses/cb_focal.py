@@ -10,20 +10,19 @@ from torch import Tensor
 
 from ..weights.effective_number import inverse_effective_number
 from ._base import ClassificationLoss, class_stats
-from ._rowwise import RowLoss, focal_kernel, foreground
+from ._rowwise import BLOCK_ELEMENTS, RowLoss, dense_focal_kernel, focal_kernel, foreground
 from ._validate import (
     Normalizer,
     Statistic,
     as_statistic,
     check_finite_loss,
-    check_labels,
+    check_labels_kept,
     check_logits,
     check_number,
     check_prior_prob,
     check_reduction,
     check_sample_weight,
-    kept_count,
-    reduce_loss,
+    reduce_rows,
 )
 from .activations import sigmoid_scores
 
@@ -158,21 +157,20 @@ def _class_balanced_focal_loss(
 ) -> Tensor:
     """:func:`class_balanced_focal_loss` given the :func:`_label_weights` of validated statistics."""
     x, num_classes = check_logits(logits, 0, "[R, K]")
-    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
+    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
     check_reduction(reduction)
     gamma = check_number(gamma, "gamma", low=0.0)
     weight = check_sample_weight(sample_weight, x.shape[0], x)
 
-    fg_rows, fg_labels = foreground(labels, valid, num_classes)
-    per_row, _ = RowLoss.apply(x, focal_kernel, fg_rows, fg_labels, gamma)
-
-    padded = label_weights.to(dtype=x.dtype, device=x.device)
-    safe_labels = torch.where(valid, labels, torch.full_like(labels, num_classes))
-    row_weight = padded[safe_labels] * valid.to(x.dtype)
-    if weight is not None:
-        row_weight = row_weight * weight
-    denominator = kept_count(valid, weight)
-    return check_finite_loss(reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x), x)
+    valid = labels != ignore_index
+    if x.numel() <= BLOCK_ELEMENTS:
+        per_row, _ = RowLoss.apply(x, dense_focal_kernel, labels, gamma)
+    else:
+        per_row, _ = RowLoss.apply(x, focal_kernel, *foreground(labels, valid, num_classes), gamma)
+    index = labels if all_kept else torch.where(valid, labels, num_classes)  # an ignored row weighs 0 in reduce_rows
+    by_label = label_weights.to(dtype=x.dtype, device=x.device)[index]
+    loss = reduce_rows(per_row * by_label, valid, all_kept, weight, reduction, normalizer, x)
+    return check_finite_loss(loss, x)
 
 
 class ClassBalancedFocalLoss(ClassificationLoss):
