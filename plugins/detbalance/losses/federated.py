@@ -9,7 +9,7 @@ from torch import Tensor
 
 from .._checks import check_int
 from ._base import ClassificationLoss, class_stats
-from ._bce import ColumnWeights, one_hot, sigmoid_bce
+from ._bce import ColumnWeights, sigmoid_bce
 from ._validate import (
     Normalizer,
     Statistic,
@@ -148,7 +148,8 @@ def _federated_loss(
         # room for every class: the present ones and each one with a sampling probability > 0 (the draw's float32)
         # are all drawn, whatever the generator gives, so the mask needs no draw (and no read-back)
         drawn = counts.detach().to(torch.float32).pow(freq_power) > 0
-        present = one_hot(labels, num_classes).any(dim=0)
+        present = torch.zeros(num_classes + 1, dtype=torch.bool, device=labels.device)
+        present = present.index_fill_(0, torch.where(valid, labels, num_classes), True)[:num_classes]
         column_weight = (drawn.to(present.device) | present).to(x.dtype)
     else:
         classes = federated_classes(
