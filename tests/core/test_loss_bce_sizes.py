@@ -10,7 +10,8 @@ from detbalance.losses._rowwise import BLOCK_ELEMENTS
 from detbalance.losses.eqlv2 import eqlv2_gradient_statistics
 
 # (rows, columns) below and above the switch
-SIZES = {"fused": (40, 9), "row-kernel": (BLOCK_ELEMENTS // 64 + 50, 64)}
+# (rows, columns) below and above the switch, and fewer rows than columns
+SIZES = {"fused": (40, 9), "wide": (6, 9), "row-kernel": (BLOCK_ELEMENTS // 64 + 50, 64)}
 
 
 def _problem(rows, columns, seed, ignored=True):
@@ -33,8 +34,7 @@ def _reference(x, labels, neg, fg_neg, pos, sample_weight):
         w = w * neg[None, :]
     if fg_neg is not None:
         w = torch.where(has_positive[:, None] & (y == 0), fg_neg[None, :].expand_as(x), w)
-    if pos is not None:
-        w = torch.where(y == 1, pos[None, :].expand_as(x), w)
+    w = torch.where(y == 1, torch.ones_like(x) if pos is None else pos[None, :].expand_as(x), w)
     bce = -(y * torch.log(torch.sigmoid(x)) + (1 - y) * torch.log(1 - torch.sigmoid(x)))
     r = (labels != -1).to(x.dtype) * (1.0 if sample_weight is None else sample_weight)
     grad = r[:, None] * w * (torch.sigmoid(x.detach()) - y)
@@ -44,7 +44,9 @@ def _reference(x, labels, neg, fg_neg, pos, sample_weight):
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-@pytest.mark.parametrize("case", ["neg+pos", "fg-neg", "plain", "kept-weighted", "kept"])
+@pytest.mark.parametrize(
+    "case", ["neg+pos", "fg-neg", "all-three", "same-neg-pos", "plain", "kept-weighted", "kept", "kept-fg-neg"]
+)
 def test_sigmoid_bce_matches_elementwise_formula(size, reduction, case):
     rows, columns = SIZES[size]
     x, labels, gen = _problem(rows, columns, 3, ignored=not case.startswith("kept"))
@@ -53,6 +55,9 @@ def test_sigmoid_bce_matches_elementwise_formula(size, reduction, case):
     weights = {
         "neg+pos": ColumnWeights(neg=neg, pos=pos),
         "fg-neg": ColumnWeights(fg_neg=(neg > 0.3).double()),
+        "all-three": ColumnWeights(neg=neg, fg_neg=(neg > 0.3).double(), pos=pos),
+        "same-neg-pos": ColumnWeights(neg=neg, pos=neg),
+        "kept-fg-neg": ColumnWeights(neg=neg, fg_neg=(neg > 0.3).double()),
         "plain": ColumnWeights(),
         "kept-weighted": ColumnWeights(neg=neg, pos=pos),
         "kept": ColumnWeights(neg=neg, pos=pos),

@@ -57,8 +57,9 @@ def _element_weight(hot: Tensor, weights: ColumnWeights) -> Tensor | None:
     if fg_neg is not None:
         # a row with a positive has one True: xor with it marks that row's negative elements only
         weight = torch.where(hot.any(dim=1, keepdim=True) ^ hot, fg_neg, 1.0 if weight is None else weight)
-    if pos is not None and not (pos is neg and fg_neg is None):  # the same weights on both: nothing to select
-        weight = torch.where(hot, pos, 1.0 if weight is None else weight)
+    positive = pos if pos is not None else (None if weight is None else 1.0)  # None: 1, as every element
+    if positive is not None and not (pos is neg and fg_neg is None):  # the same weights on both: nothing to select
+        weight = torch.where(hot, positive, 1.0 if weight is None else weight)
     return weight
 
 
