@@ -65,26 +65,29 @@ class OfficialEFL:
         alpha_t = self.alpha * targets + (1 - self.alpha) * (1 - targets)
         return (alpha_t * cls_loss).sum() / normalizer
 
-    def collect(self, grad, normalizer):
-        # the reference reads d(loss)/d(logits) of the normalised loss; detbalance leaves the normalisation out
-        grad = grad.abs()[self.mask] * normalizer
+    def collect(self, grad):
+        # d(loss)/d(logits) of the normalised loss, as the reference's hook on the head's output reads it
+        grad = grad.abs()[self.mask]
         target = self.target[self.mask]
         self.pos_grad += (grad * target).sum(0)
         self.neg_grad += (grad * (1 - target)).sum(0)
         self.pos_neg = torch.clamp(self.pos_grad / (self.neg_grad + 1e-10), min=0, max=1)
 
 
-def test_efl_matches_official_value_gradient_and_statistics_over_steps():
+@pytest.mark.parametrize("given", [True, False], ids=["normalizer", "positives"])
+def test_efl_matches_official_value_gradient_and_statistics_over_steps(given):
     reference = OfficialEFL(K)
     ours = EqualizedFocalLoss(K).double()
     for step in range(6):
         logits, labels = _batch(seed=step)
-        normalizer = float(((labels >= 0) & (labels < K)).sum().clamp(min=1))
+        positives = float(((labels >= 0) & (labels < K)).sum().clamp(min=1))
+        # a given normalizer (e.g. mmdet's avg_factor, detectron2's running mean) differs from step to step
+        normalizer = positives * (1.0 + step) if given else positives
         x_ref = logits.clone().requires_grad_(True)
-        x_ref.register_hook(lambda grad: reference.collect(grad, normalizer))
+        x_ref.register_hook(reference.collect)
         x_ours = logits.clone().requires_grad_(True)
         loss_ref = reference.loss(x_ref, labels, normalizer)
-        loss_ours = ours(x_ours, labels, normalizer=normalizer)
+        loss_ours = ours(x_ours, labels, normalizer=normalizer if given else None)
         torch.testing.assert_close(loss_ours, loss_ref, rtol=1e-12, atol=1e-12)
         loss_ref.backward()
         loss_ours.backward()
@@ -245,7 +248,11 @@ def _train_efl(rank: int, world_size: int, split: str) -> EqualizedFocalLoss:
             rows = slice(rank * ROWS // world_size, (rank + 1) * ROWS // world_size)
         else:  # "empty": the last rank gets no anchor at all, and still joins the sum
             rows = slice(0, ROWS) if rank == 0 else slice(0, 0)
-        module(logits[rows].clone().requires_grad_(True), labels[rows], sample_weight=weights[rows]).backward()
+        # every rank divides by the same normalizer (the whole batch's positives), so the ranks' statistics add up
+        # to one process's over all rows
+        normalizer = float(((labels >= 0) & (labels < K)).sum().clamp(min=1))
+        x = logits[rows].clone().requires_grad_(True)
+        module(x, labels[rows], sample_weight=weights[rows], normalizer=normalizer).backward()
     return module
 
 

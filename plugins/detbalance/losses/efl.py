@@ -26,6 +26,7 @@ from ._validate import (
     check_number,
     check_reduction,
     check_sample_weight,
+    normalizer_tensor,
     reduce_loss,
 )
 from .activations import sigmoid_scores
@@ -93,7 +94,13 @@ def _efl(
     per_row, statistics = RowLoss.apply(
         x, classwise_focal_kernel, fg_rows, fg_labels, *per_class, row_weight.detach() if with_statistics else None
     )
-    loss = reduce_loss(per_row * row_weight, reduction, normalizer, dense_denominator(fg_rows, x), x)
+    denominator = dense_denominator(fg_rows, x)
+    loss = reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x)
+    if with_statistics and reduction == "mean":
+        # the reference reads the gradient of the normalised loss: a step's statistics are divided by what 'mean'
+        # divides by (the per-step number of positives, or the given normalizer), so a step with few positives
+        # weighs more in the accumulated ratio; loss weights and gradient scaling stay out (constant factors)
+        statistics = statistics / (denominator if normalizer is None else normalizer_tensor(normalizer, statistics))
     return check_finite_loss(loss, x), statistics
 
 
@@ -176,10 +183,9 @@ def equalized_focal_gradient_statistics(
         \mathrm{pos}^{grad}_j = \sum_i y_{ij} \Big|\frac{\partial \ell_i}{\partial x_{ij}}\Big|,\qquad
         \mathrm{neg}^{grad}_j = \sum_i (1 - y_{ij}) \Big|\frac{\partial \ell_i}{\partial x_{ij}}\Big|
 
-    for :math:`\ell_i` of :func:`equalized_focal_loss` with ``reduction='sum'`` (sample weights included). The
-    reference code reads the gradient of the normalised loss; the normalisation is left out here, as in
-    :func:`~detbalance.losses.eqlv2.eqlv2_gradient_statistics`, so that the statistics do not depend on batch
-    size, loss weight or gradient scaling.
+    for :math:`\ell_i` of :func:`equalized_focal_loss` with ``reduction='sum'`` (sample weights included).
+    :class:`EqualizedFocalLoss` accumulates these divided by each step's 'mean' normaliser (the number of positives
+    or the given ``normalizer``), as the reference code reads the gradient of the normalised loss.
     """
     x, (fg_rows, fg_labels), per_class, row_weight, _ = _prepare(
         logits, labels, _checked_ratio(logits, pos_neg), gamma, scale, alpha, sample_weight, ignore_index
@@ -193,7 +199,8 @@ class EqualizedFocalLoss(ClassificationLoss):
     r"""Module form of :func:`equalized_focal_loss` that owns the gradient statistics; test-time scores are sigmoid.
 
     Buffers (in ``state_dict``): ``pos_grad[K]``, ``neg_grad[K]`` (accumulated
-    :func:`equalized_focal_gradient_statistics`) and ``pos_neg[K] = min(pos_grad / (neg_grad + 1e-10), 1)``,
+    :func:`equalized_focal_gradient_statistics`, each step's divided by the normaliser its 'mean' divides by, as
+    the reference reads the gradient of the normalised loss; a 'sum' step's are not divided) and ``pos_neg[K] = min(pos_grad / (neg_grad + 1e-10), 1)``,
     initially 1 (every class starts with the plain focal loss, as the reference code).
 
     As :class:`~detbalance.losses.EQLv2Loss`: a step's statistics are computed during ``forward`` and added when
