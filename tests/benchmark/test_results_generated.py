@@ -72,10 +72,15 @@ def test_tables_give_regime_ratio_paired_deltas_and_gap_closed_with_seed_spread(
         "| Seesaw | 0,1 | **10.5 ± 2.1** | 50.0 ± 0.0 | 40.0 ± 0.0 | 60.0 ± 0.0 | 7.5 ± 3.5 | 37.5 ± 17.7 % |" in text
     )
     assert "| softmax CE (framework default) | 0,1 | **3.0 ± 1.4** |" in text
+    assert (
+        "Goal (close >= 50% of CE's APr gap to the oracle): not met; closest: Seesaw, 37.5 ± 17.7 % (2 seeds)." in text
+    )
     assert "**mmdet**" not in text
     runs = runs_markdown(summary)
     assert "| detectron2 | seesaw | 1 | 50.0 | 9.0 | 40.0 | 60.0 | 300 | 2 CPUs, torch 2.x |" in runs
     assert "6 runs, 30 min" in runs
+    summary["runs"] += [_run("detectron2", "rfs", 0, 14.0)]  # (14 - 2) / 20 = 60 %, one seed
+    assert "): met; closest: RFS + CE, 60.0 % (1 seed)." in results_markdown(summary)
 
 
 def test_replace_block_needs_both_markers():
