@@ -81,12 +81,12 @@ def write_results(results_dir: Path, readme: Path, results_md: Path) -> None:
         results_markdown,
         runs_markdown,
     )
-    from detbalance.benchmark.summary import build_summary, load_records
-    from detbalance.data.longtail import LongTailSpec, _version
+    from detbalance.benchmark.summary import load_summary
+    from detbalance.data.longtail import LongTailSpec
     from detbalance.demo._io import write_json, write_text
 
     spec = LongTailSpec()
-    summary = build_summary(load_records(results_dir, _version(spec)), spec)
+    summary = load_summary(results_dir, spec)
     write_json(results_dir / "summary.json", summary, indent=1)
     text = replace_block(readme.read_text(encoding="utf-8"), README_BLOCK, results_markdown(summary))
     write_text(readme, replace_block(text, CALIBRATION_BLOCK, calibration_markdown(summary)))
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("run", "demo") and args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # mmengine picks a GPU by itself whenever it sees one
-    from detbalance.benchmark import METHODS, build_summary, load_records, pending
+    from detbalance.benchmark import METHODS, pending
 
     if args.command == "list":
         key_width = max(len(key) for key in METHODS)
@@ -130,11 +130,11 @@ def main(argv=None) -> int:
         return 0
     if args.command == "plan":
         from detbalance.benchmark.plan import plan_jobs
-        from detbalance.data.longtail import LongTailSpec, _version
+        from detbalance.benchmark.summary import load_summary
+        from detbalance.data.longtail import LongTailSpec
 
-        spec = LongTailSpec()
         try:
-            jobs = plan_jobs(build_summary(load_records(args.results, _version(spec)), spec), args.frameworks)
+            jobs = plan_jobs(load_summary(args.results, LongTailSpec()), args.frameworks)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.longtail import LongTailSpec, _version
+from ..data.longtail import LongTailSpec
 from ..demo import Schedule
 from .render import plot_primary, results_markdown
 from .runner import BENCHMARK_SCHEDULE, BenchmarkSettings, run_matrix
-from .summary import build_summary, load_records
+from .summary import load_summary
 
 __all__ = ["DEMO_METHODS", "QUICK_ITERS", "QUICK_NOTICE", "run_short_demo"]
 
@@ -60,7 +60,7 @@ def run_short_demo(
     if quick:
         log(QUICK_NOTICE)
     run_matrix(settings, list(frameworks), list(methods), list(seeds), log=log)
-    summary = build_summary(load_records(settings.results_dir, _version(spec)), spec)
+    summary = load_summary(settings.results_dir, spec)
     plot = plot_primary(summary, out / "apr.png")
     log("\n" + results_markdown(summary).replace("results/apr.png", str(plot)))
     if quick:

@@ -22,7 +22,7 @@ from ..data.longtail import _version
 from ..demo.models import DEFAULT_MODEL
 from .methods import BASELINE, FRAMEWORKS, METHODS, ORACLE, Method, pending
 from .runner import BenchmarkSettings, run_matrix
-from .summary import build_summary, load_records
+from .summary import load_summary, record_path
 
 __all__ = ["BEST", "SCREEN_SEED", "SEEDS", "plan_jobs", "run_plan", "screened_best"]
 
@@ -90,15 +90,13 @@ def run_plan(settings: BenchmarkSettings, frameworks=FRAMEWORKS, log=print) -> i
     jobs run. Resumable like :func:`~.runner.run_matrix`: an interrupted plan continues where it stopped."""
     ran = 0
     while True:
-        summary = build_summary(load_records(settings.results_dir, _version(settings.spec)), settings.spec)
-        jobs = plan_jobs(summary, frameworks)
+        jobs = plan_jobs(load_summary(settings.results_dir, settings.spec), frameworks)
         if not jobs:
             log(f"plan: nothing left to run ({ran} job{'s' if ran != 1 else ''} run now)")
             return ran
         framework, key, seed = jobs[0]
         log(f"plan: {len(jobs)} job{'s' if len(jobs) != 1 else ''} left; next {framework} {key} seed {seed}")
         run_matrix(settings, [framework], [key], [seed], log=log)
-        recorded = build_summary(load_records(settings.results_dir, _version(settings.spec)), settings.spec)
-        if not any((r["framework"], r["method"], r["seed"]) == jobs[0] for r in recorded["runs"]):
+        if not record_path(settings.results_dir, _version(settings.spec), framework, key, seed).is_file():
             raise RuntimeError(f"plan: {framework} {key} seed {seed} ran but left no record; stopping")
         ran += 1

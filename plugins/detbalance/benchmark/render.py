@@ -30,6 +30,11 @@ from .methods import BASELINE, METHODS, ORACLE, model_baseline
 __all__ = ["results_markdown", "calibration_markdown", "runs_markdown", "plot_primary", "replace_block"]
 
 
+def _label(method: str) -> str:
+    """The table label of a method key (the key itself for a row no longer in the method table)."""
+    return METHODS[method].label if method in METHODS else method
+
+
 def _model(run: dict) -> str:
     return run.get("model", DEFAULT_MODEL)  # records made before the head rows trained the demo's model
 
@@ -85,7 +90,7 @@ def _primary_table(runs, baseline: str = BASELINE) -> list[str]:
             else _fmt(_paired(runs, method, lambda r, ce, o: r["metrics"]["APr"] - ce["metrics"]["APr"], baseline))
         )
         gap = "—" if method in (baseline, ORACLE) else _fmt(_paired(runs, method, _gap, baseline), 100.0, " %")
-        label = METHODS[method].label if method in METHODS else method
+        label = _label(method)
         gammas = [seeds[s]["calibration"]["gamma"] for s in sorted(seeds) if "calibration" in seeds[s]]
         if gammas:  # a post-hoc calibration row: the exponent each seed chose on the validation split
             label += f" (γ on val: {', '.join(f'{g:g}' for g in gammas)})"
@@ -140,7 +145,7 @@ def _secondary_table(runs) -> list[str]:
             _fmt([r["AP50"] for r in rs]),
         ]
         cells += [_fmt([r["ece"][g] for r in rs]) for g in ("all", "r", "c", "f")]
-        label = METHODS[method].label if method in METHODS else method
+        label = _label(method)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -170,7 +175,7 @@ def _closest(runs) -> str:
     if not gaps:
         return "Goal: no row has a seed with CE and the oracle yet."
     best = max(gaps, key=lambda m: float(np.mean(gaps[m])))
-    label = METHODS[best].label if best in METHODS else best
+    label = _label(best)
     mean = float(np.mean(gaps[best]))
     verdict = "met" if mean >= GOAL_GAP_CLOSED else "not met"
     return (
@@ -231,7 +236,7 @@ def _calibration_rows(runs: dict[str, dict[int, dict]]) -> list[str]:
         if not pairs:
             continue
 
-        label = METHODS[method].label if method in METHODS else method
+        label = _label(method)
         fit = [r["calibration"] for r, _ in pairs]
         cells = [
             label,

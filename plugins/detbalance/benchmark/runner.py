@@ -28,7 +28,7 @@ from ..demo._io import write_json
 from ..demo.data import DemoData
 from ..evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, evaluate_large_vocabulary
 from .methods import FRAMEWORKS, GAMMA_FIT_METRIC, GAMMA_GRID, Method, definition_hash, get_method, method_loss, pending
-from .summary import build_summary, load_records, record_path
+from .summary import load_summary, record_path
 
 __all__ = ["BenchmarkSettings", "BENCHMARK_SCHEDULE", "demo_data", "run_matrix"]
 
@@ -137,7 +137,7 @@ def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=prin
         write_json(record_path(settings.results_dir, dataset.version, framework, method.key, seed), record, indent=1)
         write_json(
             Path(settings.results_dir) / "summary.json",
-            build_summary(load_records(settings.results_dir, dataset.version), settings.spec),
+            load_summary(settings.results_dir, settings.spec),
             indent=1,
         )
         lvis = record["metrics"]

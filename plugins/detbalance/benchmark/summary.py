@@ -23,7 +23,7 @@ from ..data.longtail import LongTailSpec, _version
 from ..evaluation.lvis_protocol import AP_FIXED_PER_IMAGE, FRAMEWORK_MAX_DETS, LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD
 from ..weights import frequency_groups
 
-__all__ = ["PRIMARY_METRIC", "record_path", "load_records", "build_summary"]
+__all__ = ["PRIMARY_METRIC", "record_path", "load_records", "build_summary", "load_summary"]
 
 #: Pre-registered before any result: the one number the benchmark is judged by; every other view is secondary.
 PRIMARY_METRIC = (
@@ -88,3 +88,8 @@ def build_summary(records: list[dict], spec: LongTailSpec) -> dict:
         },
         "runs": [{**{k: r[k] for k in _RUN_KEYS}, **{k: r[k] for k in _OPTIONAL_KEYS if k in r}} for r in records],
     }
+
+
+def load_summary(results_dir, spec: LongTailSpec) -> dict:
+    """The summary of the records of ``spec``'s data version under ``results_dir``."""
+    return build_summary(load_records(results_dir, _version(spec)), spec)
