@@ -261,9 +261,15 @@ def reduce_loss(
     total = loss.sum()
     if reduction == "sum":
         return total
+    return total / mean_divisor(normalizer, denominator, total)
+
+
+def mean_divisor(normalizer: Normalizer | None, denominator: Tensor, like: Tensor) -> Tensor:
+    """What 'mean' divides by (:func:`reduce_loss`), a 0-dim tensor in ``like``'s dtype: ``normalizer`` when given
+    (:func:`normalizer_tensor`), else ``denominator`` clamped to the dtype's smallest normal number."""
     if normalizer is None:
-        return total / denominator.to(total.dtype).clamp(min=torch.finfo(total.dtype).tiny)
-    return total / normalizer_tensor(normalizer, total)
+        return denominator.to(like.dtype).clamp(min=torch.finfo(like.dtype).tiny)
+    return normalizer_tensor(normalizer, like)
 
 
 def normalizer_tensor(normalizer: Normalizer, like: Tensor) -> Tensor:

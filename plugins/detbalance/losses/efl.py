@@ -26,7 +26,7 @@ from ._validate import (
     check_number,
     check_reduction,
     check_sample_weight,
-    normalizer_tensor,
+    mean_divisor,
     reduce_loss,
 )
 from .activations import sigmoid_scores
@@ -100,7 +100,7 @@ def _efl(
         # the reference reads the gradient of the normalised loss: a step's statistics are divided by what 'mean'
         # divides by (the per-step number of positives, or the given normalizer), so a step with few positives
         # weighs more in the accumulated ratio; loss weights and gradient scaling stay out (constant factors)
-        statistics = statistics / (denominator if normalizer is None else normalizer_tensor(normalizer, statistics))
+        statistics = statistics / mean_divisor(normalizer, denominator, statistics)
     return check_finite_loss(loss, x), statistics
 
 
