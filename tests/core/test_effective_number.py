@@ -45,7 +45,9 @@ def test_effective_number_scheme_uses_it():
     counts = [400, 57, 10, 1]
     expected = np.array([_exact(n, 0.999) for n in counts])
     np.testing.assert_allclose(
-        compute_class_weights(counts, "effective_number", beta=0.999), expected / expected.mean(), rtol=1e-12
+        compute_class_weights(counts, "effective_number", beta=0.999, normalize="classes"),
+        expected / expected.mean(),
+        rtol=1e-12,
     )
 
 

@@ -62,7 +62,7 @@ def test_bccd_report_file_and_plot(tool, bccd_root, tmp_path, capsys):
     assert wf.stats.instance_counts == [4155, 372, 361] and wf.stats.image_counts == [349, 358, 201]
     assert wf.groups == ["f", "f", "f"] and wf.scheme == "inverse"
     n = np.array([4155, 372, 361.0])
-    np.testing.assert_allclose(wf.weights, (1 / n) / (1 / n).mean())
+    np.testing.assert_allclose(wf.weights, (1 / n) * n.sum() / 3)  # an average instance weighs 1
     lines = captured.out.splitlines()
     assert any(line.split() == ["0", "RBC", "4155", "349", "f", f"{wf.weights[0]:.4f}"] for line in lines)
     assert "label  class" in captured.out and "3 classes (0 r / 0 c / 3 f)" in captured.out

@@ -29,8 +29,13 @@ def test_writes_the_file_and_returns_what_the_command_prints(coco, tmp_path):
     result = compute_weights_file(coco=str(coco), scheme="inverse", output=out, plot=png, progress="never")
     assert load_weights(out) == result.weights and png.stat().st_size > 0
     assert result.weights.stats.instance_counts == [8, 1] and result.weights.stats.num_images == 8
-    # inverse counts 1/8 and 1/1, normalised to mean 1
-    assert result.weights.weights == pytest.approx([2 / 9, 16 / 9])
+    # inverse counts 1/8 and 1/1, scaled so that an average of the 9 instances weighs 1: 8 w0 + w1 = 9
+    assert result.weights.weights == pytest.approx([9 / 16, 9 / 2])
+    assert result.weights.params["normalize"] == "instances"
+    by_class = compute_weights_file(coco=str(coco), scheme="inverse", normalize="classes", progress="never")
+    assert (
+        by_class.weights.weights == pytest.approx([2 / 9, 16 / 9]) and by_class.weights.params["normalize"] == "classes"
+    )
     assert (
         result.report.startswith(f"source: {coco}") and "1 crowd/ignored/difficult boxes: not counted" in result.report
     )

@@ -22,7 +22,15 @@ from types import SimpleNamespace
 from ..stats.progress import LARGE_FILE_BYTES, LARGE_ITEM_COUNT, PROGRESS_MODES, show_progress
 from ..stats.report import format_table, plot_weights, rfs_summary, weight_ratio_warning
 from ..stats.summary import DatasetStats
-from ..weights import SCHEMES, WeightsFile, compute_class_weights, frequency_groups, save_weights
+from ..weights import (
+    DEFAULT_NORMALIZATION,
+    NORMALIZATIONS,
+    SCHEMES,
+    WeightsFile,
+    compute_class_weights,
+    frequency_groups,
+    save_weights,
+)
 
 __all__ = ["WeightsResult", "build_parser", "compute_weights_file", "main"]
 
@@ -63,6 +71,7 @@ def compute_weights_file(
     power: float = 1.0,
     max_ratio: float | None = None,
     missing: str = "error",
+    normalize: str = DEFAULT_NORMALIZATION,
     background_weight: float = 1.0,
     rfs_threshold: float | None = None,
     output: str | os.PathLike | None = None,
@@ -75,7 +84,7 @@ def compute_weights_file(
     ``ImageSets/Main/<split>.txt``), ``d2_dataset`` (a Detectron2 registered name), ``register_coco``
     (``(name, json, image_root)``, registered in Detectron2 first) or ``mmdet_config``. The weights follow
     :func:`detbalance.weights.compute_class_weights` (``scheme``, ``count``, ``beta``, ``power``, ``max_ratio``,
-    ``missing``); ``plot`` and ``output`` are written atomically, nothing when the input is bad.
+    ``missing``, ``normalize``); ``plot`` and ``output`` are written atomically, nothing when the input is bad.
 
     Raises:
         ValueError, OSError, KeyError: bad input (the command turns them into exit status 2).
@@ -174,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="classes without boxes: fail (default) or give them the largest weight",
     )
     w.add_argument(
+        "--normalize",
+        choices=NORMALIZATIONS,
+        default=_DEFAULTS["normalize"],
+        help="scale the weights so that an average counted instance weighs 1 (instances: background proposals, "
+        "weighted --background-weight, keep their balance against objects) or their mean over classes is 1",
+    )
+    w.add_argument(
         "--background-weight",
         type=float,
         default=_DEFAULTS["background_weight"],
@@ -253,6 +269,7 @@ def _weights_file(args: SimpleNamespace, ds: DatasetStats) -> WeightsFile:
         power=args.power,
         max_ratio=args.max_ratio,
         missing=args.missing,
+        normalize=args.normalize,
         image_counts=s.image_counts if args.scheme == "median_frequency" and args.count == "instances" else None,
         class_names=s.class_names,
     )
@@ -264,6 +281,7 @@ def _weights_file(args: SimpleNamespace, ds: DatasetStats) -> WeightsFile:
         "power": args.power,
         "max_ratio": args.max_ratio,
         "missing": args.missing,
+        "normalize": args.normalize,
         "include_ignored": ds.include_ignored,
         "source": ds.source,
     }

@@ -3,10 +3,12 @@
 from .effective_number import inverse_effective_number
 from .file import FORMAT, VERSION, ClassStats, WeightsFile, load_weights, save_weights
 from .sampling import frequency_groups, repeat_factors
-from .schemes import SCHEMES, compute_class_weights
+from .schemes import DEFAULT_NORMALIZATION, NORMALIZATIONS, SCHEMES, compute_class_weights
 
 __all__ = [
     "SCHEMES",
+    "NORMALIZATIONS",
+    "DEFAULT_NORMALIZATION",
     "FORMAT",
     "VERSION",
     "ClassStats",
