@@ -16,6 +16,7 @@ from detbalance.benchmark.summary import record_path
 from detbalance.data.longtail import get_longtail_dataset
 from detbalance.demo import DEMO_LOSSES
 from detbalance.evaluation.lvis_protocol import evaluate_large_vocabulary
+from helpers import write_weights_file
 
 
 def _detections(results):
@@ -104,6 +105,7 @@ def test_calibration_rows_and_hashes(tmp_path):
         calibrated(get_method("mmdet-seesaw"))
     # rows measured before calibration rows ran keep their definition: the hash of the same ten fields
     settings = tiny_settings(tmp_path)
+    weights = write_weights_file(tmp_path / "weights.json")
     fields = (
         "key",
         "label",
@@ -121,8 +123,18 @@ def test_calibration_rows_and_hashes(tmp_path):
         row = {f: getattr(m, f) for f in fields}
         extra = {"schedule": vars(settings.schedule), "loss": vars(DEMO_LOSSES[m.loss]), "protocol": [300, 1e-4]}
         text = json.dumps({"method": row, **extra}, sort_keys=True, default=str)
-        assert _definition(m, settings) == hashlib.sha256(text.encode()).hexdigest()[:12]
-    assert _definition(METHODS["ce-norcal"], settings) != definition_hash(METHODS["ce-norcal"], {})
+        assert _definition(m, settings, weights) == hashlib.sha256(text.encode()).hexdigest()[:12]
+    assert _definition(METHODS["ce-norcal"], settings, weights) != definition_hash(METHODS["ce-norcal"], {})
+
+
+def test_a_run_trained_with_other_class_weights_is_stale(tmp_path):
+    # weighted CE reads the weights file's class weights: other weights, another definition; the losses that
+    # read only the file's statistics (Seesaw: none) keep theirs
+    settings = tiny_settings(tmp_path)
+    one = write_weights_file(tmp_path / "one.json", background_weight=1.0)
+    other = write_weights_file(tmp_path / "other.json", background_weight=0.5)
+    assert _definition(METHODS["wce"], settings, one) != _definition(METHODS["wce"], settings, other)
+    assert _definition(METHODS["seesaw"], settings, one) == _definition(METHODS["seesaw"], settings, other)
 
 
 def _record(method, seed, apr, gamma=None, ap=5.0, ece=0.1, val=None):

@@ -134,7 +134,7 @@ METHODS: dict[str, Method] = {
         Method(BASELINE, "softmax CE (framework default)"),
         Method(ORACLE, "oracle: softmax CE on the balanced train set", train_split="train_balanced"),
         Method("wce", "weighted CE 1/sqrt(freq)", loss="wce"),
-        Method("cbfocal", "class-balanced focal", loss="cbfocal"),
+        Method("cbfocal", "class-balanced focal (beta 0.9)", loss="cbfocal-b0.9"),
         Method("eql", "EQL", loss="eql"),
         Method("eqlv2", "EQLv2", loss="eqlv2"),
         Method("seesaw", "Seesaw", loss="seesaw"),

@@ -37,7 +37,7 @@ def calibrate_row(
 
     base = get_method(method.base)
     base_spec = _spec(settings, dataset, weights_file, framework, base, seed)
-    base_trained = _trained(settings, base_spec, _definition(base, settings), need_checkpoint=True)
+    base_trained = _trained(settings, base_spec, _definition(base, settings, weights_file), need_checkpoint=True)
     work = Path(settings.work_dir) / dataset.version / framework / method.key / f"seed{seed}"
     marker, results_json = work / "calibrated.json", work / "results.json"
     if marker.is_file() and results_json.is_file():

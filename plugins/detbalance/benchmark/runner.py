@@ -91,15 +91,24 @@ def _machine(device: str, threads: int) -> dict:
     return info
 
 
-def _definition(method: Method, settings: BenchmarkSettings) -> str:
+def _definition(method: Method, settings: BenchmarkSettings, weights_file: Path) -> str:
+    """The definition hash of ``method``'s run: its row, the schedule, the protocol, and the class weights of
+    ``weights_file`` where its loss reads them (a run trained with other weights is stale)."""
+    from ..losses import LOSS_TABLE
+    from ..weights import load_weights
+
+    loss = method_loss(method)
     extra = {
         "schedule": asdict(settings.schedule),
-        "loss": asdict(method_loss(method)),
+        "loss": asdict(loss),
         "protocol": [LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD],
     }
+    if loss.loss is not None and LOSS_TABLE[loss.loss].statistic == "class weights":
+        weights = load_weights(weights_file)
+        extra["class_weights"] = [*weights.weights, weights.background_weight]
     if method.calibrate is not None:  # stale with its base's training or another grid / fit metric
         extra["calibration"] = {
-            "base": _definition(get_method(method.base), settings),
+            "base": _definition(get_method(method.base), settings, weights_file),
             "grid": list(GAMMA_GRID),
             "metric": GAMMA_FIT_METRIC,
         }
@@ -122,15 +131,14 @@ def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=prin
     dataset = get_longtail_dataset(settings.spec, cache_dir=settings.cache_dir)
     version_dir = Path(settings.work_dir) / dataset.version
     weights_file = version_dir / "weights.json"
-    if not weights_file.is_file():
-        version_dir.mkdir(parents=True, exist_ok=True)
-        _weights(demo_data(dataset, "train"), version_dir)
+    version_dir.mkdir(parents=True, exist_ok=True)
+    _weights(demo_data(dataset, "train"), version_dir)  # written each time: a file of older code is not reused
     test_gt = json.loads(dataset.split("test")[0].read_text(encoding="utf-8"))
     groups = [c["frequency"] for c in dataset.categories]
     done = []
 
     def run_and_record(tag: str, framework: str, method: Method, seed: int, *, need_checkpoint: bool = False) -> None:
-        definition = _definition(method, settings)
+        definition = _definition(method, settings, weights_file)
         record = _run_one(
             settings, dataset, weights_file, test_gt, groups, framework, method, seed, definition, need_checkpoint
         )
@@ -154,7 +162,7 @@ def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=prin
         if reason is not None:
             log(f"{tag}: skipped ({reason})")
             continue
-        definition = _definition(method, settings)
+        definition = _definition(method, settings, weights_file)
         path = record_path(settings.results_dir, dataset.version, framework, method.key, seed)
         if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("definition") == definition:
             log(f"{tag}: cached ({path})")
