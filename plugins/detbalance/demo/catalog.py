@@ -39,7 +39,7 @@ DEMO_LOSSES: dict[str, DemoLoss] = {
         DemoLoss("cbfocal", "class-balanced focal", "ClassBalancedFocalLoss"),
         # beta 0.9, the smallest of Cui et al.'s grid (0.9, 0.99, 0.999, 0.9999): with the default 0.99 a class of one
         # image among 128 long-tailed classes (1-300 instances) weighs 55x an average instance and Faster R-CNN
-        # diverged within its first 100 iterations; 0.9 caps that at 9.7x (7.9x trained on the 8-class set)
+        # diverged in its first minute (Inf/NaN boxes); 0.9 caps that at 9.7x (7.9x trained on the 8-class set)
         DemoLoss("cbfocal-b0.9", "class-balanced focal (beta 0.9)", "ClassBalancedFocalLoss", {"beta": 0.9}),
         DemoLoss("eql", "equalization loss", "EqualizationLoss"),
         DemoLoss("eqlv2", "equalization loss v2", "EQLv2Loss"),
