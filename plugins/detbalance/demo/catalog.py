@@ -28,6 +28,18 @@ class DemoLoss:
     loss: str | None
     hyper: dict = field(default_factory=dict)
 
+    def settings(self) -> dict:
+        """Every hyper-parameter of the loss: its defaults (the core module's signature) updated by ``hyper``.
+
+        Both runners set all of them, so that a framework's config file cannot make the frameworks train different
+        losses under one name (the tiny MMDetection config once gave Federated ``num_sampled=4``, Detectron2 50).
+        """
+        if self.loss is None:
+            return {}
+        from ..losses import LOSS_TABLE
+
+        return {**LOSS_TABLE[self.loss].defaults(), **self.hyper}
+
 
 BASELINE = "ce"
 

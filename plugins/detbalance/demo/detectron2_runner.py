@@ -133,7 +133,7 @@ def build_cfg(spec: RunSpec):
         cfg.DETBALANCE.WEIGHTS_FILE = str(spec.weights_file)
         node, keys = {**HYPER_PARAMETER_KEYS, **DENSE_HYPER_PARAMETER_KEYS}[spec.loss.loss]
         by_argument = {argument: key for key, argument in keys.items()}
-        for argument, value in spec.loss.hyper.items():
+        for argument, value in spec.loss.settings().items():
             if argument not in by_argument:
                 raise ValueError(
                     f"{spec.loss.loss} has no detectron2 config key for {argument!r}; "

@@ -131,8 +131,9 @@ def build_cfg(spec: RunSpec) -> Config:
         _size_dense(cfg.model, spec)
     else:
         _size_two_stage(cfg.model, spec)
-    for head in _class_heads(cfg):
-        head.loss_cls.update(spec.loss.hyper)
+    if spec.mmdet_loss is None:
+        for head in _class_heads(cfg):
+            head.loss_cls.update(spec.loss.settings())
     scale = (data.max_size, data.image_size)
     for loader in ("train_dataloader", "test_dataloader"):
         for step in cfg[loader].dataset.pipeline:
