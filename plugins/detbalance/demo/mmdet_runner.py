@@ -131,9 +131,8 @@ def build_cfg(spec: RunSpec) -> Config:
         _size_dense(cfg.model, spec)
     else:
         _size_two_stage(cfg.model, spec)
-    if spec.mmdet_loss is None:
-        for head in _class_heads(cfg):
-            head.loss_cls.update(spec.loss.settings())
+    for head in _class_heads(cfg):  # an mmdet_loss row's loss is the baseline's: no settings
+        head.loss_cls.update(spec.loss.settings())
     scale = (data.max_size, data.image_size)
     for loader in ("train_dataloader", "test_dataloader"):
         for step in cfg[loader].dataset.pipeline:
