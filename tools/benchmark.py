@@ -4,6 +4,7 @@
 Examples:
     python tools/benchmark.py run --frameworks detectron2 --methods ce,oracle --seeds 0
     python tools/benchmark.py run --plan                          # make benchmark: the protocol's pending jobs
+    python tools/benchmark.py run --tune                          # the repeat threshold, chosen on the val split
     python tools/benchmark.py plan                                # what --plan would run now, one job a line
     python tools/benchmark.py run --device cuda                   # every runnable method, seed 0, on a GPU
     python tools/benchmark.py results                             # README/RESULTS.md blocks + plot, from results/
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the protocol's pending jobs instead (screen, 3 seeds of CE/oracle/best three/MMDetection's own, "
         "calibration, heads; detbalance.benchmark.plan), planning again after each; not with --methods/--seeds",
+    )
+    run.add_argument(
+        "--tune",
+        action="store_true",
+        help="train and validate the repeat-threshold candidates instead (detbalance.benchmark.tuning) and write "
+        "results/tuning/rfs_threshold.json; not with --methods/--seeds/--plan",
     )
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument(
@@ -144,8 +151,12 @@ def main(argv=None) -> int:
     from detbalance.benchmark.plan import run_plan
     from detbalance.benchmark.runner import BenchmarkSettings, run_matrix
 
-    if args.plan and (args.methods is not None or args.seeds is not None):
-        print("error: --plan chooses the methods and seeds itself; expected no --methods/--seeds", file=sys.stderr)
+    if (args.plan or args.tune) and (args.methods is not None or args.seeds is not None or args.plan == args.tune):
+        print(
+            "error: --plan and --tune choose the methods and seeds themselves; expected one of them, and no "
+            "--methods/--seeds",
+            file=sys.stderr,
+        )
         return 2
     methods = [k.strip() for k in args.methods.split(",")] if args.methods else list(METHODS)
     seeds = [0] if args.seeds is None else list(dict.fromkeys(args.seeds))
@@ -158,7 +169,11 @@ def main(argv=None) -> int:
             progress=not args.no_progress,
             threads=args.threads,
         )
-        if args.plan:
+        if args.tune:
+            from detbalance.benchmark.tuning import tune_rfs_threshold
+
+            tune_rfs_threshold(settings, args.frameworks)
+        elif args.plan:
             run_plan(settings, args.frameworks)
         else:
             run_matrix(settings, args.frameworks, methods, seeds)

@@ -7,6 +7,7 @@ import pytest
 from bench_helpers import TINY, tiny_settings
 
 from detbalance.benchmark import METHODS, build_summary
+from detbalance.benchmark.methods import RFS_THRESHOLD_GRID, RFS_TUNED_BASE, RFS_TUNED_THRESHOLD, rfs_variant
 from detbalance.benchmark.plan import BEST, SEEDS, plan_jobs, run_plan, screened_best
 from detbalance.demo.models import DEFAULT_MODEL
 
@@ -25,6 +26,9 @@ SCREENED = {  # APr of a made-up screen of the demo model's trained rows
     "mmdet-seesaw": 30.0,  # MMDetection's own rows are never among the best three: they get their seeds anyway
     "mmdet-eqlv2": 30.0,
 }
+_TUNED = rfs_variant(METHODS[RFS_TUNED_BASE], RFS_TUNED_THRESHOLD).key
+if _TUNED != RFS_TUNED_BASE:
+    SCREENED[_TUNED] = 5.5  # between EQLv2 and RFS + CE: not among the best three
 
 
 def _summary(runs):
@@ -106,10 +110,24 @@ def test_run_plan_runs_one_job_at_a_time_and_plans_again(tmp_path, monkeypatch):
         return left
 
     monkeypatch.setattr(plan, "plan_jobs", two_jobs)
+    tuned = []
+    monkeypatch.setattr(
+        plan, "tune_rfs_threshold", lambda *a, **k: tuned.append(a[1]) or {"chosen": RFS_TUNED_THRESHOLD}
+    )
     lines = []
     assert run_plan(tiny_settings(tmp_path), ["detectron2"], log=lines.append) == 2
     assert planned == [[("detectron2", "ce", 0), ("detectron2", "ce", 1)], [("detectron2", "ce", 1)], []]
     assert lines[-1] == "plan: nothing left to run (2 jobs run now)"
+    assert tuned == [("detectron2", "mmdet")]  # the threshold is chosen over both frameworks first
+
+
+def test_run_plan_refuses_a_table_that_does_not_name_the_validation_choice(tmp_path, monkeypatch):
+    import detbalance.benchmark.plan as plan
+
+    other = next(t for t in RFS_THRESHOLD_GRID if t != RFS_TUNED_THRESHOLD)
+    monkeypatch.setattr(plan, "tune_rfs_threshold", lambda *a, **k: {"chosen": other})
+    with pytest.raises(ValueError, match=f"chose repeat threshold {other:g}, the method table has"):
+        run_plan(tiny_settings(tmp_path), ["detectron2"], log=lambda line: None)
 
 
 def _done(summary):
@@ -124,5 +142,6 @@ def test_tool_plan_prints_jobs_and_run_refuses_plan_with_methods(repo_root, tmp_
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "detectron2 ce 0" and lines[-1] == "detectron2 cascade-eqlv2 0"
     assert tool.main(["run", "--plan", "--methods", "ce"]) == 2
-    assert "expected no --methods/--seeds" in capsys.readouterr().err
+    assert "expected one of them, and no --methods/--seeds" in capsys.readouterr().err
+    assert tool.main(["run", "--plan", "--tune"]) == 2
     assert tool.main(["plan", "--frameworks", "caffe"]) == 2

@@ -1,6 +1,7 @@
 """The matrix's protocol as a list of jobs: screen every method, then more seeds where they decide the result.
 
-Phases, per framework, in this order (each job a ``(framework, method key, seed)``):
+First the repeat threshold of the tuned RFS row is chosen on the validation split (:mod:`.tuning`, cached). Then
+phases, per framework, in this order (each job a ``(framework, method key, seed)``):
 
 1. **Screen**: every loss and sampling row of the demo's model (:data:`~.methods.METHODS` without a post-hoc
    calibration or another model) and MMDetection's own losses, with seed :data:`SCREEN_SEED`.
@@ -20,9 +21,10 @@ from __future__ import annotations
 
 from ..data.longtail import _version
 from ..demo.models import DEFAULT_MODEL
-from .methods import BASELINE, FRAMEWORKS, METHODS, ORACLE, Method, pending
+from .methods import BASELINE, FRAMEWORKS, METHODS, ORACLE, RFS_TUNED_THRESHOLD, Method, pending
 from .runner import BenchmarkSettings, run_matrix
 from .summary import load_summary, record_path
+from .tuning import tune_rfs_threshold
 
 __all__ = ["BEST", "SCREEN_SEED", "SEEDS", "plan_jobs", "run_plan", "screened_best"]
 
@@ -86,8 +88,15 @@ def plan_jobs(summary: dict, frameworks=FRAMEWORKS) -> list[tuple[str, str, int]
 
 
 def run_plan(settings: BenchmarkSettings, frameworks=FRAMEWORKS, log=print) -> int:
-    """Run :func:`plan_jobs` one job at a time, planning again from the records after each; returns the number of
-    jobs run. Resumable like :func:`~.runner.run_matrix`: an interrupted plan continues where it stopped."""
+    """Tune the repeat threshold (:func:`~.tuning.tune_rfs_threshold`, both frameworks; cached), then run
+    :func:`plan_jobs` one job at a time, planning again from the records after each; returns the number of jobs
+    run. Resumable like :func:`~.runner.run_matrix`: an interrupted plan continues where it stopped."""
+    chosen = tune_rfs_threshold(settings, FRAMEWORKS, log=log)["chosen"]
+    if chosen != RFS_TUNED_THRESHOLD:
+        raise ValueError(
+            f"the validation split chose repeat threshold {chosen:g}, the method table has RFS_TUNED_THRESHOLD="
+            f"{RFS_TUNED_THRESHOLD:g}; expected them equal (set RFS_TUNED_THRESHOLD = {chosen:g})"
+        )
     ran = 0
     while True:
         jobs = plan_jobs(load_summary(settings.results_dir, settings.spec), frameworks)

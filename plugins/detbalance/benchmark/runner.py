@@ -30,7 +30,7 @@ from ..evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, eval
 from .methods import FRAMEWORKS, GAMMA_FIT_METRIC, GAMMA_GRID, Method, definition_hash, get_method, method_loss, pending
 from .summary import load_summary, record_path
 
-__all__ = ["BenchmarkSettings", "BENCHMARK_SCHEDULE", "demo_data", "run_matrix"]
+__all__ = ["BenchmarkSettings", "BENCHMARK_SCHEDULE", "demo_data", "prepare_version", "run_matrix"]
 
 #: The schedule of every benchmark run (the many-class probe's: about 6 minutes on 2 idle cores).
 BENCHMARK_SCHEDULE = Schedule(iters=2000)
@@ -115,24 +115,30 @@ def _definition(method: Method, settings: BenchmarkSettings, weights_file: Path)
     return definition_hash(method, extra)
 
 
+def prepare_version(settings: BenchmarkSettings) -> tuple[LongTailDataset, Path]:
+    """The dataset of ``settings`` (generated on first use) and its class weights file, written again on every call
+    (a file of older code is not reused)."""
+    from ..demo.pipeline import _weights
+
+    dataset = get_longtail_dataset(settings.spec, cache_dir=settings.cache_dir)
+    version_dir = Path(settings.work_dir) / dataset.version
+    version_dir.mkdir(parents=True, exist_ok=True)
+    _weights(demo_data(dataset, "train"), version_dir)
+    return dataset, version_dir / "weights.json"
+
+
 def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=print) -> list[dict]:
     """Run every (framework, method, seed) not cached yet; returns the records of this call's jobs.
 
     Methods that :func:`~detbalance.benchmark.methods.pending` refuses are logged and skipped.
     """
-    from ..demo.pipeline import _weights
-
     bad = [f for f in frameworks if f not in FRAMEWORKS]
     if bad or not frameworks:
         raise ValueError(f"frameworks={list(frameworks)}; expected one or more of {FRAMEWORKS}")
     methods = [get_method(m) if isinstance(m, str) else m for m in methods]
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
         raise ValueError(f"seeds={list(seeds)}; expected one or more integers >= 0")
-    dataset = get_longtail_dataset(settings.spec, cache_dir=settings.cache_dir)
-    version_dir = Path(settings.work_dir) / dataset.version
-    weights_file = version_dir / "weights.json"
-    version_dir.mkdir(parents=True, exist_ok=True)
-    _weights(demo_data(dataset, "train"), version_dir)  # written each time: a file of older code is not reused
+    dataset, weights_file = prepare_version(settings)
     test_gt = json.loads(dataset.split("test")[0].read_text(encoding="utf-8"))
     groups = [c["frequency"] for c in dataset.categories]
     done = []
