@@ -184,6 +184,18 @@ def _closest(runs) -> str:
     )
 
 
+def _rfs_tuning(tuning: dict) -> str:
+    """One sentence: the repeat thresholds tried, their validation APr per framework, the one kept."""
+    tried = "; ".join(
+        f"{t}: " + ", ".join(f"{fw} {_fmt([by_t[t]['APr']])}" for fw, by_t in sorted(tuning["val"].items()))
+        for t in next(iter(tuning["val"].values()))
+    )
+    return (
+        f"Repeat threshold of `{tuning['row']}`, chosen on the validation split ({_label(tuning['base'])}, seed "
+        f"{tuning['seed']}, {tuning['metric']}): validation APr at {tried}; kept {tuning['chosen']:g}."
+    )
+
+
 def results_markdown(summary: dict) -> str:
     """The README's generated results block (markdown, ends with a newline)."""
     ds = summary["dataset"]
@@ -195,6 +207,8 @@ def results_markdown(summary: dict) -> str:
         f"Primary metric: {summary['primary_metric']}.",
         "",
     ]
+    if "rfs_threshold" in summary.get("tuning", {}):
+        out += [_rfs_tuning(summary["tuning"]["rfs_threshold"]), ""]
     if not frameworks:
         out.append("No run has finished yet.")
     for framework in frameworks:

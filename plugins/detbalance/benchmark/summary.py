@@ -9,7 +9,8 @@ Schema::
      "runs": [{"framework", "method", "seed", "metrics": {"AP", "APr", "APc", "APf"},   # LVIS protocol
                "AP50", "cap100": {...}, "ap_fixed": {..., "k"}, "ap_pool", "ece": {"all", "r", "c", "f"},
                "seconds", "machine", "calibration" (calibration rows only), "model" (records of the head rows
-               and later; a record without it trained the demo's Faster R-CNN)}, ...]}
+               and later; a record without it trained the demo's Faster R-CNN)}, ...],
+     "tuning": {"rfs_threshold": {...}}}   # choices made on the validation split (detbalance.benchmark.tuning)
 
 Runs are sorted by (framework, method, seed); only records of the current data version are included.
 """
@@ -59,8 +60,9 @@ def load_records(results_dir, version: str) -> list[dict]:
     return sorted(records, key=lambda r: (r["framework"], r["method"], r["seed"]))
 
 
-def build_summary(records: list[dict], spec: LongTailSpec) -> dict:
-    """The summary of ``records`` (see the module docstring); the dataset block comes from ``spec``."""
+def build_summary(records: list[dict], spec: LongTailSpec, tuning: dict | None = None) -> dict:
+    """The summary of ``records`` (see the module docstring); the dataset block comes from ``spec``, ``tuning``
+    (choices made on the validation split, by name) is copied as it is."""
     version = _version(spec)
     stale = sorted({r.get("data_version") for r in records} - {version})
     if stale:
@@ -87,9 +89,20 @@ def build_summary(records: list[dict], spec: LongTailSpec) -> dict:
             "ap_fixed_per_class_per_test_image": AP_FIXED_PER_IMAGE,
         },
         "runs": [{**{k: r[k] for k in _RUN_KEYS}, **{k: r[k] for k in _OPTIONAL_KEYS if k in r}} for r in records],
+        "tuning": dict(tuning or {}),
     }
 
 
 def load_summary(results_dir, spec: LongTailSpec) -> dict:
-    """The summary of the records of ``spec``'s data version under ``results_dir``."""
-    return build_summary(load_records(results_dir, _version(spec)), spec)
+    """The summary of the records of ``spec``'s data version under ``results_dir``, with the repeat threshold's
+    tuning where ``results_dir`` holds one of that version."""
+    from .tuning import tuning_path
+
+    version = _version(spec)
+    tuning = {}
+    path = tuning_path(results_dir)
+    if path.is_file():
+        rfs = json.loads(path.read_text(encoding="utf-8"))
+        if rfs.get("data_version") == version:
+            tuning["rfs_threshold"] = rfs
+    return build_summary(load_records(results_dir, version), spec, tuning)
