@@ -136,7 +136,7 @@ RFS_THRESHOLD = 0.01
 #: choice, recorded in ``results/tuning/rfs_threshold.json`` (a test checks the two agree).
 RFS_THRESHOLD_GRID = (0.01, 0.03, 0.1)
 RFS_TUNED_BASE = "rfs-eqlv2"
-RFS_TUNED_THRESHOLD = 0.03
+RFS_TUNED_THRESHOLD = 0.1
 
 
 def rfs_variant(base: Method, threshold: float) -> Method:
