@@ -6,10 +6,11 @@ head rows train RetinaNet, and in MMDetection FCOS and ATSS, with their own foca
 and Cascade R-CNN with CE or the balanced losses), the classification loss (a key of
 :func:`detbalance.demo.models.demo_loss`, trained through the demo's runners; a loss the model's head cannot
 train is refused when the row is made), the train split (``train_balanced`` for the oracle), the sampler
-(``rfs``: repeat-factor sampling), MMDetection's own loss (``mmdet-*``) or a post-hoc calibration of another
-method's trained model (``calibrate``, ``base``: no training of its own; :func:`calibrated` makes such a row for
-any base, with NorCal for softmax heads and logit adjustment for the others, as :func:`calibration_method`
-decides). :func:`pending` says, for a (method, framework), what the runners still lack; the runner refuses such
+(``rfs``: repeat-factor sampling; the row :func:`rfs_variant` makes of :data:`RFS_TUNED_BASE` at the threshold
+chosen on the validation split, :mod:`detbalance.benchmark.tuning`), MMDetection's own loss (``mmdet-*``) or a
+post-hoc calibration of another method's trained model (``calibrate``, ``base``: no training of its own;
+:func:`calibrated` makes such a row for any base, with NorCal for softmax heads and logit adjustment for the
+others, as :func:`calibration_method` decides). :func:`pending` says, for a (method, framework), what the runners still lack; the runner refuses such
 runs with that reason instead of running something else under the method's name.
 """
 
