@@ -14,6 +14,7 @@ from detbalance.benchmark.methods import (
     RFS_TUNED_THRESHOLD,
     rfs_variant,
 )
+from detbalance.benchmark.render import runs_markdown
 from detbalance.benchmark.summary import load_summary
 from detbalance.benchmark.tuning import TUNING_SEED, choose_threshold, tune_rfs_threshold, tuning_path
 from detbalance.data.longtail import LongTailSpec
@@ -67,6 +68,7 @@ def test_the_table_names_the_committed_choice(repo_root):
     record = json.loads(tuning_path(repo_root / "results").read_text(encoding="utf-8"))
     assert record["chosen"] == RFS_TUNED_THRESHOLD and record["row"] == tuned.key
     assert record["grid"] == list(RFS_THRESHOLD_GRID) and record["split"] == "val"
+    assert record["base_threshold"] == RFS_THRESHOLD
     assert record["data_version"] == load_summary(repo_root / "results", LongTailSpec())["dataset"]["version"]
     # the choice is the rule's on the recorded validation metrics
     val = {fw: {float(t): m["APr"] for t, m in by_t.items()} for fw, by_t in record["val"].items()}
@@ -82,6 +84,7 @@ def test_tuning_trains_each_candidate_once_and_validates_it(tmp_path, monkeypatc
     assert out["grid"] == list(RFS_THRESHOLD_GRID) and out["seed"] == TUNING_SEED
     assert set(out["val"]["detectron2"]) == {f"{t:g}" for t in RFS_THRESHOLD_GRID}
     assert all(set(m) == {"AP", "APr", "APc", "APf"} for m in out["val"]["detectron2"].values())
+    assert set(out["train_seconds"]["detectron2"]) == {f"{t:g}" for t in RFS_THRESHOLD_GRID}
     assert out["chosen"] in RFS_THRESHOLD_GRID and json.loads(tuning_path(settings.results_dir).read_text()) == out
     work = next((tmp_path / "work").glob("*/detectron2"))
     for t in RFS_THRESHOLD_GRID:
@@ -94,3 +97,18 @@ def test_tuning_trains_each_candidate_once_and_validates_it(tmp_path, monkeypatc
 
     monkeypatch.setattr(runner, "train_and_predict", no_training)
     assert tune_rfs_threshold(settings, ["detectron2"], log=lambda line: None) == out
+
+
+def test_the_runs_list_counts_the_trainings_only_the_tuning_made():
+    tuning = {
+        "base_threshold": 0.01,
+        "chosen": 0.1,
+        "train_seconds": {"detectron2": {"0.01": 600, "0.03": 360, "0.1": 300}},
+    }
+    summary = {"runs": [], "tuning": {"rfs_threshold": tuning}}
+    assert runs_markdown(summary).splitlines()[-1] == (
+        "Choosing the repeat threshold on the validation split trained 1 more model (detectron2 0.03): 6 min; "
+        "6 min with them."
+    )
+    tuning["train_seconds"]["detectron2"].pop("0.03")
+    assert runs_markdown(summary).splitlines()[-1].endswith("trained no model besides the matrix's runs.")

@@ -289,6 +289,21 @@ def calibration_markdown(summary: dict) -> str:
     return "\n".join(out).rstrip("\n") + "\n"
 
 
+def _tuning_cost(tuning: dict, total: float) -> str:
+    """The trainings the repeat-threshold tuning added to the matrix's ``total`` seconds: the candidates at the base's
+    threshold and at the chosen one are the seed-0 runs of matrix rows, the others are not."""
+    rows = {f"{tuning['base_threshold']:g}", f"{tuning['chosen']:g}"}
+    extra = [(fw, t, s) for fw, by_t in tuning["train_seconds"].items() for t, s in by_t.items() if t not in rows]
+    if not extra:
+        return "Choosing the repeat threshold on the validation split trained no model besides the matrix's runs."
+    spent = sum(s for _, _, s in extra)
+    return (
+        f"Choosing the repeat threshold on the validation split trained {len(extra)} more model"
+        f"{'s' if len(extra) != 1 else ''} ({', '.join(f'{fw} {t}' for fw, t, _ in extra)}): "
+        f"{spent / 60:.0f} min; {(total + spent) / 60:.0f} min with them."
+    )
+
+
 def runs_markdown(summary: dict) -> str:
     """Every run with its time and machine (RESULTS.md's generated block)."""
     lines = [
@@ -304,6 +319,9 @@ def runs_markdown(summary: dict) -> str:
         )
     total = sum(r["seconds"] for r in summary["runs"])
     lines += ["", f"{len(summary['runs'])} runs, {total / 60:.0f} min of training and testing in all."]
+    tuning = summary.get("tuning", {}).get("rfs_threshold")
+    if tuning is not None:
+        lines.append(_tuning_cost(tuning, total))
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ threshold of :data:`~.methods.RFS_THRESHOLD_GRID` (seed :data:`TUNING_SEED`, eac
 threshold is the matrix's run, cached like any run), predicts the **validation** split with each model and keeps
 the threshold with the best validation APr under the LVIS protocol, averaged over the frameworks (ties: the
 smaller threshold). The test split chooses nothing. The choice is written to ``<results>/tuning/rfs_threshold.json``
-with every candidate's validation metrics; :data:`~.methods.RFS_TUNED_THRESHOLD` must name it (the row
+with every candidate's validation metrics and training time; :data:`~.methods.RFS_TUNED_THRESHOLD` must name it (the row
 ``<base>-t<threshold>`` of the matrix, whose seed-0 run is the candidate's training).
 """
 
@@ -59,6 +59,7 @@ def tune_rfs_threshold(settings, frameworks, log=print) -> dict:
     val_gt = json.loads(val_json.read_text(encoding="utf-8"))
     groups = [c["frequency"] for c in dataset.categories]
     val: dict[str, dict[float, dict]] = {}
+    seconds: dict[str, dict[str, float]] = {}
     for framework in frameworks:
         for threshold in RFS_THRESHOLD_GRID:
             method = rfs_variant(base, threshold)
@@ -72,6 +73,7 @@ def tune_rfs_threshold(settings, frameworks, log=print) -> dict:
                 marker = {"definition": definition, "detections": detections}
                 write_json(cache, marker)
             lvis = evaluate_large_vocabulary(val_gt, marker["detections"], groups)["lvis"]
+            seconds.setdefault(framework, {})[f"{threshold:g}"] = trained["seconds"]
             val.setdefault(framework, {})[threshold] = {
                 k: None if math.isnan(lvis[k]) else lvis[k] for k in ("AP", "APr", "APc", "APf")
             }
@@ -83,11 +85,13 @@ def tune_rfs_threshold(settings, frameworks, log=print) -> dict:
     out = {
         "data_version": dataset.version,
         "base": base.key,
+        "base_threshold": base.rfs_threshold,
         "seed": TUNING_SEED,
         "grid": list(RFS_THRESHOLD_GRID),
         "split": "val",
         "metric": f"{TUNING_METRIC} (LVIS protocol), mean over frameworks",
         "val": {fw: {f"{t:g}": m for t, m in by_t.items()} for fw, by_t in val.items()},
+        "train_seconds": seconds,
         "chosen": chosen,
         "row": rfs_variant(base, chosen).key,
     }
