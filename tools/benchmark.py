@@ -3,13 +3,14 @@
 
 Examples:
     python tools/benchmark.py run --frameworks detectron2 --methods ce,oracle --seeds 0
+    python tools/benchmark.py run --regime pretrained --methods ce   # ImageNet-pretrained backbone, fine-tuned
     python tools/benchmark.py run --plan                          # make benchmark: the protocol's pending jobs
     python tools/benchmark.py run --tune                          # the repeat threshold, chosen on the val split
     python tools/benchmark.py plan                                # what --plan would run now, one job a line
     python tools/benchmark.py run --device cuda                   # every runnable method, seed 0, on a GPU
     python tools/benchmark.py results                             # README/RESULTS.md blocks + plot, from results/
     python tools/benchmark.py list                                # the method table and what is still pending
-    python tools/benchmark.py demo [--quick]                      # make demo: CE and Seesaw, one seed
+    python tools/benchmark.py demo [--quick]                      # make demo: CE and the best recipe, one seed
 
 A finished (framework, method, seed, data version) run is never trained again: its record lives in
 results/runs/<data version>/, its detections in work_dirs/benchmark/. The logic is in detbalance.benchmark.
@@ -24,6 +25,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 README_BLOCK, RESULTS_BLOCK, CALIBRATION_BLOCK = "benchmark-results", "benchmark-runs", "calibration-results"
+#: README blocks of the pretrained regime's tables and of both regimes side by side.
+PRETRAINED_BLOCK, REGIMES_BLOCK = "benchmark-results-pretrained", "benchmark-regimes"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,9 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--tune",
         action="store_true",
         help="train and validate the repeat-threshold candidates instead (detbalance.benchmark.tuning) and write "
-        "results/tuning/rfs_threshold.json; not with --methods/--seeds/--plan",
+        "results/tuning/rfs_threshold.json; with --regime pretrained the fine-tuning schedule's candidates "
+        "(detbalance.benchmark.schedule_tuning, results/tuning/pretrained_schedule.json); not with "
+        "--methods/--seeds/--plan",
     )
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    run.add_argument(
+        "--regime",
+        choices=("scratch", "pretrained"),
+        default="scratch",
+        help="how the backbone starts: random initialisation (default) or ImageNet-pretrained EfficientNet-Lite0",
+    )
     run.add_argument(
         "--threads",
         type=int,
@@ -60,14 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--results", type=Path, default=REPO / "results")
     res.add_argument("--readme", type=Path, default=REPO / "README.md")
     res.add_argument("--results-md", type=Path, default=REPO / "RESULTS.md")
-    demo = sub.add_parser("demo", help="the short main job: CE and Seesaw in Detectron2, seed 0 (~14 min)")
+    demo = sub.add_parser(
+        "demo", help="the short main job: CE and the benchmark's best recipe (results/summary.json) in Detectron2"
+    )
     demo.add_argument(
         "--quick",
         action="store_true",
         help="only check that the pipeline runs (100 iterations; the numbers compare nothing)",
     )
     demo.add_argument("--frameworks", nargs="+", default=["detectron2"])
-    demo.add_argument("--methods", default="ce,seesaw")
+    demo.add_argument("--methods", default=None, help="default: ce and the best recipe of results/summary.json")
+    demo.add_argument("--regime", choices=("scratch", "pretrained"), default="pretrained")
+    demo.add_argument("--results", type=Path, default=REPO / "results")
     demo.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     demo.add_argument("--out", type=Path, default=REPO / "work_dirs" / "demo-benchmark")
     demo.add_argument("--cache-dir", type=Path, default=None)
@@ -75,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="print the method table")
     plan = sub.add_parser("plan", help="print the protocol's pending jobs, one 'framework method seed' a line")
     plan.add_argument("--frameworks", nargs="+", default=["detectron2", "mmdet"])
+    plan.add_argument("--regime", choices=("scratch", "pretrained"), default="scratch")
     plan.add_argument("--results", type=Path, default=REPO / "results")
     return p
 
@@ -84,6 +100,7 @@ def write_results(results_dir: Path, readme: Path, results_md: Path) -> None:
     from detbalance.benchmark.render import (
         calibration_markdown,
         plot_primary,
+        regimes_markdown,
         replace_block,
         results_markdown,
         runs_markdown,
@@ -96,6 +113,8 @@ def write_results(results_dir: Path, readme: Path, results_md: Path) -> None:
     summary = load_summary(results_dir, spec)
     write_json(results_dir / "summary.json", summary, indent=1)
     text = replace_block(readme.read_text(encoding="utf-8"), README_BLOCK, results_markdown(summary))
+    text = replace_block(text, PRETRAINED_BLOCK, results_markdown(summary, regime="pretrained"))
+    text = replace_block(text, REGIMES_BLOCK, regimes_markdown(summary))
     write_text(readme, replace_block(text, CALIBRATION_BLOCK, calibration_markdown(summary)))
     write_text(results_md, replace_block(results_md.read_text(encoding="utf-8"), RESULTS_BLOCK, runs_markdown(summary)))
     plot_primary(summary, results_dir / "apr.png")
@@ -111,7 +130,11 @@ def main(argv=None) -> int:
         key_width = max(len(key) for key in METHODS)
         label_width = max(len(m.label) for m in METHODS.values())
         for m in METHODS.values():
-            states = [f"{f}: {pending(m, f) or 'ready'}" for f in ("detectron2", "mmdet")]
+            states = [
+                f"{f} {r}: {pending(m, f, r) or 'ready'}"
+                for r in ("scratch", "pretrained")
+                for f in ("detectron2", "mmdet")
+            ]
             print(f"{m.key:{key_width}s}  {m.label:{label_width}s}  {'; '.join(states)}")
         return 0
     if args.command == "results":
@@ -119,13 +142,15 @@ def main(argv=None) -> int:
         print(f"wrote {args.results / 'summary.json'}, {args.results / 'apr.png'}, {args.readme}, {args.results_md}")
         return 0
     if args.command == "demo":
-        from detbalance.benchmark.demo import run_short_demo
+        from detbalance.benchmark.demo import load_reference, run_short_demo
 
         try:
             run_short_demo(
                 args.out,
+                reference=load_reference(args.results / "summary.json") if args.methods is None else None,
+                regime=args.regime,
                 frameworks=args.frameworks,
-                methods=[k.strip() for k in args.methods.split(",")],
+                methods=None if args.methods is None else [k.strip() for k in args.methods.split(",")],
                 quick=args.quick,
                 device=args.device,
                 cache_dir=args.cache_dir,
@@ -141,7 +166,7 @@ def main(argv=None) -> int:
         from detbalance.data.longtail import LongTailSpec
 
         try:
-            jobs = plan_jobs(load_summary(args.results, LongTailSpec()), args.frameworks)
+            jobs = plan_jobs(load_summary(args.results, LongTailSpec()), args.frameworks, args.regime)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -168,8 +193,13 @@ def main(argv=None) -> int:
             cache_dir=args.cache_dir,
             progress=not args.no_progress,
             threads=args.threads,
+            regime=args.regime,
         )
-        if args.tune:
+        if args.tune and args.regime == "pretrained":
+            from detbalance.benchmark.schedule_tuning import tune_pretrained_schedule
+
+            tune_pretrained_schedule(settings, args.frameworks)
+        elif args.tune:
             from detbalance.benchmark.tuning import tune_rfs_threshold
 
             tune_rfs_threshold(settings, args.frameworks)

@@ -19,11 +19,14 @@ SCREENED = {  # APr of a made-up screen of the demo model's trained rows
     "eql": 2.5,
     "eqlv2": 5.0,
     "seesaw": 3.0,
+    "seesaw-normed": 3.5,
     "federated": 4.0,
     "rfs": 6.0,
     "rfs-seesaw": 7.0,
+    "rfs-seesaw-normed": 5.8,
     "rfs-eqlv2": 12.0,
     "mmdet-seesaw": 30.0,  # MMDetection's own rows are never among the best three: they get their seeds anyway
+    "mmdet-seesaw-normed": 30.0,
     "mmdet-eqlv2": 30.0,
 }
 _TUNED = rfs_variant(METHODS[RFS_TUNED_BASE], RFS_TUNED_THRESHOLD).key
@@ -73,7 +76,19 @@ def test_after_the_screen_the_best_three_get_three_seeds():
     seeded = {(f, k) for f, k, s in jobs if s == 2 and not METHODS[k].calibrate}
     assert seeded == {
         *(("detectron2", k) for k in ("ce", "oracle", "rfs-eqlv2", "rfs-seesaw", "rfs")),
-        *(("mmdet", k) for k in ("ce", "oracle", "rfs-eqlv2", "rfs-seesaw", "rfs", "mmdet-seesaw", "mmdet-eqlv2")),
+        *(
+            ("mmdet", k)
+            for k in (
+                "ce",
+                "oracle",
+                "rfs-eqlv2",
+                "rfs-seesaw",
+                "rfs",
+                "mmdet-seesaw",
+                "mmdet-seesaw-normed",
+                "mmdet-eqlv2",
+            )
+        ),
     }
     assert ("detectron2", "eqlv2", 1) not in jobs and ("detectron2", "rfs", 0) not in jobs
     assert [s for f, k, s in jobs if (f, k) == ("mmdet", "rfs-eqlv2-logit-adjust")] == list(SEEDS)
@@ -104,7 +119,7 @@ def test_run_plan_runs_one_job_at_a_time_and_plans_again(tmp_path, monkeypatch):
 
     planned = []
 
-    def two_jobs(summary, frameworks):
+    def two_jobs(summary, frameworks, regime):
         left = [j for j in [("detectron2", "ce", 0), ("detectron2", "ce", 1)] if j not in _done(summary)]
         planned.append(left)
         return left

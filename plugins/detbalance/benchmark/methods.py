@@ -22,7 +22,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from ..demo.catalog import DemoLoss
-from ..demo.models import DEFAULT_MODEL, check_model_loss, demo_loss, get_model
+from ..demo.models import DEFAULT_MODEL, REGIMES, check_model_loss, demo_loss, get_model
 
 __all__ = [
     "Method",
@@ -65,6 +65,8 @@ class Method:
             ``base``, which it re-predicts (no training of its own; :mod:`detbalance.benchmark.posthoc`).
         base: the method whose trained model a post-hoc calibration reuses (same framework and seed).
         model: the detector (key of :data:`detbalance.demo.models.MODELS`); its head must take ``loss``.
+        classifier: the box classifier layer, ``"linear"`` or ``"normed"`` (the cosine classifier of the Seesaw
+            paper, :class:`detbalance.layers.NormedLinear` / MMDetection's ``NormedLinear``, temperature 20).
     """
 
     key: str
@@ -78,9 +80,12 @@ class Method:
     calibrate: str | None = None
     base: str | None = None
     model: str = DEFAULT_MODEL
+    classifier: str = "linear"
 
     def __post_init__(self):
         check_model_loss(self.model, demo_loss(self.loss))
+        if self.classifier not in ("linear", "normed"):
+            raise ValueError(f"classifier={self.classifier!r}; expected 'linear' or 'normed'")
 
 
 def method_loss(method: Method) -> DemoLoss:
@@ -118,6 +123,7 @@ def calibrated(base: Method, key: str | None = None) -> Method:
         frameworks=base.frameworks,
         calibrate=method,
         base=base.key,
+        classifier=base.classifier,
     )
 
 
@@ -169,9 +175,18 @@ METHODS: dict[str, Method] = {
         Method("eql", "EQL", loss="eql"),
         Method("eqlv2", "EQLv2", loss="eqlv2"),
         Method("seesaw", "Seesaw", loss="seesaw"),
+        Method("seesaw-normed", "Seesaw, normalised linear classifier", loss="seesaw", classifier="normed"),
         Method("federated", "Federated", loss="federated"),
         Method("rfs", "RFS + CE", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
         Method("rfs-seesaw", "RFS + Seesaw", loss="seesaw", sampler="rfs", rfs_threshold=RFS_THRESHOLD),
+        Method(
+            "rfs-seesaw-normed",
+            "RFS + Seesaw, normalised linear classifier",
+            loss="seesaw",
+            sampler="rfs",
+            rfs_threshold=RFS_THRESHOLD,
+            classifier="normed",
+        ),
         _RFS_EQLV2,
         rfs_variant(_RFS_EQLV2, RFS_TUNED_THRESHOLD),
         Method("ce-norcal", "CE + post-hoc calibration", calibrate="norcal", base=BASELINE),
@@ -192,6 +207,13 @@ METHODS: dict[str, Method] = {
             base="rfs-eqlv2",
         ),
         Method("mmdet-seesaw", "MMDetection's own SeesawLoss", frameworks=("mmdet",), mmdet_loss="SeesawLoss"),
+        Method(
+            "mmdet-seesaw-normed",
+            "MMDetection's own SeesawLoss, NormedLinear (as its configs ship it)",
+            frameworks=("mmdet",),
+            mmdet_loss="SeesawLoss",
+            classifier="normed",
+        ),
         Method("mmdet-eqlv2", "MMDetection's own EQLV2Loss", frameworks=("mmdet",), mmdet_loss="EQLV2Loss"),
         # The head rows: each model against its own framework loss (its first row), same data, schedule and protocol.
         Method("retinanet-focal", "RetinaNet, sigmoid focal loss (framework default)", loss="focal", model="retinanet"),
@@ -226,27 +248,33 @@ def get_method(key: str) -> Method:
     return METHODS[key]
 
 
-def pending(method: Method, framework: str) -> str | None:
-    """Why ``method`` cannot run in ``framework`` (``None`` when it can): a framework the row does not exist in, a
-    calibration row that is not :func:`calibrated` of its base, or a base that cannot run."""
+def pending(method: Method, framework: str, regime: str = "scratch") -> str | None:
+    """Why ``method`` cannot run in ``framework`` and ``regime`` (``None`` when it can): a framework the row does not
+    exist in, a model without a config of the regime, a calibration row that is not :func:`calibrated` of its
+    base, or a base that cannot run."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework={framework!r}; expected one of {FRAMEWORKS}")
+    if regime not in REGIMES:
+        raise ValueError(f"regime={regime!r}; expected one of {REGIMES}")
     if framework not in method.frameworks:
         return f"{method.key} exists only in {method.frameworks}"
-    if getattr(get_model(method.model), framework) is None:
+    model = get_model(method.model)
+    if getattr(model, framework) is None:
         return f"{method.key}: model {method.model!r} has no {framework} config here"
+    if regime != "scratch" and framework not in dict(model.pretrained):
+        return f"{method.key}: model {method.model!r} has no {regime} {framework} config here"
     if method.calibrate is not None:
         base = get_method(method.base)
         expected = calibrated(base, method.key)
         if method != dataclasses.replace(expected, label=method.label):
             return f"{method.key} does not calibrate {base.key} as calibrated({base.key!r}) does: expected {expected}"
-        return pending(base, framework)
+        return pending(base, framework, regime)
     return None
 
 
 #: Fields added to :class:`Method` after runs were recorded: they enter :func:`definition_hash` only when they
 #: differ from their default, so that the rows that existed before keep their hash (and their cached runs).
-_HASHED_WHEN_SET = ("model",)
+_HASHED_WHEN_SET = ("model", "classifier")
 
 
 def model_baseline(model: str) -> str:

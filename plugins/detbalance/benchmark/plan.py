@@ -19,10 +19,13 @@ benchmark``) therefore makes the plan again from the records after every job.
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..data.longtail import _version
 from ..demo.models import DEFAULT_MODEL
 from .methods import BASELINE, FRAMEWORKS, METHODS, ORACLE, RFS_TUNED_THRESHOLD, Method, pending
-from .runner import BenchmarkSettings, run_matrix
+from .runner import REGIME_SCHEDULES, BenchmarkSettings, run_matrix
+from .schedule_tuning import tune_pretrained_schedule
 from .summary import load_summary, record_path
 from .tuning import tune_rfs_threshold
 
@@ -34,32 +37,34 @@ SEEDS = (0, 1, 2)
 BEST = 3
 
 
-def _trained_rows(framework: str) -> list[Method]:
+def _trained_rows(framework: str, regime: str = "scratch") -> list[Method]:
     return [
         m
         for m in METHODS.values()
-        if m.model == DEFAULT_MODEL and m.calibrate is None and pending(m, framework) is None
+        if m.model == DEFAULT_MODEL and m.calibrate is None and pending(m, framework, regime) is None
     ]
 
 
-def screened_best(summary: dict, framework: str, count: int = BEST) -> list[str]:
-    """The ``count`` detbalance rows of ``framework`` (not CE, the oracle or MMDetection's own losses) with the
-    highest mean APr over their recorded seeds, best first (ties: table order)."""
-    candidates = [m.key for m in _trained_rows(framework) if m.key not in (BASELINE, ORACLE) and m.mmdet_loss is None]
+def screened_best(summary: dict, framework: str, count: int = BEST, regime: str = "scratch") -> list[str]:
+    """The ``count`` detbalance rows of ``framework`` in ``regime`` (not CE, the oracle or MMDetection's own
+    losses) with the highest mean APr over their recorded seeds, best first (ties: table order)."""
+    candidates = [
+        m.key for m in _trained_rows(framework, regime) if m.key not in (BASELINE, ORACLE) and m.mmdet_loss is None
+    ]
     apr: dict[str, list[float]] = {}
     for run in summary["runs"]:
-        if run["framework"] == framework and run["method"] in candidates:
+        if run.get("regime", "scratch") == regime and run["framework"] == framework and run["method"] in candidates:
             apr.setdefault(run["method"], []).append(run["metrics"]["APr"])
     ranked = sorted(apr, key=lambda k: (-sum(apr[k]) / len(apr[k]), candidates.index(k)))
     return ranked[:count]
 
 
-def plan_jobs(summary: dict, frameworks=FRAMEWORKS) -> list[tuple[str, str, int]]:
-    """The protocol's jobs (module docstring) that ``summary`` has no run of yet, in running order."""
+def plan_jobs(summary: dict, frameworks=FRAMEWORKS, regime: str = "scratch") -> list[tuple[str, str, int]]:
+    """The protocol's jobs (module docstring) of ``regime`` that ``summary`` has no run of yet, in running order."""
     bad = [f for f in frameworks if f not in FRAMEWORKS]
     if bad or not frameworks:
         raise ValueError(f"frameworks={list(frameworks)}; expected one or more of {FRAMEWORKS}")
-    done = {(r["framework"], r["method"], r["seed"]) for r in summary["runs"]}
+    done = {(r["framework"], r["method"], r["seed"]) for r in summary["runs"] if r.get("regime", "scratch") == regime}
     jobs: list[tuple[str, str, int]] = []
 
     def add(framework: str, key: str, seeds) -> None:
@@ -69,43 +74,54 @@ def plan_jobs(summary: dict, frameworks=FRAMEWORKS) -> list[tuple[str, str, int]
                 jobs.append(job)
 
     for framework in frameworks:
-        trained = _trained_rows(framework)
+        trained = _trained_rows(framework, regime)
         for m in trained:
             add(framework, m.key, [SCREEN_SEED])
         screen_done = all((framework, m.key, SCREEN_SEED) in done for m in trained)
-        best = screened_best(summary, framework) if screen_done else []
+        best = screened_best(summary, framework, regime=regime) if screen_done else []
         own = [m.key for m in trained if m.mmdet_loss is not None]
         for key in [BASELINE, ORACLE, *best, *own]:
             add(framework, key, SEEDS)
         seeds_of = {key: {s for f, k, s in [*done, *jobs] if f == framework and k == key} for key in METHODS}
         for m in METHODS.values():
-            if m.calibrate is not None and pending(m, framework) is None:
+            if m.calibrate is not None and pending(m, framework, regime) is None:
                 add(framework, m.key, sorted(seeds_of[m.base]))
         for m in METHODS.values():
-            if m.model != DEFAULT_MODEL and pending(m, framework) is None:
+            if m.model != DEFAULT_MODEL and pending(m, framework, regime) is None:
                 add(framework, m.key, [SCREEN_SEED])
     return jobs
 
 
 def run_plan(settings: BenchmarkSettings, frameworks=FRAMEWORKS, log=print) -> int:
-    """Tune the repeat threshold (:func:`~.tuning.tune_rfs_threshold`, both frameworks; cached), then run
-    :func:`plan_jobs` one job at a time, planning again from the records after each; returns the number of jobs
-    run. Resumable like :func:`~.runner.run_matrix`: an interrupted plan continues where it stopped."""
-    chosen = tune_rfs_threshold(settings, FRAMEWORKS, log=log)["chosen"]
+    """Tune the repeat threshold (:func:`~.tuning.tune_rfs_threshold`, both frameworks, from scratch; cached), then
+    run :func:`plan_jobs` of ``settings.regime`` one job at a time, planning again from the records after each;
+    returns the number of jobs run. Resumable like :func:`~.runner.run_matrix`: an interrupted plan continues
+    where it stopped."""
+    scratch = dataclasses.replace(settings, regime="scratch", schedule=REGIME_SCHEDULES["scratch"])
+    chosen = tune_rfs_threshold(scratch, FRAMEWORKS, log=log)["chosen"]
     if chosen != RFS_TUNED_THRESHOLD:
         raise ValueError(
             f"the validation split chose repeat threshold {chosen:g}, the method table has RFS_TUNED_THRESHOLD="
             f"{RFS_TUNED_THRESHOLD:g}; expected them equal (set RFS_TUNED_THRESHOLD = {chosen:g})"
         )
+    if settings.regime == "pretrained":
+        tuned = tune_pretrained_schedule(settings, FRAMEWORKS, log=log)
+        if tuned["schedule"] != dataclasses.asdict(REGIME_SCHEDULES["pretrained"]):
+            raise ValueError(
+                f"the validation split chose the pretrained schedule {tuned['chosen']}, the runner has "
+                f"PRETRAINED_SCHEDULE={REGIME_SCHEDULES['pretrained']}; expected them equal"
+            )
     ran = 0
     while True:
-        jobs = plan_jobs(load_summary(settings.results_dir, settings.spec), frameworks)
+        jobs = plan_jobs(load_summary(settings.results_dir, settings.spec), frameworks, settings.regime)
         if not jobs:
             log(f"plan: nothing left to run ({ran} job{'s' if ran != 1 else ''} run now)")
             return ran
         framework, key, seed = jobs[0]
         log(f"plan: {len(jobs)} job{'s' if len(jobs) != 1 else ''} left; next {framework} {key} seed {seed}")
         run_matrix(settings, [framework], [key], [seed], log=log)
-        if not record_path(settings.results_dir, _version(settings.spec), framework, key, seed).is_file():
+        if not record_path(
+            settings.results_dir, _version(settings.spec), framework, key, seed, settings.regime
+        ).is_file():
             raise RuntimeError(f"plan: {framework} {key} seed {seed} ran but left no record; stopping")
         ran += 1

@@ -33,12 +33,12 @@ def calibrate_row(
 ) -> tuple[dict, list[dict], dict]:
     """``(marker, test detections, record fields)`` of calibration row ``method`` (module docstring); cached in
     ``<work>/calibrated.json`` + ``results.json`` under the row's own work folder."""
-    from .runner import _definition, _machine, _runner, _spec, _trained
+    from .runner import _definition, _machine, _runner, _spec, _trained, work_root
 
     base = get_method(method.base)
     base_spec = _spec(settings, dataset, weights_file, framework, base, seed)
     base_trained = _trained(settings, base_spec, _definition(base, settings, weights_file), need_checkpoint=True)
-    work = Path(settings.work_dir) / dataset.version / framework / method.key / f"seed{seed}"
+    work = work_root(settings, dataset) / framework / method.key / f"seed{seed}"
     marker, results_json = work / "calibrated.json", work / "results.json"
     if marker.is_file() and results_json.is_file():
         cached = json.loads(marker.read_text(encoding="utf-8"))

@@ -24,10 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..demo.models import DEFAULT_MODEL, MODELS, demo_loss
+from ..demo.models import DEFAULT_MODEL, MODELS, REGIMES, demo_loss
+from ..evaluation.gap import bootstrap_gap_interval, gap_closed
 from .methods import BASELINE, METHODS, ORACLE, model_baseline
 
-__all__ = ["results_markdown", "calibration_markdown", "runs_markdown", "plot_primary", "replace_block"]
+__all__ = [
+    "results_markdown",
+    "regimes_markdown",
+    "calibration_markdown",
+    "runs_markdown",
+    "plot_primary",
+    "replace_block",
+]
 
 
 def _label(method: str) -> str:
@@ -39,11 +47,18 @@ def _model(run: dict) -> str:
     return run.get("model", DEFAULT_MODEL)  # records made before the head rows trained the demo's model
 
 
-def _by(summary: dict, framework: str, model: str | None = DEFAULT_MODEL) -> dict[str, dict[int, dict]]:
-    """``{method: {seed: run}}`` of ``framework``'s runs of ``model`` (every model's where None), in table order."""
+def _regime_of(run: dict) -> str:
+    return run.get("regime", "scratch")  # records made before the regimes trained from scratch
+
+
+def _by(
+    summary: dict, framework: str, model: str | None = DEFAULT_MODEL, regime: str = "scratch"
+) -> dict[str, dict[int, dict]]:
+    """``{method: {seed: run}}`` of ``framework``'s runs of ``model`` (every model's where None) in ``regime``, in
+    table order."""
     out: dict[str, dict[int, dict]] = {}
     for run in summary["runs"]:
-        if run["framework"] == framework and model in (None, _model(run)):
+        if run["framework"] == framework and model in (None, _model(run)) and _regime_of(run) == regime:
             out.setdefault(run["method"], {})[run["seed"]] = run
     return {m: out[m] for m in sorted(out, key=lambda k: list(METHODS).index(k) if k in METHODS else len(METHODS))}
 
@@ -69,17 +84,40 @@ def _paired(runs: dict[str, dict[int, dict]], method: str, fn, baseline: str = B
     return out
 
 
-def _gap(run, ce, oracle):
-    if oracle is None:
+def _apr(runs, method: str) -> list[float]:
+    return [r["metrics"]["APr"] for r in runs.get(method, {}).values()]
+
+
+def _gap(runs, method: str, baseline: str = BASELINE) -> tuple[float, float, float] | None:
+    """The fraction of ``baseline``'s APr gap to the oracle that ``method`` closes, as the ratio of the means over
+    each row's seeds, with its 95 % bootstrap interval over seeds (:mod:`detbalance.evaluation.gap`); None
+    without runs of all three rows or without a gap."""
+    rows = [_apr(runs, method), _apr(runs, baseline), _apr(runs, ORACLE)]
+    if not all(rows):
         return None
-    gap = oracle["metrics"]["APr"] - ce["metrics"]["APr"]
-    return (run["metrics"]["APr"] - ce["metrics"]["APr"]) / gap if gap > 0 else None
+    ratio = gap_closed(*rows)
+    if ratio is None:
+        return None
+    low, high, _ = bootstrap_gap_interval(*rows)
+    return ratio, low, high
+
+
+def _fmt_gap(gap) -> str:
+    if gap is None:
+        return "—"
+    return "{} % [{} %, {} %]".format(*(_pct(v) for v in gap))
+
+
+def _pct(value: float) -> str:
+    """``value`` in percent, rounded to an integer, without a sign on zero."""
+    return f"{round(value * 100) + 0:d}"
 
 
 def _primary_table(runs, baseline: str = BASELINE) -> list[str]:
     name = _baseline_name(baseline)
     lines = [
-        f"| method | seeds | **APr** | AP | APc | APf | ΔAPr vs {name} (paired) | {name}'s APr gap to oracle closed |",
+        f"| method | seeds | **APr** | AP | APc | APf | ΔAPr vs {name} (paired) | {name}'s APr gap to oracle closed "
+        "(ratio of means [95 % bootstrap over seeds]) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for method, seeds in runs.items():
@@ -89,7 +127,7 @@ def _primary_table(runs, baseline: str = BASELINE) -> list[str]:
             if method == baseline
             else _fmt(_paired(runs, method, lambda r, ce, o: r["metrics"]["APr"] - ce["metrics"]["APr"], baseline))
         )
-        gap = "—" if method in (baseline, ORACLE) else _fmt(_paired(runs, method, _gap, baseline), 100.0, " %")
+        gap = "—" if method in (baseline, ORACLE) else _fmt_gap(_gap(runs, method, baseline))
         label = _label(method)
         gammas = [seeds[s]["calibration"]["gamma"] for s in sorted(seeds) if "calibration" in seeds[s]]
         if gammas:  # a post-hoc calibration row: the exponent each seed chose on the validation split
@@ -168,19 +206,20 @@ def _regime(runs) -> str:
 GOAL_GAP_CLOSED = 0.5
 
 
-def _closest(runs) -> str:
-    """Which row closes the largest mean fraction of CE's APr gap to the oracle (paired by seed), against the goal."""
-    gaps = {m: _paired(runs, m, _gap) for m in runs if m not in (BASELINE, ORACLE)}
-    gaps = {m: g for m, g in gaps.items() if g}
+def _closest(runs, goal: float = GOAL_GAP_CLOSED) -> str:
+    """Which row closes the largest fraction of CE's APr gap to the oracle (ratio of the means), against ``goal``:
+    met only when that ratio reaches it."""
+    gaps = {m: _gap(runs, m) for m in runs if m not in (BASELINE, ORACLE)}
+    gaps = {m: g for m, g in gaps.items() if g is not None}
     if not gaps:
-        return "Goal: no row has a seed with CE and the oracle yet."
-    best = max(gaps, key=lambda m: float(np.mean(gaps[m])))
-    label = _label(best)
-    mean = float(np.mean(gaps[best]))
-    verdict = "met" if mean >= GOAL_GAP_CLOSED else "not met"
+        return "Goal: no row has runs of it, CE and the oracle yet."
+    best = max(gaps, key=lambda m: gaps[m][0])
+    seeds = len(runs[best])
+    verdict = "met" if gaps[best][0] >= goal else "not met"
     return (
-        f"Goal (close >= {GOAL_GAP_CLOSED:.0%} of CE's APr gap to the oracle): {verdict}; closest: {label}, "
-        f"{_fmt(gaps[best], 100.0, ' %')} ({len(gaps[best])} seed{'s' if len(gaps[best]) > 1 else ''})."
+        f"Goal (close >= {goal:.0%} of CE's APr gap to the oracle, ratio of the means): {verdict}; closest: "
+        f"{_label(best)}, {_fmt_gap(gaps[best])} ({seeds} seed{'s' if seeds > 1 else ''}; CE "
+        f"{len(runs[BASELINE])}, oracle {len(runs[ORACLE])})."
     )
 
 
@@ -196,10 +235,22 @@ def _rfs_tuning(tuning: dict) -> str:
     )
 
 
-def results_markdown(summary: dict) -> str:
-    """The README's generated results block (markdown, ends with a newline)."""
+def _schedule_tuning(tuning: dict) -> str:
+    """One sentence: the fine-tuning schedules tried, their validation AP per framework, the one kept."""
+    tried = "; ".join(
+        f"{tag}: " + ", ".join(f"{fw} {_fmt([by[tag]['AP']])}" for fw, by in sorted(tuning["val"].items()))
+        for tag in tuning["grid"]
+    )
+    return (
+        f"Fine-tuning schedule (SGD, batch 2), chosen on the validation split ({_label(tuning['base'])}, seed "
+        f"{tuning['seed']}, {tuning['metric']}): validation AP at {tried}; kept {tuning['chosen']}."
+    )
+
+
+def results_markdown(summary: dict, regime: str = "scratch") -> str:
+    """The README's generated results block of ``regime`` (markdown, ends with a newline)."""
     ds = summary["dataset"]
-    frameworks = sorted({r["framework"] for r in summary["runs"]})
+    frameworks = sorted({r["framework"] for r in summary["runs"] if _regime_of(r) == regime})
     out = [
         f"Data `{ds['version']}`: {ds['num_classes']} classes ({ds['groups']['r']} r / {ds['groups']['c']} c / "
         f"{ds['groups']['f']} f), {ds['train_instances']} train instances, oracle "
@@ -207,12 +258,14 @@ def results_markdown(summary: dict) -> str:
         f"Primary metric: {summary['primary_metric']}.",
         "",
     ]
-    if "rfs_threshold" in summary.get("tuning", {}):
+    if "rfs_threshold" in summary.get("tuning", {}) and regime == "scratch":
         out += [_rfs_tuning(summary["tuning"]["rfs_threshold"]), ""]
+    if "pretrained_schedule" in summary.get("tuning", {}) and regime == "pretrained":
+        out += [_schedule_tuning(summary["tuning"]["pretrained_schedule"]), ""]
     if not frameworks:
         out.append("No run has finished yet.")
     for framework in frameworks:
-        runs = _by(summary, framework)
+        runs = _by(summary, framework, regime=regime)
         if runs:
             out += [
                 f"**{framework}**, LVIS protocol (primary: APr):",
@@ -227,10 +280,44 @@ def results_markdown(summary: dict) -> str:
                 *_secondary_table(runs),
                 "",
             ]
-        out += _head_rows(summary, framework)
-    if frameworks:
+        if regime == "scratch":
+            out += _head_rows(summary, framework)
+    if frameworks and regime == "scratch":
         out.append("![APr per method](results/apr.png)")
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def regimes_markdown(summary: dict) -> str:
+    """Both regimes side by side (markdown, ends with a newline): per method of the demo's model, APr (mean +- std
+    over seeds, the number of seeds) and the fraction of CE's gap to the oracle it closes (ratio of the means), in
+    each (regime, framework) that has runs."""
+    columns = [
+        (regime, framework)
+        for regime in REGIMES
+        for framework in sorted({r["framework"] for r in summary["runs"]})
+        if _by(summary, framework, regime=regime)
+    ]
+    if not columns:
+        return "No run has finished yet.\n"
+    by = {c: _by(summary, c[1], regime=c[0]) for c in columns}
+    methods = [m for m in METHODS if any(m in runs for runs in by.values())]
+    head = " | ".join(f"{framework}, {regime}" for regime, framework in columns)
+    lines = [
+        f"| APr (seeds) / gap closed | {head} |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for method in methods:
+        cells = []
+        for c in columns:
+            runs = by[c]
+            if method not in runs:
+                cells.append("")
+                continue
+            apr = f"{_fmt(_apr(runs, method))} ({len(runs[method])})"
+            gap = _gap(runs, method) if method not in (BASELINE, ORACLE) else None
+            cells.append(apr if gap is None else f"{apr} / {_pct(gap[0])} %")
+        lines.append(f"| {_label(method)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _delta(pairs: list[tuple[dict, dict]], get) -> str:
@@ -307,14 +394,14 @@ def _tuning_cost(tuning: dict, total: float) -> str:
 def runs_markdown(summary: dict) -> str:
     """Every run with its time and machine (RESULTS.md's generated block)."""
     lines = [
-        "| framework | method | seed | AP | APr | APc | APf | seconds | machine |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| regime | framework | method | seed | AP | APr | APc | APf | seconds | machine |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary["runs"]:
         m = r["metrics"]
         machine = r["machine"].get("gpu") or f"{r['machine']['cpus']} CPUs"
         lines.append(
-            f"| {r['framework']} | {r['method']} | {r['seed']} | {m['AP']:.1f} | {m['APr']:.1f} | "
+            f"| {_regime_of(r)} | {r['framework']} | {r['method']} | {r['seed']} | {m['AP']:.1f} | {m['APr']:.1f} | "
             f"{m['APc']:.1f} | {m['APf']:.1f} | {r['seconds']:.0f} | {machine}, torch {r['machine']['torch']} |"
         )
     total = sum(r["seconds"] for r in summary["runs"])
@@ -332,17 +419,19 @@ def plot_primary(summary: dict, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    frameworks = sorted({r["framework"] for r in summary["runs"]}) or ["(none)"]
-    fig, axes = plt.subplots(1, len(frameworks), figsize=(5 * len(frameworks), 3.5), squeeze=False)
-    for ax, framework in zip(axes[0], frameworks):
-        runs = _by(summary, framework, model=None)
+    panels = sorted(
+        {(_regime_of(r), r["framework"]) for r in summary["runs"]}, key=lambda p: (REGIMES.index(p[0]), p[1])
+    ) or [("scratch", "(none)")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, (regime, framework) in zip(axes[0], panels):
+        runs = _by(summary, framework, model=None, regime=regime)
         for x, seeds in enumerate(runs.values()):
             values = [r["metrics"]["APr"] for r in seeds.values()]
             ax.bar(x, np.mean(values), color="#9ab", width=0.6)
             ax.plot([x] * len(values), values, "k.", markersize=6)
         ax.set_xticks(range(len(runs)), list(runs), rotation=45, ha="right")
         ax.set_ylabel("APr, LVIS protocol (%)")
-        ax.set_title(framework)
+        ax.set_title(f"{framework}, {regime}")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

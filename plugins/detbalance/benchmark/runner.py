@@ -26,30 +26,51 @@ from ..data.longtail import LongTailDataset, LongTailSpec, get_longtail_dataset
 from ..demo import Schedule
 from ..demo._io import write_json
 from ..demo.data import DemoData
+from ..demo.models import REGIMES
 from ..evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, evaluate_large_vocabulary
 from .methods import FRAMEWORKS, GAMMA_FIT_METRIC, GAMMA_GRID, Method, definition_hash, get_method, method_loss, pending
 from .summary import load_summary, record_path
 
-__all__ = ["BenchmarkSettings", "BENCHMARK_SCHEDULE", "demo_data", "prepare_version", "run_matrix"]
+__all__ = [
+    "BenchmarkSettings",
+    "BENCHMARK_SCHEDULE",
+    "PRETRAINED_SCHEDULE",
+    "REGIME_SCHEDULES",
+    "demo_data",
+    "prepare_version",
+    "run_matrix",
+    "work_root",
+]
 
-#: The schedule of every benchmark run (the many-class probe's: about 6 minutes on 2 idle cores).
+#: The schedule of every benchmark run from scratch (the many-class probe's: about 6 minutes on 2 idle cores).
 BENCHMARK_SCHEDULE = Schedule(iters=2000)
+#: The schedule of each regime (:data:`~detbalance.demo.models.REGIMES`): from scratch :data:`BENCHMARK_SCHEDULE`;
+#: fine-tuning the ImageNet-pretrained backbone :data:`PRETRAINED_SCHEDULE` (chosen on the validation split,
+#: ``results/tuning/pretrained_schedule.json``).
+PRETRAINED_SCHEDULE = Schedule(iters=1000)
+REGIME_SCHEDULES = {"scratch": BENCHMARK_SCHEDULE, "pretrained": PRETRAINED_SCHEDULE}
 
 
 @dataclass(frozen=True)
 class BenchmarkSettings:
-    """Where and how the matrix runs."""
+    """Where and how the matrix runs. ``regime``: how the detectors' backbones start (one of
+    :data:`~detbalance.demo.models.REGIMES`); ``schedule``: by default the regime's (:data:`REGIME_SCHEDULES`)."""
 
     results_dir: Path = Path("results")
     work_dir: Path = Path("work_dirs/benchmark")
     spec: LongTailSpec = field(default_factory=LongTailSpec)
-    schedule: Schedule = BENCHMARK_SCHEDULE
+    schedule: Schedule | None = None
     device: str = "cpu"
     cache_dir: Path | None = None
     progress: bool = True
     threads: int = 2
+    regime: str = "scratch"
 
     def __post_init__(self):
+        if self.regime not in REGIMES:
+            raise ValueError(f"regime={self.regime!r}; expected one of {REGIMES}")
+        if self.schedule is None:
+            object.__setattr__(self, "schedule", REGIME_SCHEDULES[self.regime])
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device={self.device!r}; expected 'cpu' or 'cuda'")
         check_int("threads", self.threads, minimum=1)
@@ -103,6 +124,8 @@ def _definition(method: Method, settings: BenchmarkSettings, weights_file: Path)
         "loss": asdict(loss),
         "protocol": [LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD],
     }
+    if settings.regime != "scratch":  # runs recorded before the regimes keep their hash
+        extra["regime"] = settings.regime
     if loss.loss is not None and LOSS_TABLE[loss.loss].statistic == "class weights":
         weights = load_weights(weights_file)
         extra["class_weights"] = [*weights.weights, weights.background_weight]
@@ -148,7 +171,8 @@ def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=prin
         record = _run_one(
             settings, dataset, weights_file, test_gt, groups, framework, method, seed, definition, need_checkpoint
         )
-        write_json(record_path(settings.results_dir, dataset.version, framework, method.key, seed), record, indent=1)
+        path = record_path(settings.results_dir, dataset.version, framework, method.key, seed, settings.regime)
+        write_json(path, record, indent=1)
         write_json(
             Path(settings.results_dir) / "summary.json",
             load_summary(settings.results_dir, settings.spec),
@@ -162,14 +186,15 @@ def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=prin
         done.append(record)
 
     jobs = [(f, m, s) for f in frameworks for m in methods for s in seeds]
+    regime = "" if settings.regime == "scratch" else f" ({settings.regime})"
     for i, (framework, method, seed) in enumerate(jobs, start=1):
-        tag = f"[{i}/{len(jobs)}] {framework} {method.key} seed {seed}"
-        reason = pending(method, framework)
+        tag = f"[{i}/{len(jobs)}] {framework} {method.key} seed {seed}{regime}"
+        reason = pending(method, framework, settings.regime)
         if reason is not None:
             log(f"{tag}: skipped ({reason})")
             continue
         definition = _definition(method, settings, weights_file)
-        path = record_path(settings.results_dir, dataset.version, framework, method.key, seed)
+        path = record_path(settings.results_dir, dataset.version, framework, method.key, seed, settings.regime)
         if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("definition") == definition:
             log(f"{tag}: cached ({path})")
             continue
@@ -192,10 +217,17 @@ def _runner(framework: str):
     return runner
 
 
+def work_root(settings: BenchmarkSettings, dataset: LongTailDataset) -> Path:
+    """The folder of the runs of ``settings``'s regime on ``dataset``: ``<work_dir>/<data version>``, and
+    ``/<regime>`` below it for a regime other than ``"scratch"``."""
+    root = Path(settings.work_dir) / dataset.version
+    return root if settings.regime == "scratch" else root / settings.regime
+
+
 def _spec(settings, dataset, weights_file, framework, method, seed):
     from ..demo.run import RunSpec
 
-    work = Path(settings.work_dir) / dataset.version / framework / method.key / f"seed{seed}"
+    work = work_root(settings, dataset) / framework / method.key / f"seed{seed}"
     return RunSpec(
         framework=framework,
         loss=method_loss(method),
@@ -212,6 +244,8 @@ def _spec(settings, dataset, weights_file, framework, method, seed):
         sampler=method.sampler,
         rfs_threshold=method.rfs_threshold,
         mmdet_loss=method.mmdet_loss,
+        regime=settings.regime,
+        classifier=method.classifier,
     )
 
 
@@ -253,6 +287,7 @@ def _run_one(
     return {
         "framework": framework,
         "method": method.key,
+        "regime": settings.regime,
         "model": method.model,
         "seed": seed,
         "data_version": dataset.version,

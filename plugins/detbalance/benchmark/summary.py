@@ -6,13 +6,15 @@ Schema::
                  "oracle_instances_per_class", "val_instances_per_class", "test_instances_per_class", "image_size"},
      "primary_metric": PRIMARY_METRIC,
      "protocol": {"max_detections_per_image": 300, "score_threshold": 1e-4, ...},
-     "runs": [{"framework", "method", "seed", "metrics": {"AP", "APr", "APc", "APf"},   # LVIS protocol
+     "runs": [{"regime", "framework", "method", "seed", "metrics": {"AP", "APr", "APc", "APf"},   # LVIS protocol
                "AP50", "cap100": {...}, "ap_fixed": {..., "k"}, "ap_pool", "ece": {"all", "r", "c", "f"},
                "seconds", "machine", "calibration" (calibration rows only), "model" (records of the head rows
                and later; a record without it trained the demo's Faster R-CNN)}, ...],
-     "tuning": {"rfs_threshold": {...}}}   # choices made on the validation split (detbalance.benchmark.tuning)
+     "tuning": {"rfs_threshold": {...},          # choices made on the validation split (benchmark.tuning)
+                "pretrained_schedule": {...}}}   # (benchmark.schedule_tuning)
 
-Runs are sorted by (framework, method, seed); only records of the current data version are included.
+``regime``: ``"scratch"`` (random initialisation) or ``"pretrained"`` (ImageNet-pretrained backbone, fine-tuned).
+Runs are sorted by (regime, framework, method, seed); only records of the current data version are included.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 from pathlib import Path
 
 from ..data.longtail import LongTailSpec, _version
+from ..demo.models import REGIMES
 from ..evaluation.lvis_protocol import AP_FIXED_PER_IMAGE, FRAMEWORK_MAX_DETS, LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD
 from ..weights import frequency_groups
 
@@ -49,15 +52,26 @@ _RUN_KEYS = (
 _OPTIONAL_KEYS = ("calibration", "model")
 
 
-def record_path(results_dir, version: str, framework: str, method: str, seed: int) -> Path:
-    return Path(results_dir) / "runs" / version / f"{framework}__{method}__seed{seed}.json"
+def record_path(results_dir, version: str, framework: str, method: str, seed: int, regime: str = "scratch") -> Path:
+    """``runs/<version>/<framework>__<method>__seed<n>.json``; a regime other than ``"scratch"`` has its folder
+    ``runs/<version>/<regime>/``."""
+    if regime not in REGIMES:
+        raise ValueError(f"regime={regime!r}; expected one of {REGIMES}")
+    folder = Path(results_dir) / "runs" / version
+    return (folder if regime == "scratch" else folder / regime) / f"{framework}__{method}__seed{seed}.json"
 
 
 def load_records(results_dir, version: str) -> list[dict]:
-    """The run records of data version ``version`` under ``results_dir``, sorted by (framework, method, seed)."""
-    folder = Path(results_dir) / "runs" / version
-    records = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
-    return sorted(records, key=lambda r: (r["framework"], r["method"], r["seed"]))
+    """The run records of data version ``version`` under ``results_dir`` (every regime; a record made before the
+    regimes is ``"scratch"``), sorted by (regime, framework, method, seed)."""
+    records = []
+    for regime in REGIMES:
+        folder = Path(results_dir) / "runs" / version
+        folder = folder if regime == "scratch" else folder / regime
+        for path in sorted(folder.glob("*.json")):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            records.append({"regime": "scratch", **record})
+    return sorted(records, key=lambda r: (REGIMES.index(r["regime"]), r["framework"], r["method"], r["seed"]))
 
 
 def build_summary(records: list[dict], spec: LongTailSpec, tuning: dict | None = None) -> dict:
@@ -88,21 +102,30 @@ def build_summary(records: list[dict], spec: LongTailSpec, tuning: dict | None =
             "framework_cap": FRAMEWORK_MAX_DETS,
             "ap_fixed_per_class_per_test_image": AP_FIXED_PER_IMAGE,
         },
-        "runs": [{**{k: r[k] for k in _RUN_KEYS}, **{k: r[k] for k in _OPTIONAL_KEYS if k in r}} for r in records],
+        "runs": [
+            {
+                "regime": r.get("regime", "scratch"),  # records made before the regimes trained from scratch
+                **{k: r[k] for k in _RUN_KEYS},
+                **{k: r[k] for k in _OPTIONAL_KEYS if k in r},
+            }
+            for r in records
+        ],
         "tuning": dict(tuning or {}),
     }
 
 
 def load_summary(results_dir, spec: LongTailSpec) -> dict:
-    """The summary of the records of ``spec``'s data version under ``results_dir``, with the repeat threshold's
-    tuning where ``results_dir`` holds one of that version."""
+    """The summary of the records of ``spec``'s data version under ``results_dir``, with the choices made on the
+    validation split where ``results_dir`` holds them for that version: the repeat threshold
+    (``tuning.rfs_threshold``) and the pretrained regime's schedule (``tuning.pretrained_schedule``)."""
+    from .schedule_tuning import schedule_path
     from .tuning import tuning_path
 
     version = _version(spec)
     tuning = {}
-    path = tuning_path(results_dir)
-    if path.is_file():
-        rfs = json.loads(path.read_text(encoding="utf-8"))
-        if rfs.get("data_version") == version:
-            tuning["rfs_threshold"] = rfs
+    for key, path in (("rfs_threshold", tuning_path(results_dir)), ("pretrained_schedule", schedule_path(results_dir))):
+        if path.is_file():
+            chosen = json.loads(path.read_text(encoding="utf-8"))
+            if chosen.get("data_version") == version:
+                tuning[key] = chosen
     return build_summary(load_records(results_dir, version), spec, tuning)

@@ -53,6 +53,10 @@ def tune_rfs_threshold(settings, frameworks, log=print) -> dict:
     :func:`tuning_path` and return its content (module docstring)."""
     from .runner import _definition, _runner, _spec, _trained, prepare_version
 
+    if settings.regime != "scratch":
+        raise ValueError(
+            f"regime={settings.regime!r}; expected 'scratch' (the tuned row's threshold is chosen from scratch)"
+        )
     dataset, weights_file = prepare_version(settings)
     base = get_method(RFS_TUNED_BASE)
     val_json, val_images = dataset.split("val")

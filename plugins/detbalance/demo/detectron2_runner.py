@@ -92,7 +92,8 @@ def build_cfg(spec: RunSpec):
             "box detection without masks)"
         )
     train_name, test_name = _register(spec.data)
-    cfg = get_config(str(config_path(spec.model, "detectron2")))  # the model: the repository's tiny CPU config
+    # the model: the repository's tiny CPU config (its ImageNet-pretrained variant in regime "pretrained")
+    cfg = get_config(str(config_path(spec.model, "detectron2", regime=spec.regime)))
     # the baseline: detectron2's own head and loss (softmax CE, RetinaNet's sigmoid focal loss)
     head = HEADS[spec.model][0 if spec.loss.loss is None else 1]
     if get_model(spec.model).head == "dense":
@@ -128,6 +129,8 @@ def build_cfg(spec: RunSpec):
     if spec.sampler == "rfs":  # what the runner builds (_train_sampler), so that config.yaml says it
         cfg.DATALOADER.SAMPLER_TRAIN = "RepeatFactorTrainingSampler"
         cfg.DATALOADER.REPEAT_THRESHOLD = spec.rfs_threshold
+    if spec.classifier == "normed":  # the Seesaw paper's classifier (RunSpec allows it with a detbalance loss)
+        cfg.DETBALANCE.CLS_PREDICTOR.TYPE = "NormedLinear"
     if spec.loss.loss is not None:
         cfg.DETBALANCE.LOSS = spec.loss.loss
         cfg.DETBALANCE.WEIGHTS_FILE = str(spec.weights_file)

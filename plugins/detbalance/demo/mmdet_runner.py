@@ -67,6 +67,9 @@ MMDET_LOSSES = {
     ),
 }
 
+#: The normalised linear classifier of MMDetection's configs/seesaw_loss (its argument is spelt ``tempearture``).
+NORMED_CLASSIFIER = dict(type="NormedLinear", tempearture=20)
+
 #: A dense head's own loss: MMDetection's ``FocalLoss`` with the settings of its RetinaNet configs (those of
 #: detectron2's RetinaNet: alpha 0.25, gamma 2).
 FOCAL_LOSS = dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0)
@@ -112,6 +115,8 @@ def build_cfg(spec: RunSpec) -> Config:
             f"model={spec.model!r}; expected one of {[DEFAULT_MODEL, *OTHER_MODELS]} (the mmdet runner "
             "trains box detection without masks)"
         )
+    if spec.regime != "scratch":
+        _use_backbone(cfg, Config.fromfile(str(config_path(spec.model, "mmdet", regime=spec.regime))))
     if spec.mmdet_loss is not None:
         if spec.mmdet_loss not in MMDET_LOSSES:
             raise ValueError(f"mmdet_loss={spec.mmdet_loss!r}; expected one of {sorted(MMDET_LOSSES)}")
@@ -133,6 +138,8 @@ def build_cfg(spec: RunSpec) -> Config:
         _size_two_stage(cfg.model, spec)
     for head in _class_heads(cfg):  # an mmdet_loss row's loss is the baseline's: no settings
         head.loss_cls.update(spec.loss.settings())
+        if spec.classifier == "normed":  # as MMDetection's configs/seesaw_loss ship it
+            head.cls_predictor_cfg = dict(NORMED_CLASSIFIER)
     scale = (data.max_size, data.image_size)
     for loader in ("train_dataloader", "test_dataloader"):
         for step in cfg[loader].dataset.pipeline:
@@ -180,10 +187,19 @@ def build_cfg(spec: RunSpec) -> Config:
     return cfg
 
 
+def _use_backbone(cfg: Config, other: Config) -> None:
+    """``other``'s backbone, input scaling and neck input channels in ``cfg`` (the loss config of another regime's
+    model), with the imports that register its backbone."""
+    cfg.model.backbone = other.model.backbone
+    cfg.model.data_preprocessor = other.model.data_preprocessor
+    cfg.model.neck.in_channels = other.model.neck.in_channels
+    cfg.custom_imports = dict(imports=["detbalance.mmdet"], allow_failed_imports=False)
+
+
 def _size_two_stage(model, spec: RunSpec) -> None:
-    """The Detectron2 runner's sizes of a Faster/Cascade R-CNN: FPN P3-P6 with 128 channels, anchors 16-128 px,
+    """The Detectron2 runner's sizes of a Faster/Cascade R-CNN: FPN P3-P6 (C3-C5) with 128 channels, anchors 16-128 px,
     500/100 RPN proposals, 128 RPN and 64 RoI samples per image, 256-d box heads."""
-    model.neck.update(in_channels=[64, 128, 256, 512], out_channels=128, start_level=1, num_outs=4)
+    model.neck.update(out_channels=128, start_level=1, num_outs=4)  # in_channels: the backbone's, from the config
     model.rpn_head.update(in_channels=128, feat_channels=128)
     model.rpn_head.anchor_generator.update(scales=[2], strides=[8, 16, 32, 64])
     model.roi_head.bbox_roi_extractor.update(out_channels=128, featmap_strides=[8, 16, 32])

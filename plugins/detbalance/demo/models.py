@@ -32,7 +32,12 @@ __all__ = [
     "config_path",
     "demo_loss",
     "check_model_loss",
+    "REGIMES",
 ]
+
+#: How the detector's backbone starts: ``"scratch"`` (random initialisation, the tiny ResNet-18 configs) or
+#: ``"pretrained"`` (ImageNet-pretrained EfficientNet-Lite0, fine-tuned: ``DemoModel.pretrained``).
+REGIMES = ("scratch", "pretrained")
 
 #: The demo's model: every run trains it unless it names another.
 DEFAULT_MODEL = "faster_rcnn"
@@ -40,7 +45,9 @@ DEFAULT_MODEL = "faster_rcnn"
 
 @dataclass(frozen=True)
 class DemoModel:
-    """One detector: ``key``, readable ``label``, head kind, tiny config per framework, whether it needs masks."""
+    """One detector: ``key``, readable ``label``, head kind, tiny config per framework, whether it needs masks, and
+    per framework the config of its ImageNet-pretrained variant (``pretrained``: framework -> config; regime
+    ``"pretrained"``)."""
 
     key: str
     label: str
@@ -48,6 +55,7 @@ class DemoModel:
     detectron2: str | None
     mmdet: str | None
     masks: bool = False
+    pretrained: tuple[tuple[str, str], ...] = ()
 
     @property
     def own_loss(self) -> str:
@@ -70,6 +78,10 @@ MODELS: dict[str, DemoModel] = {
             "box",
             "detectron2/faster_rcnn_R_18_FPN_tiny_cpu.yaml",
             "mmdet/tiny/faster-rcnn_r18_fpn_tiny.py",
+            pretrained=(
+                ("detectron2", "detectron2/faster_rcnn_EfficientNetLite0_FPN_tiny_cpu.yaml"),
+                ("mmdet", "mmdet/tiny/faster-rcnn_efficientnet-lite0_fpn_tiny.py"),
+            ),
         ),
         DemoModel(
             "mask_rcnn",
@@ -115,17 +127,19 @@ def get_model(key: str) -> DemoModel:
     return MODELS[key]
 
 
-def config_path(key: str, framework: str, root: Path = CONFIG_ROOT) -> Path:
-    """The tiny config of model ``key`` in ``framework`` (``"detectron2"`` or ``"mmdet"``)."""
+def config_path(key: str, framework: str, root: Path = CONFIG_ROOT, regime: str = "scratch") -> Path:
+    """The tiny config of model ``key`` in ``framework`` (``"detectron2"`` or ``"mmdet"``) for ``regime``."""
     model = get_model(key)
     if framework not in ("detectron2", "mmdet"):
         raise ValueError(f"framework={framework!r}; expected 'detectron2' or 'mmdet'")
-    relative = getattr(model, framework)
+    if regime not in REGIMES:
+        raise ValueError(f"regime={regime!r}; expected one of {REGIMES}")
+    relative = getattr(model, framework) if regime == "scratch" else dict(model.pretrained).get(framework)
     if relative is None:
-        raise ValueError(
-            f"model {key!r} has no {framework} config here; it exists in "
-            f"{[f for f in ('detectron2', 'mmdet') if getattr(model, f)]}"
-        )
+        where = [f for f in ("detectron2", "mmdet") if getattr(model, f)]
+        if regime != "scratch":
+            where = [f for f, _ in model.pretrained]
+        raise ValueError(f"model {key!r} has no {framework} config here in regime {regime!r}; it exists in {where}")
     return root / relative
 
 

@@ -15,7 +15,7 @@ import torch
 from .._checks import check_int
 from .catalog import DemoLoss
 from .data import DemoData
-from .models import DEFAULT_MODEL, check_model_loss, get_model
+from .models import DEFAULT_MODEL, REGIMES, check_model_loss, get_model
 from .schedule import Schedule
 
 __all__ = ["RunSpec", "seed_everything", "NUM_THREADS", "PREDICT_SCORE_THRESHOLD", "SAMPLERS", "save_checkpoint"]
@@ -43,7 +43,10 @@ class RunSpec:
     cross-entropy (a key of :data:`detbalance.demo.mmdet_runner.MMDET_LOSSES`; MMDetection runs with ``loss``
     the baseline only). The trained weights are saved to ``checkpoint`` (``work_dir/model_final.pth``).
     ``model``: the detector, a key of :data:`detbalance.demo.models.MODELS` whose head takes ``loss``
-    (:func:`~detbalance.demo.models.check_model_loss`); ``mmdet_loss`` needs a box head.
+    (:func:`~detbalance.demo.models.check_model_loss`); ``mmdet_loss`` needs a box head. ``regime``: how its
+    backbone starts, one of :data:`~detbalance.demo.models.REGIMES` (``"pretrained"``: the model's ImageNet-
+    pretrained config, fine-tuned). ``classifier``: the box classifier layer, one of :data:`CLASSIFIERS`
+    (``"normed"``: the normalised linear classifier at temperature 20 the Seesaw paper trains with).
     """
 
     framework: str
@@ -61,9 +64,22 @@ class RunSpec:
     rfs_threshold: float | None = None
     mmdet_loss: str | None = None
     model: str = DEFAULT_MODEL
+    regime: str = "scratch"
+    classifier: str = "linear"
 
     def __post_init__(self):
         check_model_loss(self.model, self.loss)
+        if self.regime not in REGIMES:
+            raise ValueError(f"regime={self.regime!r}; expected one of {REGIMES}")
+        if self.classifier not in CLASSIFIERS:
+            raise ValueError(f"classifier={self.classifier!r}; expected one of {CLASSIFIERS}")
+        if self.classifier == "normed" and (
+            get_model(self.model).head != "box" or (self.loss.loss is None and self.mmdet_loss is None)
+        ):
+            raise ValueError(
+                f"classifier='normed' with model={self.model!r} and loss {self.loss.key!r}; expected a box head "
+                "trained with a detbalance loss or MMDetection's own (the framework's CE head keeps its Linear)"
+            )
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device={self.device!r}; expected 'cpu' or 'cuda'")
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -98,7 +114,8 @@ class RunSpec:
     def name(self) -> str:
         loss = self.loss.key if self.mmdet_loss is None else f"mmdet:{self.mmdet_loss}"
         model = "" if self.model == DEFAULT_MODEL else f"{self.model}:"
-        return f"{self.framework}/{model}{loss}{'+rfs' if self.sampler == 'rfs' else ''}/seed{self.seed}"
+        normed = "+normed" if self.classifier == "normed" else ""
+        return f"{self.framework}/{model}{loss}{normed}{'+rfs' if self.sampler == 'rfs' else ''}/seed{self.seed}"
 
     @property
     def results_json(self) -> Path:
@@ -108,6 +125,10 @@ class RunSpec:
     def checkpoint(self) -> Path:
         """The trained model's weights (the framework's own checkpoint format)."""
         return self.work_dir / "model_final.pth"
+
+
+#: The box classifier layers a run can train: ``"linear"`` (the frameworks' own), ``"normed"`` (NormedLinear).
+CLASSIFIERS = ("linear", "normed")
 
 
 def seed_everything(seed: int) -> None:

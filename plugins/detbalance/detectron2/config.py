@@ -15,6 +15,9 @@ Config node (added by :func:`add_detbalance_config`)::
       FOCAL: {ALPHA, GAMMA}                   # dense heads (BalancedRetinaNet) only,
       EQUALIZED_FOCAL: {GAMMA, SCALE, ALPHA}  # table DENSE_HYPER_PARAMETER_KEYS
       CALIBRATION: {METHOD: "", GAMMA: None, FILE: ""}   # test-time scores: detbalance.detectron2.calibration
+      CLS_PREDICTOR: {TYPE: "Linear", TEMPERATURE: 20.0}  # or "NormedLinear": detbalance.detectron2.classifier
+
+and ``MODEL.EFFICIENTNET`` (the ImageNet-pretrained EfficientNet-Lite0 backbone, detbalance.detectron2.efficientnet).
 
 One sub-node per loss of :data:`detbalance.losses.LOSS_TABLE` (its ``key``), one config key per hyper-parameter
 (the keyword upper-cased, ``lambda_`` -> ``LAMBDA``), defaulting to the loss module's own default (its
@@ -42,6 +45,8 @@ from detectron2.config import CfgNode, get_cfg
 
 from ..losses import LOSS_TABLE
 from .calibration import add_calibration_config
+from .classifier import add_classifier_config
+from .efficientnet import add_efficientnet_config
 
 __all__ = [
     "add_detbalance_config",
@@ -85,6 +90,8 @@ def add_detbalance_config(cfg: CfgNode) -> None:
             {key: spec.defaults()[argument] for key, argument in spec.config_keys().items()}
         )
     add_calibration_config(_C)  # DETBALANCE.CALIBRATION, documented in detbalance.detectron2.calibration
+    add_efficientnet_config(_C)  # MODEL.EFFICIENTNET, documented in detbalance.detectron2.efficientnet
+    add_classifier_config(_C)  # DETBALANCE.CLS_PREDICTOR, documented in detbalance.detectron2.classifier
 
 
 def get_config(path: str | os.PathLike, opts: Iterable[str] = ()) -> CfgNode:

@@ -22,8 +22,10 @@ from detectron2.structures import Instances
 from torch import nn
 
 from ..calibration import ScoreCalibration
+from ..layers import SEESAW_TEMPERATURE
 from ..losses import LOSSES
 from .calibration import calibration_from_config
+from .classifier import build_classifier
 from .config import HYPER_PARAMETER_KEYS
 from .loss_builder import build_classification_loss
 
@@ -92,12 +94,17 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
         box_reg_loss_type: str = "smooth_l1",
         loss_weight: float | dict[str, float] = 1.0,
         calibration: ScoreCalibration | None = None,
+        cls_predictor: str = "Linear",
+        cls_temperature: float = SEESAW_TEMPERATURE,
     ):
         """
         Args:
             cls_loss: a detbalance loss module (``detbalance.losses.LOSSES``) built for ``num_classes``
                 classes; its ``num_logits`` sets the classifier width L.
             calibration: test-time score calibration (``DETBALANCE.CALIBRATION``); None: the loss's scores.
+            cls_predictor: the classifier layer, ``"Linear"`` or ``"NormedLinear"``
+                (``DETBALANCE.CLS_PREDICTOR.TYPE``, :mod:`detbalance.detectron2.classifier`).
+            cls_temperature: ``NormedLinear``'s temperature (``DETBALANCE.CLS_PREDICTOR.TEMPERATURE``).
             others: as ``FastRCNNOutputLayers``.
         """
         super().__init__(
@@ -121,10 +128,11 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
         self.cls_loss = cls_loss
         self.calibration = calibration if calibration is not None else ScoreCalibration(num_classes)
         self.calibration.check_loss(cls_loss)
-        # Same layer and weight initialisation as the parent's classifier, with L output columns; the bias is the
-        # loss's initial bias (0 for softmax losses, the reference prior of sigmoid losses).
-        self.cls_score = nn.Linear(self.cls_score.in_features, cls_loss.num_logits)
-        nn.init.normal_(self.cls_score.weight, std=0.01)
+        # The parent's classifier (or the normalised one) with L output columns; the bias is the loss's initial
+        # bias (0 for softmax losses, the reference prior of sigmoid losses).
+        self.cls_score = build_classifier(
+            cls_predictor, cls_temperature, self.cls_score.in_features, cls_loss.num_logits
+        )
         with torch.no_grad():
             self.cls_score.bias.copy_(cls_loss.initial_bias())
 
@@ -152,6 +160,8 @@ class BalancedFastRCNNOutputLayers(FastRCNNOutputLayers):
             hyper_params=hyper_params,
         )
         ret["calibration"] = calibration_from_config(cfg)
+        ret["cls_predictor"] = node.CLS_PREDICTOR.TYPE
+        ret["cls_temperature"] = node.CLS_PREDICTOR.TEMPERATURE
         return ret
 
     def _load_from_state_dict(

