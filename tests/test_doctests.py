@@ -13,7 +13,7 @@ import pkgutil
 import pytest
 
 #: the packages below the framework adapters (they import neither Detectron2 nor MMDetection)
-FRAMEWORK_FREE = ("losses", "weights", "backbones", "layers", "calibration", "stats", "evaluation", "data")
+FRAMEWORK_FREE = ("losses", "weights", "backbones", "layers", "decouple", "calibration", "stats", "evaluation", "data")
 
 
 def _modules_with_examples() -> list[str]:

@@ -11,6 +11,9 @@ Examples:
   python tools/train_net.py --config-file configs/detectron2/faster_rcnn_R_50_FPN_1x_seesaw.yaml --num-gpus 8
   # continue from OUTPUT_DIR's last checkpoint (weights, optimizer, schedule, loss state, RNG state)
   python tools/train_net.py --config-file ... --resume
+  # decoupled classifier re-training (cRT) of a trained model: only the box classifier learns, with RFS
+  python tools/train_net.py --config-file ... --decouple out/ce/model_final.pth OUTPUT_DIR out/crt \
+      SOLVER.MAX_ITER 2000 DATALOADER.SAMPLER_TRAIN RepeatFactorTrainingSampler DATALOADER.REPEAT_THRESHOLD 0.01
   # evaluate a checkpoint: COCO AP, then the per-class report with APr/APc/APf
   python tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS out/seesaw/model_final.pth
   # a LazyConfig: overrides are path.key=value
@@ -20,7 +23,8 @@ Trailing KEY VALUE pairs (yaml) or key=value (LazyConfig) override the config. E
 per-class report (AP, AP50, R50 per class; APr/APc/APf from the train json's class frequencies).
 
 Exit status: 0 on success, 2 on bad input (unknown config key, missing or malformed --register-coco json,
-unregistered data set, a DETBALANCE loss without BalancedROIHeads); nothing is written then.
+unregistered data set, a DETBALANCE loss without BalancedROIHeads, a --decouple checkpoint that is missing or has
+another number of classes); nothing is written then.
 """
 
 from __future__ import annotations
@@ -61,6 +65,12 @@ from detectron2.utils.events import CommonMetricPrinter, JSONWriter  # noqa: E40
 import detbalance.detectron2  # noqa: E402,F401  (registers BalancedROIHeads)
 from detbalance.detectron2 import add_detbalance_config, get_config  # noqa: E402
 from detbalance.detectron2._compat import HAS_COMPILED_OPS  # noqa: E402
+from detbalance.detectron2.decouple import (  # noqa: E402
+    check_stage1_checkpoint,
+    freeze_for_decoupling,
+    reinit_classifiers,
+    trained_patterns,
+)
 from detbalance.evaluation import compare, format_report  # noqa: E402
 from detbalance.random_state import capture_rng_state, restore_rng_state  # noqa: E402
 
@@ -124,6 +134,13 @@ def build_parser():
         metavar=("NAME", "JSON", "IMAGE_ROOT"),
         help="register a COCO-format data set under NAME (repeatable), e.g. for DATASETS.TRAIN",
     )
+    parser.add_argument(
+        "--decouple",
+        metavar="STAGE1_CHECKPOINT",
+        default=None,
+        help="re-train only the box classifier of this trained model (cRT): sets DETBALANCE.DECOUPLE.ENABLED and "
+        "MODEL.WEIGHTS (yaml configs; see detbalance.detectron2.decouple)",
+    )
     return parser
 
 
@@ -172,6 +189,8 @@ def setup(args):
         raise UsageError(f"--config-file {args.config_file!r} does not exist")
     register_datasets(args.register_coco)
     if is_lazy(args.config_file):
+        if args.decouple is not None:
+            raise UsageError("--decouple takes a yaml config (DETBALANCE.DECOUPLE); got a LazyConfig")
         cfg = LazyConfig.load(args.config_file)
         try:
             cfg = LazyConfig.apply_overrides(cfg, args.opts)
@@ -181,23 +200,37 @@ def setup(args):
         return cfg
     if len(args.opts) % 2:
         raise UsageError(f"overrides must be KEY VALUE pairs, got an odd number: {args.opts}")
+    opts = list(args.opts)
+    if args.decouple is not None:
+        opts += ["DETBALANCE.DECOUPLE.ENABLED", "True", "MODEL.WEIGHTS", args.decouple]
     try:
-        cfg = get_config(args.config_file, args.opts)
+        cfg = get_config(args.config_file, opts)
     except (KeyError, AssertionError) as e:  # yacs: "Non-existent (config) key: ..." (file / KEY VALUE overrides)
         raise UsageError(f"{args.config_file}: {e.args[0] if e.args else e}") from e
     check_detbalance_head(cfg)
     check_yaml_datasets(cfg, args.eval_only)
+    if cfg.DETBALANCE.DECOUPLE.ENABLED and not args.eval_only:
+        try:
+            trained_patterns(cfg.DETBALANCE.DECOUPLE.TRAIN)
+            check_stage1_checkpoint(cfg.MODEL.WEIGHTS, cfg.MODEL.ROI_HEADS.NUM_CLASSES)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
     cfg.freeze()
     return cfg
 
 
 def check_detbalance_head(cfg: CfgNode) -> None:
-    """A DETBALANCE setting is read only by BalancedROIHeads: refuse one that another head would ignore."""
+    """A DETBALANCE setting is read only by BalancedROIHeads: refuse one that another head would ignore
+    (``DETBALANCE.DECOUPLE`` excepted: the training reads it, with any head)."""
     if cfg.MODEL.ROI_HEADS.NAME == "BalancedROIHeads":
         return
     defaults = get_cfg()
     add_detbalance_config(defaults)
-    changed = sorted(_changed_keys(cfg.DETBALANCE, defaults.DETBALANCE, "DETBALANCE"))
+    changed = sorted(
+        k
+        for k in _changed_keys(cfg.DETBALANCE, defaults.DETBALANCE, "DETBALANCE")
+        if not k.startswith("DETBALANCE.DECOUPLE.")
+    )
     if changed:
         raise UsageError(
             f"{', '.join(changed)} set, but MODEL.ROI_HEADS.NAME={cfg.MODEL.ROI_HEADS.NAME!r} does not "
@@ -333,6 +366,8 @@ def build_training(cfg, lazy: bool):
         cfg.optimizer.params.model = model
         return model, instantiate(cfg.optimizer), instantiate(cfg.dataloader.train), instantiate(cfg.lr_multiplier)
     model = build_model(cfg)
+    if cfg.DETBALANCE.DECOUPLE.ENABLED:  # before the optimizer, which takes the trainable parameters only
+        freeze_for_decoupling(cfg, model)
     optimizer = build_optimizer(cfg, model)
     return model, optimizer, build_detection_train_loader(cfg), build_lr_scheduler(cfg, optimizer)
 
@@ -365,8 +400,11 @@ def do_train(args, cfg, lazy: bool) -> dict:
             else None,
         ]
     )
+    resumed = args.resume and checkpointer.has_checkpoint()
     checkpointer.resume_or_load(s["weights"], resume=args.resume)
-    start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    if not lazy and cfg.DETBALANCE.DECOUPLE.ENABLED and cfg.DETBALANCE.DECOUPLE.REINIT_CLASSIFIER and not resumed:
+        reinit_classifiers(model.module if hasattr(model, "module") else model)
+    start_iter = trainer.iter + 1 if resumed else 0
     trainer.train(start_iter, s["max_iter"])
     return {}
 

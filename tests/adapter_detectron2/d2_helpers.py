@@ -23,7 +23,14 @@ PER_LOSS_CONFIGS = {
     "EQLv2Loss": CONFIG_DIR / "faster_rcnn_R_50_FPN_1x_eqlv2.yaml",
     "SeesawLoss": CONFIG_DIR / "faster_rcnn_R_50_FPN_1x_seesaw.yaml",
     "FederatedLoss": CONFIG_DIR / "faster_rcnn_R_50_FPN_1x_federated.yaml",
+    "BAGSLoss": CONFIG_DIR / "faster_rcnn_R_50_FPN_1x_bags.yaml",
 }
+#: configs that change more than the loss node, each tested by its own module: the ImageNet-pretrained backbone
+#: (test_d2_efficientnet_backbone.py) and Seesaw with its normalised classifier (test_d2_normed_classifier.py)
+OTHER_CONFIGS = (
+    CONFIG_DIR / "faster_rcnn_EfficientNetLite0_FPN_tiny_cpu.yaml",
+    CONFIG_DIR / "faster_rcnn_R_50_FPN_1x_seesaw_normed.yaml",
+)
 SIGMOID_LOSSES = ("ClassBalancedFocalLoss", "EqualizationLoss", "EQLv2Loss", "FederatedLoss")
 
 

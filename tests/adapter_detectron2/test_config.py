@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
-from d2_helpers import BASE_CONFIG, CONFIG_DIR, PER_LOSS_CONFIGS, TINY_CONFIG
+from d2_helpers import BASE_CONFIG, CONFIG_DIR, OTHER_CONFIGS, PER_LOSS_CONFIGS, TINY_CONFIG
 from detectron2 import model_zoo
 from detectron2.config import get_cfg
 
@@ -84,5 +84,5 @@ def test_bad_files_raise_clear_errors(tmp_path):
 
 
 def test_every_yaml_in_the_folder_is_covered():
-    covered = {BASE_CONFIG, TINY_CONFIG, *PER_LOSS_CONFIGS.values()}
+    covered = {BASE_CONFIG, TINY_CONFIG, *PER_LOSS_CONFIGS.values(), *OTHER_CONFIGS}
     assert set(CONFIG_DIR.glob("*.yaml")) == covered

@@ -25,6 +25,7 @@ REFERENCE_BIAS = {
     "EqualizationLoss": -math.log((1 - 0.001) / 0.001),  # eql.detectron2: prior 0.001
     "ClassBalancedFocalLoss": -math.log(NUM_CLASSES - 1),  # richardaecn/class-balanced-loss: -log(C - 1)
     "FederatedLoss": -math.log((1 - 0.01) / 0.01),  # Detic: prior 0.01
+    "BAGSLoss": 0.0,  # FishYuLi/BalancedGroupSoftmax: 0, "others" columns included
 }
 SIGMOID_LOSSES = ("ClassBalancedFocalLoss", "EqualizationLoss", "EQLv2Loss", "FederatedLoss")
 CLASSIFIER = "roi_heads.box_predictor.cls_score"

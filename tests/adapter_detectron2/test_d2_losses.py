@@ -50,6 +50,18 @@ def core_loss(name, logits, labels, module_before, wf, sample_weight=None):
         return core.federated_loss(
             logits, labels, stats.image_counts, num_sampled=50, freq_power=0.5, generator=generator, **common
         )
+    if name == "BAGSLoss":
+        generator = torch.Generator()
+        generator.set_state(module_before.generator.get_state())
+        return core.bags_loss(
+            logits,
+            labels,
+            stats.instance_counts,
+            bin_edges=(10, 100, 1000),
+            others_sample_ratio=8.0,
+            generator=generator,
+            **common,
+        )
     raise AssertionError(name)
 
 
@@ -71,7 +83,7 @@ def test_loss_cls_equals_core_function_value_and_gradient(name, weights_file):
     labels = torch.cat([p.gt_classes for p in proposals])
     before = build_predictor(name, weights_file).cls_loss
     before.load_state_dict(predictor.cls_loss.state_dict())
-    if name == "FederatedLoss":
+    if name in ("FederatedLoss", "BAGSLoss"):  # the same draw
         before.generator.set_state(predictor.cls_loss.generator.get_state())
     out, logits, _ = run_losses(predictor, proposals)
 
@@ -122,7 +134,7 @@ def test_box_weights_become_sample_weights(name, weights_file):
     )
     before = build_predictor(name, weights_file).cls_loss
     before.load_state_dict(predictor.cls_loss.state_dict())
-    if name == "FederatedLoss":
+    if name in ("FederatedLoss", "BAGSLoss"):  # the same draw
         before.generator.set_state(predictor.cls_loss.generator.get_state())
     out, logits, _ = run_losses(predictor, proposals)
     ref = core_loss(name, logits.detach(), labels, before, wf, sample_weight=expected_weight)

@@ -17,19 +17,30 @@ from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
 from detbalance.detectron2 import BalancedFastRCNNOutputLayers, BalancedROIHeads, get_config
-from detbalance.losses import LOSSES, objectness_sigmoid_scores, seesaw_scores, sigmoid_scores, softmax_scores
+from detbalance.losses import (
+    LOSSES,
+    bags_groups,
+    bags_scores,
+    objectness_sigmoid_scores,
+    seesaw_scores,
+    sigmoid_scores,
+    softmax_scores,
+)
+from helpers import INSTANCE_COUNTS
 
 ACTIVATIONS = {
     "WeightedCrossEntropyLoss": softmax_scores,
     "SeesawLoss": seesaw_scores,
     **{name: sigmoid_scores for name in SIGMOID_LOSSES},
     "EQLv2Loss": objectness_sigmoid_scores,
+    "BAGSLoss": lambda logits: bags_scores(logits, bags_groups(INSTANCE_COUNTS)),  # the weights file's counts
 }
 NUM_LOGITS = {
     "WeightedCrossEntropyLoss": NUM_CLASSES + 1,
     "SeesawLoss": NUM_CLASSES + 2,
     **{name: NUM_CLASSES for name in SIGMOID_LOSSES},
     "EQLv2Loss": NUM_CLASSES + 1,
+    "BAGSLoss": NUM_CLASSES + 1 + 5,  # 5 groups: background and the paper's 4 bins
 }
 
 

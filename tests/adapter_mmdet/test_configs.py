@@ -12,7 +12,7 @@ from helpers import MMDET_CONFIGS as CONFIG_DIR
 
 # The Faster R-CNN configs; tests/heads builds the Mask R-CNN, Cascade R-CNN and dense-head configs.
 CONFIGS = sorted(p.relative_to(CONFIG_DIR).as_posix() for p in CONFIG_DIR.rglob("faster-rcnn*.py"))
-LOSS_SUFFIXES = ("weighted-ce", "cb-focal", "eql", "eqlv2", "seesaw", "federated")
+LOSS_SUFFIXES = ("weighted-ce", "cb-focal", "eql", "eqlv2", "seesaw", "federated", "bags")
 SIGMOID_LOSSES = {"DBClassBalancedFocalLoss", "DBEqualizationLoss", "DBEQLv2Loss", "DBFederatedLoss"}
 
 

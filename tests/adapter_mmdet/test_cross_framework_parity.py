@@ -44,7 +44,7 @@ def build_pair(name: str, weights_path: str):
             loss_bbox=dict(type="L1Loss", loss_weight=1.0),
         )
     )
-    if name == "FederatedLoss":  # same class sampling in both
+    if name in ("FederatedLoss", "BAGSLoss"):  # same class / "others" sampling in both
         mm.loss_cls.core.generator.set_state(d2.cls_loss.generator.get_state())
     return d2, mm
 
@@ -97,7 +97,7 @@ def test_same_batch_same_loss_cls_in_detectron2_and_mmdetection(name, weights_fi
         loss_mm = out["loss_cls"]
 
         torch.testing.assert_close(loss_d2, loss_mm, rtol=1e-6, atol=1e-9)
-        if name not in ("SeesawLoss", "FederatedLoss"):  # a further call would move their counts / sampler
+        if name not in ("SeesawLoss", "FederatedLoss", "BAGSLoss"):  # a further call would move counts / sampler
             # the denominator: non-ignored proposals with weight > 0 (MMDetection's avg_factor), not R
             total = d2.cls_loss(logits, labels, sample_weight=label_weights, reduction_override="sum")
             torch.testing.assert_close(loss_d2.detach(), total / int((label_weights > 0).sum()), rtol=1e-6, atol=1e-9)

@@ -26,6 +26,7 @@ EXPECTED_HYPER_PARAMETERS = {
     "EQLv2Loss": ("EQLV2", {"MU": "mu", "GAMMA": "gamma", "ALPHA": "alpha"}),
     "SeesawLoss": ("SEESAW", {"P": "p", "Q": "q", "EPS": "eps"}),
     "FederatedLoss": ("FEDERATED", {"NUM_SAMPLED": "num_sampled", "FREQ_POWER": "freq_power"}),
+    "BAGSLoss": ("BAGS", {"BIN_EDGES": "bin_edges", "OTHERS_SAMPLE_RATIO": "others_sample_ratio"}),
     "FocalLoss": ("FOCAL", {"ALPHA": "alpha", "GAMMA": "gamma"}),
     "EqualizedFocalLoss": ("EQUALIZED_FOCAL", {"GAMMA": "gamma", "SCALE": "scale", "ALPHA": "alpha"}),
 }

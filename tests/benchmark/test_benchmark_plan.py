@@ -25,6 +25,9 @@ SCREENED = {  # APr of a made-up screen of the demo model's trained rows
     "rfs-seesaw": 7.0,
     "rfs-seesaw-normed": 5.8,
     "rfs-eqlv2": 12.0,
+    "crt": 4.5,
+    "bags": 4.4,
+    "crt-eqlv2": 4.6,
     "mmdet-seesaw": 30.0,  # MMDetection's own rows are never among the best three: they get their seeds anyway
     "mmdet-seesaw-normed": 30.0,
     "mmdet-eqlv2": 30.0,

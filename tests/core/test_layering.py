@@ -15,7 +15,7 @@ import pytest
 import detbalance
 
 PACKAGE = Path(detbalance.__file__).resolve().parent
-FRAMEWORK_FREE = ("losses", "weights", "backbones", "layers", "calibration", "stats", "evaluation", "data")
+FRAMEWORK_FREE = ("losses", "weights", "backbones", "layers", "decouple", "calibration", "stats", "evaluation", "data")
 FRAMEWORKS = ("detectron2", "mmdet", "mmengine", "mmcv")
 ABOVE = ("detectron2", "mmdet", "demo", "benchmark", "cli")  # detbalance.<these>: adapters and top layers
 

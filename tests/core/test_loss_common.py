@@ -15,12 +15,14 @@ import torch
 
 from detbalance.losses import (
     LOSSES,
+    BAGSLoss,
     ClassBalancedFocalLoss,
     EQLv2Loss,
     EqualizationLoss,
     FederatedLoss,
     SeesawLoss,
     WeightedCrossEntropyLoss,
+    bags_loss,
     class_balanced_focal_loss,
     eqlv2_loss,
     equalization_loss,
@@ -42,6 +44,9 @@ class Case:
     extra: int  # logit columns beyond K
     function: Callable  # (logits, labels, **kw) -> loss, statistics bound
     module: Callable  # () -> nn.Module whose forward equals `function`
+    #: (label, K, extra) -> logits row whose scores' arg-max is the label; None: the class's own column (and
+    #: the background column K when there is one; Seesaw: the objectness columns decide background)
+    perfect_row: Callable | None = None
 
 
 def _fed_function(x, y, **kw):
@@ -52,6 +57,21 @@ def _eqlv2_module():
     module = EQLv2Loss(K)
     module.pos_neg.copy_(torch.tensor(POS_NEG))
     return module
+
+
+def _bags_function(x, y, **kw):
+    generator = torch.Generator().manual_seed(SEED)
+    return bags_loss(x, y, COUNTS, others_sample_ratio=1.0, generator=generator, **kw)
+
+
+def _bags_perfect_row(label: int, k: int, extra: int) -> torch.Tensor:
+    """Background: group 0's background column; class c: group 0's foreground column and c's column."""
+    row = torch.full((k + extra,), -8.0)
+    if label == k:
+        row[k] = 8.0
+    elif label >= 0:
+        row[k + 1] = row[label] = 8.0
+    return row
 
 
 def _seesaw_module():
@@ -79,6 +99,13 @@ CASES = {
     "EQLv2Loss": Case(1, lambda x, y, **kw: eqlv2_loss(x, y, torch.tensor(POS_NEG), **kw), _eqlv2_module),
     "SeesawLoss": Case(2, lambda x, y, **kw: seesaw_loss(x, y, COUNTS, **kw), _seesaw_module),
     "FederatedLoss": Case(0, _fed_function, lambda: FederatedLoss(K, COUNTS, num_sampled=3, seed=SEED)),
+    # COUNTS fill groups 1 to 3 of 5 (group [1000, inf) is empty); ratio 1 draws others in make_batch's batch
+    "BAGSLoss": Case(
+        6,
+        _bags_function,
+        lambda: BAGSLoss(K, COUNTS, others_sample_ratio=1.0, seed=SEED),
+        _bags_perfect_row,
+    ),
 }
 NAMES = sorted(CASES)
 
@@ -222,7 +249,9 @@ def test_predict_scores_and_accuracy(name):
     # logits that make every label the arg-max of the scores -> 100 %
     perfect = torch.full((labels.shape[0], K + case.extra), -8.0)
     for row, label in enumerate(labels.tolist()):
-        if case.extra == 2:  # seesaw: objectness decides background
+        if case.perfect_row is not None:
+            perfect[row] = case.perfect_row(label, K, case.extra)
+        elif case.extra == 2:  # seesaw: objectness decides background
             perfect[row, K + (1 if label == K else 0)] = 8.0
             perfect[row, min(max(label, 0), K - 1)] = 8.0
         elif label >= 0 and (label < K or case.extra == 1):
@@ -315,6 +344,7 @@ def test_from_stats_builds_each_statistic():
         assert FederatedLoss.from_stats(K, source, seed=1).image_counts.tolist() == [200, 30, 5, 1]
         assert EQLv2Loss.from_stats(K, source, alpha=2.0).alpha == 2.0
         assert SeesawLoss.from_stats(K, source, p=0.5).p == 0.5
+        assert BAGSLoss.from_stats(K, source, seed=1).class_group.tolist() == [3, 2, 1, 1]
     with pytest.raises(ValueError, match="describe 4 classes but num_classes=5"):
         FederatedLoss.from_stats(5, stats)
     with pytest.raises(ValueError, match="WeightsFile"):
@@ -361,6 +391,7 @@ REFERENCE_BIAS = {  # the first classifier bias of each loss's reference impleme
     "EqualizationLoss": [-math.log((1 - 0.001) / 0.001)] * K,  # eql.detectron2: prior 0.001
     "ClassBalancedFocalLoss": [-math.log(K - 1)] * K,  # richardaecn/class-balanced-loss: -log(C - 1)
     "FederatedLoss": [-math.log((1 - 0.01) / 0.01)] * K,  # Detic: prior 0.01
+    "BAGSLoss": [0.0] * (K + 6),  # FishYuLi/BalancedGroupSoftmax: fc_cls bias 0, "others" columns included
 }
 
 
@@ -403,7 +434,7 @@ def test_prior_prob_overrides_and_is_validated():
 
 
 @pytest.mark.parametrize(
-    "module_name", ["activations", "weighted_ce", "cb_focal", "eql", "eqlv2", "seesaw", "federated"]
+    "module_name", ["activations", "weighted_ce", "cb_focal", "eql", "eqlv2", "seesaw", "federated", "bags"]
 )
 def test_docstring_examples_run(module_name):
     module = importlib.import_module(f"detbalance.losses.{module_name}")

@@ -59,7 +59,8 @@ def train_step(model, data):
 
 
 def test_the_rule_splits_the_box_table():
-    assert REFUSED_BY_DENSE == ["EQLv2Loss", "SeesawLoss", "WeightedCrossEntropyLoss"]  # K + 1, K + 2, K + 1
+    # K + 1 + G, K + 1, K + 2, K + 1
+    assert REFUSED_BY_DENSE == ["BAGSLoss", "EQLv2Loss", "SeesawLoss", "WeightedCrossEntropyLoss"]
     assert BOX_LOSSES_IN_DENSE == ["ClassBalancedFocalLoss", "EqualizationLoss", "FederatedLoss"]  # K columns
 
 

@@ -42,6 +42,8 @@ __all__ = [
     "RFS_THRESHOLD_GRID",
     "RFS_TUNED_BASE",
     "RFS_TUNED_THRESHOLD",
+    "DECOUPLE_FRACTION",
+    "decouple_schedule",
 ]
 
 FRAMEWORKS = ("detectron2", "mmdet")
@@ -67,6 +69,9 @@ class Method:
         model: the detector (key of :data:`detbalance.demo.models.MODELS`); its head must take ``loss``.
         classifier: the box classifier layer, ``"linear"`` or ``"normed"`` (the cosine classifier of the Seesaw
             paper, :class:`detbalance.layers.NormedLinear` / MMDetection's ``NormedLinear``, temperature 20).
+        decouple: stage 2 of decoupled training (cRT, :mod:`detbalance.decouple`): the part re-trained
+            (``"classifier"``) on top of the saved model of ``base`` (same framework, regime and seed), with this
+            row's loss and sampler, for :func:`decouple_schedule` of the regime's schedule.
     """
 
     key: str
@@ -81,11 +86,17 @@ class Method:
     base: str | None = None
     model: str = DEFAULT_MODEL
     classifier: str = "linear"
+    decouple: str | None = None
 
     def __post_init__(self):
         check_model_loss(self.model, demo_loss(self.loss))
         if self.classifier not in ("linear", "normed"):
             raise ValueError(f"classifier={self.classifier!r}; expected 'linear' or 'normed'")
+        if self.decouple is not None and (self.base is None or self.calibrate is not None):
+            raise ValueError(
+                f"decouple={self.decouple!r} with base={self.base!r}, calibrate={self.calibrate!r}; expected the "
+                "stage-1 row as base and no calibration"
+            )
 
 
 def method_loss(method: Method) -> DemoLoss:
@@ -146,6 +157,20 @@ RFS_TUNED_BASE = "rfs-eqlv2"
 RFS_TUNED_THRESHOLD = 0.1
 
 
+#: Stage 2 of a decoupled row trains this fraction of the regime's iterations (its forward pass is a full
+#: training's, its backward pass the classifier's alone), at the regime's learning rate.
+DECOUPLE_FRACTION = 0.3
+
+
+def decouple_schedule(schedule):
+    """The stage-2 schedule of a decoupled row: :data:`DECOUPLE_FRACTION` of ``schedule``'s iterations, its
+    learning rate and warm-up (at most a quarter of the stage)."""
+    import dataclasses as dc
+
+    iters = max(1, round(DECOUPLE_FRACTION * schedule.iters))
+    return dc.replace(schedule, iters=iters, warmup_iters=min(schedule.warmup_iters, max(1, iters // 4)))
+
+
 def rfs_variant(base: Method, threshold: float) -> Method:
     """``base`` (a row with repeat-factor sampling) with repeat threshold ``threshold``: ``base`` itself at its own
     threshold, else the row ``<base>-t<threshold>``."""
@@ -190,6 +215,31 @@ METHODS: dict[str, Method] = {
         _RFS_EQLV2,
         rfs_variant(_RFS_EQLV2, RFS_TUNED_THRESHOLD),
         Method("ce-norcal", "CE + post-hoc calibration", calibrate="norcal", base=BASELINE),
+        # decoupled classifier re-training on the CE row's saved model (cRT; its stage 2 only is this row's)
+        Method(
+            "crt",
+            "cRT: CE model, classifier re-trained with RFS + CE",
+            sampler="rfs",
+            rfs_threshold=RFS_TUNED_THRESHOLD,
+            decouple="classifier",
+            base=BASELINE,
+        ),
+        Method(
+            "bags",
+            "BAGS: CE model, classifier re-trained with balanced group softmax",
+            loss="bags",
+            decouple="classifier",
+            base=BASELINE,
+        ),
+        Method(
+            "crt-eqlv2",
+            "cRT: CE model, classifier re-trained with RFS + EQLv2",
+            loss="eqlv2",
+            sampler="rfs",
+            rfs_threshold=RFS_TUNED_THRESHOLD,
+            decouple="classifier",
+            base=BASELINE,
+        ),
         Method(
             "seesaw-logit-adjust",
             "Seesaw + post-hoc logit adjustment",
@@ -263,6 +313,8 @@ def pending(method: Method, framework: str, regime: str = "scratch") -> str | No
         return f"{method.key}: model {method.model!r} has no {framework} config here"
     if regime != "scratch" and framework not in dict(model.pretrained):
         return f"{method.key}: model {method.model!r} has no {regime} {framework} config here"
+    if method.decouple is not None:
+        return pending(get_method(method.base), framework, regime)
     if method.calibrate is not None:
         base = get_method(method.base)
         expected = calibrated(base, method.key)
@@ -274,7 +326,7 @@ def pending(method: Method, framework: str, regime: str = "scratch") -> str | No
 
 #: Fields added to :class:`Method` after runs were recorded: they enter :func:`definition_hash` only when they
 #: differ from their default, so that the rows that existed before keep their hash (and their cached runs).
-_HASHED_WHEN_SET = ("model", "classifier")
+_HASHED_WHEN_SET = ("model", "classifier", "decouple")
 
 
 def model_baseline(model: str) -> str:

@@ -132,6 +132,11 @@ def _primary_table(runs, baseline: str = BASELINE) -> list[str]:
         gammas = [seeds[s]["calibration"]["gamma"] for s in sorted(seeds) if "calibration" in seeds[s]]
         if gammas:  # a post-hoc calibration row: the exponent each seed chose on the validation split
             label += f" (γ on val: {', '.join(f'{g:g}' for g in gammas)})"
+        stages = [r["decouple"] for r in seeds.values() if "decouple" in r]
+        if stages:  # a decoupled row: its stage 2's time (training and test) beside its stage 1's training
+            stage2 = np.mean([r["seconds"] for r in seeds.values()])
+            stage1 = np.mean([d["stage1_seconds"] for d in stages])
+            label += f" (stage 2: {stage2:.0f} s, {stages[0]['iters']} it; stage 1: {stage1:.0f} s)"
         lines.append(
             f"| {label} | {','.join(map(str, sorted(seeds)))} | **{metric['APr']}** | {metric['AP']} | "
             f"{metric['APc']} | {metric['APf']} | {delta} | {gap} |"

@@ -28,7 +28,17 @@ from ..demo._io import write_json
 from ..demo.data import DemoData
 from ..demo.models import REGIMES
 from ..evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, evaluate_large_vocabulary
-from .methods import FRAMEWORKS, GAMMA_FIT_METRIC, GAMMA_GRID, Method, definition_hash, get_method, method_loss, pending
+from .methods import (
+    FRAMEWORKS,
+    GAMMA_FIT_METRIC,
+    GAMMA_GRID,
+    Method,
+    decouple_schedule,
+    definition_hash,
+    get_method,
+    method_loss,
+    pending,
+)
 from .summary import load_summary, record_path
 
 __all__ = [
@@ -129,6 +139,11 @@ def _definition(method: Method, settings: BenchmarkSettings, weights_file: Path)
     if loss.loss is not None and LOSS_TABLE[loss.loss].statistic == "class weights":
         weights = load_weights(weights_file)
         extra["class_weights"] = [*weights.weights, weights.background_weight]
+    if method.decouple is not None:  # stale with its stage 1's training or another stage-2 schedule
+        extra["decouple"] = {
+            "base": _definition(get_method(method.base), settings, weights_file),
+            "schedule": asdict(decouple_schedule(settings.schedule)),
+        }
     if method.calibrate is not None:  # stale with its base's training or another grid / fit metric
         extra["calibration"] = {
             "base": _definition(get_method(method.base), settings, weights_file),
@@ -198,7 +213,7 @@ def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=prin
         if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("definition") == definition:
             log(f"{tag}: cached ({path})")
             continue
-        if method.calibrate is not None:
+        if method.calibrate is not None or method.decouple is not None:
             # the base's saved model first: a base run without one (recorded before the runners saved checkpoints)
             # trains again, and its record is rewritten from that training, so it describes the calibrated model
             base = get_method(method.base)
@@ -228,13 +243,16 @@ def _spec(settings, dataset, weights_file, framework, method, seed):
     from ..demo.run import RunSpec
 
     work = work_root(settings, dataset) / framework / method.key / f"seed{seed}"
+    stage1 = None
+    if method.decouple is not None:
+        stage1 = _spec(settings, dataset, weights_file, framework, get_method(method.base), seed).checkpoint
     return RunSpec(
         framework=framework,
         loss=method_loss(method),
         seed=seed,
         model=method.model,
         data=demo_data(dataset, method.train_split),
-        schedule=settings.schedule,
+        schedule=settings.schedule if stage1 is None else decouple_schedule(settings.schedule),
         weights_file=weights_file,
         work_dir=work,
         score_threshold=LVIS_SCORE_THRESHOLD,
@@ -246,6 +264,8 @@ def _spec(settings, dataset, weights_file, framework, method, seed):
         mmdet_loss=method.mmdet_loss,
         regime=settings.regime,
         classifier=method.classifier,
+        init_checkpoint=stage1,
+        decouple=method.decouple,
     )
 
 
@@ -283,6 +303,19 @@ def _run_one(
         spec = _spec(settings, dataset, weights_file, framework, method, seed)
         trained = _trained(settings, spec, definition, need_checkpoint=need_checkpoint)
         results, extra = json.loads(spec.results_json.read_text(encoding="utf-8")), {}
+        if method.decouple is not None:  # the stage-2 time is the record's; stage 1's is its base's record
+            base = get_method(method.base)
+            base_spec = _spec(settings, dataset, weights_file, framework, base, seed)
+            stage1 = json.loads((base_spec.work_dir / "trained.json").read_text(encoding="utf-8"))
+            extra = {
+                "decouple": {
+                    "base": base.key,
+                    "trained": method.decouple,
+                    "iters": spec.schedule.iters,
+                    "stage1_iters": settings.schedule.iters,
+                    "stage1_seconds": stage1["seconds"],
+                }
+            }
     views = evaluate_large_vocabulary(test_gt, results, groups)
     return {
         "framework": framework,

@@ -48,8 +48,9 @@ _RUN_KEYS = (
     "machine",
 )
 #: Keys only some records have: a post-hoc calibration row's ``calibration`` (method, base, gamma, grid, curve);
-#: ``model`` (the detector; records made before the head rows lack it: they trained the demo's Faster R-CNN).
-_OPTIONAL_KEYS = ("calibration", "model")
+#: ``model`` (the detector; records made before the head rows lack it: they trained the demo's Faster R-CNN); a decoupled
+#: row's ``decouple`` (base, trained part, stage-2 and stage-1 iterations, stage-1 seconds).
+_OPTIONAL_KEYS = ("calibration", "model", "decouple")
 
 
 def record_path(results_dir, version: str, framework: str, method: str, seed: int, regime: str = "scratch") -> Path:

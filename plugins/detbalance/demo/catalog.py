@@ -57,6 +57,7 @@ DEMO_LOSSES: dict[str, DemoLoss] = {
         DemoLoss("eqlv2", "equalization loss v2", "EQLv2Loss"),
         DemoLoss("seesaw", "seesaw loss", "SeesawLoss"),
         DemoLoss("federated", "federated loss", "FederatedLoss"),
+        DemoLoss("bags", "balanced group softmax", "BAGSLoss"),
     )
 }
 

@@ -49,6 +49,7 @@ from detectron2.modeling import build_model
 from detectron2.solver import build_lr_scheduler, build_optimizer
 from detectron2.utils.events import EventStorage
 
+from detbalance.detectron2.decouple import freeze_for_decoupling, reinit_classifiers
 from detbalance.stats.progress import progress_bar
 
 from ._io import write_json
@@ -129,6 +130,10 @@ def build_cfg(spec: RunSpec):
     if spec.sampler == "rfs":  # what the runner builds (_train_sampler), so that config.yaml says it
         cfg.DATALOADER.SAMPLER_TRAIN = "RepeatFactorTrainingSampler"
         cfg.DATALOADER.REPEAT_THRESHOLD = spec.rfs_threshold
+    if spec.decouple is not None:  # stage 2 of decoupled training: what DETBALANCE.DECOUPLE reads
+        cfg.DETBALANCE.DECOUPLE.ENABLED = True
+        cfg.DETBALANCE.DECOUPLE.TRAIN = spec.decouple
+        cfg.MODEL.WEIGHTS = str(spec.init_checkpoint)
     if spec.classifier == "normed":  # the Seesaw paper's classifier (RunSpec allows it with a detbalance loss)
         cfg.DETBALANCE.CLS_PREDICTOR.TYPE = "NormedLinear"
     if spec.loss.loss is not None:
@@ -160,6 +165,10 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
         model = build_model(cfg)
         dataset = get_detection_dataset_dicts(cfg.DATASETS.TRAIN, filter_empty=True)
         loader = build_detection_train_loader(cfg, dataset=dataset, sampler=_train_sampler(spec, dataset))
+    if spec.decouple is not None:  # as tools/train_net.py --decouple: stage 1's weights, frozen, re-initialised
+        _load_stage1(model, spec.init_checkpoint)
+        freeze_for_decoupling(cfg, model)
+        reinit_classifiers(model)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_lr_scheduler(cfg, optimizer)
     losses_log = []
@@ -235,6 +244,19 @@ def predict(
     state = torch.load(cfg.MODEL.WEIGHTS, map_location=cfg.MODEL.DEVICE, weights_only=True)
     model.load_state_dict(state["model"], strict=True)
     return _predict(cfg, model, progress=progress, name=f"{spec.name} {calibration or ''}".strip())
+
+
+def _load_stage1(model, path: Path) -> None:
+    """The stage-1 weights (this runner's checkpoint) into ``model``; only box classifiers of another shape (another
+    loss's layout, re-initialised next) may be left out."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    own = model.state_dict()
+    skipped = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
+    if any(".cls_score." not in k for k in skipped):
+        raise ValueError(f"stage-1 checkpoint {path} does not fit the model: {skipped}; expected only classifiers")
+    missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
+    if unexpected or any(".cls_score." not in k for k in missing):
+        raise ValueError(f"stage-1 checkpoint {path}: missing {missing}, unexpected {unexpected}")
 
 
 def _train_sampler(spec: RunSpec, dataset: list[dict]):

@@ -51,6 +51,7 @@ CONFIG_FILES = {
     "EQLv2Loss": "faster-rcnn_r18_fpn_tiny_eqlv2.py",
     "SeesawLoss": "faster-rcnn_r18_fpn_tiny_seesaw.py",
     "FederatedLoss": "faster-rcnn_r18_fpn_tiny_federated.py",
+    "BAGSLoss": "faster-rcnn_r18_fpn_tiny_bags.py",
 }
 
 #: MMDetection's own box-classifier losses (``RunSpec.mmdet_loss``) with their documented LVIS settings, set as
@@ -184,6 +185,10 @@ def build_cfg(spec: RunSpec) -> Config:
     cfg.work_dir = str(spec.work_dir)
     cfg.load_from = None
     cfg.resume = False
+    if spec.decouple is not None:  # stage 2 of decoupled training, as tools/train.py --decouple configures it
+        cfg.load_from = str(spec.init_checkpoint)
+        cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="DBDecoupleHook", train=spec.decouple)]
+        cfg.custom_imports = dict(imports=["detbalance.mmdet"], allow_failed_imports=False)
     return cfg
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .._checks import check_int
+from ..decouple import check_trained_part
 from .catalog import DemoLoss
 from .data import DemoData
 from .models import DEFAULT_MODEL, REGIMES, check_model_loss, get_model
@@ -47,6 +48,9 @@ class RunSpec:
     backbone starts, one of :data:`~detbalance.demo.models.REGIMES` (``"pretrained"``: the model's ImageNet-
     pretrained config, fine-tuned). ``classifier``: the box classifier layer, one of :data:`CLASSIFIERS`
     (``"normed"``: the normalised linear classifier at temperature 20 the Seesaw paper trains with).
+    ``decouple``: stage 2 of decoupled training (:mod:`detbalance.decouple`): ``"classifier"`` or
+    ``"classifier+regressor"`` are trained, re-initialised classifier, everything else frozen as the model
+    ``init_checkpoint`` (the runner's own checkpoint of a stage-1 run) has it.
     """
 
     framework: str
@@ -66,11 +70,22 @@ class RunSpec:
     model: str = DEFAULT_MODEL
     regime: str = "scratch"
     classifier: str = "linear"
+    init_checkpoint: Path | None = None
+    decouple: str | None = None
 
     def __post_init__(self):
         check_model_loss(self.model, self.loss)
         if self.regime not in REGIMES:
             raise ValueError(f"regime={self.regime!r}; expected one of {REGIMES}")
+        if (self.decouple is None) != (self.init_checkpoint is None):
+            raise ValueError(
+                f"decouple={self.decouple!r} with init_checkpoint={self.init_checkpoint!r}; expected both (stage 2 "
+                "of decoupled training from that checkpoint) or neither"
+            )
+        if self.decouple is not None:
+            check_trained_part(self.decouple, "decouple")
+            if get_model(self.model).head != "box":
+                raise ValueError(f"decouple={self.decouple!r} with model={self.model!r}; expected a box head")
         if self.classifier not in CLASSIFIERS:
             raise ValueError(f"classifier={self.classifier!r}; expected one of {CLASSIFIERS}")
         if self.classifier == "normed" and (

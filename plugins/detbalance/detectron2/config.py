@@ -12,10 +12,12 @@ Config node (added by :func:`add_detbalance_config`)::
       EQLV2: {MU, GAMMA, ALPHA}
       SEESAW: {P, Q, EPS}
       FEDERATED: {NUM_SAMPLED, FREQ_POWER}
+      BAGS: {BIN_EDGES, OTHERS_SAMPLE_RATIO}  # BIN_EDGES: a tuple, (10, 100, 1000) by default
       FOCAL: {ALPHA, GAMMA}                   # dense heads (BalancedRetinaNet) only,
       EQUALIZED_FOCAL: {GAMMA, SCALE, ALPHA}  # table DENSE_HYPER_PARAMETER_KEYS
       CALIBRATION: {METHOD: "", GAMMA: None, FILE: ""}   # test-time scores: detbalance.detectron2.calibration
       CLS_PREDICTOR: {TYPE: "Linear", TEMPERATURE: 20.0}  # or "NormedLinear": detbalance.detectron2.classifier
+      DECOUPLE: {ENABLED: False, TRAIN: "classifier", REINIT_CLASSIFIER: True}  # detbalance.detectron2.decouple
 
 and ``MODEL.EFFICIENTNET`` (the ImageNet-pretrained EfficientNet-Lite0 backbone, detbalance.detectron2.efficientnet).
 
@@ -46,6 +48,7 @@ from detectron2.config import CfgNode, get_cfg
 from ..losses import LOSS_TABLE
 from .calibration import add_calibration_config
 from .classifier import add_classifier_config
+from .decouple import add_decouple_config
 from .efficientnet import add_efficientnet_config
 
 __all__ = [
@@ -92,6 +95,7 @@ def add_detbalance_config(cfg: CfgNode) -> None:
     add_calibration_config(_C)  # DETBALANCE.CALIBRATION, documented in detbalance.detectron2.calibration
     add_efficientnet_config(_C)  # MODEL.EFFICIENTNET, documented in detbalance.detectron2.efficientnet
     add_classifier_config(_C)  # DETBALANCE.CLS_PREDICTOR, documented in detbalance.detectron2.classifier
+    add_decouple_config(_C)  # DETBALANCE.DECOUPLE, documented in detbalance.detectron2.decouple
 
 
 def get_config(path: str | os.PathLike, opts: Iterable[str] = ()) -> CfgNode:

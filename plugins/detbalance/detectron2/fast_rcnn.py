@@ -5,7 +5,8 @@ Shape shorthand in this module:
     R: number of proposals, combined over all images of the batch
     K: number of foreground classes (``MODEL.ROI_HEADS.NUM_CLASSES``); label K is background
     L: classifier columns the loss needs, ``cls_loss.num_logits``: K+1 (softmax, background last; EQLv2, sigmoid
-       objectness last), K (other sigmoid losses) or K+2 (seesaw: K classes + 2 objectness)
+       objectness last), K (other sigmoid losses), K+2 (seesaw: K classes + 2 objectness) or K+1+G (BAGS: K
+       classes, background, an "others" column per group)
 
 Box regression (deltas, ``box_reg_loss``, box inference) is detectron2's, unchanged.
 """

@@ -15,7 +15,11 @@ function                       module                        logit columns  test
 ``eqlv2_loss``                 ``EQLv2Loss``                 K + 1          ``objectness_sigmoid_scores``
 ``seesaw_loss``                ``SeesawLoss``                K + 2          ``seesaw_scores``
 ``federated_loss``             ``FederatedLoss``             K              ``sigmoid_scores``
+``bags_loss``                  ``BAGSLoss``                  K + 1 + G      ``bags_scores``
 =============================  ============================  =============  =============================
+
+BAGS (balanced group softmax) has G = len(bin_edges) + 2 groups: K class logits, background, then one "others"
+logit per group (:mod:`.bags`).
 
 Every function is ``name(logits, labels, <statistics>, *, <hyper-parameters>, sample_weight=None,
 ignore_index=-1, reduction='mean', normalizer=None)``; ``reduction='none'`` gives ``[R]`` (0 for ignored
@@ -45,6 +49,7 @@ function                     module                    logit columns  test-time 
 """
 
 from .activations import objectness_sigmoid_scores, seesaw_scores, sigmoid_scores, softmax_scores
+from .bags import BAGSLoss, bags_groups, bags_loss, bags_scores
 from .cb_focal import ClassBalancedFocalLoss, class_balanced_focal_loss, class_balanced_weights
 from .efl import EqualizedFocalLoss, equalized_focal_loss
 from .eql import EqualizationLoss, equalization_loss
@@ -65,12 +70,16 @@ __all__ = [
     "seesaw_loss",
     "federated_loss",
     "federated_classes",
+    "bags_loss",
+    "bags_groups",
+    "bags_scores",
     "WeightedCrossEntropyLoss",
     "ClassBalancedFocalLoss",
     "EqualizationLoss",
     "EQLv2Loss",
     "SeesawLoss",
     "FederatedLoss",
+    "BAGSLoss",
     "LOSSES",
     "softmax_scores",
     "sigmoid_scores",

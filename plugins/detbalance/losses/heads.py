@@ -1,7 +1,8 @@
 """Which loss can train which kind of head: the one rule both framework adapters apply when they build a model.
 
 * A **box head** (second stage of Faster/Mask/Cascade R-CNN) classifies sampled proposals; it takes every loss
-  of :data:`~detbalance.losses.LOSSES`, whatever its layout (K + 1 softmax, K sigmoid, K + 2 Seesaw), because
+  of :data:`~detbalance.losses.LOSSES`, whatever its layout (K + 1 softmax, K sigmoid, K + 2 Seesaw, K + 1 + G
+  BAGS), because
   the adapters size its classifier with the loss's ``num_logits`` and score with its ``predict_scores``.
 * A **dense head** (RetinaNet, FCOS, ATSS) scores every anchor with exactly K per-class sigmoid logits and
   no background column, and scores detections with that sigmoid. It takes the losses whose layout is that one:

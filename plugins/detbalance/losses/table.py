@@ -18,6 +18,7 @@ loss                            statistic          statistics argument    hyper-
 ``EQLv2Loss``                   trained            none                   mu, gamma, alpha
 ``SeesawLoss``                  trained            none                   p, q, eps
 ``FederatedLoss``               image counts       ``image_counts``       num_sampled, freq_power
+``BAGSLoss``                    instance counts    ``samples_per_class``  bin_edges, others_sample_ratio
 ``FocalLoss`` (dense)           class weights      ``class_weight``       alpha, gamma
 ``EqualizedFocalLoss`` (dense)  trained            none                   gamma, scale, alpha
 ==============================  =================  =====================  ==============================
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._base import ClassificationLoss
+from .bags import BAGSLoss
 from .cb_focal import ClassBalancedFocalLoss
 from .efl import EqualizedFocalLoss
 from .eql import EqualizationLoss
@@ -124,6 +126,7 @@ LOSS_TABLE: dict[str, LossSpec] = {
         LossSpec(EQLv2Loss, "EQLV2", "trained", None, ("mu", "gamma", "alpha")),
         LossSpec(SeesawLoss, "SEESAW", "trained", None, ("p", "q", "eps")),
         LossSpec(FederatedLoss, "FEDERATED", "image counts", "image_counts", ("num_sampled", "freq_power")),
+        LossSpec(BAGSLoss, "BAGS", "instance counts", "samples_per_class", ("bin_edges", "others_sample_ratio")),
         LossSpec(FocalLoss, "FOCAL", "class weights", "class_weight", ("alpha", "gamma"), dense=True),
         LossSpec(EqualizedFocalLoss, "EQUALIZED_FOCAL", "trained", None, ("gamma", "scale", "alpha"), dense=True),
     )

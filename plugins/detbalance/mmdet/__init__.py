@@ -17,6 +17,8 @@ Registered names are ``"DB"`` + the wrapped class's name, so they never collide 
   (``detbalance.mmdet.box_weights_data``): COCO ``"weight"`` per box -> ``gt_instances.weights``.
 - ``HOOKS``: ``DBRandomStateHook`` (``detbalance.mmdet.random_state_hook``): checkpoints carry the RNG state, so
   a resumed run continues exactly as an uninterrupted one.
+- ``HOOKS``: ``DBDecoupleHook`` (``detbalance.mmdet.decouple``): decoupled classifier re-training (cRT) of a
+  trained model.
 - ``DATA_SAMPLERS``: ``DBRepeatFactorSampler`` (``detbalance.mmdet.rfs_sampler``): repeat-factor sampling with
   detectron2's statistics.
 """
@@ -24,6 +26,7 @@ Registered names are ``"DB"`` + the wrapped class's name, so they never collide 
 from .box_weights_data import DBCocoDataset, DBLoadAnnotations, DBPackDetInputs
 from .cascade_roi_head import DBCascadeRoIHead
 from .config import use_dataset
+from .decouple import DBDecoupleHook
 from .dense_losses import DBEqualizedFocalLoss, DBFocalLoss
 from .efficientnet import DBEfficientNetLite
 from .losses import (
@@ -56,4 +59,5 @@ __all__ = [
     "DBRandomStateHook",
     "DBRepeatFactorSampler",
     "DBEfficientNetLite",
+    "DBDecoupleHook",
 ]

@@ -8,6 +8,8 @@ pip-installed MMDetection ships no ``tools/``; these take the options of its ``t
   ``--resume`` continues the RNG stream and the stateful losses' buffers exactly as an uninterrupted run;
 - validation before anything is written: a ``--cfg-options`` key whose parent is not in the config, or a model
   that does not build (e.g. a loss's ``num_classes`` differing from the head's), exits with status 2;
+- ``--decouple STAGE1.pth``: decoupled classifier re-training (``load_from`` + ``DBDecoupleHook``), the
+  checkpoint checked first (missing, or another number of classes: exit status 2);
 - testing ends with detbalance's per-class report (AP, AP50, R50 per class, APr/APc/APf from the train json);
 - checkpoints (``--resume``, ``load_from``, the tested one) load as on torch < 2.6 (``weights_only=False``):
   mmengine 0.10's checkpoints hold objects that torch's default ``weights_only=True`` refuses. Load only
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from detbalance.cli_warnings import quiet_third_party_warnings
 
-__all__ = ["train_main", "test_main", "check_cfg_options", "UsageError"]
+__all__ = ["train_main", "test_main", "check_cfg_options", "use_decoupling", "UsageError"]
 
 
 class UsageError(ValueError):
@@ -66,6 +68,13 @@ def train_parser() -> argparse.ArgumentParser:
         type=str,
         const="auto",
         help="resume from this checkpoint, or without a path from the latest one in the work dir",
+    )
+    p.add_argument(
+        "--decouple",
+        metavar="STAGE1_CHECKPOINT",
+        default=None,
+        help="re-train only the box classifier of this trained model (cRT): load_from it and add DBDecoupleHook "
+        "(detbalance.mmdet.decouple); the config's sampler and schedule are stage 2's",
     )
     _common_args(p)
     return p
@@ -141,6 +150,28 @@ def check_model_builds(cfg) -> None:
         raise UsageError(f"{cfg.filename}: the model does not build: {e}") from e
 
 
+def use_decoupling(cfg, checkpoint: str) -> None:
+    """``cfg`` as stage 2 of decoupled training from ``checkpoint`` (checked: it exists and has the box head's
+    number of classes): ``load_from`` it, ``DBDecoupleHook`` in ``custom_hooks`` (kept as configured if there)."""
+    from detbalance.mmdet.decouple import check_stage1_checkpoint
+
+    heads = cfg.model.roi_head.bbox_head if "roi_head" in cfg.model else None
+    if heads is None:
+        raise UsageError(
+            f"--decouple {checkpoint!r}: the model has no roi_head.bbox_head; expected a two-stage detector"
+        )
+    head = heads[0] if isinstance(heads, (list, tuple)) else heads
+    try:
+        check_stage1_checkpoint(checkpoint, head.num_classes)
+    except ValueError as e:
+        raise UsageError(f"--decouple: {e}") from e
+    cfg.load_from = checkpoint
+    hooks = list(cfg.get("custom_hooks", None) or [])
+    if not any(h.get("type") == "DBDecoupleHook" for h in hooks):
+        hooks.append(dict(type="DBDecoupleHook"))
+    cfg.custom_hooks = hooks
+
+
 def _ensure_hook(cfg) -> None:
     hooks = list(cfg.get("custom_hooks", None) or [])
     if not any(h.get("type") == "DBRandomStateHook" for h in hooks):
@@ -175,6 +206,8 @@ def train_main(argv=None) -> int:
         check_model_builds(cfg)
         if args.resume not in (None, "auto") and not os.path.isfile(args.resume):
             raise UsageError(f"--resume {args.resume!r}: no such checkpoint")
+        if args.decouple is not None:
+            use_decoupling(cfg, args.decouple)
     except UsageError as e:
         return _fail("train.py", e)
     if args.amp:

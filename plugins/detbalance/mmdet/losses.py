@@ -25,6 +25,7 @@ registered name                         statistics argument         classifier c
 ``DBEQLv2Loss``                         none (running state)        K + 1, sigmoid with objectness last
 ``DBSeesawLoss``                        none (running state)        K + 2, MMDetection's seesaw activation
 ``DBFederatedLoss``                     ``image_counts`` (K)        K, sigmoid
+``DBBAGSLoss``                          ``samples_per_class`` (K)   K + 1 + G, softmax within each group
 ======================================  ==========================  =============================================
 
 Each class is generated from :data:`detbalance.losses.LOSS_TABLE`: its arguments are the core loss module's
@@ -67,6 +68,7 @@ __all__ = [
     "DBEQLv2Loss",
     "DBSeesawLoss",
     "DBFederatedLoss",
+    "DBBAGSLoss",
 ]
 
 #: Arguments every registered loss adds to those of its core loss (MMDetection's convention, then calibration).
@@ -176,3 +178,6 @@ DBEQLv2Loss = _register(LOSS_TABLE["EQLv2Loss"])
 DBSeesawLoss = _register(LOSS_TABLE["SeesawLoss"])
 #: ``image_counts``: K per-class image counts or a weights file; ``seed=None`` draws one from torch's generator.
 DBFederatedLoss = _register(LOSS_TABLE["FederatedLoss"])
+#: ``samples_per_class``: K instance counts or a weights file, which group the classes by ``bin_edges``;
+#: K + 1 + G logits (G = len(bin_edges) + 2); ``seed=None`` draws one from torch's generator.
+DBBAGSLoss = _register(LOSS_TABLE["BAGSLoss"])

@@ -1,0 +1,68 @@
+"""The decoupled rows of the matrix (cRT, BAGS): stage 2 re-trains only the classifier of the CE row's saved model
+(trained first where missing, never twice), for a fraction of the schedule; its record states stage 2's time and
+stage 1's apart."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from bench_helpers import tiny_settings
+
+from detbalance.benchmark import get_method, pending
+from detbalance.benchmark.methods import DECOUPLE_FRACTION, Method, decouple_schedule
+from detbalance.benchmark.runner import _definition, _spec, prepare_version, run_matrix
+from detbalance.demo import Schedule
+
+
+def test_decoupled_rows_name_their_stage1_and_wait_for_it():
+    for key in ("crt", "crt-eqlv2", "bags"):
+        row = get_method(key)
+        assert row.decouple == "classifier" and row.base == "ce" and row.calibrate is None
+    assert get_method("crt").sampler == "rfs" and get_method("bags").sampler is None
+    assert pending(get_method("crt"), "mmdet", "pretrained") is None
+    with pytest.raises(ValueError, match="decouple='classifier' with base=None"):
+        Method("x", "x", decouple="classifier")
+
+
+def test_stage2_schedule_is_a_fraction_of_the_regimes():
+    stage2 = decouple_schedule(Schedule(iters=1000))
+    assert stage2.iters == round(DECOUPLE_FRACTION * 1000) and stage2.base_lr == Schedule().base_lr
+    assert stage2.warmup_iters <= stage2.iters // 4
+    assert decouple_schedule(Schedule(iters=2)).iters == 1
+
+
+def test_definition_follows_stage1(tmp_path):
+    settings = tiny_settings(tmp_path)
+    weights = tmp_path / "w.json"
+    crt = get_method("crt")
+    longer = dataclasses.replace(settings, schedule=Schedule(iters=5, warmup_iters=1))
+    assert _definition(crt, settings, weights) != _definition(crt, longer, weights)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["detectron2", "mmdet"])
+def test_crt_trains_only_the_classifier_of_the_saved_ce_model(framework, tmp_path):
+    settings = tiny_settings(tmp_path, iters=4)
+    log = []
+    records = run_matrix(settings, [framework], ["crt"], [0], log=log.append)
+    assert [r["method"] for r in records] == ["ce", "crt"]  # the CE model first: none was saved yet
+    record = records[1]
+    assert (
+        record["decouple"]["base"] == "ce" and record["decouple"]["iters"] == decouple_schedule(settings.schedule).iters
+    )
+    assert record["decouple"]["stage1_seconds"] == records[0]["seconds"]
+    dataset, weights = prepare_version(settings)
+    stage1 = _spec(settings, dataset, weights, framework, get_method("ce"), 0).checkpoint
+    stage2 = _spec(settings, dataset, weights, framework, get_method("crt"), 0).checkpoint
+    key = "model" if framework == "detectron2" else "state_dict"
+    before = torch.load(stage1, map_location="cpu", weights_only=True)[key]
+    after = torch.load(stage2, map_location="cpu", weights_only=True)[key]
+    # Detectron2's frozen BatchNorm keeps no num_batches_tracked; every other entry is in both
+    assert all(k.endswith("num_batches_tracked") for k in set(before) - set(after)) and set(after) <= set(before)
+    changed = sorted(k for k in after if not torch.equal(before[k], after[k]))
+    classifier = "roi_heads.box_predictor.cls_score" if framework == "detectron2" else "roi_head.bbox_head.fc_cls"
+    assert changed == [f"{classifier}.bias", f"{classifier}.weight"]
+    log.clear()
+    assert run_matrix(settings, [framework], ["crt"], [0], log=log.append) == []  # cached, stage 1 not retrained
