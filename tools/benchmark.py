@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 README_BLOCK, RESULTS_BLOCK, CALIBRATION_BLOCK = "benchmark-results", "benchmark-runs", "calibration-results"
 #: README blocks of the pretrained regime's tables and of both regimes side by side.
 PRETRAINED_BLOCK, REGIMES_BLOCK = "benchmark-results-pretrained", "benchmark-regimes"
+RECOMMEND_BLOCK = "which-method"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,10 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "benchmark")
     run.add_argument("--cache-dir", type=Path, default=None, help="data cache (default ~/.cache/detbalance)")
     run.add_argument("--no-progress", action="store_true")
-    res = sub.add_parser("results", help="rewrite results/summary.json, the README/RESULTS.md blocks and the plot")
+    res = sub.add_parser(
+        "results", help="rewrite results/summary.json, the README/docs/RESULTS.md blocks and the plot"
+    )
     res.add_argument("--results", type=Path, default=REPO / "results")
     res.add_argument("--readme", type=Path, default=REPO / "README.md")
     res.add_argument("--results-md", type=Path, default=REPO / "RESULTS.md")
+    res.add_argument("--docs", type=Path, default=REPO / "docs")
     demo = sub.add_parser(
         "demo", help="the short main job: CE and the benchmark's best recipe (results/summary.json) in Detectron2"
     )
@@ -95,8 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def write_results(results_dir: Path, readme: Path, results_md: Path) -> None:
-    """summary.json from the run records, then the README and RESULTS.md blocks and the plot from summary.json."""
+def write_results(results_dir: Path, readme: Path, results_md: Path, docs: Path = REPO / "docs") -> None:
+    """summary.json from the run records, then from summary.json: the README's recommendation and short table, the
+    full tables of docs/benchmark.md, the calibration table of docs/evaluation.md, RESULTS.md's run list and the
+    plot."""
+    from detbalance.benchmark.demo import PRIMARY_REGIME
+    from detbalance.benchmark.recommend import recommendation_markdown
     from detbalance.benchmark.render import (
         calibration_markdown,
         plot_primary,
@@ -112,11 +120,24 @@ def write_results(results_dir: Path, readme: Path, results_md: Path) -> None:
     spec = LongTailSpec()
     summary = load_summary(results_dir, spec)
     write_json(results_dir / "summary.json", summary, indent=1)
-    text = replace_block(readme.read_text(encoding="utf-8"), README_BLOCK, results_markdown(summary))
-    text = replace_block(text, PRETRAINED_BLOCK, results_markdown(summary, regime="pretrained"))
-    text = replace_block(text, REGIMES_BLOCK, regimes_markdown(summary))
-    write_text(readme, replace_block(text, CALIBRATION_BLOCK, calibration_markdown(summary)))
-    write_text(results_md, replace_block(results_md.read_text(encoding="utf-8"), RESULTS_BLOCK, runs_markdown(summary)))
+    blocks = {
+        readme: {
+            RECOMMEND_BLOCK: recommendation_markdown(summary, PRIMARY_REGIME),
+            REGIMES_BLOCK: regimes_markdown(summary),
+        },
+        docs / "benchmark.md": {
+            REGIMES_BLOCK: regimes_markdown(summary),
+            PRETRAINED_BLOCK: results_markdown(summary, regime="pretrained"),
+            README_BLOCK: results_markdown(summary),
+        },
+        docs / "evaluation.md": {CALIBRATION_BLOCK: calibration_markdown(summary)},
+        results_md: {RESULTS_BLOCK: runs_markdown(summary)},
+    }
+    for path, by_name in blocks.items():
+        text = path.read_text(encoding="utf-8")
+        for name, body in by_name.items():
+            text = replace_block(text, name, body)
+        write_text(path, text)
     plot_primary(summary, results_dir / "apr.png")
 
 
@@ -138,7 +159,7 @@ def main(argv=None) -> int:
             print(f"{m.key:{key_width}s}  {m.label:{label_width}s}  {'; '.join(states)}")
         return 0
     if args.command == "results":
-        write_results(args.results, args.readme, args.results_md)
+        write_results(args.results, args.readme, args.results_md, args.docs)
         print(f"wrote {args.results / 'summary.json'}, {args.results / 'apr.png'}, {args.readme}, {args.results_md}")
         return 0
     if args.command == "demo":

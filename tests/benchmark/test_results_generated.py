@@ -7,6 +7,8 @@ import json
 import pytest
 
 from detbalance.benchmark import PRIMARY_METRIC, build_summary, load_records
+from detbalance.benchmark.demo import PRIMARY_REGIME
+from detbalance.benchmark.recommend import recommendation_markdown
 from detbalance.benchmark.render import (
     calibration_markdown,
     regimes_markdown,
@@ -32,18 +34,31 @@ def test_summary_readme_and_results_md_equal_what_make_results_writes(repo_root)
     assert summary == load_summary(results, LongTailSpec())
     assert summary["runs"] == build_summary(load_records(results, _version(LongTailSpec())), LongTailSpec())["runs"]
     readme = (repo_root / "README.md").read_text()
-    assert replace_block(readme, tool.README_BLOCK, results_markdown(summary)) == readme, (
-        "README's benchmark block differs from what `make results` writes; run `make results`"
-    )
-    assert replace_block(readme, tool.PRETRAINED_BLOCK, results_markdown(summary, regime="pretrained")) == readme, (
-        "README's pretrained-regime block differs from what `make results` writes; run `make results`"
-    )
-    assert replace_block(readme, tool.REGIMES_BLOCK, regimes_markdown(summary)) == readme, (
-        "README's two-regime block differs from what `make results` writes; run `make results`"
-    )
-    assert replace_block(readme, tool.CALIBRATION_BLOCK, calibration_markdown(summary)) == readme, (
-        "README's calibration block differs from what `make results` writes; run `make results`"
-    )
+    benchmark = (repo_root / "docs" / "benchmark.md").read_text()
+    evaluation = (repo_root / "docs" / "evaluation.md").read_text()
+    expected = {
+        "README.md": (
+            readme,
+            {
+                tool.RECOMMEND_BLOCK: recommendation_markdown(summary, PRIMARY_REGIME),
+                tool.REGIMES_BLOCK: regimes_markdown(summary),
+            },
+        ),
+        "docs/benchmark.md": (
+            benchmark,
+            {
+                tool.REGIMES_BLOCK: regimes_markdown(summary),
+                tool.PRETRAINED_BLOCK: results_markdown(summary, regime="pretrained"),
+                tool.README_BLOCK: results_markdown(summary),
+            },
+        ),
+        "docs/evaluation.md": (evaluation, {tool.CALIBRATION_BLOCK: calibration_markdown(summary)}),
+    }
+    for path, (text, blocks) in expected.items():
+        for name, body in blocks.items():
+            assert replace_block(text, name, body) == text, (
+                f"{path}'s block {name} differs from what `make results` writes; run `make results`"
+            )
     results_md = (repo_root / "RESULTS.md").read_text()
     assert replace_block(results_md, tool.RESULTS_BLOCK, runs_markdown(summary)) == results_md, (
         "RESULTS.md's benchmark block differs from what `make results` writes; run `make results`"

@@ -1,5 +1,5 @@
-"""The README's first-run blocks (between the quickstart markers) run verbatim, in order, in a fresh folder laid
-out like the repository (.venv, tools, configs linked), so the documented commands cannot drift from the code.
+"""The quick start's first-run blocks (docs/quickstart.md, between the quickstart markers) run verbatim, in order,
+in a fresh folder laid out like the repository (.venv, tools, configs linked), so the documented commands cannot drift from the code.
 
 A ```python block whose first line is ``# <name>.py: ...`` is a file the reader saves; other python blocks run
 with the venv's Python; ```bash blocks run with ``bash -e``. Every block has a timeout."""
@@ -18,8 +18,8 @@ SAVED_FILE = re.compile(r"#\s*([\w./-]+\.py):")
 
 
 def quickstart_blocks() -> list[tuple[str, str]]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    assert text.count(BEGIN) == 1 and text.count(END) == 1, "README.md must hold one quickstart section"
+    text = (REPO / "docs" / "quickstart.md").read_text(encoding="utf-8")
+    assert text.count(BEGIN) == 1 and text.count(END) == 1, "docs/quickstart.md must hold one quickstart section"
     section = text.split(BEGIN, 1)[1].split(END, 1)[0]
     return [(m.group(1), m.group(2)) for m in BLOCK.finditer(section)]
 

@@ -151,7 +151,7 @@ def run_short_demo(
                 + lift_table(runs, recipe, oracle_apr)
             )
     plot = plot_primary(summary, out / "apr.png")
-    log("\n" + results_markdown(summary, regime=regime).replace("results/apr.png", str(plot)))
+    log("\n" + results_markdown(summary, regime=regime).replace("../results/apr.png", str(plot)))
     if quick:
         log(QUICK_NOTICE)
     return summary

@@ -287,8 +287,8 @@ def results_markdown(summary: dict, regime: str = "scratch") -> str:
             ]
         if regime == "scratch":
             out += _head_rows(summary, framework)
-    if frameworks and regime == "scratch":
-        out.append("![APr per method](results/apr.png)")
+    if frameworks:
+        out.append("![APr per method](../results/apr.png)")  # from docs/
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -57,7 +57,7 @@ BENCHMARK_SCHEDULE = Schedule(iters=2000)
 #: The schedule of each regime (:data:`~detbalance.demo.models.REGIMES`): from scratch :data:`BENCHMARK_SCHEDULE`;
 #: fine-tuning the ImageNet-pretrained backbone :data:`PRETRAINED_SCHEDULE` (chosen on the validation split,
 #: ``results/tuning/pretrained_schedule.json``).
-PRETRAINED_SCHEDULE = Schedule(iters=1000)
+PRETRAINED_SCHEDULE = Schedule(iters=2000)
 REGIME_SCHEDULES = {"scratch": BENCHMARK_SCHEDULE, "pretrained": PRETRAINED_SCHEDULE}
 
 

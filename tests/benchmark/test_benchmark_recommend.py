@@ -1,0 +1,85 @@
+""" "Which method should I use", generated from the results: the best row per framework in the regime, the config
+lines made from the method's row (they load in the frameworks), its cost against CE, what to avoid, and the best
+fix of an already-trained model."""
+
+from __future__ import annotations
+
+import pytest
+
+from detbalance.benchmark import get_method
+from detbalance.benchmark.methods import method_loss
+from detbalance.benchmark.recommend import config_lines, recommendation_markdown
+
+
+def _run(framework, method, apr, seconds=300.0, seed=0):
+    return {
+        "regime": "pretrained",
+        "framework": framework,
+        "method": method,
+        "seed": seed,
+        "metrics": {"AP": 30.0, "APr": apr, "APc": 20.0, "APf": 40.0},
+        "seconds": seconds,
+    }
+
+
+SUMMARY = {
+    "runs": [
+        _run("detectron2", "ce", 4.0, 400.0),
+        _run("detectron2", "ce", 6.0, 400.0, seed=1),
+        _run("detectron2", "oracle", 25.0),
+        _run("detectron2", "rfs-eqlv2-t0.1", 15.0, 420.0),
+        _run("detectron2", "seesaw-normed", 8.0),
+        _run("detectron2", "cbfocal", 2.0),
+        _run("detectron2", "crt", 12.0, 90.0),
+        _run("detectron2", "ce-norcal", 7.0, 60.0),
+        _run("mmdet", "ce", 3.0),
+        _run("mmdet", "seesaw-normed", 9.0),
+        _run("mmdet", "mmdet-seesaw-normed", 30.0),  # MMDetection's own loss: never the recommendation
+    ]
+}
+
+
+def test_the_best_row_its_lines_cost_and_what_to_avoid():
+    text = recommendation_markdown(SUMMARY, "pretrained")
+    assert "**detectron2, Faster R-CNN**: RFS + EQLv2, repeat threshold 0.1: APr 15.0 (1) against CE's 5.0 (2)" in text
+    assert "50% of CE's gap to the oracle" in text and "training 7.0 min against CE's 6.7 min" in text
+    assert 'DETBALANCE.LOSS: "EQLv2Loss"' in text and "DATALOADER.REPEAT_THRESHOLD: 0.1" in text
+    assert "Avoid (detectron2, below CE's APr): class-balanced focal (beta 0.9)." in text
+    assert "Already trained with CE (detectron2): cRT: CE model, classifier re-trained with RFS + CE, APr 12.0" in text
+    assert "**mmdet, Faster R-CNN**: Seesaw, normalised linear classifier" in text
+    assert "tempearture=20" in text
+    assert recommendation_markdown(SUMMARY, "scratch") == "No run of the scratch regime yet: no recommendation.\n"
+
+
+def test_detectron2_lines_load_as_a_config(tmp_path):
+    pytest.importorskip("detectron2")
+    from detbalance.detectron2 import get_config
+    from helpers import D2_TINY_CONFIG
+
+    for key in ("rfs-eqlv2-t0.1", "seesaw-normed", "cbfocal", "crt"):
+        lines = [line.split("#")[0].rstrip() for line in config_lines(get_method(key), "detectron2")]
+        opts = []
+        for line in filter(None, lines):
+            k, v = line.split(": ", 1)
+            opts += [k, v.strip('"')]
+        cfg = get_config(D2_TINY_CONFIG, opts)
+        if get_method(key).sampler == "rfs":
+            assert cfg.DATALOADER.SAMPLER_TRAIN == "RepeatFactorTrainingSampler"
+
+
+def test_mmdet_lines_merge_into_a_config(tmp_path):
+    pytest.importorskip("mmdet")
+    from mmengine.config import Config
+
+    from helpers import MMDET_TINY_CONFIG
+
+    for key in ("rfs-eqlv2-t0.1", "seesaw-normed", "cbfocal", "mmdet-eqlv2"):
+        body = "\n".join(config_lines(get_method(key), "mmdet")).replace("num_classes=K", "num_classes=8")
+        path = tmp_path / f"{key}.py"
+        path.write_text(f"_base_ = '{MMDET_TINY_CONFIG}'\n{body}\n")
+        cfg = Config.fromfile(str(path))
+        assert cfg.custom_imports.imports == ["detbalance.mmdet"]
+        head = cfg.model.roi_head.bbox_head
+        row = get_method(key)
+        assert head.loss_cls.type == (row.mmdet_loss or "DB" + method_loss(row).loss)
+        assert (head.get("cls_predictor_cfg") or {}).get("type") == ("NormedLinear" if key == "seesaw-normed" else None)
