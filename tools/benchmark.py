@@ -68,9 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--work-dir", type=Path, default=REPO / "work_dirs" / "benchmark")
     run.add_argument("--cache-dir", type=Path, default=None, help="data cache (default ~/.cache/detbalance)")
     run.add_argument("--no-progress", action="store_true")
-    res = sub.add_parser(
-        "results", help="rewrite results/summary.json, the README/docs/RESULTS.md blocks and the plot"
-    )
+    res = sub.add_parser("results", help="rewrite results/summary.json, the README/docs/RESULTS.md blocks and the plot")
     res.add_argument("--results", type=Path, default=REPO / "results")
     res.add_argument("--readme", type=Path, default=REPO / "README.md")
     res.add_argument("--results-md", type=Path, default=REPO / "RESULTS.md")

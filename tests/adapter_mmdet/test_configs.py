@@ -77,7 +77,10 @@ def test_config_trains_and_predicts(name, weights_file, batch):
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in CONFIGS if n.startswith("tiny/") and "_tiny_" in n and not n.endswith(("box-weights.py", "crt.py"))]  # crt: plain CE
+    "name",
+    [
+        n for n in CONFIGS if n.startswith("tiny/") and "_tiny_" in n and not n.endswith(("box-weights.py", "crt.py"))
+    ],  # crt: plain CE
 )
 @pytest.mark.slow
 def test_predict_uses_the_trained_activation(name, weights_file):
