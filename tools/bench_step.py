@@ -17,6 +17,9 @@ case of a round, so that machine load and proposal sampling hit them alike; the 
 every round does about the same work. Reported: the median step time of each case after the warm-up rounds and
 its ratio to the framework's own head. Target: every ratio <= 1.05 (``--check`` exits with 1 otherwise).
 
+``--value-checks off`` runs detbalance's losses without the checks that read tensors back to the host
+(:func:`detbalance.losses.set_value_checks`); they are on by default.
+
 Time is the process's CPU time by default (``--clock cpu``: the time the step computed, which other jobs on a
 shared machine do not inflate), or wall-clock time (``--clock wall``).
 
@@ -271,6 +274,12 @@ def main(argv=None) -> int:
         default="cpu",
         help="cpu: process CPU time (default, steady on a shared machine); wall: elapsed time",
     )
+    parser.add_argument(
+        "--value-checks",
+        choices=("on", "off"),
+        default="on",
+        help="detbalance's loss checks that read tensors back to the host (default on)",
+    )
     parser.add_argument("--check", action="store_true", help=f"exit with 1 when a ratio exceeds {TARGET}")
     args = parser.parse_args(argv)
     frameworks = [f for f in args.frameworks.split(",") if f]
@@ -285,6 +294,10 @@ def main(argv=None) -> int:
     if args.size < 32 or args.warmup < 0:
         parser.error(f"--size {args.size} (expected >= 32) / --warmup {args.warmup} (expected >= 0)")
     torch.set_num_threads(args.threads)
+    if args.value_checks == "off":
+        from detbalance.losses import set_value_checks
+
+        set_value_checks(False)
     builders = {"detectron2": detectron2_cases, "mmdet": mmdet_cases}
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -296,7 +309,8 @@ def main(argv=None) -> int:
             del cases
     title = (
         f"Faster R-CNN R50-FPN, K={args.classes}, {args.images} x 3 x {args.size} x {args.size}, "
-        f"{args.boxes} boxes/image, CPU, {args.threads} thread(s), {args.clock} time, median of {args.repeats} "
+        f"{args.boxes} boxes/image, CPU, {args.threads} thread(s), {args.clock} time, value checks "
+        f"{args.value_checks}, median of {args.repeats} "
         f"steps (interleaved, {args.warmup} warm-up), torch {torch.__version__}"
     )
     print(format_rows(rows, title))

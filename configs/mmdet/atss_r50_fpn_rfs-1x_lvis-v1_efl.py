@@ -6,7 +6,7 @@ num_classes = 1203
 dataset_type = 'LVISV1Dataset'
 data_root = 'data/lvis_v1/'
 model = dict(
-    bbox_head=dict(num_classes=num_classes, loss_cls=dict(
+    bbox_head=dict(type='DBATSSHead', num_classes=num_classes, loss_cls=dict(
         _delete_=True, type='DBEqualizedFocalLoss', num_classes=num_classes, use_sigmoid=True, gamma=2.0,
         scale=8.0, alpha=0.25, loss_weight=1.0)),
     test_cfg=dict(score_thr=0.0001, max_per_img=300))

@@ -4,7 +4,7 @@
 # *_rfs-2x_* files by the schedule.
 _base_ = 'mmdet::lvis/mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py'
 custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
-model = dict(roi_head=dict(bbox_head=dict(loss_cls=dict(
+model = dict(roi_head=dict(type='DBStandardRoIHead', bbox_head=dict(loss_cls=dict(
     _delete_=True, type='DBEQLv2Loss', num_classes=1203, mu=0.8, gamma=12.0, alpha=4.0, loss_weight=1.0))))
 # Repeat-factor sampling at LVIS's threshold 1e-3 through DBRepeatFactorSampler: detectron2's repeat factors and
 # stochastic rounding (each epoch repeats an image floor(r) + Bernoulli(r - floor(r)) times), as Detectron2's

@@ -1,7 +1,7 @@
 # Mask R-CNN R50-FPN 1x on LVIS v1 with repeat-factor sampling and the Seesaw loss (K + 2 logits) in the box head.
 _base_ = 'mmdet::lvis/mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py'
 custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
-model = dict(roi_head=dict(bbox_head=dict(loss_cls=dict(
+model = dict(roi_head=dict(type='DBStandardRoIHead', bbox_head=dict(loss_cls=dict(
     _delete_=True, type='DBSeesawLoss', num_classes=1203, p=0.8, q=2.0, eps=1e-2, loss_weight=1.0))))
 # Repeat-factor sampling at LVIS's threshold 1e-3 through DBRepeatFactorSampler: detectron2's repeat factors and
 # stochastic rounding (each epoch repeats an image floor(r) + Bernoulli(r - floor(r)) times), as Detectron2's

@@ -188,10 +188,10 @@ def test_the_reference_default_samples_others():
     check_against_reference(logits, labels, counts, edges, 8.0)
     chosen = _chosen_rows(
         torch.nn.functional.one_hot(torch.where(labels == 1, 1, 0), 5).bool(),
-        torch.ones(31, dtype=torch.bool),
-        31,
-        8.0,
-        torch.Generator().manual_seed(0),
+        counted=torch.ones(31, dtype=torch.bool),
+        num_counted=31,
+        ratio=8.0,
+        generator=torch.Generator().manual_seed(0),
     )
     assert chosen[:, 0].all() and int(chosen[:, 1].sum()) == 1 + 8 and bool(chosen[0, 1])
     assert not chosen[:, 2:].any()
@@ -207,7 +207,7 @@ def test_others_are_drawn_uniformly_without_replacement():
     hits = torch.zeros(12)
     draws = 4000
     for _ in range(draws):
-        chosen = _chosen_rows(own, counted, 12, 2.0, generator)
+        chosen = _chosen_rows(own, counted=counted, num_counted=12, ratio=2.0, generator=generator)
         assert int(chosen[2:, 1].sum()) == 4 and chosen[:2, 1].all()
         hits += chosen[:, 1].double()
     assert (hits[2:] / draws - 0.4).abs().max() < 0.04

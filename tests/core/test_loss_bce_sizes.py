@@ -1,17 +1,16 @@
-"""The weighted sigmoid BCE of EQL, EQLv2 and the federated loss on both sides of the size switch (the fused op at
-small size, the row kernel above ``BLOCK_ELEMENTS``) against the element-wise formula, float64."""
+"""The weighted sigmoid BCE of EQL, EQLv2 and the federated loss at several sizes (one row block, fewer rows than
+columns, several blocks of ``BLOCK_ELEMENTS``) against the element-wise formula, float64."""
 
 import pytest
 import torch
 
 from detbalance.losses import eqlv2_loss, equalization_loss
-from detbalance.losses._bce import ColumnWeights, sigmoid_bce
-from detbalance.losses._rowwise import BLOCK_ELEMENTS
+from detbalance.losses._base import check_batch
+from detbalance.losses._rowwise import BLOCK_ELEMENTS, ColumnWeights, sigmoid_bce
 from detbalance.losses.eqlv2 import eqlv2_gradient_statistics
 
-# (rows, columns) below and above the switch
-# (rows, columns) below and above the switch, and fewer rows than columns
-SIZES = {"fused": (40, 9), "wide": (6, 9), "row-kernel": (BLOCK_ELEMENTS // 64 + 50, 64)}
+# (rows, columns): one block, fewer rows than columns, several blocks
+SIZES = {"one-block": (40, 9), "wide": (6, 9), "many-blocks": (BLOCK_ELEMENTS // 64 + 50, 64)}
 
 
 def _problem(rows, columns, seed, ignored=True):
@@ -64,13 +63,20 @@ def test_sigmoid_bce_matches_elementwise_formula(size, reduction, case):
     }[case]
     sample_weight = torch.rand(rows, generator=gen, dtype=torch.float64) if case == "kept-weighted" else None
     valid = labels != -1
-    all_kept = bool(valid.all())
-    with_statistics = weights.fg_neg is None
+    with_statistics = True  # also with fg_neg: the kernel weighs every negative element by its own weight
 
     x1 = x.clone().requires_grad_()
-    loss, statistics = sigmoid_bce(
-        x1, labels, valid, all_kept, weights, sample_weight, reduction, None, with_statistics
+    batch = check_batch(
+        x1,
+        labels,
+        extra_columns=0,
+        layout="[R, C]",
+        sample_weight=sample_weight,
+        ignore_index=-1,
+        reduction=reduction,
+        normalizer=None,
     )
+    loss, statistics = sigmoid_bce(batch, weights=weights, with_statistics=with_statistics)
     x2 = x.clone().requires_grad_()
     per_row, ref_statistics = _reference(x2, labels, *weights, sample_weight)
     count = valid.sum() if sample_weight is None else (valid & (sample_weight > 0)).sum()
@@ -85,9 +91,9 @@ def test_sigmoid_bce_matches_elementwise_formula(size, reduction, case):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_eqlv2_and_eql_agree_across_the_switch(size):
+def test_eqlv2_and_eql_agree_at_every_size(size):
     """EQLv2 (objectness column weighing 1) and EQL (rare classes unweighted in foreground rows) through the
-    public functions, value, gradient and EQLv2's statistics, on both sides of the switch."""
+    public functions, value, gradient and EQLv2's statistics, at every size."""
     rows, columns = SIZES[size]
     x, labels, gen = _problem(rows, columns, 5)
     ratio = torch.rand(columns - 1, generator=gen, dtype=torch.float64) * 2

@@ -18,11 +18,11 @@ from detbalance.losses import DENSE_LOSSES, LOSSES, dense_head_losses
 register_all_modules(init_default_scope=True)
 
 TINY = MMDET_CONFIGS / "tiny"
-#: config -> the dense head class it builds
+#: config -> the dense head class it builds (detbalance's, which checks its loss and batches)
 DENSE_CONFIGS = {
-    "retinanet_r18_fpn_tiny_efl.py": "RetinaHead",
-    "fcos_r18_fpn_tiny_efl.py": "FCOSHead",
-    "atss_r18_fpn_tiny_efl.py": "ATSSHead",
+    "retinanet_r18_fpn_tiny_efl.py": "DBRetinaHead",
+    "fcos_r18_fpn_tiny_efl.py": "DBFCOSHead",
+    "atss_r18_fpn_tiny_efl.py": "DBATSSHead",
 }
 #: losses of the box-head table that a dense head refuses: not K sigmoid logits per anchor
 REFUSED_BY_DENSE = sorted(set(LOSSES) - set(dense_head_losses()))

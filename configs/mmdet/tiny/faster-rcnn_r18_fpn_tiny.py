@@ -1,6 +1,7 @@
 # Tiny CPU Faster R-CNN: ResNet-18 + FPN (64 channels), 128x128 inputs, 64 sampled RoIs, 100 proposals,
 # random initialisation (nothing is downloaded). Plain softmax cross-entropy; the *_<loss>.py files next to
-# this one differ from it only by `custom_imports` and `loss_cls`.
+# this one differ from it only by `custom_imports`, `loss_cls` and `roi_head.type` (DBStandardRoIHead, which
+# starts the classifier at the loss's initial bias).
 #
 # Dataset (COCO json) keys to override, e.g. with detbalance.mmdet.use_dataset(cfg, ...) or --cfg-options:
 #   {train,val,test}_dataloader.dataset.{data_root, ann_file, data_prefix.img, metainfo.classes}

@@ -1,4 +1,4 @@
 _base_ = './faster-rcnn_r18_fpn_tiny.py'
 custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
-model = dict(roi_head=dict(bbox_head=dict(loss_cls=dict(
+model = dict(roi_head=dict(type='DBStandardRoIHead', bbox_head=dict(loss_cls=dict(
     _delete_=True, type='DBSeesawLoss', num_classes={{_base_.num_classes}}, p=0.8, q=2.0, eps=1e-2, loss_weight=1.0))))

@@ -1,5 +1,5 @@
 _base_ = './faster-rcnn_r18_fpn_tiny.py'
 custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
-model = dict(roi_head=dict(bbox_head=dict(loss_cls=dict(
+model = dict(roi_head=dict(type='DBStandardRoIHead', bbox_head=dict(loss_cls=dict(
     _delete_=True, type='DBWeightedCrossEntropyLoss', num_classes={{_base_.num_classes}},
     class_weight={{_base_.weights_file}}, loss_weight=1.0))))

@@ -2,8 +2,11 @@
 # initialisation; data and schedule of faster-rcnn_r18_fpn_tiny.py; classification by Equalized Focal Loss.
 _base_ = './faster-rcnn_r18_fpn_tiny.py'
 custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
+# _scope_: the model replaces the base's (_delete_), which carried MMDetection's scope from its mmdet:: base;
+# with it MODELS.build(cfg.model) finds MMDetection's components without a default scope.
 model = dict(
     _delete_=True,
+    _scope_='mmdet',
     type='FCOS',
     data_preprocessor=dict(
         type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
@@ -14,7 +17,7 @@ model = dict(
     neck=dict(type='FPN', in_channels=[64, 128, 256, 512], out_channels=64, start_level=1,
               add_extra_convs='on_output', num_outs=5, relu_before_extra_convs=True),
     bbox_head=dict(
-        type='FCOSHead',
+        type='DBFCOSHead',
         num_classes={{_base_.num_classes}},
         in_channels=64,
         stacked_convs=2,

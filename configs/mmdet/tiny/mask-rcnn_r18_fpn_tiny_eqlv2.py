@@ -6,6 +6,7 @@ model = dict(
     type='MaskRCNN',
     data_preprocessor=dict(pad_mask=True),
     roi_head=dict(
+        type='DBStandardRoIHead',
         bbox_head=dict(loss_cls=dict(
             _delete_=True, type='DBEQLv2Loss', num_classes={{_base_.num_classes}}, mu=0.8, gamma=12.0, alpha=4.0,
             loss_weight=1.0)),

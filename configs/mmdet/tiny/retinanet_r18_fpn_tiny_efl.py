@@ -3,8 +3,11 @@
 # Equalized Focal Loss (DBEqualizedFocalLoss); retinanet_r18_fpn_tiny_focal.py differs only by loss_cls.
 _base_ = './faster-rcnn_r18_fpn_tiny.py'
 custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)
+# _scope_: the model replaces the base's (_delete_), which carried MMDetection's scope from its mmdet:: base;
+# with it MODELS.build(cfg.model) finds MMDetection's components without a default scope.
 model = dict(
     _delete_=True,
+    _scope_='mmdet',
     type='RetinaNet',
     data_preprocessor=dict(
         type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
@@ -15,7 +18,7 @@ model = dict(
     neck=dict(type='FPN', in_channels=[64, 128, 256, 512], out_channels=64, start_level=1,
               add_extra_convs='on_input', num_outs=5),
     bbox_head=dict(
-        type='RetinaHead',
+        type='DBRetinaHead',
         num_classes={{_base_.num_classes}},
         in_channels=64,
         stacked_convs=2,

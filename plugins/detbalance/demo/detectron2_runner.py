@@ -248,14 +248,15 @@ def predict(
 
 def _load_stage1(model, path: Path) -> None:
     """The stage-1 weights (this runner's checkpoint) into ``model``; only box classifiers of another shape (another
-    loss's layout, re-initialised next) may be left out."""
+    loss's layout, re-initialised next) and the stage-2 loss's own state (``cls_loss`` buffers, which start fresh)
+    may be left out."""
     state = torch.load(path, map_location="cpu", weights_only=True)["model"]
     own = model.state_dict()
     skipped = sorted(k for k in state if k in own and own[k].shape != state[k].shape)
     if any(".cls_score." not in k for k in skipped):
         raise ValueError(f"stage-1 checkpoint {path} does not fit the model: {skipped}; expected only classifiers")
     missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
-    if unexpected or any(".cls_score." not in k for k in missing):
+    if unexpected or any(".cls_score." not in k and ".cls_loss." not in k for k in missing):
         raise ValueError(f"stage-1 checkpoint {path}: missing {missing}, unexpected {unexpected}")
 
 

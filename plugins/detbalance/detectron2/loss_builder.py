@@ -8,27 +8,37 @@ neither: their statistics are buffers, saved in and restored from checkpoints.
 
 A model built for inference only (``DefaultPredictor``) needs neither the weights file nor the training set:
 when the file does not exist, the training datasets are not registered (or their files are absent) or none is
-named, the loss is built :func:`~detbalance.losses.without_statistics.without_statistics` (test-time scores use
-no statistics) and its first training step raises the error, naming the missing file or datasets. A weights
-file or dataset that is there but does not fit (another number of classes, malformed) fails the build.
+named, the loss is built for inference only (:mod:`detbalance.losses.statistics_source`, as in MMDetection) and
+its first training step raises the error, naming the missing file or datasets. A weights file or dataset that is
+there but does not fit (another number of classes, malformed) fails the build, naming ``num_classes_key``: the
+config key of the head's class count (``MODEL.ROI_HEADS.NUM_CLASSES`` for the box heads,
+``MODEL.RETINANET.NUM_CLASSES`` for ``BalancedRetinaNet``).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 from torch import nn
 
 from ..losses import LOSS_TABLE, LOSSES
-from ..losses.without_statistics import without_statistics
+from ..losses.statistics_source import build_from_statistics, missing_weights_file
 from ..weights import ClassStats, WeightsFile, load_weights
 
-__all__ = ["build_classification_loss", "load_class_statistics", "TRAINED_STATISTICS_LOSSES"]
+__all__ = [
+    "build_classification_loss",
+    "build_loss_from_source",
+    "load_class_statistics",
+    "TRAINED_STATISTICS_LOSSES",
+    "BOX_HEAD_CLASSES_KEY",
+]
 
 #: Losses that accumulate their class statistics while training (registered buffers): without a weights file
 #: they are built from ``num_classes`` alone; with one, its class count is still checked.
 TRAINED_STATISTICS_LOSSES = frozenset(name for name in LOSSES if not LOSS_TABLE[name].needs_statistics)
+
+#: Where the box heads' class count is set: the yaml key, or the argument of a LazyConfig.
+BOX_HEAD_CLASSES_KEY = "MODEL.ROI_HEADS.NUM_CLASSES / num_classes"
 
 
 def build_classification_loss(
@@ -39,6 +49,7 @@ def build_classification_loss(
     dataset_names: Sequence[str] = (),
     filter_empty: bool = True,
     hyper_params: Mapping[str, float] | None = None,
+    num_classes_key: str = BOX_HEAD_CLASSES_KEY,
 ) -> nn.Module:
     """``LOSSES[name].from_stats(num_classes, statistics, **hyper_params)``.
 
@@ -50,6 +61,8 @@ def build_classification_loss(
         filter_empty: ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``: count only the images with a non-crowd box, as
             the training loader iterates them.
         hyper_params: keyword arguments of the loss (e.g. ``{"beta": 0.999, "gamma": 2.0}``).
+        num_classes_key: the setting of the head's ``num_classes``, named when the statistics describe another
+            number of classes.
 
     Raises:
         ValueError: unknown ``name``; a weights file or datasets with a class count other than ``num_classes``,
@@ -65,29 +78,50 @@ def build_classification_loss(
     hyper_params = dict(hyper_params or {})
     if name in TRAINED_STATISTICS_LOSSES and not weights_file:
         return LOSSES[name](num_classes, **hyper_params)
-    missing = _missing_source(weights_file, dataset_names)
-    if missing is None:
-        try:
-            statistics = load_class_statistics(
-                num_classes, weights_file=weights_file, dataset_names=dataset_names, filter_empty=filter_empty
-            )
-        except OSError as error:  # a registered dataset whose files are not on this machine
-            missing = error
-    if missing is not None:
-        return without_statistics(LOSSES[name], num_classes, missing, **hyper_params)
-    return LOSSES[name].from_stats(num_classes, statistics, **hyper_params)
+    return build_loss_from_source(
+        LOSSES[name],
+        num_classes,
+        hyper_params,
+        weights_file=weights_file,
+        dataset_names=dataset_names,
+        filter_empty=filter_empty,
+        num_classes_key=num_classes_key,
+    )
+
+
+def build_loss_from_source(
+    loss_cls: type[nn.Module],
+    num_classes: int,
+    hyper_params: Mapping[str, float],
+    *,
+    weights_file: str | None,
+    dataset_names: Sequence[str] = (),
+    filter_empty: bool = True,
+    num_classes_key: str,
+) -> nn.Module:
+    """``loss_cls.from_stats`` with the statistics of ``weights_file``, else of ``dataset_names``
+    (:func:`load_class_statistics`); built for inference only where that source is not here (module docstring)."""
+    return build_from_statistics(
+        loss_cls,
+        num_classes,
+        hyper_params,
+        _missing_source(weights_file, dataset_names),
+        lambda: load_class_statistics(
+            num_classes,
+            weights_file=weights_file,
+            dataset_names=dataset_names,
+            filter_empty=filter_empty,
+            num_classes_key=num_classes_key,
+        ),
+    )
 
 
 def _missing_source(weights_file: str | None, dataset_names: Sequence[str]) -> Exception | None:
     """The error of a statistics source that is not here (None when it is)."""
     if weights_file:
-        found = os.path.isfile(weights_file)
-        return None if found else FileNotFoundError(f"weights file {weights_file} does not exist")
+        return missing_weights_file(weights_file)
     if not dataset_names:
-        return ValueError(
-            "no class statistics: expected a weights file (DETBALANCE.WEIGHTS_FILE) or training "
-            "datasets (DATASETS.TRAIN), got neither"
-        )
+        return _no_source()
     from detectron2.data import DatasetCatalog
 
     unregistered = [n for n in dataset_names if n not in DatasetCatalog.list()]
@@ -96,34 +130,40 @@ def _missing_source(weights_file: str | None, dataset_names: Sequence[str]) -> E
     return None
 
 
+def _no_source() -> ValueError:
+    return ValueError(
+        "no class statistics: expected a weights file (DETBALANCE.WEIGHTS_FILE) or training datasets "
+        "(DATASETS.TRAIN), got neither"
+    )
+
+
 def load_class_statistics(
     num_classes: int,
     *,
     weights_file: str | None = None,
     dataset_names: Sequence[str] = (),
     filter_empty: bool = True,
+    num_classes_key: str = BOX_HEAD_CLASSES_KEY,
 ) -> WeightsFile | ClassStats:
-    """The weights file's contents, else the statistics of ``dataset_names`` (printed); K checked."""
+    """The weights file's contents, else the statistics of ``dataset_names`` (printed); K checked against
+    ``num_classes``, set by ``num_classes_key`` (named in the error)."""
     if weights_file:
         contents = load_weights(weights_file)
         if contents.num_classes != num_classes:
             raise ValueError(
                 f"weights file {weights_file} describes {contents.num_classes} classes, expected {num_classes} "
-                "(MODEL.ROI_HEADS.NUM_CLASSES / num_classes)"
+                f"({num_classes_key})"
             )
         return contents
     if not dataset_names:
-        raise ValueError(
-            "no class statistics: expected a weights file (DETBALANCE.WEIGHTS_FILE) or training datasets "
-            "(DATASETS.TRAIN), got neither"
-        )
+        raise _no_source()
     from .stats import class_stats_from_catalog
 
     stats = class_stats_from_catalog(list(dataset_names), filter_empty=filter_empty)
     if stats.num_classes != num_classes:
         raise ValueError(
             f"datasets {list(dataset_names)} have {stats.num_classes} classes, expected {num_classes} "
-            "(MODEL.ROI_HEADS.NUM_CLASSES / num_classes)"
+            f"({num_classes_key})"
         )
     print(_describe(stats, dataset_names))
     return stats

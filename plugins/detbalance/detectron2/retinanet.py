@@ -24,27 +24,50 @@ from detectron2.layers import cat
 from detectron2.modeling import META_ARCH_REGISTRY, RetinaNet
 from detectron2.modeling.box_regression import _dense_box_regression_loss
 from detectron2.utils.events import get_event_storage
-from torch import nn
+from torch import Tensor, nn
 
-from ..losses import DENSE_LOSSES, check_dense_head_loss, dense_head_losses
+from ..losses import DENSE_LOSSES, LOSSES, check_dense_head_loss, dense_head_losses
+from ..losses import dense_head_checks as checks
+from .cascade import BalancedCascadeROIHeads
 from .config import DENSE_HYPER_PARAMETER_KEYS, HYPER_PARAMETER_KEYS
-from .loss_builder import build_classification_loss, load_class_statistics
+from .loss_builder import build_classification_loss, build_loss_from_source
+from .roi_heads import BalancedROIHeads
 
-__all__ = ["BalancedRetinaNet", "build_dense_classification_loss", "refuse_box_weights"]
+__all__ = ["BalancedRetinaNet", "build_dense_classification_loss", "dense_loss_cls", "refuse_box_weights"]
 
 HEAD = "BalancedRetinaNet"
+#: Where its class count is set.
+CLASSES_KEY = "MODEL.RETINANET.NUM_CLASSES"
+#: The heads that apply per-box weights.
+BOX_HEADS = (BalancedROIHeads.__name__, BalancedCascadeROIHeads.__name__)
 
 
 def refuse_box_weights(gt_instances, head: str) -> None:
     """Raise ``ValueError`` naming ``head`` when a training image's boxes carry per-box weights (``gt_weights``,
     :mod:`detbalance.detectron2.mapper`) other than 1: dense heads do not apply them, and training as if every
-    weight were 1 would ignore them silently."""
-    for instances in gt_instances:
-        if instances.has("gt_weights") and bool((instances.gt_weights != 1).any()):
-            raise ValueError(
-                f"{head} got per-box weights (gt_weights) other than 1, expected none: per-box weights are "
-                "applied by the box heads (BalancedROIHeads, BalancedCascadeROIHeads) only"
-            )
+    weight were 1 would ignore them silently (:func:`detbalance.losses.dense_head_checks.refuse_box_weights`)."""
+    weights = (instances.gt_weights if instances.has("gt_weights") else None for instances in gt_instances)
+    checks.refuse_box_weights(weights, head, "gt_weights", BOX_HEADS)
+
+
+def dense_loss_cls(model, pred_logits, gt_labels, initial_normalizer: float) -> tuple[Tensor, float, Tensor]:
+    """Foreground mask ``[N, R]``, normaliser and ``loss_cls`` of a dense detectron2 model (RetinaNet, FCOS) whose
+    classification loss is ``model.cls_loss``: summed over the non-ignored anchors and divided by detectron2's
+    moving count of foreground anchors (which starts at ``initial_normalizer``), exactly where detectron2
+    divides its focal loss.
+
+    Args:
+        pred_logits: per level ``[N, Hi*Wi*A, K]``.
+        gt_labels: per image ``[R]`` in ``[-1, K]`` (-1 ignored, K background).
+    """
+    num_images = len(gt_labels)
+    labels = torch.stack(gt_labels)  # [N, R]
+    foreground = (labels >= 0) & (labels != model.num_classes)
+    num_foreground = int(foreground.sum().item())
+    get_event_storage().put_scalar("num_pos_anchors", num_foreground / num_images)
+    normalizer = model._ema_update("loss_normalizer", max(num_foreground, 1), initial_normalizer)
+    logits = cat(pred_logits, dim=1).reshape(-1, model.num_classes)
+    return foreground, normalizer, model.cls_loss(logits, labels.reshape(-1), normalizer=normalizer)
 
 
 def build_dense_classification_loss(
@@ -55,13 +78,19 @@ def build_dense_classification_loss(
     dataset_names: Sequence[str] = (),
     hyper_params: Mapping[str, float] | None = None,
     head: str = HEAD,
+    num_classes_key: str = "num_classes",
 ) -> nn.Module:
     """The classification loss of a dense head: a loss of :func:`detbalance.losses.dense_head_losses`.
 
     ``EqualizedFocalLoss`` learns its statistics while training (a weights file, when given, only checks K);
     ``FocalLoss`` takes per-class alphas from a weights file's class weights when one is given, else one alpha;
     the sigmoid losses of ``LOSSES`` are built as for a box head
-    (:func:`~detbalance.detectron2.loss_builder.build_classification_loss`).
+    (:func:`~detbalance.detectron2.loss_builder.build_classification_loss`). A weights file that is not here
+    builds the loss for inference only, as for a box head.
+
+    Args:
+        num_classes_key: the setting of the head's class count, named when a weights file describes another
+            number of classes (``BalancedRetinaNet``: ``MODEL.RETINANET.NUM_CLASSES``; LazyConfig: the argument).
 
     Raises:
         ValueError: ``name`` is no loss, or a loss that cannot serve a dense head (message names it and ``head``).
@@ -69,19 +98,23 @@ def build_dense_classification_loss(
     hyper_params = dict(hyper_params or {})
     allowed = dense_head_losses()
     if name not in allowed:
-        from ..losses import LOSSES
-
         if name in LOSSES:
             check_dense_head_loss(LOSSES[name], head)
         raise ValueError(f"DETBALANCE.LOSS is {name!r}, expected one of {sorted(allowed)} for {head}")
     if name not in DENSE_LOSSES:
         return build_classification_loss(
-            name, num_classes, weights_file=weights_file, dataset_names=dataset_names, hyper_params=hyper_params
+            name,
+            num_classes,
+            weights_file=weights_file,
+            dataset_names=dataset_names,
+            hyper_params=hyper_params,
+            num_classes_key=num_classes_key,
         )
     if not weights_file:
         return DENSE_LOSSES[name](num_classes, **hyper_params)
-    statistics = load_class_statistics(num_classes, weights_file=weights_file)
-    return DENSE_LOSSES[name].from_stats(num_classes, statistics, **hyper_params)
+    return build_loss_from_source(
+        DENSE_LOSSES[name], num_classes, hyper_params, weights_file=weights_file, num_classes_key=num_classes_key
+    )
 
 
 @META_ARCH_REGISTRY.register()
@@ -116,12 +149,7 @@ class BalancedRetinaNet(RetinaNet):
         vis_period=0,
         input_format="BGR",
     ):
-        check_dense_head_loss(cls_loss, HEAD)
-        if cls_loss.num_classes != num_classes:
-            raise ValueError(
-                f"cls_loss {type(cls_loss).__name__} was built for num_classes={cls_loss.num_classes}, "
-                f"expected {num_classes} (MODEL.RETINANET.NUM_CLASSES)"
-            )
+        checks.check_dense_head(cls_loss, HEAD, num_classes, CLASSES_KEY)
         super().__init__(
             backbone=backbone,
             head=head,
@@ -169,6 +197,7 @@ class BalancedRetinaNet(RetinaNet):
             weights_file=node.WEIGHTS_FILE or None,
             dataset_names=tuple(cfg.DATASETS.TRAIN),
             hyper_params=hyper_params,
+            num_classes_key=CLASSES_KEY,
         )
         return ret
 
@@ -185,15 +214,7 @@ class BalancedRetinaNet(RetinaNet):
         Returns:
             dict with ``loss_cls`` and ``loss_box_reg``, both divided by the foreground-anchor normaliser.
         """
-        num_images = len(gt_labels)
-        gt_labels = torch.stack(gt_labels)  # [N, R]
-        foreground = (gt_labels >= 0) & (gt_labels != self.num_classes)
-        num_foreground = int(foreground.sum().item())
-        get_event_storage().put_scalar("num_pos_anchors", num_foreground / num_images)
-        normalizer = self._ema_update("loss_normalizer", max(num_foreground, 1), 100)  # detectron2's own
-
-        logits = cat(pred_logits, dim=1).reshape(-1, self.num_classes)
-        loss_cls = self.cls_loss(logits, gt_labels.reshape(-1), normalizer=normalizer)
+        foreground, normalizer, loss_cls = dense_loss_cls(self, pred_logits, gt_labels, 100)  # detectron2's own
         loss_box_reg = _dense_box_regression_loss(
             anchors,
             self.box2box_transform,

@@ -24,12 +24,16 @@ logit per group (:mod:`.bags`).
 Every function is ``name(logits, labels, <statistics>, *, <hyper-parameters>, sample_weight=None,
 ignore_index=-1, reduction='mean', normalizer=None)``; ``reduction='none'`` gives ``[R]`` (0 for ignored
 proposals), 'mean' divides by ``normalizer`` when given (MMDetection's ``avg_factor``) or by the loss's own
-denominator. Empty input (no proposal, or all ignored) gives ``logits.sum() * 0``, keeping the graph. Losses are
-computed in float32 (float64 for float64 logits), also under autocast. Bad input raises ``ValueError`` naming
-the value and what was expected; that includes NaN or infinite logits, which would otherwise turn into NaN
-weights silently (the check tests the computed loss and only then searches the logits for the first bad
-entry). A call reads tensor contents back twice (the labels' range, the loss; a third time for sample weights),
-i.e. synchronises twice with an accelerator; statistics are checked when a module is built.
+denominator. Empty input (no proposal, or all ignored) gives 0, keeping the graph. Losses are computed in float32
+(float64 for float64 logits), also under autocast. Bad input raises ``ValueError`` naming the value and what was
+expected; that includes NaN or infinite logits, which would otherwise turn into NaN weights silently. Shapes and
+settings are checked first; the values (labels, sample weights, the loss for the logits) are read back once, at
+the end of the call: one synchronisation with an accelerator, which :func:`set_value_checks` switches off
+(Seesaw's foreground rows, the federated loss's class draw and BAGS's draw read back what they compute).
+Statistics are checked when a module is built.
+
+A loss is read in three files: its own module, :mod:`._base` (input checks, reduction, the module base class)
+and, for the losses computed per row with a closed-form gradient (the sigmoid losses and BAGS), :mod:`._rowwise`.
 
 Every module has ``num_logits``, ``predict_scores``, ``class_accuracy``, ``initial_bias`` (the classifier bias
 both framework adapters start from: each sigmoid loss's reference prior) and a ``from_stats`` class method;
@@ -48,6 +52,7 @@ function                     module                    logit columns  test-time 
 ===========================  ========================  =============  ==================
 """
 
+from ._base import set_value_checks, value_checks_enabled
 from .activations import objectness_sigmoid_scores, seesaw_scores, sigmoid_scores, softmax_scores
 from .bags import BAGSLoss, bags_groups, bags_loss, bags_scores
 from .cb_focal import ClassBalancedFocalLoss, class_balanced_focal_loss, class_balanced_weights
@@ -96,4 +101,6 @@ __all__ = [
     "check_box_head_loss",
     "LOSS_TABLE",
     "LossSpec",
+    "set_value_checks",
+    "value_checks_enabled",
 ]

@@ -18,27 +18,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_int
-from ._base import ClassificationLoss, class_stats
-from ._validate import (
+from ._base import (
+    Batch,
+    ClassificationLoss,
     Normalizer,
     Statistic,
     as_statistic,
+    check_batch,
     check_columns,
-    check_finite_loss,
-    check_labels_kept,
+    check_integer,
     check_logits,
     check_number,
-    check_reduction,
-    check_sample_weight,
+    class_stats,
     reduce_rows,
 )
+from ._rowwise import row_blocks, row_loss
 
 #: The paper's bin edges of the training instance counts.
 BIN_EDGES = (10, 100, 1000)
@@ -68,7 +68,7 @@ def bags_groups(samples_per_class: Statistic, bin_edges: Sequence[float] = BIN_E
     """
     device = samples_per_class.device if isinstance(samples_per_class, Tensor) else None
     like = torch.empty(0, dtype=torch.float64, device=device)
-    counts = as_statistic(samples_per_class, "samples_per_class", None, like)
+    counts = as_statistic(samples_per_class, "samples_per_class", length=None, like=like)
     edges = counts.new_tensor(check_bin_edges(bin_edges))
     return 1 + torch.bucketize(counts, edges, right=True) if edges.numel() else torch.ones_like(counts).long()
 
@@ -89,21 +89,44 @@ class _Columns(NamedTuple):
 
     group: Tensor  # [K + 1 + G] group of each column: the classes', 0 (background), then 0 .. G-1 ("others")
     order: Tensor  # [K + 1 + G] the columns group after group, in column order within a group
+    inverse: Tensor  # [K + 1 + G] position of each column in `order`
     sizes: list[int]  # [G] columns of each group
-    offset: Tensor  # [K + 1 + G] position of each column within its group
 
 
 def _columns(class_group: Tensor, num_groups: int, device: torch.device) -> _Columns:
     class_group = class_group.to(device)
     group = torch.cat([class_group, class_group.new_zeros(1), torch.arange(num_groups, device=device)])
     order = torch.argsort(group, stable=True)
-    sizes = torch.bincount(group, minlength=num_groups)
-    position = torch.empty_like(order).index_copy_(0, order, torch.arange(order.numel(), device=device))
-    return _Columns(group, order, sizes.tolist(), position - (sizes.cumsum(0) - sizes)[group])
+    return _Columns(group, order, torch.argsort(order), torch.bincount(group, minlength=num_groups).tolist())
+
+
+def _group_softmax_kernel(
+    x: Tensor, *, columns: _Columns, target: Tensor, weight: Tensor, need_grad: bool
+) -> tuple[Tensor, Tensor | None, None]:
+    r"""For :class:`~._rowwise.RowLoss`: :math:`\ell_i = \sum_g w_{ig} (\log \sum_{j \in g} e^{x_{ij}} -
+    x_{i, t_{ig}})` of ``x[R, C]`` with ``target[R, G]`` (a column of each group) and ``weight[R, G]``; its
+    gradient :math:`w_{i, g(j)}\, p_{ij} - \sum_g w_{ig} [j = t_{ig}]`, :math:`p` the softmax within the group.
+    Each row block is laid out group after group (``columns.order``) and its gradient put back in column order."""
+    log_norm = x.new_empty(x.shape[0], len(columns.sizes))
+    grad = torch.empty_like(x) if need_grad else None
+    for rows in row_blocks(x):
+        grouped = x[rows].index_select(1, columns.order)
+        for g, z in enumerate(grouped.split(columns.sizes, dim=1)):
+            top = z.amax(dim=1, keepdim=True)
+            sums = z.sub_(top).exp_().sum(dim=1, keepdim=True)
+            log_norm[rows, g] = sums.log().add_(top).squeeze(1)
+            if grad is not None:
+                z.mul_(weight[rows, g, None] / sums)
+        if grad is not None:
+            torch.index_select(grouped, 1, columns.inverse, out=grad[rows])
+    per_row = (weight * (log_norm - x.gather(1, target))).sum(dim=1)
+    if grad is not None:
+        grad.scatter_add_(1, target, -weight)  # the targets of a row lie in different groups
+    return per_row, grad, None
 
 
 def _chosen_rows(
-    own: Tensor, counted: Tensor, num_counted: int, ratio: float, generator: torch.Generator | None
+    own: Tensor, *, counted: Tensor, num_counted: int, ratio: float, generator: torch.Generator | None
 ) -> Tensor:
     """``[R, G]`` rows each group's term averages over (:func:`bags_loss`'s :math:`S_g`), as the reference's
     ``_remap_labels``/``_sample_others``. The draw gives the counted rows, in order, the values of one random
@@ -126,40 +149,21 @@ def _chosen_rows(
     return torch.cat([counted[:, None], mine | (others & (rank < quota))], dim=1)
 
 
-def _bags_loss(
-    logits: Tensor,
-    labels: Tensor,
-    columns: _Columns,
-    layout: str,
-    others_sample_ratio: float,
-    generator: torch.Generator | None,
-    sample_weight: Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    normalizer: Normalizer | None,
-) -> Tensor:
-    """:func:`bags_loss` given the columns of the groups and ``logits`` of their column count."""
-    num_groups = len(columns.sizes)
-    x, num_classes = check_logits(logits, 1 + num_groups, layout)
-    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
-    check_reduction(reduction)
-    weight = check_sample_weight(sample_weight, x.shape[0], x)
-    valid = labels != ignore_index
-
-    safe = labels if all_kept else torch.where(valid, labels, num_classes)
-    groups = torch.arange(num_groups, device=x.device)
-    own = columns.group[safe][:, None] == groups  # [R, G]: the group of each row's label (background: 0)
-    target = columns.offset[torch.where(own, safe[:, None], num_classes + 1 + groups)]  # within each group
-    grouped = x.index_select(1, columns.order).split(columns.sizes, dim=1)
-    nll = torch.stack([F.cross_entropy(z, target[:, g], reduction="none") for g, z in enumerate(grouped)], dim=1)
-
-    counted = valid if weight is None else valid & (weight > 0)
-    num_counted = x.shape[0] if all_kept and weight is None else int(counted.sum())
-    chosen = _chosen_rows(own, counted, num_counted, others_sample_ratio, generator).to(x.dtype)
+def _loss(batch: Batch, *, columns: _Columns, ratio: float, generator: torch.Generator | None) -> Tensor:
+    """:func:`bags_loss` of a checked batch given the groups' columns. The draw's size, the number of counted
+    proposals, is read back."""
+    num_classes, classes = batch.num_classes, batch.classes
+    groups = torch.arange(batch.x.shape[1] - num_classes - 1, device=batch.x.device)
+    own = columns.group[classes][:, None] == groups  # [R, G]: the group of each row's label (background: 0)
+    target = torch.where(own, classes[:, None], num_classes + 1 + groups)  # the label or the group's "others"
+    counted = batch.row_weight > 0
+    num_counted = int(counted.sum())
+    chosen = _chosen_rows(own, counted=counted, num_counted=num_counted, ratio=ratio, generator=generator)
+    chosen = chosen.to(batch.x.dtype)
     # group g's sum over S_g divided by |S_g| (at least 1: the reference's avg_factor), as N / |S_g| per row
-    scale = num_counted / chosen.sum(dim=0).clamp(min=1.0)
-    per_row = (chosen * nll * scale).sum(dim=1)
-    return check_finite_loss(reduce_rows(per_row, valid, all_kept, weight, reduction, normalizer, x), x)
+    weight = chosen * (num_counted / chosen.sum(dim=0).clamp(min=1.0))
+    kernel = partial(_group_softmax_kernel, columns=columns, target=target, weight=weight)
+    return reduce_rows(row_loss(batch.x, kernel)[0], batch)
 
 
 def bags_loss(
@@ -216,14 +220,22 @@ def bags_loss(
     """
     edges = check_bin_edges(bin_edges)
     layout = f"[R, K + 1 + G] (G = {len(edges) + 2} groups)"
-    x, _ = check_logits(logits, len(edges) + 3, layout)
-    counts = as_statistic(samples_per_class, "samples_per_class", None, x)
-    check_columns(logits, counts.shape[0] + len(edges) + 3, counts.shape[0], layout)
+    x, _ = check_logits(logits, extra_columns=len(edges) + 3, layout=layout)
+    counts = as_statistic(samples_per_class, "samples_per_class", length=None, like=x)
+    check_columns(logits, expected=counts.shape[0] + len(edges) + 3, num_classes=counts.shape[0], layout=layout)
+    batch = check_batch(
+        logits,
+        labels,
+        extra_columns=len(edges) + 3,
+        layout=layout,
+        sample_weight=sample_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+    )
     ratio = check_number(others_sample_ratio, "others_sample_ratio", low=0.0)
     columns = _columns(bags_groups(counts, edges), len(edges) + 2, x.device)
-    return _bags_loss(
-        logits, labels, columns, layout, ratio, generator, sample_weight, ignore_index, reduction, normalizer
-    )
+    return _loss(batch, columns=columns, ratio=ratio, generator=generator)
 
 
 def bags_scores(logits: Tensor, class_group: Tensor) -> Tensor:
@@ -242,12 +254,12 @@ def bags_scores(logits: Tensor, class_group: Tensor) -> Tensor:
     if not isinstance(class_group, Tensor) or class_group.dim() != 1 or class_group.dtype != torch.int64:
         raise ValueError(f"class_group must be an int64 tensor [K], got {class_group!r}")
     num_classes = class_group.shape[0]
-    x, extra = check_logits(logits, num_classes, "[R, K + 1 + G]")  # extra: the 1 + G columns after the classes
+    x, extra = check_logits(logits, extra_columns=num_classes, layout="[R, K + 1 + G]")  # extra: 1 + G columns
     _check_groups(class_group, extra - 1, f"class_group (logits [R, K + 1 + G] with K = {num_classes})")
-    return _bags_scores(x, _columns(class_group, extra - 1, x.device))
+    return _scores(x, columns=_columns(class_group, extra - 1, x.device))
 
 
-def _bags_scores(x: Tensor, columns: _Columns) -> Tensor:
+def _scores(x: Tensor, *, columns: _Columns) -> Tensor:
     """:func:`bags_scores` of logits ``x`` in the compute dtype, the groups' columns given."""
     grouped = x.index_select(1, columns.order).split(columns.sizes, dim=1)
     log_norm = torch.stack([z.logsumexp(dim=1) for z in grouped], dim=1)
@@ -298,13 +310,13 @@ class BAGSLoss(ClassificationLoss):
         ignore_index: int = -1,
     ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
-        counts = as_statistic(samples_per_class, "samples_per_class", num_classes)
+        counts = as_statistic(samples_per_class, "samples_per_class", length=num_classes)
         self.bin_edges = check_bin_edges(bin_edges)
         self.num_groups = len(self.bin_edges) + 2
         self.extra_columns = 1 + self.num_groups
         self.layout = f"[R, K + 1 + G] (G = {self.num_groups} groups)"
         self.others_sample_ratio = check_number(others_sample_ratio, "others_sample_ratio", low=0.0)
-        self.seed = int(torch.randint(0, 2**62, ())) if seed is None else check_int("seed", seed, minimum=0)
+        self.seed = int(torch.randint(0, 2**62, ())) if seed is None else check_integer(seed, "seed", minimum=0)
         self.generator = torch.Generator().manual_seed(self.seed)
         self.register_buffer("samples_per_class", counts, persistent=False)
         self.register_buffer("class_group", bags_groups(counts, self.bin_edges))
@@ -361,23 +373,23 @@ class BAGSLoss(ClassificationLoss):
         reduction_override: str | None = None,
     ) -> Tensor:
         self._check_columns(logits)
-        return _bags_loss(
+        batch = check_batch(
             logits,
             labels,
-            self._columns(logits.device),
-            self.layout,
-            self.others_sample_ratio,
-            self.generator,
-            sample_weight,
-            self.ignore_index,
-            self._reduction(reduction_override),
-            normalizer,
+            extra_columns=self.extra_columns,
+            layout=self.layout,
+            sample_weight=sample_weight,
+            ignore_index=self.ignore_index,
+            reduction=self._reduction(reduction_override),
+            normalizer=normalizer,
         )
+        columns = self._columns(batch.x.device)
+        return _loss(batch, columns=columns, ratio=self.others_sample_ratio, generator=self.generator)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         self._check_columns(logits)
-        x, _ = check_logits(logits, self.extra_columns, self.layout)
-        return _bags_scores(x, self._columns(x.device))
+        x, _ = check_logits(logits, extra_columns=self.extra_columns, layout=self.layout)
+        return _scores(x, columns=self._columns(x.device))
 
     def extra_repr(self) -> str:
         return (

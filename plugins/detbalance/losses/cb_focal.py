@@ -3,28 +3,29 @@ CVPR 2019)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from ..weights.effective_number import inverse_effective_number
-from ._base import ClassificationLoss, class_stats
-from ._rowwise import BLOCK_ELEMENTS, RowLoss, dense_focal_kernel, focal_kernel, foreground
-from ._validate import (
+from ._base import (
+    Batch,
+    ClassificationLoss,
     Normalizer,
     Statistic,
     as_statistic,
-    check_finite_loss,
-    check_labels_kept,
-    check_logits,
+    check_batch,
     check_number,
     check_prior_prob,
-    check_reduction,
-    check_sample_weight,
+    class_stats,
     reduce_rows,
+    value_checks_enabled,
 )
-from .activations import sigmoid_scores
+from ._rowwise import focal_kernel, row_loss, sigmoid_scores
+
+LAYOUT = "[R, K]"
 
 
 def class_balanced_weights(samples_per_class: Statistic, beta: float = 0.99) -> Tensor:
@@ -38,11 +39,10 @@ def class_balanced_weights(samples_per_class: Statistic, beta: float = 0.99) -> 
         [1.0, 1.0]
     """
     device = samples_per_class.device if isinstance(samples_per_class, Tensor) else None
-    counts = as_statistic(
-        samples_per_class, "samples_per_class", None, torch.empty(0, dtype=torch.float64, device=device)
-    )
+    like = torch.empty(0, dtype=torch.float64, device=device)
+    counts = as_statistic(samples_per_class, "samples_per_class", length=None, like=like)
     beta = check_number(beta, "beta", low=0.0, high=1.0, high_open=True)
-    if not bool((counts > 0).all()):
+    if value_checks_enabled() and not bool((counts > 0).all()):
         empty = (counts == 0).nonzero().flatten().tolist()
         raise ValueError(
             f"samples_per_class must be > 0 for every class (effective number 0 has no weight); "
@@ -123,61 +123,39 @@ def class_balanced_focal_loss(
         >>> loss = class_balanced_focal_loss(logits, torch.tensor([0, 2, 3, 1]), [500, 20, 3])
         >>> loss.backward()
     """
-    x, num_classes = check_logits(logits, 0, "[R, K]")
-    background_weight = check_number(background_weight, "background_weight", low=0.0)
-    counts = as_statistic(samples_per_class, "samples_per_class", num_classes, x)
-    return _class_balanced_focal_loss(
-        x,
+    batch = check_batch(
+        logits,
         labels,
-        _label_weights(counts, beta, background_weight),
-        gamma,
-        sample_weight,
-        ignore_index,
-        reduction,
-        normalizer,
+        extra_columns=0,
+        layout=LAYOUT,
+        sample_weight=sample_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
     )
+    background_weight = check_number(background_weight, "background_weight", low=0.0)
+    counts = as_statistic(samples_per_class, "samples_per_class", length=batch.num_classes, like=batch.x)
+    gamma = check_number(gamma, "gamma", low=0.0)
+    return _loss(batch, label_weights=_label_weights(counts, beta, background_weight), gamma=gamma)
 
 
 def _label_weights(counts: Tensor, beta: float, background_weight: float) -> Tensor:
     """``[K + 1]`` float64 weight of a proposal by its label: the class weights divided by the mean training
     instance's weight, then ``background_weight``. Validates ``counts`` and ``beta``."""
     class_weight = class_balanced_weights(counts, beta)
-    counts = class_weight.new_tensor(counts.tolist())
+    counts = counts.to(class_weight)
     class_weight = class_weight * (counts.sum() / (counts * class_weight).sum())  # an average instance weighs 1
     return torch.cat([class_weight, class_weight.new_tensor([background_weight])])
 
 
-def _class_balanced_focal_loss(
-    logits: Tensor,
-    labels: Tensor,
-    label_weights: Tensor,
-    gamma: float,
-    sample_weight: Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    normalizer: Normalizer | None,
-) -> Tensor:
-    """:func:`class_balanced_focal_loss` given the :func:`_label_weights` of validated statistics."""
-    x, num_classes = check_logits(logits, 0, "[R, K]")
-    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
-    check_reduction(reduction)
-    gamma = check_number(gamma, "gamma", low=0.0)
-    weight = check_sample_weight(sample_weight, x.shape[0], x)
-
-    valid = labels != ignore_index
-    if x.numel() <= BLOCK_ELEMENTS:
-        per_row, _ = RowLoss.apply(x, dense_focal_kernel, labels, gamma)
-    else:
-        per_row, _ = RowLoss.apply(x, focal_kernel, *foreground(labels, valid, num_classes), gamma)
-    index = labels if all_kept else torch.where(valid, labels, num_classes)  # an ignored row weighs 0 in reduce_rows
-    by_label = label_weights.to(dtype=x.dtype, device=x.device)[index]
-    loss = reduce_rows(per_row * by_label, valid, all_kept, weight, reduction, normalizer, x)
-    return check_finite_loss(loss, x)
+def _loss(batch: Batch, *, label_weights: Tensor, gamma: float) -> Tensor:
+    """:func:`class_balanced_focal_loss` of a checked batch given the :func:`_label_weights` of its statistics."""
+    per_row, _ = row_loss(batch.x, partial(focal_kernel, labels=batch.classes, gamma=gamma))
+    # an ignored row weighs 0 in reduce_rows whatever its label's weight
+    return reduce_rows(per_row * label_weights.to(batch.x)[batch.classes], batch)
 
 
 class ClassBalancedFocalLoss(ClassificationLoss):
-    label_weights: Tensor
-
     """Module form of :func:`class_balanced_focal_loss`; scores at test time with :func:`sigmoid_scores`.
 
     Args:
@@ -196,6 +174,8 @@ class ClassBalancedFocalLoss(ClassificationLoss):
         >>> loss_fn.predict_scores(torch.zeros(1, 3)).shape
         torch.Size([1, 4])
     """
+
+    label_weights: Tensor
 
     def __init__(
         self,
@@ -216,7 +196,7 @@ class ClassBalancedFocalLoss(ClassificationLoss):
                 "(-log(K - 1)); expected a prior_prob in (0, 1)"
             )
         self.prior_prob = check_prior_prob(1.0 / num_classes if prior_prob is None else prior_prob)
-        counts = as_statistic(samples_per_class, "samples_per_class", num_classes)
+        counts = as_statistic(samples_per_class, "samples_per_class", length=num_classes)
         self.register_buffer("samples_per_class", counts, persistent=False)
         self.beta = beta
         self.gamma = check_number(gamma, "gamma", low=0.0)
@@ -259,16 +239,17 @@ class ClassBalancedFocalLoss(ClassificationLoss):
         reduction_override: str | None = None,
     ) -> Tensor:
         self._check_columns(logits)
-        return _class_balanced_focal_loss(
+        batch = check_batch(
             logits,
             labels,
-            self.label_weights,
-            self.gamma,
-            sample_weight,
-            self.ignore_index,
-            self._reduction(reduction_override),
-            normalizer,
+            extra_columns=0,
+            layout=LAYOUT,
+            sample_weight=sample_weight,
+            ignore_index=self.ignore_index,
+            reduction=self._reduction(reduction_override),
+            normalizer=normalizer,
         )
+        return _loss(batch, label_weights=self.label_weights, gamma=self.gamma)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)

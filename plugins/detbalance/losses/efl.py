@@ -8,29 +8,35 @@ easy negatives, and a matching weight, which keeps their hard positives' loss. T
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import torch
 from torch import Tensor
 
-from ._base import ClassificationLoss, class_stats
-from ._gradient_ratio import accumulate_gradient_ratio, collect_on_backward, collecting_view
-from ._rowwise import RowLoss, foreground
-from ._validate import (
+from ._base import (
+    Batch,
+    ClassificationLoss,
     Normalizer,
     Statistic,
     as_statistic,
-    check_finite_loss,
-    check_labels,
-    check_logits,
+    check_batch,
     check_number,
-    check_reduction,
-    check_sample_weight,
+    class_stats,
     mean_divisor,
-    reduce_loss,
+    reduce_rows,
 )
-from .activations import sigmoid_scores
-from .focal import check_alpha, classwise_focal_kernel, dense_denominator
+from ._rowwise import (
+    accumulate_gradient_ratio,
+    check_alpha,
+    collecting_view,
+    focal_kernel,
+    positive_count,
+    row_loss,
+    sigmoid_scores,
+)
+
+LAYOUT = "[R, K]"
 
 
 def efl_focusing(pos_neg: Tensor, *, gamma: float = 2.0, scale: float = 8.0) -> tuple[Tensor, Tensor]:
@@ -43,65 +49,58 @@ def efl_focusing(pos_neg: Tensor, *, gamma: float = 2.0, scale: float = 8.0) -> 
     return focusing, focusing / gamma
 
 
-def _prepare(
-    logits: Tensor,
-    labels: Tensor,
+def _check_settings(gamma: float, scale: float) -> tuple[float, float]:
+    return check_number(gamma, "gamma", low=0.0, low_open=True), check_number(scale, "scale", low=0.0)
+
+
+def _loss(
+    batch: Batch,
+    *,
     pos_neg: Tensor,
     gamma: float,
     scale: float,
-    alpha,
-    sample_weight: Tensor | None,
-    ignore_index: int,
-):
-    """Validated logits, ``(fg_rows, fg_labels)``, per-class ``(alpha, gamma_j, w_j)``, row weights, kept rows;
-    ``pos_neg`` is a validated ``[K]`` tensor (:func:`_checked_ratio`, or the module's own state)."""
-    x, num_classes = check_logits(logits, 0, "[R, K]")
-    valid = check_labels(labels, x.shape[0], num_classes, ignore_index)
-    gamma = check_number(gamma, "gamma", low=0.0, low_open=True)
-    scale = check_number(scale, "scale", low=0.0)
-    alphas = check_alpha(alpha, num_classes, x)
-    weight = check_sample_weight(sample_weight, x.shape[0], x)
-    focusing, factor = efl_focusing(pos_neg.to(dtype=x.dtype, device=x.device), gamma=gamma, scale=scale)
-    fg_rows, fg_labels = foreground(labels, valid, num_classes)
-    row_weight = valid.to(x.dtype) if weight is None else valid.to(x.dtype) * weight
-    return x, (fg_rows, fg_labels), (alphas, focusing, factor), row_weight, valid
+    alpha: Tensor | None,
+    with_statistics: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """``(loss, statistics)`` of :func:`equalized_focal_loss` for a checked batch, ``[K]`` ratios and per-class
+    ``alpha`` (or None); the ``[2, K]`` step statistics (None unless ``with_statistics``) are divided by what
+    'mean' divides by."""
+    focusing, factor = efl_focusing(pos_neg.to(batch.x), gamma=gamma, scale=scale)
+    row_weight = batch.row_weight.detach() if with_statistics else None
+    alpha = None if alpha is None else alpha.to(batch.x)
+    kernel = partial(
+        focal_kernel, labels=batch.classes, gamma=focusing, alpha=alpha, factor=factor, row_weight=row_weight
+    )
+    per_row, statistics = row_loss(batch.x, kernel)
+    denominator = positive_count(batch)
+    loss = reduce_rows(per_row, batch, denominator=denominator)
+    if statistics is not None and batch.reduction == "mean":
+        # the reference reads the gradient of the normalised loss: a step's statistics are divided by what 'mean'
+        # divides by (the per-step number of positives, or the given normalizer), so a step with few positives
+        # weighs more in the accumulated ratio; loss weights and gradient scaling stay out (constant factors)
+        statistics = statistics / mean_divisor(batch, denominator)
+    return loss, statistics
 
 
-def _checked_ratio(logits: Tensor, pos_neg: Statistic) -> Tensor:
-    """``pos_neg`` checked as ``[K]`` finite values >= 0, K read from ``logits[R, K]``."""
-    x, num_classes = check_logits(logits, 0, "[R, K]")
-    return as_statistic(pos_neg, "pos_neg", num_classes, x)
-
-
-def _efl(
+def _check_batch(
     logits: Tensor,
     labels: Tensor,
-    pos_neg: Tensor,
-    gamma: float,
-    scale: float,
-    alpha,
+    *,
     sample_weight: Tensor | None,
     ignore_index: int,
     reduction: str,
     normalizer: Normalizer | None,
-    with_statistics: bool,
-) -> tuple[Tensor, Tensor]:
-    """The loss of :func:`equalized_focal_loss` and, when ``with_statistics``, its ``[2, K]`` step statistics."""
-    check_reduction(reduction)
-    x, (fg_rows, fg_labels), per_class, row_weight, _ = _prepare(
-        logits, labels, pos_neg, gamma, scale, alpha, sample_weight, ignore_index
+) -> Batch:
+    return check_batch(
+        logits,
+        labels,
+        extra_columns=0,
+        layout=LAYOUT,
+        sample_weight=sample_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
     )
-    per_row, statistics = RowLoss.apply(
-        x, classwise_focal_kernel, fg_rows, fg_labels, *per_class, row_weight.detach() if with_statistics else None
-    )
-    denominator = dense_denominator(fg_rows, x)
-    loss = reduce_loss(per_row * row_weight, reduction, normalizer, denominator, x)
-    if with_statistics and reduction == "mean":
-        # the reference reads the gradient of the normalised loss: a step's statistics are divided by what 'mean'
-        # divides by (the per-step number of positives, or the given normalizer), so a step with few positives
-        # weighs more in the accumulated ratio; loss weights and gradient scaling stay out (constant factors)
-        statistics = statistics / mean_divisor(normalizer, denominator, statistics)
-    return check_finite_loss(loss, x), statistics
 
 
 def equalized_focal_loss(
@@ -149,19 +148,18 @@ def equalized_focal_loss(
         >>> loss = equalized_focal_loss(logits, torch.tensor([0, 2, 3, 3, 3, 1]), torch.tensor([1.0, 0.5, 0.0]))
         >>> loss.backward()
     """
-    return _efl(
+    batch = _check_batch(
         logits,
         labels,
-        _checked_ratio(logits, pos_neg),
-        gamma,
-        scale,
-        alpha,
-        sample_weight,
-        ignore_index,
-        reduction,
-        normalizer,
-        False,
-    )[0]
+        sample_weight=sample_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+    )
+    ratio = as_statistic(pos_neg, "pos_neg", length=batch.num_classes, like=batch.x)
+    gamma, scale = _check_settings(gamma, scale)
+    alphas = check_alpha(alpha, batch.num_classes, batch.x)
+    return _loss(batch, pos_neg=ratio, gamma=gamma, scale=scale, alpha=alphas)[0]
 
 
 @torch.no_grad()
@@ -187,12 +185,14 @@ def equalized_focal_gradient_statistics(
     :class:`EqualizedFocalLoss` accumulates these divided by each step's 'mean' normaliser (the number of positives
     or the given ``normalizer``), as the reference code reads the gradient of the normalised loss.
     """
-    x, (fg_rows, fg_labels), per_class, row_weight, _ = _prepare(
-        logits, labels, _checked_ratio(logits, pos_neg), gamma, scale, alpha, sample_weight, ignore_index
+    batch = _check_batch(
+        logits, labels, sample_weight=sample_weight, ignore_index=ignore_index, reduction="sum", normalizer=None
     )
-    alphas, focusing, factor = per_class
-    statistics = classwise_focal_kernel(x, fg_rows, fg_labels, alphas, focusing, factor, row_weight, need_grad=False)[2]
-    return statistics[0], statistics[1]
+    ratio = as_statistic(pos_neg, "pos_neg", length=batch.num_classes, like=batch.x)
+    gamma, scale = _check_settings(gamma, scale)
+    alphas = check_alpha(alpha, batch.num_classes, batch.x)
+    statistics = _loss(batch, pos_neg=ratio, gamma=gamma, scale=scale, alpha=alphas, with_statistics=True)[1]
+    return cast(Tensor, statistics)[0], cast(Tensor, statistics)[1]
 
 
 class EqualizedFocalLoss(ClassificationLoss):
@@ -238,8 +238,7 @@ class EqualizedFocalLoss(ClassificationLoss):
         ignore_index: int = -1,
     ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
-        self.gamma = check_number(gamma, "gamma", low=0.0, low_open=True)
-        self.scale = check_number(scale, "scale", low=0.0)
+        self.gamma, self.scale = _check_settings(gamma, scale)
         self.alpha = None if alpha is None else check_number(alpha, "alpha", low=0.0, high=1.0)
         self.register_buffer("pos_grad", torch.zeros(num_classes))
         self.register_buffer("neg_grad", torch.zeros(num_classes))
@@ -271,25 +270,26 @@ class EqualizedFocalLoss(ClassificationLoss):
     ) -> Tensor:
         self._check_columns(logits)
         logits, collect = collecting_view(logits)
-        loss, statistics = _efl(
+        batch = _check_batch(
             logits,
             labels,
-            self.pos_neg,
-            self.gamma,
-            self.scale,
-            self.alpha,
-            sample_weight,
-            self.ignore_index,
-            self._reduction(reduction_override),
-            normalizer,
-            collect,
+            sample_weight=sample_weight,
+            ignore_index=self.ignore_index,
+            reduction=self._reduction(reduction_override),
+            normalizer=normalizer,
         )
-        if collect:
-            collect_on_backward(logits, statistics, self._collect)
+        alpha = None if self.alpha is None else batch.x.new_full((self.num_classes,), self.alpha)
+        loss, statistics = _loss(
+            batch, pos_neg=self.pos_neg, gamma=self.gamma, scale=self.scale, alpha=alpha, with_statistics=collect
+        )
+        if statistics is not None:
+            logits.register_hook(partial(self._collect, statistics))
         return loss
 
     def _collect(self, step: Tensor, grad: Tensor) -> None:
-        accumulate_gradient_ratio(step, self.pos_grad, self.neg_grad, self.pos_neg, max_ratio=1.0)
+        accumulate_gradient_ratio(
+            step, pos_grad=self.pos_grad, neg_grad=self.neg_grad, pos_neg=self.pos_neg, max_ratio=1.0
+        )
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)

@@ -6,21 +6,21 @@ from typing import Any
 
 from torch import Tensor
 
-from ._base import ClassificationLoss, class_stats
-from ._bce import ColumnWeights, sigmoid_bce
-from ._validate import (
+from ._base import (
+    Batch,
+    ClassificationLoss,
     Normalizer,
     Statistic,
     as_statistic,
-    check_finite_loss,
-    check_labels_kept,
-    check_logits,
+    check_batch,
     check_number,
     check_prior_prob,
-    check_reduction,
-    check_sample_weight,
+    class_stats,
+    value_checks_enabled,
 )
-from .activations import sigmoid_scores
+from ._rowwise import ColumnWeights, sigmoid_bce, sigmoid_scores
+
+LAYOUT = "[R, K]"
 
 
 def equalization_loss(
@@ -67,13 +67,28 @@ def equalization_loss(
         >>> [round(v, 4) for v in loss.tolist()]
         [0.6931, 1.3863]
     """
-    x, num_classes = check_logits(logits, 0, "[R, K]")
+    batch = check_batch(
+        logits,
+        labels,
+        extra_columns=0,
+        layout=LAYOUT,
+        sample_weight=sample_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+    )
     lambda_ = check_number(lambda_, "lambda_", low=0.0)
-    freq = as_statistic(class_freq, "class_freq", num_classes, x)
-    if bool((freq > 1).any()):
+    freq = _check_freq(class_freq, length=batch.num_classes, like=batch.x)
+    return _loss(batch, non_rare=_non_rare(freq, lambda_))
+
+
+def _check_freq(class_freq: Statistic, *, length: int, like: Tensor | None = None) -> Tensor:
+    """``class_freq`` as ``[K]`` image fractions in ``[0, 1]``."""
+    freq = as_statistic(class_freq, "class_freq", length=length, like=like)
+    if value_checks_enabled() and bool((freq > 1).any()):
         index = int((freq > 1).nonzero()[0, 0])
         raise ValueError(f"class_freq holds image fractions in [0, 1], got {freq[index].item()} at index {index}")
-    return _equalization_loss(x, labels, _non_rare(freq, lambda_), sample_weight, ignore_index, reduction, normalizer)
+    return freq
 
 
 def _non_rare(freq: Tensor, lambda_: float) -> Tensor | None:
@@ -83,25 +98,10 @@ def _non_rare(freq: Tensor, lambda_: float) -> Tensor | None:
     return (~rare).to(freq.dtype) if bool(rare.any()) else None
 
 
-def _equalization_loss(
-    logits: Tensor,
-    labels: Tensor,
-    non_rare: Tensor | None,
-    sample_weight: Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    normalizer: Normalizer | None,
-) -> Tensor:
-    """:func:`equalization_loss` given the :func:`_non_rare` weights of validated statistics."""
-    x, num_classes = check_logits(logits, 0, "[R, K]")
-    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
-    valid = labels != ignore_index
-    check_reduction(reduction)
-    weight = check_sample_weight(sample_weight, x.shape[0], x)
+def _loss(batch: Batch, *, non_rare: Tensor | None) -> Tensor:
     # weight 0 on rare classes in foreground rows: foreground proposals do not push them down
-    keep = None if non_rare is None else non_rare.to(dtype=x.dtype, device=x.device)
-    loss, _ = sigmoid_bce(x, labels, valid, all_kept, ColumnWeights(fg_neg=keep), weight, reduction, normalizer)
-    return check_finite_loss(loss, x)
+    keep = None if non_rare is None else non_rare.to(batch.x)
+    return sigmoid_bce(batch, weights=ColumnWeights(fg_neg=keep))[0]
 
 
 class EqualizationLoss(ClassificationLoss):
@@ -138,9 +138,7 @@ class EqualizationLoss(ClassificationLoss):
     ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         self.prior_prob = check_prior_prob(prior_prob)
-        freq = as_statistic(class_freq, "class_freq", num_classes)
-        if bool((freq > 1).any()):
-            raise ValueError(f"class_freq holds image fractions in [0, 1], got max {freq.max().item()}")
+        freq = _check_freq(class_freq, length=num_classes)
         self.register_buffer("class_freq", freq, persistent=False)
         self.lambda_ = check_number(lambda_, "lambda_", low=0.0)
         self.register_buffer("non_rare", _non_rare(freq, self.lambda_), persistent=False)
@@ -175,15 +173,17 @@ class EqualizationLoss(ClassificationLoss):
         reduction_override: str | None = None,
     ) -> Tensor:
         self._check_columns(logits)
-        return _equalization_loss(
+        batch = check_batch(
             logits,
             labels,
-            self.non_rare,
-            sample_weight,
-            self.ignore_index,
-            self._reduction(reduction_override),
-            normalizer,
+            extra_columns=0,
+            layout=LAYOUT,
+            sample_weight=sample_weight,
+            ignore_index=self.ignore_index,
+            reduction=self._reduction(reduction_override),
+            normalizer=normalizer,
         )
+        return _loss(batch, non_rare=self.non_rare)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return sigmoid_scores(logits)

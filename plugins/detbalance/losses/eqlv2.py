@@ -1,32 +1,31 @@
 """Equalization loss v2 (Tan et al., "Equalization Loss v2: A New Gradient Balance Approach for Long-tailed
 Object Detection", CVPR 2021), with the official code's K + 1 sigmoid outputs (the last one an objectness /
-background logit)."""
+background logit), and its test-time scores."""
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._base import ClassificationLoss, class_stats
-from ._bce import ColumnWeights, sigmoid_bce
-from ._gradient_ratio import accumulate_gradient_ratio, collect_on_backward, collecting_view
-from ._validate import (
+from ._base import (
+    Batch,
+    ClassificationLoss,
     Normalizer,
     Statistic,
     as_statistic,
-    check_finite_loss,
-    check_labels_kept,
+    check_batch,
     check_logits,
     check_number,
     check_prior_prob,
-    check_reduction,
-    check_sample_weight,
+    class_stats,
 )
-from .activations import objectness_sigmoid_scores
+from ._rowwise import ColumnWeights, accumulate_gradient_ratio, collecting_view, sigmoid_bce
 
+LAYOUT = "[R, K + 1]"
 #: Initial positive/negative gradient ratio: large, so that both weights start at 1 (as the reference code).
 INITIAL_POS_NEG = 100.0
 
@@ -43,63 +42,24 @@ def eqlv2_weights(
     return 1.0 + alpha * (1.0 - neg_w), neg_w
 
 
-def _prepare(
-    logits: Tensor,
-    labels: Tensor,
-    pos_neg: Tensor,
-    mu: float,
-    gamma: float,
-    alpha: float,
-    sample_weight: Tensor | None,
-    ignore_index: int,
-):
-    """Validated logits, the ``[K + 1]`` column weights, kept rows, whether every row is kept, sample weights;
-    ``pos_neg`` is a validated ``[K]`` tensor (:func:`_checked_ratio`, or the module's own state).
+def _loss(
+    batch: Batch, *, pos_neg: Tensor, mu: float, gamma: float, alpha: float, with_statistics: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """``(loss, statistics)`` of :func:`eqlv2_loss` for a checked batch and ``[K]`` ratios; the ``[2, K]`` step
+    statistics of :func:`eqlv2_gradient_statistics` come from the same pass (None unless ``with_statistics``).
 
-    Every kept row is a "positive": its target is 1 in column ``labels[i]`` (K, the objectness column, for
-    background rows). Column K weighs 1 as a positive and as a negative.
+    Every kept row has its positive in column ``labels[i]`` (K, the objectness column, for background rows).
     """
-    x, num_classes = check_logits(logits, 1, "[R, K + 1]")
-    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
-    check_number(mu, "mu")
-    check_number(gamma, "gamma", low=0.0)
-    check_number(alpha, "alpha", low=0.0)
-    weight = check_sample_weight(sample_weight, x.shape[0], x)
-    ratio = pos_neg.to(dtype=x.dtype, device=x.device)
-    pos_w, neg_w = eqlv2_weights(ratio, mu=mu, gamma=gamma, alpha=alpha)
+    pos_w, neg_w = eqlv2_weights(pos_neg.to(batch.x), mu=mu, gamma=gamma, alpha=alpha)
     # column K weighs 1 as a positive and as a negative
     weights = ColumnWeights(neg=F.pad(neg_w, (0, 1), value=1.0), pos=F.pad(pos_w, (0, 1), value=1.0))
-    return x, weights, labels != ignore_index, all_kept, weight
-
-
-def _checked_ratio(logits: Tensor, pos_neg: Statistic) -> Tensor:
-    """``pos_neg`` checked as ``[K]`` finite values >= 0, K read from ``logits[R, K + 1]``."""
-    x, num_classes = check_logits(logits, 1, "[R, K + 1]")
-    return as_statistic(pos_neg, "pos_neg", num_classes, x)
-
-
-def _eqlv2(
-    logits: Tensor,
-    labels: Tensor,
-    pos_neg: Tensor,
-    mu: float,
-    gamma: float,
-    alpha: float,
-    sample_weight: Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    normalizer: Normalizer | None,
-    with_statistics: bool,
-) -> tuple[Tensor, Tensor]:
-    """The loss of :func:`eqlv2_loss` and, when ``with_statistics``, the ``[2, K]`` step statistics of
-    :func:`eqlv2_gradient_statistics` computed in the same pass (else an empty tensor)."""
-    check_reduction(reduction)
-    x, weights, valid, all_kept, weight = _prepare(
-        logits, labels, pos_neg, mu, gamma, alpha, sample_weight, ignore_index
-    )
-    loss, statistics = sigmoid_bce(x, labels, valid, all_kept, weights, weight, reduction, normalizer, with_statistics)
+    loss, statistics = sigmoid_bce(batch, weights=weights, with_statistics=with_statistics)
     # statistics of the K class columns only: the objectness column has none (as the reference code)
-    return check_finite_loss(loss, x), statistics[:, :-1] if with_statistics else statistics
+    return loss, None if statistics is None else statistics[:, :-1]
+
+
+def _check_settings(mu: float, gamma: float, alpha: float) -> tuple[float, float, float]:
+    return check_number(mu, "mu"), check_number(gamma, "gamma", low=0.0), check_number(alpha, "alpha", low=0.0)
 
 
 def eqlv2_loss(
@@ -132,7 +92,7 @@ def eqlv2_loss(
     (``pos_neg``) is the ratio of accumulated positive to negative gradient magnitudes of class j;
     :class:`EQLv2Loss` keeps and updates it. 'mean' divides by the number of non-ignored proposals with a sample
     weight > 0 (the reference divides by the number of rows and has no weights), unless ``normalizer`` is given.
-    Test-time scores: :func:`~detbalance.losses.activations.objectness_sigmoid_scores`.
+    Test-time scores: :func:`objectness_sigmoid_scores`.
 
     Args:
         logits: ``[R, K + 1]``: K class logits, then the objectness logit.
@@ -151,19 +111,19 @@ def eqlv2_loss(
         >>> round(loss.item(), 4)  # 3 * ln 2
         2.0794
     """
-    return _eqlv2(
+    batch = check_batch(
         logits,
         labels,
-        _checked_ratio(logits, pos_neg),
-        mu,
-        gamma,
-        alpha,
-        sample_weight,
-        ignore_index,
-        reduction,
-        normalizer,
-        False,
-    )[0]
+        extra_columns=1,
+        layout=LAYOUT,
+        sample_weight=sample_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+    )
+    ratio = as_statistic(pos_neg, "pos_neg", length=batch.num_classes, like=batch.x)
+    mu, gamma, alpha = _check_settings(mu, gamma, alpha)
+    return _loss(batch, pos_neg=ratio, mu=mu, gamma=gamma, alpha=alpha)[0]
 
 
 @torch.no_grad()
@@ -190,18 +150,42 @@ def eqlv2_gradient_statistics(
     ignored proposals). The loss's normalisation is left out, as in the reference code, so the ratio does not
     depend on batch size, loss weight or gradient scaling.
     """
-    x, weights, valid, all_kept, weight = _prepare(
-        logits, labels, _checked_ratio(logits, pos_neg), mu, gamma, alpha, sample_weight, ignore_index
+    batch = check_batch(
+        logits,
+        labels,
+        extra_columns=1,
+        layout=LAYOUT,
+        sample_weight=sample_weight,
+        ignore_index=ignore_index,
+        reduction="none",
+        normalizer=None,
     )
-    statistics = sigmoid_bce(x, labels, valid, all_kept, weights, weight, "none", None, True)[1][:, :-1]
+    ratio = as_statistic(pos_neg, "pos_neg", length=batch.num_classes, like=batch.x)
+    mu, gamma, alpha = _check_settings(mu, gamma, alpha)
+    statistics = cast(Tensor, _loss(batch, pos_neg=ratio, mu=mu, gamma=gamma, alpha=alpha, with_statistics=True)[1])
     return statistics[0], statistics[1]
+
+
+def objectness_sigmoid_scores(logits: Tensor) -> Tensor:
+    """Scores of ``logits[R, K + 1]`` whose last column is a sigmoid background logit -> ``[R, K + 1]``.
+
+    ``scores[:, c] = sigmoid(x_c) * (1 - sigmoid(x_bg))`` for ``c < K`` and ``scores[:, K] = sigmoid(x_bg)``, as
+    the official EQLv2 code (Tan et al., CVPR 2021) and MMDetection's ``EQLV2Loss.get_activation``.
+
+    Example:
+        >>> import torch
+        >>> objectness_sigmoid_scores(torch.zeros(1, 3)).tolist()
+        [[0.25, 0.25, 0.5]]
+    """
+    probs = torch.sigmoid(check_logits(logits, extra_columns=1, layout=LAYOUT)[0])
+    background = probs[:, -1:]
+    return torch.cat([probs[:, :-1] * (1.0 - background), background], dim=1)
 
 
 class EQLv2Loss(ClassificationLoss):
     r"""Module form of :func:`eqlv2_loss` that owns the gradient statistics; K + 1 logits (objectness last).
 
-    Test-time score of class c: ``sigmoid(x_c) * (1 - sigmoid(x_bg))``
-    (:func:`~detbalance.losses.activations.objectness_sigmoid_scores`).
+    Test-time score of class c: ``sigmoid(x_c) * (1 - sigmoid(x_bg))`` (:func:`objectness_sigmoid_scores`).
 
     Buffers (in ``state_dict``): ``pos_grad[K]`` and ``neg_grad[K]`` (accumulated
     :func:`eqlv2_gradient_statistics`) and ``pos_neg[K] = pos_grad / (neg_grad + 1e-10)``, initially 100 so that
@@ -213,9 +197,8 @@ class EQLv2Loss(ClassificationLoss):
     for several steps does not collect hooks), summed over ranks when ``torch.distributed`` is initialized. The
     hook runs in every back-propagated step, also one without any proposal (an empty ``[0, K + 1]`` gradient), so
     every rank joins the sum once per step as long as every rank calls the loss (the adapters make sure of it).
-    A forward pass that is not
-    back-propagated (evaluation, ``torch.no_grad``, logits that do not require grad) leaves the state
-    unchanged, and so does a step without any proposal on any rank.
+    A forward pass that is not back-propagated (evaluation, ``torch.no_grad``, logits that do not require grad)
+    leaves the state unchanged, and so does a step without any proposal on any rank.
 
     The state format is versioned (``_version`` 2: K + 1 logits). Loading the state of the former K-logit
     layout (version 1) raises ``ValueError`` naming the classifier shapes of both layouts: its classifier
@@ -240,7 +223,7 @@ class EQLv2Loss(ClassificationLoss):
     """
 
     extra_columns = 1
-    layout = "[R, K + 1]"
+    layout = LAYOUT
     _version = 2
 
     state_buffers = ("pos_grad", "neg_grad", "pos_neg")
@@ -261,9 +244,7 @@ class EQLv2Loss(ClassificationLoss):
     ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         self.prior_prob = None if prior_prob is None else check_prior_prob(prior_prob)
-        self.mu = check_number(mu, "mu")
-        self.gamma = check_number(gamma, "gamma", low=0.0)
-        self.alpha = check_number(alpha, "alpha", low=0.0)
+        self.mu, self.gamma, self.alpha = _check_settings(mu, gamma, alpha)
         self.register_buffer("pos_grad", torch.zeros(num_classes))
         self.register_buffer("neg_grad", torch.zeros(num_classes))
         self.register_buffer("pos_neg", torch.full((num_classes,), INITIAL_POS_NEG))
@@ -303,25 +284,25 @@ class EQLv2Loss(ClassificationLoss):
     ) -> Tensor:
         self._check_columns(logits)
         logits, collect = collecting_view(logits)
-        loss, statistics = _eqlv2(
+        batch = check_batch(
             logits,
             labels,
-            self.pos_neg,
-            self.mu,
-            self.gamma,
-            self.alpha,
-            sample_weight,
-            self.ignore_index,
-            self._reduction(reduction_override),
-            normalizer,
-            collect,
+            extra_columns=1,
+            layout=LAYOUT,
+            sample_weight=sample_weight,
+            ignore_index=self.ignore_index,
+            reduction=self._reduction(reduction_override),
+            normalizer=normalizer,
         )
-        if collect:
-            collect_on_backward(logits, statistics, self._collect)
+        loss, statistics = _loss(
+            batch, pos_neg=self.pos_neg, mu=self.mu, gamma=self.gamma, alpha=self.alpha, with_statistics=collect
+        )
+        if statistics is not None:
+            logits.register_hook(partial(self._collect, statistics))
         return loss
 
     def _collect(self, step: Tensor, grad: Tensor) -> None:
-        accumulate_gradient_ratio(step, self.pos_grad, self.neg_grad, self.pos_neg)
+        accumulate_gradient_ratio(step, pos_grad=self.pos_grad, neg_grad=self.neg_grad, pos_neg=self.pos_neg)
 
     def _load_from_state_dict(
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
@@ -351,4 +332,4 @@ class EQLv2Loss(ClassificationLoss):
         )
 
 
-__all__ = ["eqlv2_weights", "eqlv2_loss", "eqlv2_gradient_statistics", "EQLv2Loss"]
+__all__ = ["eqlv2_weights", "eqlv2_loss", "eqlv2_gradient_statistics", "objectness_sigmoid_scores", "EQLv2Loss"]

@@ -7,22 +7,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._checks import check_int
-from ._base import ClassificationLoss, class_stats
-from ._bce import ColumnWeights, sigmoid_bce
-from ._validate import (
+from ._base import (
+    Batch,
+    ClassificationLoss,
     Normalizer,
     Statistic,
     as_statistic,
-    check_finite_loss,
-    check_labels_kept,
-    check_logits,
+    check_batch,
+    check_integer,
     check_number,
     check_prior_prob,
-    check_reduction,
-    check_sample_weight,
+    class_stats,
 )
-from .activations import sigmoid_scores
+from ._rowwise import ColumnWeights, sigmoid_bce, sigmoid_scores
+
+LAYOUT = "[R, K]"
 
 
 def federated_classes(
@@ -115,58 +114,46 @@ def federated_loss(
         >>> int((logits.grad.abs().sum(dim=0) > 0).sum())
         4
     """
-    x, num_classes = check_logits(logits, 0, "[R, K]")
-    counts = as_statistic(image_counts, "image_counts", num_classes, x)
-    return _federated_loss(
-        x, labels, counts, num_sampled, freq_power, generator, sample_weight, ignore_index, reduction, normalizer
+    batch = check_batch(
+        logits,
+        labels,
+        extra_columns=0,
+        layout=LAYOUT,
+        sample_weight=sample_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
     )
-
-
-def _federated_loss(
-    logits: Tensor,
-    labels: Tensor,
-    counts: Tensor,
-    num_sampled: int,
-    freq_power: float,
-    generator: torch.Generator | None,
-    sample_weight: Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    normalizer: Normalizer | None,
-) -> Tensor:
-    """:func:`federated_loss` given validated ``[K]`` image ``counts``."""
-    x, num_classes = check_logits(logits, 0, "[R, K]")
-    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
-    valid = labels != ignore_index
-    check_reduction(reduction)
-    num_sampled = check_int("num_sampled", num_sampled, minimum=1)
+    counts = as_statistic(image_counts, "image_counts", length=batch.num_classes, like=batch.x)
+    num_sampled = check_integer(num_sampled, "num_sampled", minimum=1)
     freq_power = check_number(freq_power, "freq_power", low=0.0)
-    weight = check_sample_weight(sample_weight, x.shape[0], x)
+    return _loss(batch, counts=counts, num_sampled=num_sampled, freq_power=freq_power, generator=generator)
 
-    # 1 for the classes trained on, 0 for the others
+
+def _loss(
+    batch: Batch, *, counts: Tensor, num_sampled: int, freq_power: float, generator: torch.Generator | None
+) -> Tensor:
+    """:func:`federated_loss` of a checked batch, ``[K]`` image counts and settings."""
+    num_classes = batch.num_classes
     if num_sampled > num_classes:
         # room for every class: the present ones and each one with a sampling probability > 0 (the draw's float32)
-        # are all drawn, whatever the generator gives, so the mask needs no draw (and no read-back)
-        drawn = counts.detach().to(torch.float32).pow(freq_power) > 0
-        present = torch.zeros(num_classes + 1, dtype=torch.bool, device=labels.device)
-        present = present.index_fill_(0, torch.where(valid, labels, num_classes), True)[:num_classes]
-        column_weight = (drawn.to(present.device) | present).to(x.dtype)
+        # are all drawn, whatever the generator gives, so the classes need no draw (and no read-back)
+        drawn = counts.detach().to(device=batch.x.device, dtype=torch.float32).pow(freq_power) > 0
+        present = torch.zeros(num_classes + 1, dtype=torch.bool, device=batch.x.device)
+        present = present.index_fill_(0, batch.classes, True)[:num_classes]
+        trained = (drawn | present).to(batch.x.dtype)
     else:
         classes = federated_classes(
-            labels,
+            torch.where(batch.valid, batch.classes, batch.ignore_index),  # a label out of range: background
             counts,
             num_sampled=num_sampled,
             freq_power=freq_power,
             generator=generator,
-            ignore_index=ignore_index,
+            ignore_index=batch.ignore_index,
         )
-        class_mask = torch.zeros(num_classes + 1, dtype=x.dtype, device=x.device)
-        class_mask[classes.to(x.device)] = 1.0
-        column_weight = class_mask[:num_classes]
-    loss, _ = sigmoid_bce(
-        x, labels, valid, all_kept, ColumnWeights(neg=column_weight, pos=column_weight), weight, reduction, normalizer
-    )
-    return check_finite_loss(loss, x)
+        trained = batch.x.new_zeros(num_classes + 1).index_fill_(0, classes.to(batch.x.device), 1.0)[:num_classes]
+    # 1 for the classes trained on, 0 for the others
+    return sigmoid_bce(batch, weights=ColumnWeights(neg=trained, pos=trained))[0]
 
 
 class FederatedLoss(ClassificationLoss):
@@ -205,10 +192,11 @@ class FederatedLoss(ClassificationLoss):
     ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         self.prior_prob = check_prior_prob(prior_prob)
-        self.register_buffer("image_counts", as_statistic(image_counts, "image_counts", num_classes), persistent=False)
-        self.num_sampled = check_int("num_sampled", num_sampled, minimum=1)
+        counts = as_statistic(image_counts, "image_counts", length=num_classes)
+        self.register_buffer("image_counts", counts, persistent=False)
+        self.num_sampled = check_integer(num_sampled, "num_sampled", minimum=1)
         self.freq_power = check_number(freq_power, "freq_power", low=0.0)
-        self.seed = int(torch.randint(0, 2**62, ())) if seed is None else check_int("seed", seed, minimum=0)
+        self.seed = int(torch.randint(0, 2**62, ())) if seed is None else check_integer(seed, "seed", minimum=0)
         self.generator = torch.Generator().manual_seed(self.seed)
 
     @classmethod
@@ -246,17 +234,22 @@ class FederatedLoss(ClassificationLoss):
         reduction_override: str | None = None,
     ) -> Tensor:
         self._check_columns(logits)
-        return _federated_loss(
+        batch = check_batch(
             logits,
             labels,
-            self.image_counts,
-            self.num_sampled,
-            self.freq_power,
-            self.generator,
-            sample_weight,
-            self.ignore_index,
-            self._reduction(reduction_override),
-            normalizer,
+            extra_columns=0,
+            layout=LAYOUT,
+            sample_weight=sample_weight,
+            ignore_index=self.ignore_index,
+            reduction=self._reduction(reduction_override),
+            normalizer=normalizer,
+        )
+        return _loss(
+            batch,
+            counts=self.image_counts,
+            num_sampled=self.num_sampled,
+            freq_power=self.freq_power,
+            generator=self.generator,
         )
 
     def predict_scores(self, logits: Tensor) -> Tensor:

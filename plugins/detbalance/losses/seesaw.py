@@ -9,22 +9,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._base import ClassificationLoss, class_stats
-from ._distributed import all_reduce_sum
-from ._rowwise import foreground
-from ._validate import (
+from ._base import (
+    Batch,
+    ClassificationLoss,
     Normalizer,
     Statistic,
+    all_reduce_sum,
     as_statistic,
-    check_finite_loss,
-    check_labels_kept,
+    check_batch,
     check_logits,
     check_number,
-    check_reduction,
-    check_sample_weight,
+    class_stats,
     reduce_rows,
 )
-from .activations import seesaw_scores
+
+LAYOUT = "[R, K + 2]"
 
 
 def seesaw_loss(
@@ -82,40 +81,38 @@ def seesaw_loss(
         >>> loss = seesaw_loss(logits, torch.tensor([0, 2, 3, 1]), torch.tensor([1000.0, 10.0, 1.0]))
         >>> loss.backward()
     """
-    x, num_classes = check_logits(logits, 2, "[R, K + 2]")
-    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
-    check_reduction(reduction)
-    weight = check_sample_weight(sample_weight, x.shape[0], x)
-    counts = as_statistic(cum_samples, "cum_samples", num_classes, x)
-    return _seesaw_loss(x, labels, labels != ignore_index, all_kept, counts, p, q, eps, weight, reduction, normalizer)
+    batch = check_batch(
+        logits,
+        labels,
+        extra_columns=2,
+        layout=LAYOUT,
+        sample_weight=sample_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+    )
+    counts = as_statistic(cum_samples, "cum_samples", length=batch.num_classes, like=batch.x)
+    p, q, eps = _check_settings(p, q, eps)
+    return _loss(batch, cum_samples=counts, p=p, q=q, eps=eps)
 
 
-def _seesaw_loss(
-    x: Tensor,
-    labels: Tensor,
-    valid: Tensor,
-    all_kept: bool,
-    cum_samples: Tensor,
-    p: float,
-    q: float,
-    eps: float,
-    weight: Tensor | None,
-    reduction: str,
-    normalizer: Normalizer | None,
-) -> Tensor:
-    """:func:`seesaw_loss` on validated input: logits ``x`` in the compute dtype, labels, their kept rows
-    ``valid`` and whether that is every row (:func:`check_labels_kept`), ``[K]`` counts, sample weights (or
-    None) in ``x``'s dtype."""
-    num_classes = x.shape[1] - 2
-    p = check_number(p, "p", low=0.0)
-    q = check_number(q, "q", low=0.0)
-    eps = check_number(eps, "eps", low=0.0, low_open=True)
-    counts = cum_samples.to(dtype=x.dtype, device=x.device).clamp(min=1.0)
+def _check_settings(p: float, q: float, eps: float) -> tuple[float, float, float]:
+    return (
+        check_number(p, "p", low=0.0),
+        check_number(q, "q", low=0.0),
+        check_number(eps, "eps", low=0.0, low_open=True),
+    )
 
-    fg_rows, fg_labels = foreground(labels, valid, num_classes)
-    objectness_target = torch.ones_like(labels)
-    objectness_target[fg_rows] = 0
-    objectness_loss = F.cross_entropy(x[:, num_classes:], objectness_target, reduction="none")
+
+def _loss(batch: Batch, *, cum_samples: Tensor, p: float, q: float, eps: float) -> Tensor:
+    """:func:`seesaw_loss` of a checked batch, ``[K]`` counts and settings. The foreground rows are found with a
+    read-back (``nonzero``), as the reference code's boolean indexing."""
+    x, num_classes = batch.x, batch.num_classes
+    counts = cum_samples.to(x).clamp(min=1.0)
+    foreground = batch.classes < num_classes  # ignored rows have class K
+    fg_rows = foreground.nonzero().flatten()
+    fg_labels = batch.classes[fg_rows]
+    objectness_loss = F.cross_entropy(x[:, num_classes:], (~foreground).long(), reduction="none")
 
     # class term on the foreground rows only, with log S_ij added to the logits: log S_ii = 0 by construction
     class_logits = x.index_select(0, fg_rows)[:, :num_classes]
@@ -131,9 +128,25 @@ def _seesaw_loss(
     if log_factor is not None:
         class_logits = class_logits + log_factor
     class_loss = F.cross_entropy(class_logits, fg_labels, reduction="none")
+    return reduce_rows(objectness_loss.index_add(0, fg_rows, class_loss), batch)
 
-    per_row = objectness_loss.index_add(0, fg_rows, class_loss)
-    return check_finite_loss(reduce_rows(per_row, valid, all_kept, weight, reduction, normalizer, x), x)
+
+def seesaw_scores(logits: Tensor) -> Tensor:
+    """Seesaw scores of ``logits[R, K + 2]`` (K class logits, then 2 objectness logits) -> ``[R, K + 1]``.
+
+    ``scores[:, :K] = softmax(logits[:, :K]) * obj[:, 0]`` and ``scores[:, K] = obj[:, 1]`` where
+    ``obj = softmax(logits[:, K:])`` (objectness column 0 = object, column 1 = background), as MMDetection's
+    ``SeesawLoss``.
+
+    Example:
+        >>> import torch
+        >>> seesaw_scores(torch.zeros(1, 4)).tolist()
+        [[0.25, 0.25, 0.5]]
+    """
+    x = check_logits(logits, extra_columns=2, layout=LAYOUT)[0]
+    classes = torch.softmax(x[:, :-2], dim=1)
+    objectness = torch.softmax(x[:, -2:], dim=1)
+    return torch.cat([classes * objectness[:, :1], objectness[:, 1:]], dim=1)
 
 
 class SeesawLoss(ClassificationLoss):
@@ -143,7 +156,8 @@ class SeesawLoss(ClassificationLoss):
     and survive ``.half()``/``.double()``. In training mode each ``forward`` first adds the foreground labels of
     its non-ignored proposals whose sample weight is > 0 (a box removed from the loss moves no count), summed over
     ranks when ``torch.distributed`` is initialized, then computes the loss with the updated counts, as the
-    reference code; in eval mode the counts are left unchanged. The sum over ranks runs in every training
+    reference code (a call whose input is refused leaves them unchanged); in eval mode the counts are left
+    unchanged. The sum over ranks runs in every training
     ``forward``, empty batches included, so every rank must call it once per step (the adapters do, also when a
     rank has no proposal).
 
@@ -161,7 +175,7 @@ class SeesawLoss(ClassificationLoss):
     """
 
     extra_columns = 2
-    layout = "[R, K + 2]"
+    layout = LAYOUT
     state_buffers = ("cum_samples",)
     cum_samples: Tensor
 
@@ -176,9 +190,7 @@ class SeesawLoss(ClassificationLoss):
         ignore_index: int = -1,
     ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
-        self.p = check_number(p, "p", low=0.0)
-        self.q = check_number(q, "q", low=0.0)
-        self.eps = check_number(eps, "eps", low=0.0, low_open=True)
+        self.p, self.q, self.eps = _check_settings(p, q, eps)
         self.register_buffer("cum_samples", torch.zeros(num_classes, dtype=torch.int64))
 
     @classmethod
@@ -206,39 +218,32 @@ class SeesawLoss(ClassificationLoss):
         reduction_override: str | None = None,
     ) -> Tensor:
         self._check_columns(logits)
-        x, _ = check_logits(logits, 2, self.layout)
-        all_kept = check_labels_kept(labels, x.shape[0], self.num_classes, self.ignore_index)
-        reduction = self._reduction(reduction_override)
-        weight = check_sample_weight(sample_weight, x.shape[0], x)
-        if self.training:
-            self._accumulate(labels, weight, all_kept)
-        return _seesaw_loss(
-            x,
+        batch = check_batch(
+            logits,
             labels,
-            labels != self.ignore_index,
-            all_kept,
-            self.cum_samples,
-            self.p,
-            self.q,
-            self.eps,
-            weight,
-            reduction,
-            normalizer,
+            extra_columns=2,
+            layout=LAYOUT,
+            sample_weight=sample_weight,
+            ignore_index=self.ignore_index,
+            reduction=self._reduction(reduction_override),
+            normalizer=normalizer,
         )
+        if not self.training:
+            return _loss(batch, cum_samples=self.cum_samples, p=self.p, q=self.q, eps=self.eps)
+        step = all_reduce_sum(self._counts(batch))
+        loss = _loss(batch, cum_samples=self.cum_samples + step, p=self.p, q=self.q, eps=self.eps)
+        self.cum_samples += step  # after the loss's checks: a call that raises leaves the counts unchanged
+        return loss
 
     @torch.no_grad()
-    def _accumulate(self, labels: Tensor, sample_weight: Tensor | None, all_kept: bool) -> None:
-        """Add the foreground labels of validated ``labels[R]`` to ``cum_samples``; ignored and background rows
-        and rows whose ``sample_weight`` is 0 are skipped (``all_kept``: no row is ignored)."""
-        labels = labels.to(self.cum_samples.device)
-        if all_kept and sample_weight is None:  # labels in [0, K]: count them all, drop background's count
-            step = torch.bincount(labels, minlength=self.num_classes + 1)[: self.num_classes]
-        else:
-            counted = (labels != self.ignore_index) & (labels < self.num_classes)
-            if sample_weight is not None:
-                counted &= sample_weight.to(self.cum_samples.device) > 0
-            step = torch.bincount(labels[counted], minlength=self.num_classes)
-        self.cum_samples += all_reduce_sum(step)
+    def _counts(self, batch: Batch) -> Tensor:
+        """``[K]`` foreground labels of the kept rows whose sample weight is > 0 (no read-back)."""
+        k = self.num_classes
+        counted = (batch.row_weight > 0) & (batch.classes < k)
+        index = torch.where(counted, batch.classes, k).to(self.cum_samples.device)
+        return torch.zeros(k + 1, dtype=torch.int64, device=index.device).index_add_(0, index, torch.ones_like(index))[
+            :k
+        ]
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return seesaw_scores(logits)
@@ -247,4 +252,4 @@ class SeesawLoss(ClassificationLoss):
         return f"{super().extra_repr()}, p={self.p}, q={self.q}, eps={self.eps}"
 
 
-__all__ = ["seesaw_loss", "SeesawLoss"]
+__all__ = ["seesaw_loss", "seesaw_scores", "SeesawLoss"]

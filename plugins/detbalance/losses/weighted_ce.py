@@ -4,33 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._base import ClassificationLoss, weights_with_background
-from ._validate import (
+from ._base import (
+    Batch,
+    ClassificationLoss,
     Normalizer,
     Statistic,
     as_statistic,
-    check_finite_loss,
-    check_labels_kept,
+    check_batch,
     check_logits,
-    check_reduction,
-    check_sample_weight,
-    kept_count,
-    normalizer_tensor,
-    reduce_loss,
+    class_stats,
+    reduce_rows,
 )
-from .activations import softmax_scores
 
+LAYOUT = "[R, K + 1]"
 #: Denominators of 'mean': the number of non-ignored proposals with a sample weight > 0 (every loss's default,
 #: MMDetection's ``avg_factor``), or the sum of their weights :math:`\sum_i s_i w_{y_i}` (``F.cross_entropy``).
 DENOMINATORS = ("proposals", "weights")
 
 
-def check_denominator(denominator: str) -> str:
+def check_denominator(denominator: str, normalizer: Normalizer | None = None) -> str:
+    """``denominator`` after checking it is one of :data:`DENOMINATORS` and that a ``normalizer`` replaces the
+    'proposals' count only."""
     if denominator not in DENOMINATORS:
         raise ValueError(f"denominator must be one of {DENOMINATORS}, got {denominator!r}")
+    if denominator == "weights" and normalizer is not None:
+        raise ValueError(
+            f"normalizer={normalizer!r} replaces the 'proposals' count, expected None with "
+            "denominator='weights' (which divides by the summed weights)"
+        )
     return denominator
 
 
@@ -87,53 +92,59 @@ def weighted_cross_entropy(
         ...     logits, labels, weight=torch.tensor([1.0, 3.0, 0.5]))))
         True
     """
-    x, num_classes = check_logits(logits, 1, "[R, K + 1]")
-    weight = None if class_weight is None else as_statistic(class_weight, "class_weight", num_classes + 1, x)
-    return _weighted_cross_entropy(x, labels, weight, sample_weight, ignore_index, reduction, normalizer, denominator)
-
-
-def _weighted_cross_entropy(
-    logits: Tensor,
-    labels: Tensor,
-    class_weight: Tensor | None,
-    sample_weight: Tensor | None,
-    ignore_index: int,
-    reduction: str,
-    normalizer: Normalizer | None,
-    denominator: str,
-) -> Tensor:
-    """:func:`weighted_cross_entropy` with ``class_weight`` already validated (a ``[K + 1]`` tensor or None)."""
-    x, num_classes = check_logits(logits, 1, "[R, K + 1]")
-    all_kept = check_labels_kept(labels, x.shape[0], num_classes, ignore_index)
-    check_reduction(reduction)
-    check_denominator(denominator)
-    if denominator == "weights" and normalizer is not None:
-        raise ValueError(
-            f"normalizer={normalizer!r} replaces the 'proposals' count, expected None with "
-            "denominator='weights' (which divides by the summed weights)"
-        )
-    weight = check_sample_weight(sample_weight, x.shape[0], x)
-    class_weight = None if class_weight is None else class_weight.to(dtype=x.dtype, device=x.device)
-    if all_kept and weight is None and denominator == "proposals":
-        # every row is kept and counts once: torch's class-weighted sum is the same loss in one fused operation
-        if reduction == "none":
-            return check_finite_loss(F.cross_entropy(x, labels, weight=class_weight, reduction="none"), x)
-        if reduction == "mean":  # divided through the weights: no division node in the graph
-            divisor = x.shape[0] if normalizer is None else normalizer_tensor(normalizer, x)
-            class_weight = (x.new_ones(num_classes + 1) if class_weight is None else class_weight) / divisor
-        return check_finite_loss(F.cross_entropy(x, labels, weight=class_weight, reduction="sum"), x)
-    valid = labels != ignore_index
-    safe_labels = labels.masked_fill(~valid, 0)
-    row_weight = valid.to(x.dtype)
+    check_denominator(denominator, normalizer)
+    batch = check_batch(
+        logits,
+        labels,
+        extra_columns=1,
+        layout=LAYOUT,
+        sample_weight=sample_weight,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        normalizer=normalizer,
+    )
+    weight = None
     if class_weight is not None:
-        row_weight = row_weight * class_weight[safe_labels]
-    if weight is not None:
-        row_weight = row_weight * weight
+        weight = as_statistic(class_weight, "class_weight", length=batch.num_classes + 1, like=batch.x)
+    return _loss(batch, class_weight=weight, denominator=denominator)
+
+
+def _loss(batch: Batch, *, class_weight: Tensor | None, denominator: str) -> Tensor:
+    """:func:`weighted_cross_entropy` of a checked batch, ``[K + 1]`` class weights (or None) and denominator."""
     # ignored rows are computed too (then weighted 0), so that a NaN logit there still reaches the loss
-    nll = F.cross_entropy(x, safe_labels, reduction="none")
-    count = row_weight.sum() if denominator == "weights" else kept_count(valid, weight)
-    loss = reduce_loss(nll * row_weight, reduction, normalizer, count, x)
-    return check_finite_loss(loss, x)
+    per_row = F.cross_entropy(batch.x, batch.classes, reduction="none")
+    by_label = None if class_weight is None else class_weight.to(batch.x)[batch.classes]
+    if by_label is not None:
+        per_row = per_row * by_label
+    count = None
+    if denominator == "weights":
+        count = batch.row_weight.sum() if by_label is None else (batch.row_weight * by_label).sum()
+    return reduce_rows(per_row, batch, denominator=count)
+
+
+def softmax_scores(logits: Tensor) -> Tensor:
+    """Softmax over ``logits[R, K + 1]`` (background last) -> ``scores[R, K + 1]``.
+
+    Example:
+        >>> import torch
+        >>> softmax_scores(torch.zeros(1, 4)).tolist()
+        [[0.25, 0.25, 0.25, 0.25]]
+    """
+    return torch.softmax(check_logits(logits, extra_columns=1, layout=LAYOUT)[0], dim=1)
+
+
+def weights_with_background(weights_file: Any, num_classes: int) -> list[float]:
+    """``weights[K] + [background_weight]`` from a WeightsFile (after checking its statistics match K)."""
+    class_stats(weights_file, num_classes)
+    if not hasattr(weights_file, "weights") or not hasattr(weights_file, "background_weight"):
+        raise ValueError(
+            f"class weights need a WeightsFile (with .weights and .background_weight), got "
+            f"{type(weights_file).__name__}"
+        )
+    weights = [float(w) for w in weights_file.weights]
+    if len(weights) != num_classes:
+        raise ValueError(f"the weights file holds {len(weights)} class weights but num_classes={num_classes}")
+    return weights + [float(weights_file.background_weight)]
 
 
 class WeightedCrossEntropyLoss(ClassificationLoss):
@@ -171,7 +182,7 @@ class WeightedCrossEntropyLoss(ClassificationLoss):
     ) -> None:
         super().__init__(num_classes, reduction=reduction, ignore_index=ignore_index)
         self.denominator = check_denominator(denominator)
-        weight = None if class_weight is None else as_statistic(class_weight, "class_weight", num_classes + 1)
+        weight = None if class_weight is None else as_statistic(class_weight, "class_weight", length=num_classes + 1)
         self.register_buffer("class_weight", weight, persistent=False)
 
     @classmethod
@@ -202,16 +213,18 @@ class WeightedCrossEntropyLoss(ClassificationLoss):
         reduction_override: str | None = None,
     ) -> Tensor:
         self._check_columns(logits)
-        return _weighted_cross_entropy(
+        check_denominator(self.denominator, normalizer)
+        batch = check_batch(
             logits,
             labels,
-            self.class_weight,
-            sample_weight,
-            self.ignore_index,
-            self._reduction(reduction_override),
-            normalizer,
-            self.denominator,
+            extra_columns=1,
+            layout=LAYOUT,
+            sample_weight=sample_weight,
+            ignore_index=self.ignore_index,
+            reduction=self._reduction(reduction_override),
+            normalizer=normalizer,
         )
+        return _loss(batch, class_weight=self.class_weight, denominator=self.denominator)
 
     def predict_scores(self, logits: Tensor) -> Tensor:
         return softmax_scores(logits)
@@ -220,4 +233,4 @@ class WeightedCrossEntropyLoss(ClassificationLoss):
         return f"{super().extra_repr()}, denominator={self.denominator!r}"
 
 
-__all__ = ["weighted_cross_entropy", "WeightedCrossEntropyLoss"]
+__all__ = ["weighted_cross_entropy", "softmax_scores", "WeightedCrossEntropyLoss"]

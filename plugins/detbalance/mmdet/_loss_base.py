@@ -1,10 +1,18 @@
-"""MMDetection calling convention around a ``detbalance.losses`` module.
+"""``DBLossBase``: MMDetection's calling convention around a ``detbalance.losses`` module, built from its row of
+:data:`detbalance.losses.LOSS_TABLE`.
+
+Each registered ``DB<name>`` loss is a subclass naming its table row (``spec = LOSS_TABLE["<name>"]``). Its
+arguments are generated from that row: the core loss's own (same names, same defaults, read from the core
+signature; ``ignore_index`` aside), its statistics argument ``stats_arg`` (a list or the path of a weights
+file), and the keyword arguments of :meth:`DBLossBase._setup` (``loss_weight``, ``calibration``; the dense losses
+``use_sigmoid``, ``loss_weight``). ``inspect.signature`` of a subclass shows them; a missing or unknown argument
+is a ``TypeError`` naming the class.
 
 MMDetection's ``BBoxHead`` calls its classification loss as
 ``loss_cls(cls_score, labels, label_weights, avg_factor=..., reduction_override=...)`` and asks the loss, through
 ``custom_cls_channels`` / ``custom_activation`` / ``custom_accuracy``, for the classifier's output channels
 (``get_cls_channels``), the test-time activation (``get_activation``, used by ``predict``) and the logged accuracy
-(``get_accuracy``). :class:`MMDetLossAdapter` answers all of these by delegating to the core module it holds:
+(``get_accuracy``). :class:`DBLossBase` answers all of these by delegating to the core module it holds:
 
 ============================  =====================================================
 MMDetection                   ``detbalance.losses`` module
@@ -22,34 +30,38 @@ MMDetection                   ``detbalance.losses`` module
 ============================  =====================================================
 
 Initial classifier bias: every loss module names the bias its classifier starts from (``initial_bias``: 0 for
-softmax losses, each sigmoid loss's reference prior). MMDetection's ``BBoxHead`` builds its classifier
-``fc_cls`` right after asking ``get_cls_channels``, and its ``init_weights`` later re-initialises it from
-``init_cfg`` (bias 0). The adapter therefore watches the module registration that follows
-``get_cls_channels`` (one process-wide torch module-registration hook, idle unless a ``get_cls_channels`` call is
-pending): when it registers ``fc_cls`` with ``num_logits`` outputs, the adapter keeps a weak reference to it
-and copies ``initial_bias()`` into its bias, then again in :meth:`MMDetLossAdapter.init_weights`, which mmengine
-calls after the head's own ``init_cfg``. A head that names its classifier otherwise keeps its own bias.
+softmax losses, each sigmoid loss's reference prior). The DB RoI heads (``DBStandardRoIHead``,
+``DBCascadeRoIHead``) hand each bbox head's classifier ``fc_cls`` to its loss (:meth:`DBLossBase.attach_classifier`)
+right after building the head; the loss keeps a weak reference to it and copies ``initial_bias()`` into its bias,
+then again in :meth:`DBLossBase.init_weights`, which mmengine calls after the head's own ``init_cfg`` (bias 0). In
+MMDetection's own RoI heads, or a head that names its classifier otherwise, the classifier keeps its own bias.
 
 Statistics arguments (class weights, counts) are given either inline as a list or as the path of a weights file
 written by ``tools/compute_weights.py``; a path is read with :func:`detbalance.weights.load_weights`, which checks
-its class count against ``num_classes`` and raises ``ValueError`` naming both numbers.
+its class count against ``num_classes`` and raises ``ValueError`` naming both numbers. A path where no file is
+builds the loss for inference only (``init_detector`` needs no statistics,
+:mod:`detbalance.losses.statistics_source`): its first training step raises ``FileNotFoundError`` naming the file.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import warnings
 import weakref
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
-from torch.nn.modules.module import register_module_module_registration_hook
 
+from detbalance.losses import LossSpec
+from detbalance.losses.statistics_source import build_from_statistics, missing_weights_file
 from detbalance.weights import load_weights
 
 from .calibration import calibration_from_config
 
-__all__ = ["MMDetLossAdapter", "StatsArg", "is_weights_path"]
+__all__ = ["DBLossBase", "StatsArg", "is_weights_path"]
 
 #: A statistics argument in a config: a list of numbers or the path of a weights file.
 StatsArg = Sequence[float] | str | os.PathLike
@@ -58,29 +70,6 @@ StatsArg = Sequence[float] | str | os.PathLike
 def is_weights_path(value: object) -> bool:
     """True when a statistics argument names a weights file rather than listing the numbers."""
     return isinstance(value, (str, os.PathLike))
-
-
-#: Adapters whose ``get_cls_channels`` was just called; the next module registration is their head's classifier.
-_PENDING: list = []
-
-
-def _catch_classifier(parent: nn.Module, name: str, module: nn.Module) -> None:
-    """Module-registration hook: hand the module registered right after ``get_cls_channels`` to its adapter."""
-    if not _PENDING:
-        return
-    adapter = _PENDING.pop()()
-    _PENDING.clear()
-    if (
-        adapter is not None
-        and name == "fc_cls"
-        and isinstance(module, nn.Linear)
-        and module.bias is not None
-        and module.out_features == adapter.core.num_logits
-    ):
-        adapter.attach_classifier(module)
-
-
-register_module_module_registration_hook(_catch_classifier)
 
 
 def check_length(owner: str, arg: str, values: Sequence[float], expected: int, num_classes: int) -> None:
@@ -92,20 +81,17 @@ def check_length(owner: str, arg: str, values: Sequence[float], expected: int, n
         )
 
 
-class MMDetLossAdapter(nn.Module):
+class DBLossBase(nn.Module):
     """Base of the registered ``DB*`` losses: holds a core loss module and speaks MMDetection's protocol.
 
-    Subclasses build the core module in ``__init__`` (inline statistics: the core constructor; a weights file:
-    the core ``from_stats``) and pass it here. No arithmetic on losses happens here besides ``loss_weight``.
-
-    Args:
-        core: a ``detbalance.losses`` module (has ``num_classes``, ``num_logits``, ``predict_scores``,
-            ``class_accuracy`` and the ``forward(logits, labels, sample_weight, normalizer, reduction_override)``
-            signature).
-        loss_weight: multiplier of the returned loss, as in every MMDetection loss.
-        calibration: test-time score calibration settings (:mod:`detbalance.mmdet.calibration`); None: off.
+    A subclass sets ``spec``, its row of ``LOSS_TABLE``, and is named ``"DB" + spec.name``; its arguments are
+    generated from the row (module docstring). No arithmetic on losses happens here besides ``loss_weight``.
     """
 
+    #: The row of ``LOSS_TABLE`` the subclass adapts.
+    spec: ClassVar[LossSpec]
+    #: The argument taking the statistics (``spec.stats_arg``); None for losses that learn them while training.
+    stats_arg: ClassVar[str | None] = None
     #: ``BBoxHead`` sizes ``fc_cls`` with ``get_cls_channels`` and scores boxes in ``predict`` with
     #: ``get_activation``.
     custom_cls_channels = True
@@ -113,26 +99,75 @@ class MMDetLossAdapter(nn.Module):
     custom_activation = True
     #: Dense heads (e.g. ``FCOSHead``) log ``get_accuracy`` when this is set.
     custom_accuracy = True
-    #: Set when a dense head registers the loss (:mod:`.dense_losses`, which also gives that head K sigmoid
-    #: channels): ``get_activation`` then leaves out the background column.
+    #: Set by the DB dense heads (:mod:`.dense_heads`), which give a K-column loss K sigmoid channels:
+    #: ``get_activation`` then leaves out the background column.
     serves_dense_head = False
 
-    def __init__(self, core: nn.Module, loss_weight: float = 1.0, calibration: dict | None = None):
-        super().__init__()
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        spec = cls.__dict__.get("spec")
+        if spec is None:  # an intermediate base
+            return
+        if cls.__name__ != f"DB{spec.name}":
+            raise TypeError(f"{cls.__name__} adapts {spec.name}; expected the name DB{spec.name}")
+        cls.stats_arg = spec.stats_arg
+        cls.__signature__ = _signature(cls)  # what inspect.signature shows and __init__ binds
+
+    def __init__(self, *args: Any, **arguments: Any) -> None:
+        """Takes the arguments of ``inspect.signature(type(self))`` (module docstring)."""
+        try:
+            bound = type(self).__signature__.bind(*args, **arguments)
+        except TypeError as error:  # a missing or unknown argument, named by the class as Python does
+            raise TypeError(f"{type(self).__name__}.__init__() {error}") from None
+        bound.apply_defaults()
+        settings = dict(bound.arguments)
+        num_classes = settings.pop("num_classes")
+        stats = settings.pop(self.stats_arg) if self.stats_arg is not None else None
+        adapter = {parameter.name: settings.pop(parameter.name) for parameter in _setup_parameters(type(self))}
+        self._setup(self._core(num_classes, stats, settings), **adapter)
+
+    def _setup(self, core: nn.Module, *, loss_weight: float = 1.0, calibration: dict | None = None) -> None:
+        """Hold ``core``; the keyword arguments are those every subclass adds to its core loss's.
+
+        Args:
+            loss_weight: multiplier of the returned loss, as in every MMDetection loss.
+            calibration: test-time score calibration settings (:mod:`detbalance.mmdet.calibration`); None: off.
+        """
+        nn.Module.__init__(self)
         self.core = core
         self.loss_weight = float(loss_weight)
         self.calibration = calibration_from_config(calibration, core)
         self._classifier = None  # weak reference to the head's fc_cls (see the module docstring)
 
+    @classmethod
+    def _core(cls, num_classes: int, stats: Any, settings: dict) -> nn.Module:
+        """The core module: from ``num_classes`` alone (trained statistics), a weights file or inline values."""
+        spec = cls.spec
+        if spec.stats_arg is None:
+            return spec.cls(num_classes, **settings)
+        if is_weights_path(stats):
+            path = os.fspath(stats)
+            return build_from_statistics(
+                spec.cls, num_classes, settings, missing_weights_file(path), lambda: load_weights(path, num_classes)
+            )
+        if stats is not None:
+            check_length(cls.__name__, spec.stats_arg, stats, cls.stats_length(num_classes), num_classes)
+        return cls._core_from_values(num_classes, stats, settings)
+
+    @classmethod
+    def stats_length(cls, num_classes: int) -> int:
+        """Entries of an inline statistics list: one per class."""
+        return num_classes
+
+    @classmethod
+    def _core_from_values(cls, num_classes: int, values: Sequence[float] | None, settings: dict) -> nn.Module:
+        """The core module from inline statistics (None where the loss makes them optional)."""
+        return cls.spec.cls(num_classes, values, **settings)
+
     @property
     def num_classes(self) -> int:
         """Foreground classes K the loss was built for."""
         return self.core.num_classes
-
-    @staticmethod
-    def load_weights_file(path: StatsArg, num_classes: int):
-        """The ``WeightsFile`` at ``path``, checked against ``num_classes`` (ValueError naming both numbers)."""
-        return load_weights(os.fspath(path), num_classes=num_classes)
 
     def get_cls_channels(self, num_classes: int) -> int:
         """Classifier output channels for the bbox head's ``num_classes`` (must equal the loss's)."""
@@ -141,20 +176,35 @@ class MMDetLossAdapter(nn.Module):
                 f"{type(self).__name__} was built with num_classes={self.num_classes} but the bbox head has "
                 f"num_classes={num_classes}; set loss_cls.num_classes to the bbox head's num_classes"
             )
-        _PENDING[:] = [weakref.ref(self)]
         return self.core.num_logits
 
-    def attach_classifier(self, classifier: nn.Linear) -> None:
-        """Remember the head's classifier and set its bias to the core loss's ``initial_bias()``."""
-        self._classifier = weakref.ref(classifier)
-        self.init_weights()
+    def attach_classifier(self, classifier: nn.Module | None) -> None:
+        """Start the head's classifier at the core loss's ``initial_bias()`` (now and in :meth:`init_weights`); a
+        classifier that is not a ``Linear`` with a bias and ``num_logits`` outputs keeps its own bias."""
+        if (
+            isinstance(classifier, nn.Linear)
+            and classifier.bias is not None
+            and classifier.out_features == self.core.num_logits
+        ):
+            self._classifier = weakref.ref(classifier)
+            self.init_weights()
 
     def init_weights(self) -> None:
-        """Copy ``initial_bias()`` into the classifier's bias; mmengine calls it after the head's ``init_cfg``."""
+        """Copy ``initial_bias()`` into the classifier's bias; mmengine calls it after the head's ``init_cfg``.
+
+        Without a classifier (a box head in MMDetection's own RoI heads) a loss whose initial bias is not 0 warns:
+        the classifier then starts at the head's bias 0, not at the loss's reference prior.
+        """
         classifier = None if self._classifier is None else self._classifier()
         if classifier is not None:
             with torch.no_grad():
                 classifier.bias.copy_(self.core.initial_bias())
+        elif not self.serves_dense_head and bool(self.core.initial_bias().ne(0).any()):
+            warnings.warn(
+                f"{type(self).__name__}: the box classifier starts at its head's bias 0, not at the loss's initial "
+                f"bias (class probability {self.core.prior_prob}); expected roi_head type DBStandardRoIHead or "
+                f"DBCascadeRoIHead, which start it there"
+            )
 
     def __getstate__(self) -> dict:
         # the classifier reference is not part of the loss: copies and pickles leave it out
@@ -173,6 +223,10 @@ class MMDetLossAdapter(nn.Module):
         """Classification accuracy in percent, logged by ``BBoxHead.loss`` as ``acc``."""
         return {"acc": self.core.class_accuracy(cls_score, labels)}
 
+    def normalizer(self, avg_factor: float | None) -> float | None:
+        """What divides the summed loss for ``reduction='mean'``: MMDetection's ``avg_factor``."""
+        return avg_factor
+
     def forward(
         self,
         cls_score: Tensor,
@@ -188,13 +242,45 @@ class MMDetLossAdapter(nn.Module):
             labels: int64 [R] in [0, K], K = background.
             label_weights: optional per-proposal weights [R] (``BBoxHead`` passes its label weights, which
                 also carry per-box annotation weights when :class:`DBStandardRoIHead` is used).
-            avg_factor: divides the summed loss when the reduction is ``"mean"``.
+            avg_factor: divides the summed loss when the reduction is ``"mean"`` (:meth:`normalizer`).
             reduction_override: ``"none"``, ``"mean"`` or ``"sum"``, overriding the configured reduction.
         """
         loss = self.core(
-            cls_score, labels, sample_weight=label_weights, normalizer=avg_factor, reduction_override=reduction_override
+            cls_score,
+            labels,
+            sample_weight=label_weights,
+            normalizer=self.normalizer(avg_factor),
+            reduction_override=reduction_override,
         )
         return self.loss_weight * loss
 
     def extra_repr(self) -> str:
         return f"loss_weight={self.loss_weight}"
+
+
+def _setup_parameters(cls: type[DBLossBase]) -> list[inspect.Parameter]:
+    """The keyword arguments of ``cls._setup`` (after ``core``)."""
+    return list(inspect.signature(cls._setup).parameters.values())[2:]
+
+
+def _signature(cls: type[DBLossBase]) -> inspect.Signature:
+    """``(num_classes, <stats_arg>, *, <the core loss's other arguments but ignore_index>, <_setup's>)``.
+
+    The statistics argument is the core ``__init__``'s where it has one by that name (its default too), else
+    (the dense ``FocalLoss``, whose core takes the alphas it computes) an optional argument of its own.
+    """
+    spec = cls.spec
+    num_classes = next(iter(inspect.signature(spec.cls).parameters.values()))
+    core = spec.parameters()
+    parameters = [num_classes]
+    if spec.stats_arg is not None:
+        stats = core.get(spec.stats_arg) or inspect.Parameter(
+            spec.stats_arg, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None
+        )
+        parameters.append(stats.replace(annotation="StatsArg"))
+    parameters += [
+        parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for name, parameter in core.items()
+        if name not in (spec.stats_arg, "ignore_index")
+    ]
+    return inspect.Signature([*parameters, *_setup_parameters(cls)])

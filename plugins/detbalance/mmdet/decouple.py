@@ -67,8 +67,8 @@ class DBDecoupleHook(Hook):
             for name, module in model.named_modules():
                 if re.search(_CLASSIFIER, name):
                     head = model.get_submodule(name.rsplit(".", 1)[0])
-                    loss = getattr(head, "loss_cls", None)
-                    bias = loss.initial_bias() if hasattr(loss, "initial_bias") else None
+                    core = getattr(getattr(head, "loss_cls", None), "core", None)  # a DB* loss's core module
+                    bias = None if core is None else core.initial_bias()
                     init_classifier(module, None if bias is None else bias.to(module.weight))
         self._keep_statistics(model)
 
