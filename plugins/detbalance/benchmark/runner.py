@@ -266,6 +266,7 @@ def _spec(settings, dataset, weights_file, framework, method, seed):
         classifier=method.classifier,
         init_checkpoint=stage1,
         decouple=method.decouple,
+        clip_grad_norm=method.clip_grad_norm,
     )
 
 

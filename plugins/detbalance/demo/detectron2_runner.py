@@ -186,6 +186,10 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
                 )
             optimizer.zero_grad()
             total.backward()
+            if spec.clip_grad_norm is not None:  # the whole model's gradient, as MMDetection's clip_grad
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in model.parameters() if p.grad is not None], spec.clip_grad_norm
+                )
             optimizer.step()
             scheduler.step()
             losses_log.append(float(total.detach()))

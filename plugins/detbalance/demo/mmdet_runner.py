@@ -159,6 +159,8 @@ def build_cfg(spec: RunSpec) -> Config:
         type="OptimWrapper",
         optimizer=dict(type="SGD", lr=schedule.base_lr, momentum=schedule.momentum, weight_decay=schedule.weight_decay),
     )
+    if spec.clip_grad_norm is not None:
+        cfg.optim_wrapper["clip_grad"] = dict(max_norm=spec.clip_grad_norm, norm_type=2)
     cfg.param_scheduler = [
         dict(
             type="LinearLR", start_factor=schedule.warmup_factor, by_epoch=False, begin=0, end=schedule.effective_warmup

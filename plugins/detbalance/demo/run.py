@@ -50,7 +50,9 @@ class RunSpec:
     (``"normed"``: the normalised linear classifier at temperature 20 the Seesaw paper trains with).
     ``decouple``: stage 2 of decoupled training (:mod:`detbalance.decouple`): ``"classifier"`` or
     ``"classifier+regressor"`` are trained, re-initialised classifier, everything else frozen as the model
-    ``init_checkpoint`` (the runner's own checkpoint of a stage-1 run) has it.
+    ``init_checkpoint`` (the runner's own checkpoint of a stage-1 run) has it. ``clip_grad_norm``: the largest
+    L2 norm of all the model's gradients together before each step (both frameworks clip the whole model's
+    gradient, as MMDetection's ``optim_wrapper.clip_grad``); None: no clipping.
     """
 
     framework: str
@@ -72,6 +74,7 @@ class RunSpec:
     classifier: str = "linear"
     init_checkpoint: Path | None = None
     decouple: str | None = None
+    clip_grad_norm: float | None = None
 
     def __post_init__(self):
         check_model_loss(self.model, self.loss)
@@ -95,6 +98,11 @@ class RunSpec:
                 f"classifier='normed' with model={self.model!r} and loss {self.loss.key!r}; expected a box head "
                 "trained with a detbalance loss or MMDetection's own (the framework's CE head keeps its Linear)"
             )
+        c = self.clip_grad_norm
+        if c is not None and (
+            isinstance(c, bool) or not isinstance(c, (int, float)) or not (math.isfinite(c) and c > 0)
+        ):
+            raise ValueError(f"clip_grad_norm={c!r}; expected None or a number > 0")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device={self.device!r}; expected 'cpu' or 'cuda'")
         if self.device == "cuda" and not torch.cuda.is_available():
