@@ -51,12 +51,27 @@ def test_the_best_row_its_lines_cost_and_what_to_avoid():
     assert recommendation_markdown(SUMMARY, "scratch") == "No run of the scratch regime yet: no recommendation.\n"
 
 
+def test_a_decoupled_best_row_costs_ces_training_plus_its_stage_2_and_names_the_best_single_training():
+    runs = [r for r in SUMMARY["runs"] if r["framework"] == "detectron2"]
+    summary = {"runs": [*runs, _run("detectron2", "bags", 20.0, 100.0)]}
+    text = recommendation_markdown(summary, "pretrained")
+    assert (
+        "**detectron2, Faster R-CNN**: BAGS: CE model, classifier re-trained with balanced group softmax: APr 20.0"
+        in text
+    )
+    assert "CE's training (6.7 min) then 1.7 min re-training the classifier." in text
+    assert "# stage 2 of a trained model: tools/train_net.py --decouple model_final.pth" in text
+    assert "In one training (detectron2): RFS + EQLv2, repeat threshold 0.1, APr 15.0 (1)." in text
+    # the best fix of a trained model is the recommendation itself: not repeated
+    assert "Already trained with CE (detectron2)" not in text
+
+
 def test_detectron2_lines_load_as_a_config(tmp_path):
     pytest.importorskip("detectron2")
     from detbalance.detectron2 import get_config
     from helpers import D2_TINY_CONFIG
 
-    for key in ("rfs-eqlv2-t0.1", "seesaw-normed", "cbfocal", "crt"):
+    for key in ("rfs-eqlv2-t0.1", "seesaw-normed", "cbfocal", "crt", "eqlv2-clip"):
         lines = [line.split("#")[0].rstrip() for line in config_lines(get_method(key), "detectron2")]
         opts = []
         for line in filter(None, lines):
@@ -73,7 +88,7 @@ def test_mmdet_lines_merge_into_a_config(tmp_path):
 
     from helpers import MMDET_TINY_CONFIG
 
-    for key in ("rfs-eqlv2-t0.1", "seesaw-normed", "cbfocal", "mmdet-eqlv2"):
+    for key in ("rfs-eqlv2-t0.1", "seesaw-normed", "cbfocal", "mmdet-eqlv2", "eqlv2-clip"):
         body = "\n".join(config_lines(get_method(key), "mmdet")).replace("num_classes=K", "num_classes=8")
         path = tmp_path / f"{key}.py"
         path.write_text(f"_base_ = '{MMDET_TINY_CONFIG}'\n{body}\n")
