@@ -21,8 +21,9 @@ setup(
     python_requires=">=3.10",
     package_dir={"": "plugins"},
     packages=find_packages("plugins"),
-    # configs/ (linked as plugins/detbalance/configs) ships inside the package: the demo's tiny configs and the
-    # ready loss configs of both frameworks.
+    # configs/ (linked as plugins/detbalance/configs) ships inside the package: the tiny configs (the experiments of
+    # benchmarks/ read them through the installed package) and the ready loss configs of both frameworks.
+    # The experiments themselves (benchmarks/dbbench) are not part of the wheel.
     package_data={"detbalance": ["configs/*.md", "configs/**/*.yaml", "configs/**/*.py", "configs/**/*.md"]},
     install_requires=["torch>=2.0", "numpy", "tqdm", "Pillow", "matplotlib", "pycocotools"],
     extras_require={
@@ -45,7 +46,6 @@ setup(
         "console_scripts": [
             "detbalance-weights = detbalance.cli.compute_weights:main",
             "detbalance-report = detbalance.evaluation.cli:main",
-            "detbalance-demo = detbalance.demo.cli:main",
             "detbalance-calibrate = detbalance.evaluation.calibrate_cli:main",
         ]
     },

@@ -14,13 +14,15 @@ import pytest
 
 #: the packages below the framework adapters (they import neither Detectron2 nor MMDetection)
 FRAMEWORK_FREE = ("losses", "weights", "backbones", "layers", "decouple", "calibration", "stats", "evaluation", "data")
+#: the framework-free packages of the experiments (benchmarks/dbbench)
+EXPERIMENTS = ("dbbench.data",)
 
 
 def _modules_with_examples() -> list[str]:
     finder = doctest.DocTestFinder()
-    names = []
-    for package in FRAMEWORK_FREE:
-        root = importlib.import_module(f"detbalance.{package}")
+    names = ["dbbench.checks"]
+    for package in [f"detbalance.{name}" for name in FRAMEWORK_FREE] + list(EXPERIMENTS):
+        root = importlib.import_module(package)
         for info in pkgutil.walk_packages(root.__path__, prefix=f"{root.__name__}."):
             module = importlib.import_module(info.name)
             if any(test.examples for test in finder.find(module, module=module)):
@@ -34,6 +36,8 @@ MODULES = _modules_with_examples()
 def test_every_framework_free_package_is_searched():
     for package in FRAMEWORK_FREE:
         assert any(name.startswith(f"detbalance.{package}.") for name in MODULES), f"no example in {package}"
+    for package in EXPERIMENTS:
+        assert any(name.startswith(f"{package}.") for name in MODULES), f"no example in {package}"
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -13,7 +13,8 @@ Examples:
     python tools/benchmark.py demo [--quick]                      # make demo: CE and the best recipe, one seed
 
 A finished (framework, method, seed, data version) run is never trained again: its record lives in
-results/runs/<data version>/, its detections in work_dirs/benchmark/. The logic is in detbalance.benchmark.
+results/runs/<data version>/, its detections in work_dirs/benchmark/. The logic is in dbbench.benchmark (benchmarks/, next to the package: not
+installed with it).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
 README_BLOCK, RESULTS_BLOCK, CALIBRATION_BLOCK = "benchmark-results", "benchmark-runs", "calibration-results"
 #: README blocks of the pretrained regime's tables and of both regimes side by side.
 PRETRAINED_BLOCK, REGIMES_BLOCK = "benchmark-results-pretrained", "benchmark-regimes"
@@ -41,14 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan",
         action="store_true",
         help="run the protocol's pending jobs instead (screen, 3 seeds of CE/oracle/best three/MMDetection's own, "
-        "calibration, heads; detbalance.benchmark.plan), planning again after each; not with --methods/--seeds",
+        "calibration, heads; dbbench.benchmark.plan), planning again after each; not with --methods/--seeds",
     )
     run.add_argument(
         "--tune",
         action="store_true",
-        help="train and validate the repeat-threshold candidates instead (detbalance.benchmark.tuning) and write "
+        help="train and validate the repeat-threshold candidates instead (dbbench.benchmark.tuning) and write "
         "results/tuning/rfs_threshold.json; with --regime pretrained the fine-tuning schedule's candidates "
-        "(detbalance.benchmark.schedule_tuning, results/tuning/pretrained_schedule.json); not with "
+        "(dbbench.benchmark.schedule_tuning, results/tuning/pretrained_schedule.json); not with "
         "--methods/--seeds/--plan",
     )
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -101,9 +103,9 @@ def write_results(results_dir: Path, readme: Path, results_md: Path, docs: Path 
     """summary.json from the run records, then from summary.json: the README's recommendation and short table, the
     full tables of docs/benchmark.md, the calibration table of docs/evaluation.md, RESULTS.md's run list and the
     plot."""
-    from detbalance.benchmark.demo import PRIMARY_REGIME
-    from detbalance.benchmark.recommend import recommendation_markdown
-    from detbalance.benchmark.render import (
+    from dbbench.benchmark.demo import PRIMARY_REGIME
+    from dbbench.benchmark.recommend import recommendation_markdown
+    from dbbench.benchmark.render import (
         calibration_markdown,
         plot_primary,
         regimes_markdown,
@@ -111,9 +113,9 @@ def write_results(results_dir: Path, readme: Path, results_md: Path, docs: Path 
         results_markdown,
         runs_markdown,
     )
-    from detbalance.benchmark.summary import load_summary
-    from detbalance.data.longtail import LongTailSpec
-    from detbalance.demo._io import write_json, write_text
+    from dbbench.benchmark.summary import load_summary
+    from dbbench.data.longtail import LongTailSpec
+    from dbbench.demo._io import write_json, write_text
 
     spec = LongTailSpec()
     summary = load_summary(results_dir, spec)
@@ -143,7 +145,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("run", "demo") and args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # mmengine picks a GPU by itself whenever it sees one
-    from detbalance.benchmark import METHODS, pending
+    from dbbench.benchmark import METHODS, pending
 
     if args.command == "list":
         key_width = max(len(key) for key in METHODS)
@@ -161,7 +163,7 @@ def main(argv=None) -> int:
         print(f"wrote {args.results / 'summary.json'}, {args.results / 'apr.png'}, {args.readme}, {args.results_md}")
         return 0
     if args.command == "demo":
-        from detbalance.benchmark.demo import load_reference, run_short_demo
+        from dbbench.benchmark.demo import load_reference, run_short_demo
 
         try:
             run_short_demo(
@@ -180,9 +182,9 @@ def main(argv=None) -> int:
             return 2
         return 0
     if args.command == "plan":
-        from detbalance.benchmark.plan import plan_jobs
-        from detbalance.benchmark.summary import load_summary
-        from detbalance.data.longtail import LongTailSpec
+        from dbbench.benchmark.plan import plan_jobs
+        from dbbench.benchmark.summary import load_summary
+        from dbbench.data.longtail import LongTailSpec
 
         try:
             jobs = plan_jobs(load_summary(args.results, LongTailSpec()), args.frameworks, args.regime)
@@ -192,8 +194,8 @@ def main(argv=None) -> int:
         for job in jobs:
             print(*job)
         return 0
-    from detbalance.benchmark.plan import run_plan
-    from detbalance.benchmark.runner import BenchmarkSettings, run_matrix
+    from dbbench.benchmark.plan import run_plan
+    from dbbench.benchmark.runner import BenchmarkSettings, run_matrix
 
     if (args.plan or args.tune) and (args.methods is not None or args.seeds is not None or args.plan == args.tune):
         print(
@@ -215,11 +217,11 @@ def main(argv=None) -> int:
             regime=args.regime,
         )
         if args.tune and args.regime == "pretrained":
-            from detbalance.benchmark.schedule_tuning import tune_pretrained_schedule
+            from dbbench.benchmark.schedule_tuning import tune_pretrained_schedule
 
             tune_pretrained_schedule(settings, args.frameworks)
         elif args.tune:
-            from detbalance.benchmark.tuning import tune_rfs_threshold
+            from dbbench.benchmark.tuning import tune_rfs_threshold
 
             tune_rfs_threshold(settings, args.frameworks)
         elif args.plan:

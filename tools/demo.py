@@ -8,13 +8,16 @@ Examples:
     python tools/demo.py --data ../shared/data/bccd --iters 3000 --losses ce,wce,seesaw
 
 Outputs in --out: <framework>_table.txt, <framework>_ap.png, results.json, weights.json/.png/.txt, runs/.
-The logic lives in detbalance.demo.cli (console script: detbalance-demo).
+The logic lives in dbbench.demo.cli (benchmarks/, next to the package: not installed with it).
 """
 
 import sys
+from pathlib import Path
 
-from detbalance.demo import cli
-from detbalance.demo.cli import build_parser, settings_from_args  # noqa: F401  (the tool's interface)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from dbbench.demo import cli
+from dbbench.demo.cli import build_parser, settings_from_args  # noqa: F401  (the tool's interface)
 
 
 def main(argv=None) -> int:

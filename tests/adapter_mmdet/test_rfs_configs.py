@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from detbalance.data import SyntheticSpec, generate
+from dbbench.data import SyntheticSpec, generate
 from detbalance.mmdet import DBRepeatFactorSampler  # the configs' custom_imports: registers the sampler
 from helpers import MMDET_CONFIGS
 

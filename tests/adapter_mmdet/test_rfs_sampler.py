@@ -13,7 +13,7 @@ from mmdet.datasets import CocoDataset
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from detbalance.data import SyntheticSpec, generate
+from dbbench.data import SyntheticSpec, generate
 from detbalance.mmdet import DBRepeatFactorSampler, use_dataset
 
 CLASSES = ("a", "b", "c", "d")

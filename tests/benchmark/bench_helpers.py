@@ -1,8 +1,8 @@
 """Shared settings of the benchmark tests: a tiny long-tailed set and tiny benchmark settings."""
 
-from detbalance.benchmark.runner import BenchmarkSettings
-from detbalance.data.longtail import LongTailSpec
-from detbalance.demo import Schedule
+from dbbench.benchmark.runner import BenchmarkSettings
+from dbbench.data.longtail import LongTailSpec
+from dbbench.demo import Schedule
 
 TINY = LongTailSpec(counts=(12, 11, 4, 1), test_per_class=2, val_per_class=1, image_size=96, max_size=24, max_objects=2)
 

@@ -9,12 +9,12 @@ import json
 import pytest
 from bench_helpers import tiny_settings
 
-from detbalance.benchmark import get_method
-from detbalance.benchmark.methods import GAMMA_GRID, METHODS, calibrated, calibration_method, definition_hash
-from detbalance.benchmark.runner import _definition, _runner, _spec, run_matrix
-from detbalance.benchmark.summary import record_path
-from detbalance.data.longtail import get_longtail_dataset
-from detbalance.demo import DEMO_LOSSES
+from dbbench.benchmark import get_method
+from dbbench.benchmark.methods import GAMMA_GRID, METHODS, calibrated, calibration_method, definition_hash
+from dbbench.benchmark.runner import _definition, _runner, _spec, run_matrix
+from dbbench.benchmark.summary import record_path
+from dbbench.data.longtail import get_longtail_dataset
+from dbbench.demo import DEMO_LOSSES
 from detbalance.evaluation.lvis_protocol import evaluate_large_vocabulary
 from helpers import write_weights_file
 
@@ -160,9 +160,9 @@ def _record(method, seed, apr, gamma=None, ap=5.0, ece=0.1, val=None):
 def test_calibration_effect_table_pairs_each_seed_with_its_base():
     from bench_helpers import TINY
 
-    from detbalance.benchmark.render import calibration_markdown
-    from detbalance.benchmark.summary import build_summary
-    from detbalance.data.longtail import _version
+    from dbbench.benchmark.render import calibration_markdown
+    from dbbench.benchmark.summary import build_summary
+    from dbbench.data.longtail import _version
 
     records = [
         _record("ce", 0, 1.0, ece=2.0),
@@ -188,8 +188,8 @@ def test_calibration_effect_table_pairs_each_seed_with_its_base():
 def test_results_table_names_the_chosen_gammas():
     from bench_helpers import TINY
 
-    from detbalance.benchmark.render import results_markdown
-    from detbalance.benchmark.summary import build_summary
+    from dbbench.benchmark.render import results_markdown
+    from dbbench.benchmark.summary import build_summary
 
     def run(method, seed, apr, gamma=None):
         record = {
@@ -210,7 +210,7 @@ def test_results_table_names_the_chosen_gammas():
             record["calibration"] = {"method": "norcal", "base": "ce", "gamma": gamma}
         return record
 
-    from detbalance.data.longtail import _version
+    from dbbench.data.longtail import _version
 
     records = [run("ce", 0, 1.0), run("ce", 1, 2.0), run("ce-norcal", 0, 2.5, 0.5), run("ce-norcal", 1, 2.0, 0.0)]
     for r in records:

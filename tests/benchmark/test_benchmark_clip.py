@@ -9,9 +9,9 @@ import pytest
 import torch
 from bench_helpers import tiny_settings
 
-from detbalance.benchmark import get_method, pending
-from detbalance.benchmark.methods import CLIP_GRAD_NORM, METHODS, definition_hash
-from detbalance.benchmark.runner import run_matrix
+from dbbench.benchmark import get_method, pending
+from dbbench.benchmark.methods import CLIP_GRAD_NORM, METHODS, definition_hash
+from dbbench.benchmark.runner import run_matrix
 
 CLIPPED = {"eqlv2-clip": "eqlv2", "rfs-eqlv2-clip": "rfs-eqlv2-t0.1", "mmdet-eqlv2-clip": "mmdet-eqlv2"}
 
@@ -36,8 +36,8 @@ def test_rows_without_the_new_fields_keep_their_hash():
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), True, "35"])
 def test_runspec_refuses_a_bad_clip_grad_norm(tmp_path, bad):
-    from detbalance.demo import DEMO_LOSSES, Schedule
-    from detbalance.demo.run import RunSpec
+    from dbbench.demo import DEMO_LOSSES, Schedule
+    from dbbench.demo.run import RunSpec
 
     with pytest.raises(ValueError, match=r"clip_grad_norm=.*expected None or a number > 0"):
         RunSpec(

@@ -10,10 +10,10 @@ import pytest
 import torch
 from bench_helpers import tiny_settings
 
-from detbalance.benchmark import get_method, pending
-from detbalance.benchmark.methods import DECOUPLE_FRACTION, Method, decouple_schedule
-from detbalance.benchmark.runner import _definition, _spec, prepare_version, run_matrix
-from detbalance.demo import Schedule
+from dbbench.benchmark import get_method, pending
+from dbbench.benchmark.methods import DECOUPLE_FRACTION, Method, decouple_schedule
+from dbbench.benchmark.runner import _definition, _spec, prepare_version, run_matrix
+from dbbench.demo import Schedule
 
 
 def test_decoupled_rows_name_their_stage1_and_wait_for_it():

@@ -11,15 +11,15 @@ import pytest
 import torch
 from bench_helpers import tiny_settings
 
-from detbalance.benchmark import build_summary, get_method, pending
-from detbalance.benchmark.methods import METHODS, Method, definition_hash, model_baseline
-from detbalance.benchmark.models import HEAD_ROWS
-from detbalance.benchmark.render import results_markdown
-from detbalance.benchmark.runner import run_matrix
-from detbalance.data.longtail import LongTailSpec
-from detbalance.demo import DEMO_LOSSES, Schedule
-from detbalance.demo.models import HEAD_LOSSES
-from detbalance.demo.run import RunSpec
+from dbbench.benchmark import build_summary, get_method, pending
+from dbbench.benchmark.methods import METHODS, Method, definition_hash, model_baseline
+from dbbench.benchmark.models import HEAD_ROWS
+from dbbench.benchmark.render import results_markdown
+from dbbench.benchmark.runner import run_matrix
+from dbbench.data.longtail import LongTailSpec
+from dbbench.demo import DEMO_LOSSES, Schedule
+from dbbench.demo.models import HEAD_LOSSES
+from dbbench.demo.run import RunSpec
 
 HEAD_KEYS = ("retinanet-focal", "retinanet-efl", "cascade-ce", "cascade-wce", "cascade-seesaw", "cascade-eqlv2")
 MMDET_ONLY = ("fcos-focal", "fcos-efl", "atss-focal", "atss-efl")  # no Detectron2 config of FCOS / ATSS here

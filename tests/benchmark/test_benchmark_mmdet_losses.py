@@ -8,10 +8,10 @@ import pytest
 import torch
 from bench_helpers import TINY, tiny_settings
 
-from detbalance.benchmark import get_method, pending
-from detbalance.benchmark.runner import run_matrix
-from detbalance.demo import DEMO_LOSSES, Schedule
-from detbalance.demo.run import RunSpec
+from dbbench.benchmark import get_method, pending
+from dbbench.benchmark.runner import run_matrix
+from dbbench.demo import DEMO_LOSSES, Schedule
+from dbbench.demo.run import RunSpec
 
 
 def test_rows_run_in_mmdet_only():

@@ -1,4 +1,4 @@
-"""The protocol's plan (detbalance.benchmark.plan): screen, then three seeds of CE, the oracle, the best three and
+"""The protocol's plan (dbbench.benchmark.plan): screen, then three seeds of CE, the oracle, the best three and
 MMDetection's own losses, then calibration rows per base seed, then the head rows; made again from the records."""
 
 import importlib.util
@@ -6,10 +6,10 @@ import importlib.util
 import pytest
 from bench_helpers import TINY, tiny_settings
 
-from detbalance.benchmark import METHODS, build_summary
-from detbalance.benchmark.methods import RFS_THRESHOLD_GRID, RFS_TUNED_BASE, RFS_TUNED_THRESHOLD, rfs_variant
-from detbalance.benchmark.plan import BEST, SEEDS, plan_jobs, run_plan, screened_best
-from detbalance.demo.models import DEFAULT_MODEL
+from dbbench.benchmark import METHODS, build_summary
+from dbbench.benchmark.methods import RFS_THRESHOLD_GRID, RFS_TUNED_BASE, RFS_TUNED_THRESHOLD, rfs_variant
+from dbbench.benchmark.plan import BEST, SEEDS, plan_jobs, run_plan, screened_best
+from dbbench.demo.models import DEFAULT_MODEL
 
 SCREENED = {  # APr of a made-up screen of the demo model's trained rows
     "ce": 2.0,
@@ -120,7 +120,7 @@ def test_bad_frameworks():
 
 
 def test_run_plan_runs_one_job_at_a_time_and_plans_again(tmp_path, monkeypatch):
-    import detbalance.benchmark.plan as plan
+    import dbbench.benchmark.plan as plan
 
     planned = []
 
@@ -142,7 +142,7 @@ def test_run_plan_runs_one_job_at_a_time_and_plans_again(tmp_path, monkeypatch):
 
 
 def test_run_plan_refuses_a_table_that_does_not_name_the_validation_choice(tmp_path, monkeypatch):
-    import detbalance.benchmark.plan as plan
+    import dbbench.benchmark.plan as plan
 
     other = next(t for t in RFS_THRESHOLD_GRID if t != RFS_TUNED_THRESHOLD)
     monkeypatch.setattr(plan, "tune_rfs_threshold", lambda *a, **k: {"chosen": other})

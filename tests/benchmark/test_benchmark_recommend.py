@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from detbalance.benchmark import get_method
-from detbalance.benchmark.methods import method_loss
-from detbalance.benchmark.recommend import config_lines, recommendation_markdown
+from dbbench.benchmark import get_method
+from dbbench.benchmark.methods import method_loss
+from dbbench.benchmark.recommend import config_lines, recommendation_markdown
 
 
 def _run(framework, method, apr, seconds=300.0, seed=0):

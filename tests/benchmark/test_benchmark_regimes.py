@@ -10,20 +10,20 @@ import json
 import pytest
 from bench_helpers import TINY, tiny_settings
 
-from detbalance.benchmark import build_summary, get_method, pending, record_path
-from detbalance.benchmark.demo import best_recipe, lift_table
-from detbalance.benchmark.methods import METHODS, definition_hash, method_loss
-from detbalance.benchmark.plan import plan_jobs
-from detbalance.benchmark.runner import (
+from dbbench.benchmark import build_summary, get_method, pending, record_path
+from dbbench.benchmark.demo import best_recipe, lift_table
+from dbbench.benchmark.methods import METHODS, definition_hash, method_loss
+from dbbench.benchmark.plan import plan_jobs
+from dbbench.benchmark.runner import (
     PRETRAINED_SCHEDULE,
     REGIME_SCHEDULES,
     BenchmarkSettings,
     _definition,
     run_matrix,
 )
-from detbalance.benchmark.schedule_tuning import SCHEDULE_GRID, choose_schedule, schedule_tag
-from detbalance.data.longtail import _version
-from detbalance.demo.models import config_path
+from dbbench.benchmark.schedule_tuning import SCHEDULE_GRID, choose_schedule, schedule_tag
+from dbbench.data.longtail import _version
+from dbbench.demo.models import config_path
 from detbalance.evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from bench_helpers import tiny_settings
 
-from detbalance.benchmark import get_method, pending
-from detbalance.benchmark.methods import RFS_THRESHOLD
-from detbalance.benchmark.runner import run_matrix
+from dbbench.benchmark import get_method, pending
+from dbbench.benchmark.methods import RFS_THRESHOLD
+from dbbench.benchmark.runner import run_matrix
 
 
 def test_rfs_rows_are_runnable():
@@ -45,8 +45,8 @@ def test_rfs_trains_with_each_frameworks_sampler(tmp_path):
     ],
 )
 def test_runspec_sampler_settings_are_checked(tmp_path, sampler, threshold, message):
-    from detbalance.demo import DEMO_LOSSES, Schedule
-    from detbalance.demo.run import RunSpec
+    from dbbench.demo import DEMO_LOSSES, Schedule
+    from dbbench.demo.run import RunSpec
 
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         RunSpec(

@@ -6,9 +6,9 @@ import json
 import pytest
 from bench_helpers import TINY
 
-from detbalance.benchmark import METHODS, get_method, pending
-from detbalance.benchmark.runner import BenchmarkSettings, run_matrix
-from detbalance.demo import Schedule
+from dbbench.benchmark import METHODS, get_method, pending
+from dbbench.benchmark.runner import BenchmarkSettings, run_matrix
+from dbbench.demo import Schedule
 
 
 @pytest.mark.slow
@@ -60,8 +60,8 @@ def test_method_table_and_bad_arguments(tmp_path):
 
 @pytest.mark.slow
 def test_quick_demo_says_it_only_checks_the_pipeline(tmp_path, monkeypatch):
-    from detbalance.benchmark import demo
-    from detbalance.benchmark.demo import QUICK_NOTICE, run_short_demo
+    from dbbench.benchmark import demo
+    from dbbench.benchmark.demo import QUICK_NOTICE, run_short_demo
 
     monkeypatch.setattr(demo, "QUICK_ITERS", 3)  # the real 100 iterations take minutes on a loaded machine
     log = []

@@ -4,11 +4,11 @@ row's own), so a framework's config file cannot train another loss under the sam
 import pytest
 from bench_helpers import tiny_settings
 
-from detbalance.benchmark.methods import METHODS, method_loss
-from detbalance.benchmark.runner import _spec
-from detbalance.data.longtail import get_longtail_dataset
-from detbalance.demo import detectron2_runner, mmdet_runner
-from detbalance.demo.models import DEFAULT_MODEL
+from dbbench.benchmark.methods import METHODS, method_loss
+from dbbench.benchmark.runner import _spec
+from dbbench.data.longtail import get_longtail_dataset
+from dbbench.demo import detectron2_runner, mmdet_runner
+from dbbench.demo.models import DEFAULT_MODEL
 from detbalance.losses import LOSS_TABLE
 
 ROWS = sorted(

@@ -1,4 +1,4 @@
-"""The repeat threshold chosen on the validation split (detbalance.benchmark.tuning): the choice rule, the variant
+"""The repeat threshold chosen on the validation split (dbbench.benchmark.tuning): the choice rule, the variant
 rows, a real tuning run of tiny trainings (cached the second time), and the committed choice the table names."""
 
 import json
@@ -6,18 +6,18 @@ import json
 import pytest
 from bench_helpers import tiny_settings
 
-from detbalance.benchmark import METHODS, get_method
-from detbalance.benchmark.methods import (
+from dbbench.benchmark import METHODS, get_method
+from dbbench.benchmark.methods import (
     RFS_THRESHOLD,
     RFS_THRESHOLD_GRID,
     RFS_TUNED_BASE,
     RFS_TUNED_THRESHOLD,
     rfs_variant,
 )
-from detbalance.benchmark.render import runs_markdown
-from detbalance.benchmark.summary import load_summary
-from detbalance.benchmark.tuning import TUNING_SEED, choose_threshold, tune_rfs_threshold, tuning_path
-from detbalance.data.longtail import LongTailSpec
+from dbbench.benchmark.render import runs_markdown
+from dbbench.benchmark.summary import load_summary
+from dbbench.benchmark.tuning import TUNING_SEED, choose_threshold, tune_rfs_threshold, tuning_path
+from dbbench.data.longtail import LongTailSpec
 
 
 def test_choose_threshold_is_the_best_mean_over_frameworks_ties_the_smaller():
@@ -77,7 +77,7 @@ def test_the_table_names_the_committed_choice(repo_root):
 
 @pytest.mark.slow
 def test_tuning_trains_each_candidate_once_and_validates_it(tmp_path, monkeypatch):
-    import detbalance.demo.detectron2_runner as runner
+    import dbbench.demo.detectron2_runner as runner
 
     settings = tiny_settings(tmp_path)
     out = tune_rfs_threshold(settings, ["detectron2"], log=lambda line: None)

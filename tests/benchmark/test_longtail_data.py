@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from detbalance.data.longtail import (
+from dbbench.data.longtail import (
     LVIS_V1_RANK_COUNTS,
     SPLITS,
     LongTailSpec,
@@ -67,7 +67,7 @@ def test_classes_are_shape_colour_pairs_with_shuffled_frequency(small):
     assert len(set(names)) == len(names)
     assert all(c["name"] == f"{c['color']}_{c['shape']}" for c in small.categories)
     full = LongTailSpec()
-    from detbalance.data.longtail import _categories
+    from dbbench.data.longtail import _categories
 
     ranks = [c["frequency_rank"] for c in _categories(full)]
     assert sorted(ranks) == list(range(128)) and ranks != list(range(128))

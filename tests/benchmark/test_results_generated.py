@@ -6,18 +6,18 @@ import json
 
 import pytest
 
-from detbalance.benchmark import PRIMARY_METRIC, build_summary, load_records
-from detbalance.benchmark.demo import PRIMARY_REGIME
-from detbalance.benchmark.recommend import recommendation_markdown
-from detbalance.benchmark.render import (
+from dbbench.benchmark import PRIMARY_METRIC, build_summary, load_records
+from dbbench.benchmark.demo import PRIMARY_REGIME
+from dbbench.benchmark.recommend import recommendation_markdown
+from dbbench.benchmark.render import (
     calibration_markdown,
     regimes_markdown,
     replace_block,
     results_markdown,
     runs_markdown,
 )
-from detbalance.benchmark.summary import load_summary
-from detbalance.data.longtail import LongTailSpec, _version
+from dbbench.benchmark.summary import load_summary
+from dbbench.data.longtail import LongTailSpec, _version
 
 
 def _tool(repo_root):
@@ -172,7 +172,7 @@ def test_summary_refuses_records_of_another_data_version():
 
 
 def test_list_prints_one_aligned_line_per_method(repo_root, capsys):
-    from detbalance.benchmark import METHODS
+    from dbbench.benchmark import METHODS
 
     assert _tool(repo_root).main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()

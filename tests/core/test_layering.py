@@ -1,6 +1,10 @@
 """The framework-free layers import no framework and no adapter: each of their modules imports with detectron2,
 mmdet, mmengine and mmcv blocked, and none of their import statements (also those inside functions) names a
-framework, an adapter or a layer above."""
+framework, an adapter or a layer above.
+
+The experiments (``benchmarks/dbbench``: the benchmark, the demo, their synthetic data) live outside the package:
+detbalance holds none of their code and never imports them, and they import detbalance as a user would (absolute
+imports of public names)."""
 
 from __future__ import annotations
 
@@ -12,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
+import dbbench
 import detbalance
 
 PACKAGE = Path(detbalance.__file__).resolve().parent
+EXPERIMENTS = Path(dbbench.__file__).resolve().parent
 FRAMEWORK_FREE = ("losses", "weights", "backbones", "layers", "decouple", "calibration", "stats", "evaluation", "data")
 FRAMEWORKS = ("detectron2", "mmdet", "mmengine", "mmcv")
-ABOVE = ("detectron2", "mmdet", "demo", "benchmark", "cli")  # detbalance.<these>: adapters and top layers
+ABOVE = ("detectron2", "mmdet", "cli")  # detbalance.<these>: adapters and top layers
 
 
 def _modules() -> list[str]:
@@ -79,7 +85,7 @@ def test_the_block_catches_a_framework_import():
 def _imported(tree: ast.AST, module: str) -> list[str]:
     """Absolute names of everything ``module`` imports, at any depth (function bodies included)."""
     package = module.rsplit(".", 1)[0]  # detbalance.stats for detbalance.stats.cli and detbalance.stats.__init__
-    names = []
+    names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
@@ -111,3 +117,52 @@ def test_the_scan_resolves_relative_and_nested_imports():
         "detbalance.stats",
         "mmdet.registry",
     ]
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts)  # dbbench.demo.__init__ keeps __init__: its package is dbbench.demo
+
+
+def _package_modules(root: Path) -> dict[str, ast.AST]:
+    return {
+        _module_name(path, root): ast.parse(path.read_text(encoding="utf-8")) for path in sorted(root.rglob("*.py"))
+    }
+
+
+def test_the_package_holds_no_experiment_code():
+    assert [p.name for p in PACKAGE.iterdir() if p.name in ("benchmark", "demo")] == []
+    assert sorted(p.name for p in (PACKAGE / "data").glob("*.py")) == ["__init__.py", "box_weights.py"]
+    bad = [
+        f"{module} imports {name}"
+        for module, tree in _package_modules(PACKAGE).items()
+        if not module.startswith("detbalance.configs")
+        for name in _imported(tree, module)
+        if name.split(".")[0] == "dbbench"
+    ]
+    assert bad == []
+
+
+def test_the_experiments_import_detbalance_as_a_user_would():
+    """No relative import leaves dbbench, and no imported detbalance module or name is private (``_name``)."""
+    modules = _package_modules(EXPERIMENTS)
+    assert "dbbench.benchmark.runner" in modules and "dbbench.demo.pipeline" in modules
+    bad = []
+    for module, tree in modules.items():
+        depth = module.count(".")  # dbbench.demo.run: 2 (level 2 reaches dbbench, level 3 would leave it)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > depth:
+                bad.append(f"{module}: relative import of level {node.level} leaves dbbench")
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module.split(".")[0] == "detbalance":
+                names = node.module.split(".") + [alias.name for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [
+                    part
+                    for alias in node.names
+                    if alias.name.startswith("detbalance")
+                    for part in alias.name.split(".")
+                ]
+            else:
+                continue
+            bad += [f"{module} imports the private {name}" for name in names if name.startswith("_")]
+    assert bad == []

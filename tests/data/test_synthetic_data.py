@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detbalance.data import SyntheticSpec, frequency_groups_of, generate, get_synthetic_dataset, train_schedule
-from detbalance.data.shapes import SHAPES, shape_mask
+from dbbench.data import SyntheticSpec, frequency_groups_of, generate, get_synthetic_dataset, train_schedule
+from dbbench.data.shapes import SHAPES, shape_mask
 
 # Small but long-tailed: 60 -> 4 instances over 6 classes, 5 test instances per class.
 SMALL = dict(num_classes=6, head_instances=60, imbalance_ratio=15.0, test_per_class=5, image_size=96, max_size=30)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from detbalance.data import SyntheticSpec
-from detbalance.demo import DemoSettings, Schedule, parse_losses, run_demo
-from detbalance.demo.pipeline import DEFAULT_SCORE_THRESHOLD
+from dbbench.data import SyntheticSpec
+from dbbench.demo import DemoSettings, Schedule, parse_losses, run_demo
+from dbbench.demo.pipeline import DEFAULT_SCORE_THRESHOLD
 from detbalance.evaluation import compare
 
 TINY = SyntheticSpec(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from detbalance.demo import DEMO_LOSSES, DemoSettings, Schedule, parse_losses
-from detbalance.demo.datasets import folder_data
+from dbbench.demo import DEMO_LOSSES, DemoSettings, Schedule, parse_losses
+from dbbench.demo.datasets import folder_data
 from helpers import REPO_ROOT as REPO
 from helpers import shared_path
 

@@ -278,7 +278,7 @@ def test_efl_statistics_are_summed_over_ranks(tmp_path, split):
 
 
 def test_benchmark_models_name_existing_configs_and_losses_their_heads_take():
-    from detbalance.benchmark.models import HEAD_ROWS, MODELS, config_path
+    from dbbench.benchmark.models import HEAD_ROWS, MODELS, config_path
     from detbalance.losses import check_box_head_loss, check_dense_head_loss, dense_head_losses
 
     for key, model in MODELS.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from detbalance.data import SyntheticSpec, generate
+from dbbench.data import SyntheticSpec, generate
 
 # 4 classes, 64x64 images: a few seconds per tool run on 2 CPU cores.
 TINY = SyntheticSpec(

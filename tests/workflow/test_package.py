@@ -16,7 +16,14 @@ from wf_helpers import REPO
 import detbalance
 
 #: console scripts the package must provide (the test runs every script the wheel declares)
-SCRIPTS = ("detbalance-weights", "detbalance-report", "detbalance-demo")
+SCRIPTS = ("detbalance-weights", "detbalance-report", "detbalance-calibrate")
+#: what the wheel must not ship: the experiments (benchmarks/dbbench) and their console script
+EXPERIMENTS = (
+    "detbalance/benchmark/",
+    "detbalance/demo/",
+    "detbalance/data/synthetic.py",
+    "detbalance/data/longtail.py",
+)
 
 
 def _declared_scripts(wheel) -> list[str]:
@@ -78,6 +85,8 @@ def test_wheel_metadata_and_package_data(installed):
     assert "detbalance/configs/detectron2/faster_rcnn_R_18_FPN_tiny_cpu.yaml" in names
     assert "detbalance/configs/detectron2/Base-Balanced-RCNN-FPN.yaml" in names
     assert "detbalance/configs/mmdet/tiny/faster-rcnn_r18_fpn_tiny_seesaw.py" in names
+    assert [n for n in names if n.startswith(EXPERIMENTS) or n.startswith("dbbench")] == []
+    assert "detbalance-demo" not in entry_points
 
 
 @pytest.mark.slow
@@ -90,9 +99,11 @@ def test_console_scripts_and_imports_from_the_installed_wheel(installed, tmp_pat
         result = _run([sys.executable, site / "bin" / script, "--help"], cwd=tmp_path, timeout=120, env=env)
         assert result.returncode == 0, f"{script}: {result.stderr[-2000:]}"
         assert "usage:" in result.stdout and "--" in result.stdout
+    # the experiments next to the installed wheel find its configs through the package, as a user's code would
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(REPO / "benchmarks")])
     code = (
         "import detbalance, detbalance.losses, detbalance.weights, detbalance.evaluation, detbalance.stats\n"
-        "from detbalance.demo.config_files import D2_TINY_CONFIG, MMDET_TINY_DIR\n"
+        "from dbbench.demo.config_files import D2_TINY_CONFIG, MMDET_TINY_DIR\n"
         f"assert detbalance.__file__.startswith({str(site)!r}), detbalance.__file__\n"
         "assert D2_TINY_CONFIG.is_file() and (MMDET_TINY_DIR / 'faster-rcnn_r18_fpn_tiny.py').is_file()\n"
         f"assert {str(REPO)!r} not in str(D2_TINY_CONFIG.resolve())\n"

@@ -1,5 +1,5 @@
 """The quick start's first-run blocks (docs/quickstart.md, between the quickstart markers) run verbatim, in order,
-in a fresh folder laid out like the repository (.venv, tools, configs linked), so the documented commands cannot drift from the code.
+in a fresh folder laid out like the repository (.venv, tools, configs, benchmarks linked), so the documented commands cannot drift from the code.
 
 A ```python block whose first line is ``# <name>.py: ...`` is a file the reader saves; other python blocks run
 with the venv's Python; ```bash blocks run with ``bash -e``. Every block has a timeout."""
@@ -32,7 +32,7 @@ def test_quickstart_covers_both_frameworks():
 
 @pytest.mark.slow
 def test_quickstart_blocks_run_verbatim(tmp_path):
-    for name in (".venv", "tools", "configs"):
+    for name in (".venv", "tools", "configs", "benchmarks"):
         (tmp_path / name).symlink_to(REPO / name)
     logs = []
     for kind, body in quickstart_blocks():

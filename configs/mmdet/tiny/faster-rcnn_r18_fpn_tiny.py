@@ -11,7 +11,7 @@
 #   model.roi_head.bbox_head.loss_cls.<stats argument> (loss configs reading the weights file)
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
-# Layout of detbalance.data.synthetic: train.json + train/*.png, test.json + test/*.png.
+# Layout of dbbench.data.synthetic (benchmarks/): train.json + train/*.png, test.json + test/*.png.
 data_root = 'data/shapes/'
 train_ann = 'train.json'
 train_images = 'train/'

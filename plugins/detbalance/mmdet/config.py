@@ -55,7 +55,7 @@ def use_dataset(
         weights_file: weights file for the loss's statistics argument (``stats_arg`` of its class); refused
             for a loss without one. When None the configured value stays (and is checked against K at build).
 
-    Example (the layout of ``detbalance.data.synthetic``)::
+    Example (the layout of the demo's synthetic shapes, ``benchmarks/dbbench/data/synthetic.py``)::
 
         cfg = Config.fromfile('configs/mmdet/tiny/faster-rcnn_r18_fpn_tiny_cb-focal.py')
         use_dataset(cfg, data_root='out/shapes', classes=['circle', 'square'], train_ann='train.json',

@@ -1,6 +1,6 @@
 """An LVIS-like many-class long-tailed synthetic detection set: 128 classes, LVIS v1's r/c/f mix, four splits.
 
-Classes are the 16 x 8 (shape, colour) combinations of :mod:`detbalance.data.shapes`; category id
+Classes are the 16 x 8 (shape, colour) combinations of :mod:`dbbench.data.shapes`; category id
 ``8 * shape_index + colour_index + 1``, name ``"<colour>_<shape>"``. A fixed random permutation (``seed``) gives
 every combination its frequency rank, so neither the shape nor the colour alone predicts how rare a class is.
 
@@ -22,7 +22,7 @@ version` (``lvis128-<hash>``) changes whenever the generated files would.
 
 Example:
     >>> import tempfile
-    >>> from detbalance.data.longtail import LongTailSpec, get_longtail_dataset
+    >>> from dbbench.data.longtail import LongTailSpec, get_longtail_dataset
     >>> data = get_longtail_dataset(LongTailSpec(counts=(3, 2, 1), test_per_class=2, val_per_class=1, max_objects=2),
     ...                             cache_dir=tempfile.mkdtemp())
     >>> [c["frequency"] for c in data.categories], data.split("test")[0].name
@@ -42,9 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .._checks import check_int
-from ..weights import frequency_groups
-from ..weights.sampling import COMMON_MAX_IMAGES
+from detbalance.weights import frequency_groups
+from detbalance.weights.sampling import COMMON_MAX_IMAGES
+
+from ..checks import check_int
 from .shapes import COLOURS, SHAPES
 from .synthetic import _GAP, GENERATOR_VERSION, _render_split, default_cache_dir, generate_once
 

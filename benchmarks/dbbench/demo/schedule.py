@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._checks import check_int
+from ..checks import check_int
 
 __all__ = ["Schedule"]
 

@@ -1,7 +1,7 @@
 """The detectors of the benchmark beyond the demo's Faster R-CNN, and the head comparisons it runs with them.
 
-The models (tiny CPU config per framework, head kind) are the demo's (:mod:`detbalance.demo.models`): the runners
-build them. The comparisons are rows of the method table (:data:`detbalance.benchmark.methods.METHODS`, field
+The models (tiny CPU config per framework, head kind) are the demo's (:mod:`dbbench.demo.models`): the runners
+build them. The comparisons are rows of the method table (:data:`dbbench.benchmark.methods.METHODS`, field
 ``model``); :data:`HEAD_ROWS` lists them as (model, loss) pairs, the loss named as in ``detbalance.losses``, or
 ``"ce"`` / ``"FocalLoss"`` for the framework's own softmax cross-entropy / sigmoid focal loss of the model.
 """

@@ -1,6 +1,6 @@
 """Where a demo's data come from: the synthetic long-tailed shapes, a COCO folder, or a Pascal VOC folder.
 
-- synthetic (default): :func:`detbalance.data.get_synthetic_dataset`, generated on first use into the cache; with
+- synthetic (default): :func:`dbbench.data.get_synthetic_dataset`, generated on first use into the cache; with
   ``balanced=True`` the class-balanced train set of the same size (the "oracle"), same test split.
 - COCO folder: ``train.json`` + ``train/`` and ``test.json`` + ``test/`` (``file_name`` relative to those folders;
   the layout the synthetic generator writes).
@@ -14,9 +14,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from detbalance.stats.voc import voc_split_ids
+from detbalance.weights import frequency_groups
+
 from ..data import SyntheticSpec, get_synthetic_dataset
-from ..stats.voc import voc_split_ids
-from ..weights import frequency_groups
 from ._io import write_json
 from .data import DemoData, coco_categories
 
@@ -90,7 +91,7 @@ def folder_data(path: str | Path, out_dir: Path) -> DemoData:
 
 
 def _from_coco(name, train_json, train_images, test_json, test_images, image_size, max_size, stats_source) -> DemoData:
-    from ..evaluation import load_json, train_statistics
+    from detbalance.evaluation import load_json, train_statistics
 
     categories = coco_categories(train_json)
     test_ids = [c["id"] for c in coco_categories(test_json)]

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from ..weights.file import write_text_atomic
+from detbalance.weights.file import write_text_atomic
 
 __all__ = ["write_json", "write_text"]
 

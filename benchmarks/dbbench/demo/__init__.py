@@ -1,6 +1,6 @@
 """``make demo``: long-tailed detection benchmark of the detbalance losses in Detectron2 and MMDetection.
 
-:func:`~detbalance.demo.pipeline.run_demo` generates (or reads) the data, computes the weights file, trains the
+:func:`~dbbench.demo.pipeline.run_demo` generates (or reads) the data, computes the weights file, trains the
 cross-entropy baseline and the chosen losses on one schedule per framework, evaluates them per class and writes
 a table, a plot and a json of every number. Framework runners are imported only when their framework is used.
 """

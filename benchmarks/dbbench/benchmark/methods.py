@@ -1,13 +1,13 @@
 """The methods of the benchmark matrix: one table (:data:`METHODS`); a method added later is one more row.
 
 A method says what one training run changes with respect to the framework's own softmax cross-entropy
-(``ce``) on the demo's Faster R-CNN: the model (``model``, a key of :data:`detbalance.demo.models.MODELS`: the
+(``ce``) on the demo's Faster R-CNN: the model (``model``, a key of :data:`dbbench.demo.models.MODELS`: the
 head rows train RetinaNet, and in MMDetection FCOS and ATSS, with their own focal loss or Equalized Focal Loss
 and Cascade R-CNN with CE or the balanced losses), the classification loss (a key of
-:func:`detbalance.demo.models.demo_loss`, trained through the demo's runners; a loss the model's head cannot
+:func:`dbbench.demo.models.demo_loss`, trained through the demo's runners; a loss the model's head cannot
 train is refused when the row is made), the train split (``train_balanced`` for the oracle), the sampler
 (``rfs``: repeat-factor sampling; the row :func:`rfs_variant` makes of :data:`RFS_TUNED_BASE` at the threshold
-chosen on the validation split, :mod:`detbalance.benchmark.tuning`), MMDetection's own loss (``mmdet-*``) or a
+chosen on the validation split, :mod:`dbbench.benchmark.tuning`), MMDetection's own loss (``mmdet-*``) or a
 post-hoc calibration of another method's trained model (``calibrate``, ``base``: no training of its own;
 :func:`calibrated` makes such a row for any base, with NorCal for softmax heads and logit adjustment for the
 others, as :func:`calibration_method` decides). :func:`pending` says, for a (method, framework), what the runners still lack; the runner refuses such
@@ -57,16 +57,16 @@ class Method:
     Attributes:
         key: name in results and tables.
         label: readable name.
-        loss: key of :func:`detbalance.demo.models.demo_loss` (``"ce"``: the framework's own cross-entropy;
+        loss: key of :func:`dbbench.demo.models.demo_loss` (``"ce"``: the framework's own cross-entropy;
             ``"focal"``: a dense model's own sigmoid focal loss).
-        train_split: split of :mod:`detbalance.data.longtail` it trains on.
+        train_split: split of :mod:`dbbench.data.longtail` it trains on.
         sampler: ``None`` (uniform over images) or ``"rfs"`` (repeat-factor sampling, threshold ``rfs_threshold``).
         frameworks: frameworks the method exists in.
         mmdet_loss: MMDetection's own registered loss type used instead of a detbalance loss.
         calibrate: post-hoc calibration (``"norcal"`` or ``"logit_adjust"``) of the trained model of method
-            ``base``, which it re-predicts (no training of its own; :mod:`detbalance.benchmark.posthoc`).
+            ``base``, which it re-predicts (no training of its own; :mod:`dbbench.benchmark.posthoc`).
         base: the method whose trained model a post-hoc calibration reuses (same framework and seed).
-        model: the detector (key of :data:`detbalance.demo.models.MODELS`); its head must take ``loss``.
+        model: the detector (key of :data:`dbbench.demo.models.MODELS`); its head must take ``loss``.
         classifier: the box classifier layer, ``"linear"`` or ``"normed"`` (the cosine classifier of the Seesaw
             paper, :class:`detbalance.layers.NormedLinear` / MMDetection's ``NormedLinear``, temperature 20).
         decouple: stage 2 of decoupled training (cRT, :mod:`detbalance.decouple`): the part re-trained
@@ -106,16 +106,16 @@ class Method:
 
 
 def method_loss(method: Method) -> DemoLoss:
-    """The loss ``method`` trains (an entry of :data:`detbalance.demo.DEMO_LOSSES` or of
-    :data:`detbalance.demo.models.HEAD_LOSSES`)."""
+    """The loss ``method`` trains (an entry of :data:`dbbench.demo.DEMO_LOSSES` or of
+    :data:`dbbench.demo.models.HEAD_LOSSES`)."""
     return demo_loss(method.loss)
 
 
 def calibration_method(base: Method) -> str:
     """``"norcal"`` where ``base``'s box head scores with a softmax over K + 1 logits (the framework's own CE,
     loaded into the weighted-CE head, and :data:`detbalance.calibration.SOFTMAX_LOSSES`), else ``"logit_adjust"``."""
-    from ..calibration import SOFTMAX_LOSSES
-    from ..losses import LOSSES
+    from detbalance.calibration import SOFTMAX_LOSSES
+    from detbalance.losses import LOSSES
 
     name = method_loss(base).loss
     return "norcal" if name is None or issubclass(LOSSES[name], SOFTMAX_LOSSES) else "logit_adjust"
@@ -155,7 +155,7 @@ GAMMA_FIT_METRIC = "apr"
 #: LVIS's repeat threshold 0.001 is for ~100k images; with ~4.3k train images 0.01 gives rare classes a similar
 #: repeat factor (measured in the many-class probe).
 RFS_THRESHOLD = 0.01
-#: The repeat thresholds :mod:`detbalance.benchmark.tuning` trains the row :data:`RFS_TUNED_BASE` with (seed 0),
+#: The repeat thresholds :mod:`dbbench.benchmark.tuning` trains the row :data:`RFS_TUNED_BASE` with (seed 0),
 #: choosing the one with the best validation APr (mean over both frameworks); :data:`RFS_TUNED_THRESHOLD` is its
 #: choice, recorded in ``results/tuning/rfs_threshold.json`` (a test checks the two agree).
 RFS_THRESHOLD_GRID = (0.01, 0.03, 0.1)

@@ -1,13 +1,13 @@
 """Long-tailed detection demo: CE baseline vs detbalance losses, per-class AP with APr/APc/APf and deltas.
 
 Examples:
-    detbalance-demo                                   # default: Detectron2, CE / weighted CE / seesaw
-    detbalance-demo --quick --framework mmdet         # about 2 minutes
-    detbalance-demo --framework both --seeds 0 1 2 --oracle
-    detbalance-demo --data ../shared/data/bccd --iters 3000 --losses ce,wce,seesaw
+    python tools/demo.py                                   # default: Detectron2, CE / weighted CE / seesaw
+    python tools/demo.py --quick --framework mmdet         # about 2 minutes
+    python tools/demo.py --framework both --seeds 0 1 2 --oracle
+    python tools/demo.py --data ../shared/data/bccd --iters 3000 --losses ce,wce,seesaw
 
 Outputs in --out: <framework>_table.txt, <framework>_ap.png, results.json, weights.json/.png/.txt, runs/.
-Entry point of ``detbalance-demo`` and ``tools/demo.py``.
+Entry point of ``tools/demo.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from detbalance.cli_warnings import quiet_third_party_warnings
-from detbalance.data import SyntheticSpec
 
+from ..data import SyntheticSpec
 from .catalog import DEMO_LOSSES, parse_losses
 from .pipeline import FRAMEWORKS, DemoSettings, run_demo
 from .schedule import Schedule
@@ -29,7 +29,7 @@ DEFAULT_LOSSES = "ce,wce,seesaw"
 QUICK = {"iters": 150, "losses": "ce,wce"}
 
 
-def build_parser(prog: str = "detbalance-demo") -> argparse.ArgumentParser:
+def build_parser(prog: str = "demo.py") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--framework",
@@ -98,7 +98,7 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
     )
 
 
-def main(argv=None, prog: str = "detbalance-demo") -> int:
+def main(argv=None, prog: str = "demo.py") -> int:
     """Parse ``argv``, run the demo; returns the exit status (2 on bad settings)."""
     args = build_parser(prog).parse_args(argv)
     try:

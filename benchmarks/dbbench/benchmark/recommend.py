@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..losses import LOSS_TABLE
+from detbalance.losses import LOSS_TABLE
+
 from .methods import BASELINE, ORACLE, Method, get_method, method_loss
 
 __all__ = ["config_lines", "recommendation_markdown"]

@@ -6,7 +6,7 @@ Outlines are polygons in the unit square, scaled to the cell; round shapes use P
 
 Example:
     >>> import numpy as np
-    >>> from detbalance.data.shapes import SHAPES, shape_mask
+    >>> from dbbench.data.shapes import SHAPES, shape_mask
     >>> mask = shape_mask("ring", x=10, y=20, size=24, image_size=64)
     >>> mask.shape, mask.dtype, bool(mask[20:44, 10:34].any()), bool(mask[:20].any())
     ((64, 64), dtype('bool'), True, False)

@@ -82,7 +82,7 @@ def _runner(framework: str):
 
 def _weights(data: DemoData, out_dir: Path) -> Path:
     """The weights file of the train split (``tools/compute_weights.py``'s function), its report in weights.txt."""
-    from ..cli.compute_weights import compute_weights_file
+    from detbalance.cli.compute_weights import compute_weights_file
 
     path = out_dir / "weights.json"
     source = dict(zip(data.stats_source[::2], data.stats_source[1::2]))  # e.g. {"--coco": "train.json"}
@@ -102,7 +102,7 @@ def _weights(data: DemoData, out_dir: Path) -> Path:
 
 def run_demo(settings: DemoSettings, log=print) -> dict:
     """Run the demo; returns the json-ready summary that is also written to ``out_dir/results.json``."""
-    from ..evaluation import compare, format_table, plot_report
+    from detbalance.evaluation import compare, format_table, plot_report
 
     torch.set_num_threads(NUM_THREADS)
     out = Path(settings.out_dir)

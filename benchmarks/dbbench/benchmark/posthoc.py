@@ -2,9 +2,9 @@
 
 A row calibrates the trained model of its ``base`` method in the same (framework, seed): the base's
 ``model_final.pth``, trained first with the base's own spec and work folder where it is missing (e.g. runs made
-before the runners saved checkpoints; :func:`~detbalance.benchmark.runner.run_matrix` then rewrites the base's
+before the runners saved checkpoints; :func:`~dbbench.benchmark.runner.run_matrix` then rewrites the base's
 record from that training, so the record describes the model calibrated). The model predicts the **validation** split once per exponent of
-:data:`~detbalance.benchmark.methods.GAMMA_GRID` (0: as trained), the calibration set through the framework's own
+:data:`~dbbench.benchmark.methods.GAMMA_GRID` (0: as trained), the calibration set through the framework's own
 config path (``DETBALANCE.CALIBRATION`` in Detectron2, ``loss_cls.calibration`` in MMDetection), and
 :func:`detbalance.evaluation.calibration_fit.fit_calibration` keeps the exponent with the best validation APr
 under the LVIS protocol (ties: the smaller). Only then is the test split predicted, once, at that exponent: the
@@ -20,9 +20,10 @@ import math
 import time
 from pathlib import Path
 
+from detbalance.evaluation.calibration_fit import fit_calibration
+from detbalance.weights import load_weights
+
 from ..demo._io import write_json
-from ..evaluation.calibration_fit import fit_calibration
-from ..weights import load_weights
 from .methods import GAMMA_FIT_METRIC, GAMMA_GRID, get_method
 
 __all__ = ["calibrate_row"]

@@ -10,7 +10,7 @@ or, for ``sampler="rfs"``, its ``RepeatFactorTrainingSampler`` (factors from
 ``repeat_factors_from_category_frequency`` on the loader's filtered dataset dicts, seeded with the run's seed); the
 trained weights go to ``model_final.pth``; testing writes the detections on the test split as a COCO results json.
 
-Another model (``RunSpec.model``) starts from its own tiny config (:func:`detbalance.demo.models.config_path`)
+Another model (``RunSpec.model``) starts from its own tiny config (:func:`dbbench.demo.models.config_path`)
 and gets the same data, schedule, seed, sampler and prediction settings: Cascade R-CNN
 (``configs/detectron2/heads/cascade_rcnn_R_18_FPN_tiny_cpu.yaml``, the tiny Faster R-CNN with three stages:
 detectron2's ``CascadeROIHeads``, or ``BalancedCascadeROIHeads`` with a detbalance loss in every stage) and
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from detbalance.detectron2 import _compat  # noqa: F401  (before any detectron2 import)
+import detbalance.detectron2  # noqa: F401  (applies its compatibility shims before any detectron2 import)
 
 # isort: split
 from detectron2.data import (
@@ -222,7 +222,6 @@ def predict(
     applied through the config as a user would; a model of detectron2's own softmax CE head (``StandardROIHeads``)
     is loaded into ``BalancedROIHeads`` with ``WeightedCrossEntropyLoss`` (same classifier). None: as trained.
     """
-    import detbalance.detectron2  # noqa: F401  (registers BalancedROIHeads)
 
     if calibration is not None and spec.model != DEFAULT_MODEL:
         raise ValueError(

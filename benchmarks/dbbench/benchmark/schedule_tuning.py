@@ -18,9 +18,10 @@ import json
 import math
 from pathlib import Path
 
+from detbalance.evaluation.lvis_protocol import evaluate_large_vocabulary
+
 from ..demo import Schedule
 from ..demo._io import write_json
-from ..evaluation.lvis_protocol import evaluate_large_vocabulary
 from .methods import BASELINE, get_method
 from .tuning import TUNING_SEED
 

@@ -16,8 +16,9 @@ import json
 import math
 from pathlib import Path
 
+from detbalance.evaluation.lvis_protocol import evaluate_large_vocabulary
+
 from ..demo._io import write_json
-from ..evaluation.lvis_protocol import evaluate_large_vocabulary
 from .methods import RFS_THRESHOLD_GRID, RFS_TUNED_BASE, get_method, rfs_variant
 
 __all__ = ["TUNING_SEED", "choose_threshold", "tuning_path", "tune_rfs_threshold"]

@@ -22,10 +22,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from detbalance.evaluation.lvis_protocol import (
+    AP_FIXED_PER_IMAGE,
+    FRAMEWORK_MAX_DETS,
+    LVIS_MAX_DETS,
+    LVIS_SCORE_THRESHOLD,
+)
+from detbalance.weights import frequency_groups
+
 from ..data.longtail import LongTailSpec, _version
 from ..demo.models import REGIMES
-from ..evaluation.lvis_protocol import AP_FIXED_PER_IMAGE, FRAMEWORK_MAX_DETS, LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD
-from ..weights import frequency_groups
 
 __all__ = ["PRIMARY_METRIC", "record_path", "load_records", "build_summary", "load_summary"]
 

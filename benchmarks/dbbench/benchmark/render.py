@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from detbalance.evaluation.gap import bootstrap_gap_interval, gap_closed
+
 from ..demo.models import DEFAULT_MODEL, MODELS, REGIMES, demo_loss
-from ..evaluation.gap import bootstrap_gap_interval, gap_closed
 from .methods import BASELINE, METHODS, ORACLE, model_baseline
 
 __all__ = [

@@ -4,14 +4,14 @@ takes.
 A model names its head kind (``"box"``: Faster/Mask/Cascade R-CNN, the box classifier takes the losses of
 ``detbalance.losses.LOSSES``; ``"dense"``: RetinaNet/FCOS/ATSS, K sigmoid logits per anchor, the losses of
 :func:`detbalance.losses.dense_head_losses`) and its config in each framework, relative to the shipped
-``configs/`` folder (:data:`~detbalance.demo.config_files.CONFIG_ROOT`; ``None`` where the framework has no such
+``configs/`` folder (:data:`~dbbench.demo.config_files.CONFIG_ROOT`; ``None`` where the framework has no such
 config here). A run selects the loss as users do: ``DETBALANCE.LOSS`` (with ``BalancedROIHeads``,
 ``BalancedCascadeROIHeads`` or ``MODEL.META_ARCHITECTURE: BalancedRetinaNet``) in Detectron2, the ``loss_cls`` of
 each box/dense head in MMDetection. A run without a detbalance loss trains the model's own loss as the framework
 implements it (:attr:`DemoModel.own_loss`): softmax cross-entropy for a box head, the sigmoid focal loss
 (Lin et al. 2017) for a dense head.
 
-:data:`HEAD_LOSSES` adds the dense heads' entries to the demo's losses (:data:`detbalance.demo.DEMO_LOSSES`);
+:data:`HEAD_LOSSES` adds the dense heads' entries to the demo's losses (:data:`dbbench.demo.DEMO_LOSSES`);
 :func:`demo_loss` looks a key up in both, :func:`check_model_loss` refuses a loss the model's head cannot train.
 """
 
@@ -144,7 +144,7 @@ def config_path(key: str, framework: str, root: Path = CONFIG_ROOT, regime: str 
 
 
 def demo_loss(key: str) -> DemoLoss:
-    """The entry ``key`` of :data:`detbalance.demo.DEMO_LOSSES` or :data:`HEAD_LOSSES`."""
+    """The entry ``key`` of :data:`dbbench.demo.DEMO_LOSSES` or :data:`HEAD_LOSSES`."""
     losses = {**DEMO_LOSSES, **HEAD_LOSSES}
     if key not in losses:
         raise ValueError(f"unknown loss {key!r}; expected one of {sorted(losses)}")
@@ -154,7 +154,7 @@ def demo_loss(key: str) -> DemoLoss:
 def check_model_loss(model: str, loss: DemoLoss) -> None:
     """Raise ``ValueError`` naming the loss, the model and the losses it takes unless ``model``'s head trains
     ``loss``: the model's own loss (:attr:`DemoModel.own_loss_key`), or a detbalance loss its head takes."""
-    from ..losses import LOSSES, dense_head_losses
+    from detbalance.losses import LOSSES, dense_head_losses
 
     found = get_model(model)
     takes = sorted(dense_head_losses() if found.head == "dense" else LOSSES)

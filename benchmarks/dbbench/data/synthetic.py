@@ -23,7 +23,7 @@ json of one parameter set (long-tailed, balanced, test), so r/c/f always name th
 
 Example:
     >>> import tempfile
-    >>> from detbalance.data.synthetic import SyntheticSpec, get_synthetic_dataset, train_schedule
+    >>> from dbbench.data.synthetic import SyntheticSpec, get_synthetic_dataset, train_schedule
     >>> train_schedule(SyntheticSpec())
     [1500, 753, 378, 189, 95, 48, 24, 12]
     >>> spec = SyntheticSpec(num_classes=4, head_instances=20, imbalance_ratio=4, test_per_class=2)
@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .._checks import check_int
+from ..checks import check_int
 from .shapes import COLOURS, SHAPES, shape_mask
 
 __all__ = [

@@ -1,8 +1,8 @@
 """Resumable runs of the benchmark matrix: one cached record per (framework, method, seed, data version).
 
 Each run trains the method's model (the demo's Faster R-CNN unless the row names another, e.g. RetinaNet or
-Cascade R-CNN) through the demo's runners (:mod:`detbalance.demo.detectron2_runner`, ``mmdet_runner``) on the
-split of :mod:`detbalance.data.longtail` its method names, writes the test detections of the LVIS protocol
+Cascade R-CNN) through the demo's runners (:mod:`dbbench.demo.detectron2_runner`, ``mmdet_runner``) on the
+split of :mod:`dbbench.data.longtail` its method names, writes the test detections of the LVIS protocol
 (score >= 1e-4, at most 300 per image) to ``<work_dir>/<data version>/<framework>/<method>/seed<n>/results.json``
 and evaluates them with :func:`detbalance.evaluation.lvis_protocol.evaluate_large_vocabulary`. The record,
 ``<results_dir>/runs/<data version>/<framework>__<method>__seed<n>.json``, holds the model, the metrics, the
@@ -21,13 +21,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .._checks import check_int
+from detbalance.evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, evaluate_large_vocabulary
+
+from ..checks import check_int
 from ..data.longtail import LongTailDataset, LongTailSpec, get_longtail_dataset
 from ..demo import Schedule
 from ..demo._io import write_json
 from ..demo.data import DemoData
 from ..demo.models import REGIMES
-from ..evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD, evaluate_large_vocabulary
 from .methods import (
     FRAMEWORKS,
     GAMMA_FIT_METRIC,
@@ -54,7 +55,7 @@ __all__ = [
 
 #: The schedule of every benchmark run from scratch (the many-class probe's: about 6 minutes on 2 idle cores).
 BENCHMARK_SCHEDULE = Schedule(iters=2000)
-#: The schedule of each regime (:data:`~detbalance.demo.models.REGIMES`): from scratch :data:`BENCHMARK_SCHEDULE`;
+#: The schedule of each regime (:data:`~dbbench.demo.models.REGIMES`): from scratch :data:`BENCHMARK_SCHEDULE`;
 #: fine-tuning the ImageNet-pretrained backbone :data:`PRETRAINED_SCHEDULE` (chosen on the validation split,
 #: ``results/tuning/pretrained_schedule.json``).
 PRETRAINED_SCHEDULE = Schedule(iters=2000)
@@ -64,7 +65,7 @@ REGIME_SCHEDULES = {"scratch": BENCHMARK_SCHEDULE, "pretrained": PRETRAINED_SCHE
 @dataclass(frozen=True)
 class BenchmarkSettings:
     """Where and how the matrix runs. ``regime``: how the detectors' backbones start (one of
-    :data:`~detbalance.demo.models.REGIMES`); ``schedule``: by default the regime's (:data:`REGIME_SCHEDULES`)."""
+    :data:`~dbbench.demo.models.REGIMES`); ``schedule``: by default the regime's (:data:`REGIME_SCHEDULES`)."""
 
     results_dir: Path = Path("results")
     work_dir: Path = Path("work_dirs/benchmark")
@@ -125,8 +126,8 @@ def _machine(device: str, threads: int) -> dict:
 def _definition(method: Method, settings: BenchmarkSettings, weights_file: Path) -> str:
     """The definition hash of ``method``'s run: its row, the schedule, the protocol, and the class weights of
     ``weights_file`` where its loss reads them (a run trained with other weights is stale)."""
-    from ..losses import LOSS_TABLE
-    from ..weights import load_weights
+    from detbalance.losses import LOSS_TABLE
+    from detbalance.weights import load_weights
 
     loss = method_loss(method)
     extra = {
@@ -168,7 +169,7 @@ def prepare_version(settings: BenchmarkSettings) -> tuple[LongTailDataset, Path]
 def run_matrix(settings: BenchmarkSettings, frameworks, methods, seeds, log=print) -> list[dict]:
     """Run every (framework, method, seed) not cached yet; returns the records of this call's jobs.
 
-    Methods that :func:`~detbalance.benchmark.methods.pending` refuses are logged and skipped.
+    Methods that :func:`~dbbench.benchmark.methods.pending` refuses are logged and skipped.
     """
     bad = [f for f in frameworks if f not in FRAMEWORKS]
     if bad or not frameworks:

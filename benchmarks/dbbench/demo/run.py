@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._checks import check_int
-from ..decouple import check_trained_part
+from detbalance.decouple import check_trained_part
+
+from ..checks import check_int
 from .catalog import DemoLoss
 from .data import DemoData
 from .models import DEFAULT_MODEL, REGIMES, check_model_loss, get_model
@@ -41,11 +42,11 @@ class RunSpec:
     ``num_threads``: torch intra-op threads (1 runs faster than 2 on a machine busy with other jobs).
     ``sampler``: one of :data:`SAMPLERS`; ``rfs_threshold``: the repeat threshold ``t`` > 0, given exactly when
     ``sampler="rfs"``. ``mmdet_loss``: MMDetection's own registered box-classifier loss instead of its
-    cross-entropy (a key of :data:`detbalance.demo.mmdet_runner.MMDET_LOSSES`; MMDetection runs with ``loss``
+    cross-entropy (a key of :data:`dbbench.demo.mmdet_runner.MMDET_LOSSES`; MMDetection runs with ``loss``
     the baseline only). The trained weights are saved to ``checkpoint`` (``work_dir/model_final.pth``).
-    ``model``: the detector, a key of :data:`detbalance.demo.models.MODELS` whose head takes ``loss``
-    (:func:`~detbalance.demo.models.check_model_loss`); ``mmdet_loss`` needs a box head. ``regime``: how its
-    backbone starts, one of :data:`~detbalance.demo.models.REGIMES` (``"pretrained"``: the model's ImageNet-
+    ``model``: the detector, a key of :data:`dbbench.demo.models.MODELS` whose head takes ``loss``
+    (:func:`~dbbench.demo.models.check_model_loss`); ``mmdet_loss`` needs a box head. ``regime``: how its
+    backbone starts, one of :data:`~dbbench.demo.models.REGIMES` (``"pretrained"``: the model's ImageNet-
     pretrained config, fine-tuned). ``classifier``: the box classifier layer, one of :data:`CLASSIFIERS`
     (``"normed"``: the normalised linear classifier at temperature 20 the Seesaw paper trains with).
     ``decouple``: stage 2 of decoupled training (:mod:`detbalance.decouple`): ``"classifier"`` or

@@ -36,7 +36,7 @@ class DemoLoss:
         """
         if self.loss is None:
             return {}
-        from ..losses import LOSS_TABLE
+        from detbalance.losses import LOSS_TABLE
 
         return {**LOSS_TABLE[self.loss].defaults(), **self.hyper}
 

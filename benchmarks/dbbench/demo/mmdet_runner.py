@@ -9,7 +9,7 @@ Training runs through mmengine's ``Runner`` (iteration-based loop) with mmengine
 run's seed); the trained weights go to ``model_final.pth``; the detections of the test split are written
 as a COCO results json by a loop over the test data loader.
 
-Another model (``RunSpec.model``) starts from its own tiny config (:func:`detbalance.demo.models.config_path`)
+Another model (``RunSpec.model``) starts from its own tiny config (:func:`dbbench.demo.models.config_path`)
 with the same data, schedule, seed, sampler, prediction settings and the Detectron2 runner's sizes: Cascade
 R-CNN (``cascade-rcnn_r18_fpn_tiny_seesaw.py`` with MMDetection's own ``CascadeRoIHead``; every stage's
 ``loss_cls`` is the one of the Faster R-CNN config of the loss, above) and RetinaNet
