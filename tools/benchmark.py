@@ -115,7 +115,7 @@ def write_results(results_dir: Path, readme: Path, results_md: Path, docs: Path 
     )
     from dbbench.benchmark.summary import load_summary
     from dbbench.data.longtail import LongTailSpec
-    from dbbench.demo._io import write_json, write_text
+    from dbbench.demo.files import write_json, write_text
 
     spec = LongTailSpec()
     summary = load_summary(results_dir, spec)
@@ -195,7 +195,8 @@ def main(argv=None) -> int:
             print(*job)
         return 0
     from dbbench.benchmark.plan import run_plan
-    from dbbench.benchmark.runner import BenchmarkSettings, run_matrix
+    from dbbench.benchmark.runner import run_matrix
+    from dbbench.benchmark.runs import BenchmarkSettings
 
     if (args.plan or args.tune) and (args.methods is not None or args.seeds is not None or args.plan == args.tune):
         print(

@@ -1,6 +1,6 @@
 """Shared settings of the benchmark tests: a tiny long-tailed set and tiny benchmark settings."""
 
-from dbbench.benchmark.runner import BenchmarkSettings
+from dbbench.benchmark.runs import BenchmarkSettings
 from dbbench.data.longtail import LongTailSpec
 from dbbench.demo import Schedule
 

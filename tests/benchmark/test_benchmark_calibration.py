@@ -11,10 +11,12 @@ from bench_helpers import tiny_settings
 
 from dbbench.benchmark import get_method
 from dbbench.benchmark.methods import GAMMA_GRID, METHODS, calibrated, calibration_method, definition_hash
-from dbbench.benchmark.runner import _definition, _runner, _spec, run_matrix
+from dbbench.benchmark.runner import run_matrix
+from dbbench.benchmark.runs import run_definition, run_spec
 from dbbench.benchmark.summary import record_path
 from dbbench.data.longtail import get_longtail_dataset
 from dbbench.demo import DEMO_LOSSES
+from dbbench.demo.runners import get_runner
 from detbalance.evaluation.lvis_protocol import evaluate_large_vocabulary
 from helpers import write_weights_file
 
@@ -44,7 +46,7 @@ def _check_row(tmp_path, settings, framework, key):
     dataset = get_longtail_dataset(settings.spec, cache_dir=settings.cache_dir)
     version = settings.work_dir / dataset.version
     base = get_method(method.base)
-    base_spec = _spec(settings, dataset, version / "weights.json", framework, base, 0)
+    base_spec = run_spec(settings, dataset, version / "weights.json", framework, base, 0)
     assert base_spec.checkpoint.is_file()
     base_results = json.loads(base_spec.results_json.read_text())
     row_results = json.loads((version / framework / key / "seed0" / "results.json").read_text())
@@ -52,7 +54,7 @@ def _check_row(tmp_path, settings, framework, key):
         assert _detections(row_results) == _detections(base_results)
     else:
         assert _detections(row_results) != _detections(base_results)
-    runner = _runner(framework)
+    runner = get_runner(framework)
     test_json, test_images = dataset.split("test")
     assert _detections(runner.predict(base_spec, test_json, test_images)) == _detections(base_results)
     calibrated_at_1 = runner.predict(base_spec, test_json, test_images, calibration=(method.calibrate, 1.0))
@@ -123,8 +125,8 @@ def test_calibration_rows_and_hashes(tmp_path):
         row = {f: getattr(m, f) for f in fields}
         extra = {"schedule": vars(settings.schedule), "loss": vars(DEMO_LOSSES[m.loss]), "protocol": [300, 1e-4]}
         text = json.dumps({"method": row, **extra}, sort_keys=True, default=str)
-        assert _definition(m, settings, weights) == hashlib.sha256(text.encode()).hexdigest()[:12]
-    assert _definition(METHODS["ce-norcal"], settings, weights) != definition_hash(METHODS["ce-norcal"], {})
+        assert run_definition(m, settings, weights) == hashlib.sha256(text.encode()).hexdigest()[:12]
+    assert run_definition(METHODS["ce-norcal"], settings, weights) != definition_hash(METHODS["ce-norcal"], {})
 
 
 def test_a_run_trained_with_other_class_weights_is_stale(tmp_path):
@@ -133,8 +135,8 @@ def test_a_run_trained_with_other_class_weights_is_stale(tmp_path):
     settings = tiny_settings(tmp_path)
     one = write_weights_file(tmp_path / "one.json", background_weight=1.0)
     other = write_weights_file(tmp_path / "other.json", background_weight=0.5)
-    assert _definition(METHODS["wce"], settings, one) != _definition(METHODS["wce"], settings, other)
-    assert _definition(METHODS["seesaw"], settings, one) == _definition(METHODS["seesaw"], settings, other)
+    assert run_definition(METHODS["wce"], settings, one) != run_definition(METHODS["wce"], settings, other)
+    assert run_definition(METHODS["seesaw"], settings, one) == run_definition(METHODS["seesaw"], settings, other)
 
 
 def _record(method, seed, apr, gamma=None, ap=5.0, ece=0.1, val=None):
@@ -162,7 +164,7 @@ def test_calibration_effect_table_pairs_each_seed_with_its_base():
 
     from dbbench.benchmark.render import calibration_markdown
     from dbbench.benchmark.summary import build_summary
-    from dbbench.data.longtail import _version
+    from dbbench.data.longtail import data_version
 
     records = [
         _record("ce", 0, 1.0, ece=2.0),
@@ -172,7 +174,7 @@ def test_calibration_effect_table_pairs_each_seed_with_its_base():
         _record("ce-norcal", 1, 4.5, 0.25, ap=5.0, ece=3.0, val={"0": 5.0, "0.25": 7.0}),
     ]
     for r in records:
-        r["data_version"] = _version(TINY)
+        r["data_version"] = data_version(TINY)
     text = calibration_markdown(build_summary(records, TINY))
     # val APr 3, 5 -> 4, 7; test APr 1, 2 -> 2.5, 4.5 (deltas 1.5, 2.5); AP deltas 1, 0; ECE 2, 4 -> 1, 3
     assert (
@@ -210,11 +212,11 @@ def test_results_table_names_the_chosen_gammas():
             record["calibration"] = {"method": "norcal", "base": "ce", "gamma": gamma}
         return record
 
-    from dbbench.data.longtail import _version
+    from dbbench.data.longtail import data_version
 
     records = [run("ce", 0, 1.0), run("ce", 1, 2.0), run("ce-norcal", 0, 2.5, 0.5), run("ce-norcal", 1, 2.0, 0.0)]
     for r in records:
-        r["data_version"] = _version(TINY)
+        r["data_version"] = data_version(TINY)
     text = results_markdown(build_summary(records, TINY))
     assert "| CE + post-hoc calibration (γ on val: 0.5, 0) | 0,1 | **2.2 ± 0.4** |" in text
     assert "| softmax CE (framework default) | 0,1 |" in text

@@ -12,7 +12,8 @@ from bench_helpers import tiny_settings
 
 from dbbench.benchmark import get_method, pending
 from dbbench.benchmark.methods import DECOUPLE_FRACTION, Method, decouple_schedule
-from dbbench.benchmark.runner import _definition, _spec, prepare_version, run_matrix
+from dbbench.benchmark.runner import run_matrix
+from dbbench.benchmark.runs import prepare_version, run_definition, run_spec
 from dbbench.demo import Schedule
 
 
@@ -38,7 +39,7 @@ def test_definition_follows_stage1(tmp_path):
     weights = tmp_path / "w.json"
     crt = get_method("crt")
     longer = dataclasses.replace(settings, schedule=Schedule(iters=5, warmup_iters=1))
-    assert _definition(crt, settings, weights) != _definition(crt, longer, weights)
+    assert run_definition(crt, settings, weights) != run_definition(crt, longer, weights)
 
 
 @pytest.mark.slow
@@ -54,8 +55,8 @@ def test_crt_trains_only_the_classifier_of_the_saved_ce_model(framework, tmp_pat
     )
     assert record["decouple"]["stage1_seconds"] == records[0]["seconds"]
     dataset, weights = prepare_version(settings)
-    stage1 = _spec(settings, dataset, weights, framework, get_method("ce"), 0).checkpoint
-    stage2 = _spec(settings, dataset, weights, framework, get_method("crt"), 0).checkpoint
+    stage1 = run_spec(settings, dataset, weights, framework, get_method("ce"), 0).checkpoint
+    stage2 = run_spec(settings, dataset, weights, framework, get_method("crt"), 0).checkpoint
     key = "model" if framework == "detectron2" else "state_dict"
     before = torch.load(stage1, map_location="cpu", weights_only=True)[key]
     after = torch.load(stage2, map_location="cpu", weights_only=True)[key]

@@ -14,15 +14,10 @@ from dbbench.benchmark import build_summary, get_method, pending, record_path
 from dbbench.benchmark.demo import best_recipe, lift_table
 from dbbench.benchmark.methods import METHODS, definition_hash, method_loss
 from dbbench.benchmark.plan import plan_jobs
-from dbbench.benchmark.runner import (
-    PRETRAINED_SCHEDULE,
-    REGIME_SCHEDULES,
-    BenchmarkSettings,
-    _definition,
-    run_matrix,
-)
+from dbbench.benchmark.runner import run_matrix
+from dbbench.benchmark.runs import PRETRAINED_SCHEDULE, REGIME_SCHEDULES, BenchmarkSettings, run_definition
 from dbbench.benchmark.schedule_tuning import SCHEDULE_GRID, choose_schedule, schedule_tag
-from dbbench.data.longtail import _version
+from dbbench.data.longtail import data_version
 from dbbench.demo.models import config_path
 from detbalance.evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD
 
@@ -38,7 +33,7 @@ def test_pretrained_runs_train_the_efficientnet_configs_and_are_recorded_apart(t
         ("mmdet", "ce", "pretrained"),
         ("mmdet", "seesaw-normed", "pretrained"),
     ]
-    version = _version(TINY)
+    version = data_version(TINY)
     assert record_path(tmp_path / "results", version, "mmdet", "ce", 0, "pretrained").is_file()
     assert not record_path(tmp_path / "results", version, "mmdet", "ce", 0).exists()
     work = tmp_path / "work" / version / "pretrained"
@@ -61,8 +56,8 @@ def test_scratch_hashes_are_unchanged_and_the_pretrained_regime_is_part_of_the_d
         "loss": dataclasses.asdict(method_loss(method)),
         "protocol": [LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD],
     }
-    assert _definition(method, scratch, weights) == definition_hash(method, before_regimes)
-    assert _definition(method, pretrained, weights) != _definition(
+    assert run_definition(method, scratch, weights) == definition_hash(method, before_regimes)
+    assert run_definition(method, pretrained, weights) != run_definition(
         method, dataclasses.replace(scratch, schedule=pretrained.schedule), weights
     )
 

@@ -7,7 +7,8 @@ import pytest
 from bench_helpers import TINY
 
 from dbbench.benchmark import METHODS, get_method, pending
-from dbbench.benchmark.runner import BenchmarkSettings, run_matrix
+from dbbench.benchmark.runner import run_matrix
+from dbbench.benchmark.runs import BenchmarkSettings
 from dbbench.demo import Schedule
 
 

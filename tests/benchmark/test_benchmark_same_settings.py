@@ -5,7 +5,7 @@ import pytest
 from bench_helpers import tiny_settings
 
 from dbbench.benchmark.methods import METHODS, method_loss
-from dbbench.benchmark.runner import _spec
+from dbbench.benchmark.runs import run_spec
 from dbbench.data.longtail import get_longtail_dataset
 from dbbench.demo import detectron2_runner, mmdet_runner
 from dbbench.demo.models import DEFAULT_MODEL
@@ -30,11 +30,11 @@ def test_detectron2_and_mmdet_configs_hold_the_same_loss_settings(key, dataset, 
     loss = method_loss(method)
     spec = LOSS_TABLE[loss.loss]
     expected = {**spec.defaults(), **loss.hyper}
-    d2 = detectron2_runner.build_cfg(_spec(settings, data, tmp_path / "w.json", "detectron2", method, 0))
+    d2 = detectron2_runner.build_cfg(run_spec(settings, data, tmp_path / "w.json", "detectron2", method, 0))
     node = d2.DETBALANCE[spec.key]
     assert d2.DETBALANCE.LOSS == loss.loss
     assert {argument: node[key] for key, argument in spec.config_keys().items()} == expected
-    mm = mmdet_runner.build_cfg(_spec(settings, data, tmp_path / "w.json", "mmdet", method, 0))
+    mm = mmdet_runner.build_cfg(run_spec(settings, data, tmp_path / "w.json", "mmdet", method, 0))
     loss_cls = mm.model.roi_head.bbox_head.loss_cls
     assert loss_cls.type == f"DB{loss.loss}"
     assert {argument: loss_cls[argument] for argument in expected} == expected

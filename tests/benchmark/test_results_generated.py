@@ -17,7 +17,7 @@ from dbbench.benchmark.render import (
     runs_markdown,
 )
 from dbbench.benchmark.summary import load_summary
-from dbbench.data.longtail import LongTailSpec, _version
+from dbbench.data.longtail import LongTailSpec, data_version
 
 
 def _tool(repo_root):
@@ -32,7 +32,7 @@ def test_summary_readme_and_results_md_equal_what_make_results_writes(repo_root)
     results = repo_root / "results"
     summary = json.loads((results / "summary.json").read_text())
     assert summary == load_summary(results, LongTailSpec())
-    assert summary["runs"] == build_summary(load_records(results, _version(LongTailSpec())), LongTailSpec())["runs"]
+    assert summary["runs"] == build_summary(load_records(results, data_version(LongTailSpec())), LongTailSpec())["runs"]
     readme = (repo_root / "README.md").read_text()
     benchmark = (repo_root / "docs" / "benchmark.md").read_text()
     evaluation = (repo_root / "docs" / "evaluation.md").read_text()

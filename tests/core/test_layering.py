@@ -166,3 +166,53 @@ def test_the_experiments_import_detbalance_as_a_user_would():
                 continue
             bad += [f"{module} imports the private {name}" for name in names if name.startswith("_")]
     assert bad == []
+
+
+def _experiment_imports() -> dict[str, set[str]]:
+    """``{module: modules of dbbench it imports}`` (function bodies included); a package is named without
+    ``__init__``, and ``from package import name`` names the submodule where ``name`` is one."""
+    trees = {name.removesuffix(".__init__"): tree for name, tree in _package_modules(EXPERIMENTS).items()}
+    graph: dict[str, set[str]] = {}
+    for module, tree in trees.items():
+        inside = module if (EXPERIMENTS.parent / (module.replace(".", "/") + "/__init__.py")).is_file() else None
+        package = inside or module.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([node.module] if node.module else []))
+                for alias in node.names:
+                    targets.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in trees else base)
+        graph[module] = {t for t in targets if t in trees and t != module}
+    return graph
+
+
+def test_the_experiments_import_no_private_name_and_no_module_imports_itself_back():
+    private = []
+    for module, tree in _package_modules(EXPERIMENTS).items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                names = (node.module or "").split(".") + [alias.name for alias in node.names]
+                private += [f"{module} imports {name}" for name in names if name.startswith("_")]
+    assert private == []
+    graph = _experiment_imports()
+    assert "dbbench.benchmark.runs" in graph["dbbench.benchmark.runner"]
+    cycles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        for target in sorted(graph[module]):
+            if target in path:
+                cycles.append(" -> ".join(path[path.index(target) :] + [target]))
+            elif target not in done:
+                visit(target, path + [target])
+        done.add(module)
+
+    done: set[str] = set()
+    for module in sorted(graph):
+        if module not in done:
+            visit(module, [module])
+    assert cycles == []

@@ -22,7 +22,8 @@ from ..data.longtail import LongTailSpec
 from ..demo import Schedule
 from .methods import BASELINE, ORACLE, get_method
 from .render import plot_primary, results_markdown
-from .runner import BenchmarkSettings, run_matrix
+from .runner import run_matrix
+from .runs import BenchmarkSettings
 from .summary import load_summary
 
 __all__ = [

@@ -21,8 +21,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from ..demo.catalog import DemoLoss
+from ..demo.catalog import BASELINE, ORACLE, DemoLoss
 from ..demo.models import DEFAULT_MODEL, REGIMES, check_model_loss, demo_loss, get_model
+from ..demo.runners import FRAMEWORKS
 
 __all__ = [
     "Method",
@@ -45,9 +46,6 @@ __all__ = [
     "DECOUPLE_FRACTION",
     "decouple_schedule",
 ]
-
-FRAMEWORKS = ("detectron2", "mmdet")
-BASELINE, ORACLE = "ce", "oracle"
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..data.longtail import _version
+from ..data.longtail import data_version
 from ..demo.models import DEFAULT_MODEL
 from .methods import BASELINE, FRAMEWORKS, METHODS, ORACLE, RFS_TUNED_THRESHOLD, Method, pending
-from .runner import REGIME_SCHEDULES, BenchmarkSettings, run_matrix
+from .runner import run_matrix
+from .runs import REGIME_SCHEDULES, BenchmarkSettings
 from .schedule_tuning import tune_pretrained_schedule
 from .summary import load_summary, record_path
 from .tuning import tune_rfs_threshold
@@ -121,7 +122,7 @@ def run_plan(settings: BenchmarkSettings, frameworks=FRAMEWORKS, log=print) -> i
         log(f"plan: {len(jobs)} job{'s' if len(jobs) != 1 else ''} left; next {framework} {key} seed {seed}")
         run_matrix(settings, [framework], [key], [seed], log=log)
         if not record_path(
-            settings.results_dir, _version(settings.spec), framework, key, seed, settings.regime
+            settings.results_dir, data_version(settings.spec), framework, key, seed, settings.regime
         ).is_file():
             raise RuntimeError(f"plan: {framework} {key} seed {seed} ran but left no record; stopping")
         ran += 1

@@ -23,8 +23,10 @@ from pathlib import Path
 from detbalance.evaluation.calibration_fit import fit_calibration
 from detbalance.weights import load_weights
 
-from ..demo._io import write_json
+from ..demo.files import write_json
+from ..demo.runners import get_runner
 from .methods import GAMMA_FIT_METRIC, GAMMA_GRID, get_method
+from .runs import machine_info, run_definition, run_spec, train_once, work_root
 
 __all__ = ["calibrate_row"]
 
@@ -34,18 +36,16 @@ def calibrate_row(
 ) -> tuple[dict, list[dict], dict]:
     """``(marker, test detections, record fields)`` of calibration row ``method`` (module docstring); cached in
     ``<work>/calibrated.json`` + ``results.json`` under the row's own work folder."""
-    from .runner import _definition, _machine, _runner, _spec, _trained, work_root
-
     base = get_method(method.base)
-    base_spec = _spec(settings, dataset, weights_file, framework, base, seed)
-    base_trained = _trained(settings, base_spec, _definition(base, settings, weights_file), need_checkpoint=True)
+    base_spec = run_spec(settings, dataset, weights_file, framework, base, seed)
+    base_trained = train_once(settings, base_spec, run_definition(base, settings, weights_file), need_checkpoint=True)
     work = work_root(settings, dataset) / framework / method.key / f"seed{seed}"
     marker, results_json = work / "calibrated.json", work / "results.json"
     if marker.is_file() and results_json.is_file():
         cached = json.loads(marker.read_text(encoding="utf-8"))
         if cached.get("definition") == definition:
             return cached, json.loads(results_json.read_text(encoding="utf-8")), {"calibration": cached["calibration"]}
-    runner = _runner(framework)
+    runner = get_runner(framework)
     start = time.perf_counter()
 
     def predict(split: str, gamma: float) -> list[dict]:
@@ -79,7 +79,7 @@ def calibrate_row(
         "definition": definition,
         "seconds": round(time.perf_counter() - start, 1),
         "train": base_trained["train"],
-        "machine": _machine(settings.device, settings.threads),
+        "machine": machine_info(settings.device, settings.threads),
         "calibration": calibration,
     }
     write_json(marker, trained, indent=1)

@@ -13,7 +13,7 @@ import numpy as np
 
 from detbalance.losses import LOSS_TABLE
 
-from .methods import BASELINE, ORACLE, Method, get_method, method_loss
+from .methods import BASELINE, METHODS, ORACLE, Method, get_method, method_loss
 
 __all__ = ["config_lines", "recommendation_markdown"]
 
@@ -159,6 +159,4 @@ def recommendation_markdown(summary: dict, regime: str) -> str:
 
 
 def _labels() -> set[str]:
-    from .methods import METHODS
-
     return set(METHODS)

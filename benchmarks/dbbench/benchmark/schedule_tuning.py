@@ -14,15 +14,13 @@ training time go to ``<results>/tuning/pretrained_schedule.json``; :data:`~.runn
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
-from detbalance.evaluation.lvis_protocol import evaluate_large_vocabulary
-
 from ..demo import Schedule
-from ..demo._io import write_json
+from ..demo.files import write_json
 from .methods import BASELINE, get_method
+from .runs import PRETRAINED_SCHEDULE, prepare_version, run_definition, run_spec, train_once, validate
 from .tuning import TUNING_SEED
 
 __all__ = [
@@ -65,33 +63,22 @@ def choose_schedule(val_metric: dict[str, dict[str, float]], grid=SCHEDULE_GRID)
 def tune_pretrained_schedule(settings, frameworks, log=print) -> dict:
     """Train and validate every candidate of :data:`SCHEDULE_GRID` in ``frameworks`` (cached), write
     :func:`schedule_path` and return its content (module docstring)."""
-    from .runner import PRETRAINED_SCHEDULE, _definition, _runner, _spec, _trained, prepare_version
-
     if settings.regime != "pretrained":
         raise ValueError(f"regime={settings.regime!r}; expected 'pretrained' (the schedule tuned is that regime's)")
     dataset, weights_file = prepare_version(settings)
     method = get_method(BASELINE)
-    val_json, val_images = dataset.split("val")
-    val_gt = json.loads(val_json.read_text(encoding="utf-8"))
-    groups = [c["frequency"] for c in dataset.categories]
     val: dict[str, dict[str, dict]] = {}
     seconds: dict[str, dict[str, float]] = {}
     for framework in frameworks:
         for schedule in SCHEDULE_GRID:
             tag = schedule_tag(schedule)
             candidate = dataclasses.replace(settings, schedule=schedule)
-            spec = _spec(candidate, dataset, weights_file, framework, method, TUNING_SEED)
+            spec = run_spec(candidate, dataset, weights_file, framework, method, TUNING_SEED)
             if schedule != PRETRAINED_SCHEDULE:  # a candidate that is not the matrix's schedule trains aside
                 spec = dataclasses.replace(spec, work_dir=spec.work_dir.parent / f"seed{TUNING_SEED}-{tag}")
-            definition = _definition(method, candidate, weights_file)
-            trained = _trained(candidate, spec, definition, need_checkpoint=True)
-            cache = spec.work_dir / "val_results.json"
-            marker = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else None
-            if marker is None or marker.get("definition") != definition:
-                detections = _runner(framework).predict(spec, val_json, val_images, progress=settings.progress)
-                marker = {"definition": definition, "detections": detections}
-                write_json(cache, marker)
-            lvis = evaluate_large_vocabulary(val_gt, marker["detections"], groups)["lvis"]
+            definition = run_definition(method, candidate, weights_file)
+            trained = train_once(candidate, spec, definition, need_checkpoint=True)
+            lvis = validate(settings, dataset, spec, definition)
             seconds.setdefault(framework, {})[tag] = trained["seconds"]
             val.setdefault(framework, {})[tag] = {
                 k: None if math.isnan(lvis[k]) else lvis[k] for k in ("AP", "APr", "APc", "APf")

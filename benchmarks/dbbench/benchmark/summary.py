@@ -30,8 +30,10 @@ from detbalance.evaluation.lvis_protocol import (
 )
 from detbalance.weights import frequency_groups
 
-from ..data.longtail import LongTailSpec, _version
+from ..data.longtail import LongTailSpec, data_version
 from ..demo.models import REGIMES
+from .schedule_tuning import schedule_path
+from .tuning import tuning_path
 
 __all__ = ["PRIMARY_METRIC", "record_path", "load_records", "build_summary", "load_summary"]
 
@@ -84,7 +86,7 @@ def load_records(results_dir, version: str) -> list[dict]:
 def build_summary(records: list[dict], spec: LongTailSpec, tuning: dict | None = None) -> dict:
     """The summary of ``records`` (see the module docstring); the dataset block comes from ``spec``, ``tuning``
     (choices made on the validation split, by name) is copied as it is."""
-    version = _version(spec)
+    version = data_version(spec)
     stale = sorted({r.get("data_version") for r in records} - {version})
     if stale:
         raise ValueError(f"records of data version {stale} given; expected only {version}")
@@ -125,10 +127,7 @@ def load_summary(results_dir, spec: LongTailSpec) -> dict:
     """The summary of the records of ``spec``'s data version under ``results_dir``, with the choices made on the
     validation split where ``results_dir`` holds them for that version: the repeat threshold
     (``tuning.rfs_threshold``) and the pretrained regime's schedule (``tuning.pretrained_schedule``)."""
-    from .schedule_tuning import schedule_path
-    from .tuning import tuning_path
-
-    version = _version(spec)
+    version = data_version(spec)
     tuning = {}
     for key, path in (("rfs_threshold", tuning_path(results_dir)), ("pretrained_schedule", schedule_path(results_dir))):
         if path.is_file():

@@ -12,14 +12,12 @@ with every candidate's validation metrics and training time; :data:`~.methods.RF
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from detbalance.evaluation.lvis_protocol import evaluate_large_vocabulary
-
-from ..demo._io import write_json
+from ..demo.files import write_json
 from .methods import RFS_THRESHOLD_GRID, RFS_TUNED_BASE, get_method, rfs_variant
+from .runs import prepare_version, run_definition, run_spec, train_once, validate
 
 __all__ = ["TUNING_SEED", "choose_threshold", "tuning_path", "tune_rfs_threshold"]
 
@@ -52,32 +50,21 @@ def tune_rfs_threshold(settings, frameworks, log=print) -> dict:
     """Train and validate every candidate of :data:`~.methods.RFS_THRESHOLD_GRID` in ``frameworks`` (cached: a
     trained candidate is not trained again, its validation detections are kept beside its test detections), write
     :func:`tuning_path` and return its content (module docstring)."""
-    from .runner import _definition, _runner, _spec, _trained, prepare_version
-
     if settings.regime != "scratch":
         raise ValueError(
             f"regime={settings.regime!r}; expected 'scratch' (the tuned row's threshold is chosen from scratch)"
         )
     dataset, weights_file = prepare_version(settings)
     base = get_method(RFS_TUNED_BASE)
-    val_json, val_images = dataset.split("val")
-    val_gt = json.loads(val_json.read_text(encoding="utf-8"))
-    groups = [c["frequency"] for c in dataset.categories]
     val: dict[str, dict[float, dict]] = {}
     seconds: dict[str, dict[str, float]] = {}
     for framework in frameworks:
         for threshold in RFS_THRESHOLD_GRID:
             method = rfs_variant(base, threshold)
-            spec = _spec(settings, dataset, weights_file, framework, method, TUNING_SEED)
-            definition = _definition(method, settings, weights_file)
-            trained = _trained(settings, spec, definition, need_checkpoint=True)
-            cache = spec.work_dir / "val_results.json"
-            marker = json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else None
-            if marker is None or marker.get("definition") != definition:
-                detections = _runner(framework).predict(spec, val_json, val_images, progress=settings.progress)
-                marker = {"definition": definition, "detections": detections}
-                write_json(cache, marker)
-            lvis = evaluate_large_vocabulary(val_gt, marker["detections"], groups)["lvis"]
+            spec = run_spec(settings, dataset, weights_file, framework, method, TUNING_SEED)
+            definition = run_definition(method, settings, weights_file)
+            trained = train_once(settings, spec, definition, need_checkpoint=True)
+            lvis = validate(settings, dataset, spec, definition)
             seconds.setdefault(framework, {})[f"{threshold:g}"] = trained["seconds"]
             val.setdefault(framework, {})[threshold] = {
                 k: None if math.isnan(lvis[k]) else lvis[k] for k in ("AP", "APr", "APc", "APf")

@@ -47,7 +47,7 @@ from detbalance.weights.sampling import COMMON_MAX_IMAGES
 
 from ..checks import check_int
 from .shapes import COLOURS, SHAPES
-from .synthetic import _GAP, GENERATOR_VERSION, _render_split, default_cache_dir, generate_once
+from .synthetic import GENERATOR_VERSION, OBJECT_GAP, default_cache_dir, generate_once, render_split
 
 __all__ = [
     "LVIS_V1_RANK_COUNTS",
@@ -55,6 +55,7 @@ __all__ = [
     "LongTailSpec",
     "LongTailDataset",
     "lvis_rank_counts",
+    "data_version",
     "generate_longtail",
     "get_longtail_dataset",
 ]
@@ -252,10 +253,10 @@ class LongTailSpec:
             ("seed", 0),
         ):
             check_int(f"LongTailSpec.{name}", getattr(self, name), minimum=low)
-        if self.max_objects * (self.max_size + _GAP) ** 2 > 0.5 * self.image_size**2:
+        if self.max_objects * (self.max_size + OBJECT_GAP) ** 2 > 0.5 * self.image_size**2:
             raise ValueError(
                 f"max_objects={self.max_objects} cells of max_size={self.max_size} px do not fit in a "
-                f"{self.image_size} px image; expected max_objects * (max_size + {_GAP})**2 <= "
+                f"{self.image_size} px image; expected max_objects * (max_size + {OBJECT_GAP})**2 <= "
                 "image_size**2 / 2"
             )
 
@@ -368,16 +369,18 @@ def generate_longtail(spec: LongTailSpec, out_dir: str | os.PathLike) -> LongTai
         rng = np.random.default_rng(np.random.SeedSequence([spec.seed, _STREAMS[split]]))
         packed = _pack_distinct(per_label, spec, rng)
         (out / split).mkdir()
-        coco = _render_split(
+        coco = render_split(
             np.zeros(0, dtype=np.int64), spec, rng, out / split, categories, {**fields, "split": split}, packed=packed
         )
         coco["info"]["description"] = f"detbalance LVIS-like synthetic shapes, {split} split"
         (out / f"{split}.json").write_text(json.dumps(coco, separators=(",", ":")), encoding="utf-8")
     (out / "spec.json").write_text(json.dumps(fields, indent=1), encoding="utf-8")
-    return LongTailDataset(root=out, spec=spec, version=_version(spec), categories=tuple(categories))
+    return LongTailDataset(root=out, spec=spec, version=data_version(spec), categories=tuple(categories))
 
 
-def _version(spec: LongTailSpec) -> str:
+def data_version(spec: LongTailSpec) -> str:
+    """The version of ``spec``'s files: ``lvis<K>-<hash>`` of the spec and both generators' versions (the folder of
+    the cached set and of every run record made on it)."""
     key = json.dumps(
         {"spec": dataclasses.asdict(spec), "longtail": LONGTAIL_VERSION, "synthetic": GENERATOR_VERSION}, sort_keys=True
     )
@@ -393,5 +396,5 @@ def get_longtail_dataset(
     if not isinstance(spec, LongTailSpec):
         raise ValueError(f"spec={spec!r}; expected a LongTailSpec")
     parent = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    final = generate_once(parent / "longtail" / _version(spec), lambda out: generate_longtail(spec, out))
+    final = generate_once(parent / "longtail" / data_version(spec), lambda out: generate_longtail(spec, out))
     return LongTailDataset(root=final, spec=spec, version=final.name, categories=tuple(_categories(spec)))

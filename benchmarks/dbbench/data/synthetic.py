@@ -59,11 +59,15 @@ __all__ = [
     "generate",
     "get_synthetic_dataset",
     "default_cache_dir",
+    "generate_once",
+    "render_split",
+    "GENERATOR_VERSION",
+    "OBJECT_GAP",
 ]
 
 # Bump when the rendered output of a given spec changes, so stale cache folders are not reused.
 GENERATOR_VERSION = 2
-_GAP = 2  # free pixels required between two objects' cells
+OBJECT_GAP = 2  # free pixels required between two objects' cells
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,11 @@ class SyntheticSpec:
             )
         if not isinstance(self.balanced, bool):
             raise ValueError(f"SyntheticSpec.balanced={self.balanced!r}; expected True or False")
-        if self.max_objects * (self.max_size + _GAP) ** 2 > 0.5 * self.image_size**2:
+        if self.max_objects * (self.max_size + OBJECT_GAP) ** 2 > 0.5 * self.image_size**2:
             raise ValueError(
                 f"max_objects={self.max_objects} cells of max_size={self.max_size} px do not fit "
                 f"without overlap in a {self.image_size} px image; expected max_objects * "
-                f"(max_size + {_GAP})**2 <= image_size**2 / 2"
+                f"(max_size + {OBJECT_GAP})**2 <= image_size**2 / 2"
             )
 
 
@@ -173,7 +177,7 @@ def _pack(labels: np.ndarray, spec: SyntheticSpec, rng: np.random.Generator) -> 
 
 
 def _place(n: int, spec: SyntheticSpec, rng: np.random.Generator) -> list[tuple[int, int, int]]:
-    """``n`` cells ``(x, y, size)`` inside the image, at least ``_GAP`` pixels apart (rejection sampling)."""
+    """``n`` cells ``(x, y, size)`` inside the image, at least ``OBJECT_GAP`` pixels apart (rejection sampling)."""
     cells: list[tuple[int, int, int]] = []
     for _ in range(n):
         for _attempt in range(1000):
@@ -181,7 +185,10 @@ def _place(n: int, spec: SyntheticSpec, rng: np.random.Generator) -> list[tuple[
             x = int(rng.integers(0, spec.image_size - size + 1))
             y = int(rng.integers(0, spec.image_size - size + 1))
             if all(
-                x + size + _GAP <= cx or cx + cs + _GAP <= x or y + size + _GAP <= cy or cy + cs + _GAP <= y
+                x + size + OBJECT_GAP <= cx
+                or cx + cs + OBJECT_GAP <= x
+                or y + size + OBJECT_GAP <= cy
+                or cy + cs + OBJECT_GAP <= y
                 for cx, cy, cs in cells
             ):
                 cells.append((x, y, size))
@@ -193,7 +200,7 @@ def _place(n: int, spec: SyntheticSpec, rng: np.random.Generator) -> list[tuple[
     return cells
 
 
-def _render_split(
+def render_split(
     labels: np.ndarray,
     spec: SyntheticSpec,
     rng: np.random.Generator,
@@ -260,7 +267,7 @@ def generate(spec: SyntheticSpec, out_dir: str | os.PathLike) -> SyntheticDatase
         rng = np.random.default_rng(np.random.SeedSequence([spec.seed, stream]))
         # The test split does not depend on ``balanced``; its json says so by leaving the field out.
         fields = {k: v for k, v in dataclasses.asdict(spec).items() if split == "train" or k != "balanced"}
-        coco = _render_split(labels, spec, rng, out / split, categories, fields)
+        coco = render_split(labels, spec, rng, out / split, categories, fields)
         (out / f"{split}.json").write_text(json.dumps(coco, separators=(",", ":")), encoding="utf-8")
     (out / "spec.json").write_text(json.dumps(dataclasses.asdict(spec), indent=1), encoding="utf-8")
     return _dataset_at(out, spec)

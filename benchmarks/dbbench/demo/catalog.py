@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["DemoLoss", "DEMO_LOSSES", "BASELINE", "parse_losses"]
+__all__ = ["DemoLoss", "DEMO_LOSSES", "BASELINE", "ORACLE", "parse_losses"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,10 @@ class DemoLoss:
         return {**LOSS_TABLE[self.loss].defaults(), **self.hyper}
 
 
+#: the loss every demo compares against: the framework's own softmax cross-entropy
 BASELINE = "ce"
+#: name of the balanced-train ceiling in tables (cross-entropy trained on the class-balanced training set)
+ORACLE = "oracle"
 
 DEMO_LOSSES: dict[str, DemoLoss] = {
     d.key: d

@@ -20,7 +20,8 @@ from detbalance.cli_warnings import quiet_third_party_warnings
 
 from ..data import SyntheticSpec
 from .catalog import DEMO_LOSSES, parse_losses
-from .pipeline import FRAMEWORKS, DemoSettings, run_demo
+from .pipeline import DemoSettings, run_demo
+from .runners import FRAMEWORKS
 from .schedule import Schedule
 
 __all__ = ["build_parser", "settings_from_args", "main"]

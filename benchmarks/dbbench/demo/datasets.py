@@ -18,8 +18,8 @@ from detbalance.stats.voc import voc_split_ids
 from detbalance.weights import frequency_groups
 
 from ..data import SyntheticSpec, get_synthetic_dataset
-from ._io import write_json
 from .data import DemoData, coco_categories
+from .files import write_json
 
 __all__ = ["synthetic_data", "folder_data", "voc_to_coco"]
 

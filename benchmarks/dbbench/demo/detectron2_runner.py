@@ -52,8 +52,8 @@ from detectron2.utils.events import EventStorage
 from detbalance.detectron2.decouple import freeze_for_decoupling, reinit_classifiers
 from detbalance.stats.progress import progress_bar
 
-from ._io import write_json
 from .config_files import D2_TINY_CONFIG
+from .files import write_json
 from .models import DEFAULT_MODEL, config_path, get_model
 from .run import RunSpec, save_checkpoint, seed_everything
 

@@ -34,8 +34,8 @@ from mmengine.runner import Runner
 
 from detbalance.stats.progress import progress_bar
 
-from ._io import write_json
 from .config_files import MMDET_TINY_DIR
+from .files import write_json
 from .models import DEFAULT_MODEL, config_path, get_model
 from .run import RunSpec, save_checkpoint, seed_everything
 

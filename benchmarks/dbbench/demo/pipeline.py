@@ -22,19 +22,16 @@ from pathlib import Path
 import torch
 
 from ..data import SyntheticSpec
-from ._io import write_json, write_text
-from .catalog import BASELINE, DEMO_LOSSES, DemoLoss
-from .data import DemoData
+from .catalog import BASELINE, DEMO_LOSSES, ORACLE, DemoLoss
 from .datasets import folder_data, synthetic_data
+from .files import write_json, write_text
 from .run import NUM_THREADS, PREDICT_SCORE_THRESHOLD, RunSpec
+from .runners import FRAMEWORKS, get_runner
 from .schedule import Schedule
+from .weights_file import WEIGHT_SCHEME, write_weights_file
 
-__all__ = ["DemoSettings", "FRAMEWORKS", "ORACLE", "DEFAULT_SCORE_THRESHOLD", "run_demo"]
+__all__ = ["DemoSettings", "DEFAULT_SCORE_THRESHOLD", "run_demo"]
 
-FRAMEWORKS = ("detectron2", "mmdet")
-#: name of the balanced-train ceiling in tables (cross-entropy trained on the class-balanced synthetic set).
-ORACLE = "oracle"
-WEIGHT_SCHEME = "sqrt_inverse"
 #: test score threshold of the main table: detectron2's ``ROI_HEADS.SCORE_THRESH_TEST`` and MMDetection's
 #: ``test_cfg.rcnn.score_thr`` default.
 DEFAULT_SCORE_THRESHOLD = 0.05
@@ -72,34 +69,6 @@ class DemoSettings:
             )
 
 
-def _runner(framework: str):
-    if framework == "detectron2":
-        from . import detectron2_runner as runner
-    else:
-        from . import mmdet_runner as runner
-    return runner
-
-
-def _weights(data: DemoData, out_dir: Path) -> Path:
-    """The weights file of the train split (``tools/compute_weights.py``'s function), its report in weights.txt."""
-    from detbalance.cli.compute_weights import compute_weights_file
-
-    path = out_dir / "weights.json"
-    source = dict(zip(data.stats_source[::2], data.stats_source[1::2]))  # e.g. {"--coco": "train.json"}
-    result = compute_weights_file(
-        coco=source.get("--coco"),
-        voc=source.get("--voc"),
-        voc_split=source.get("--voc-split"),
-        classes=data.class_names,
-        scheme=WEIGHT_SCHEME,
-        progress="never",
-        output=path,
-        plot=out_dir / "weights.png",
-    )
-    write_text(out_dir / "weights.txt", "\n".join([result.report, *(f"warning: {w}" for w in result.warnings)]) + "\n")
-    return path
-
-
 def run_demo(settings: DemoSettings, log=print) -> dict:
     """Run the demo; returns the json-ready summary that is also written to ``out_dir/results.json``."""
     from detbalance.evaluation import compare, format_table, plot_report
@@ -117,7 +86,7 @@ def run_demo(settings: DemoSettings, log=print) -> dict:
         balanced = SyntheticSpec(**{**asdict(settings.synthetic), "balanced": True})
         oracle_data = synthetic_data(balanced, settings.cache_dir)
     log(f"data: {data.name}: {data.num_classes} classes, train {data.train_json}, test {data.test_json}")
-    weights_file = _weights(data, out)
+    weights_file = write_weights_file(data, out)
     log((out / "weights.txt").read_text().rstrip())
     log(f"weights file: {weights_file}")
 
@@ -141,7 +110,7 @@ def run_demo(settings: DemoSettings, log=print) -> dict:
             work_dir=out / "runs" / framework / method / f"seed{seed}",
         )
         t0 = time.perf_counter()
-        summary = _runner(framework).train_and_predict(spec, progress=settings.progress)
+        summary = get_runner(framework).train_and_predict(spec, progress=settings.progress)
         seconds = time.perf_counter() - t0
         log(
             f"[{i}/{len(jobs)}] {framework} {method} seed {seed}: {seconds:.0f} s, "
