@@ -10,7 +10,7 @@ import torch
 from bench_helpers import tiny_settings
 
 from dbbench.benchmark import get_method, pending
-from dbbench.benchmark.methods import CLIP_GRAD_NORM, METHODS, definition_hash
+from dbbench.benchmark.methods import CLIP_GRAD_NORM, METHODS, definition_hash, method_loss
 from dbbench.benchmark.runner import run_matrix
 
 CLIPPED = {"eqlv2-clip": "eqlv2", "rfs-eqlv2-clip": "rfs-eqlv2-t0.1", "mmdet-eqlv2-clip": "mmdet-eqlv2"}
@@ -31,7 +31,7 @@ def test_rows_without_the_new_fields_keep_their_hash():
     with_defaults = dataclasses.replace(row, clip_grad_norm=None)
     assert definition_hash(row, {}) == definition_hash(with_defaults, {})
     assert definition_hash(get_method("eqlv2-clip"), {}) != definition_hash(row, {})
-    assert all(m.regimes == ("scratch", "pretrained") for k, m in METHODS.items() if k not in CLIPPED)
+    assert all(m.regimes == ("scratch", "pretrained") for k, m in METHODS.items() if k not in {*CLIPPED, "eqlv2-prior"})
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), True, "35"])
@@ -50,6 +50,13 @@ def test_runspec_refuses_a_bad_clip_grad_norm(tmp_path, bad):
             work_dir=tmp_path,
             clip_grad_norm=bad,
         )
+
+
+def test_the_prior_row_starts_eqlv2s_classifier_at_probability_0_01():
+    row = get_method("eqlv2-prior")
+    loss = method_loss(row)
+    assert loss.loss == "EQLv2Loss" and loss.settings()["prior_prob"] == 0.01
+    assert row.regimes == ("pretrained",) and row.clip_grad_norm is None
 
 
 def test_a_row_of_an_unknown_regime_is_refused():

@@ -71,6 +71,7 @@ def test_rows_of_the_default_model_keep_their_definition_hash_and_head_rows_get_
             and method.classifier == "linear"
             and method.decouple is None
             and method.clip_grad_norm is None
+            and method.regimes == ("scratch", "pretrained")
         ):
             assert definition_hash(method, extra) == _old_hash(method, extra), key
     normed = get_method("seesaw-normed")  # a row with the normalised classifier is a row of its own

@@ -25,7 +25,9 @@ def test_parse_losses_puts_baseline_first_and_rejects_unknown():
     assert [d.key for d in parse_losses("seesaw, wce,seesaw")] == ["ce", "seesaw", "wce"]
     with pytest.raises(ValueError, match="unknown loss 'focal'"):
         parse_losses("ce,focal")
-    assert set(DEMO_LOSSES) == {"ce", "wce", "cbfocal", "cbfocal-b0.9", "eql", "eqlv2", "seesaw", "federated", "bags"}
+    assert set(DEMO_LOSSES) == {
+        *("ce", "wce", "cbfocal", "cbfocal-b0.9", "eql", "eqlv2", "eqlv2-p0.01", "seesaw", "federated", "bags")
+    }
 
 
 def test_default_and_quick_settings():

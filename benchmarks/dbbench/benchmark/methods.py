@@ -277,6 +277,7 @@ METHODS: dict[str, Method] = {
         # 500 iterations without clipping; these rows clip the gradient as MMDetection's LVIS configs can
         # (optim_wrapper.clip_grad max_norm 35), the only difference to their unclipped rows.
         Method("eqlv2-clip", "EQLv2, gradient clipped", loss="eqlv2", clip_grad_norm=CLIP_GRAD_NORM, regimes=_FT),
+        Method("eqlv2-prior", "EQLv2, classifier started at the prior 0.01", loss="eqlv2-p0.01", regimes=_FT),
         Method(
             "rfs-eqlv2-clip",
             "RFS + EQLv2, gradient clipped",

@@ -58,6 +58,9 @@ DEMO_LOSSES: dict[str, DemoLoss] = {
         DemoLoss("cbfocal-b0.9", "class-balanced focal (beta 0.9)", "ClassBalancedFocalLoss", {"beta": 0.9}),
         DemoLoss("eql", "equalization loss", "EqualizationLoss"),
         DemoLoss("eqlv2", "equalization loss v2", "EQLv2Loss"),
+        # the classifier started at class probability 0.01 (bias -log 99, as the sigmoid focal loss starts it)
+        # instead of the official bias 0, whose summed K-class sigmoid loss starts near K log 2
+        DemoLoss("eqlv2-p0.01", "equalization loss v2, prior 0.01", "EQLv2Loss", {"prior_prob": 0.01}),
         DemoLoss("seesaw", "seesaw loss", "SeesawLoss"),
         DemoLoss("federated", "federated loss", "FederatedLoss"),
         DemoLoss("bags", "balanced group softmax", "BAGSLoss"),
