@@ -23,7 +23,7 @@ EXPECTED_HYPER_PARAMETERS = {
         {"BETA": "beta", "GAMMA": "gamma", "BACKGROUND_WEIGHT": "background_weight"},
     ),
     "EqualizationLoss": ("EQUALIZATION", {"LAMBDA": "lambda_"}),
-    "EQLv2Loss": ("EQLV2", {"MU": "mu", "GAMMA": "gamma", "ALPHA": "alpha"}),
+    "EQLv2Loss": ("EQLV2", {"MU": "mu", "GAMMA": "gamma", "ALPHA": "alpha", "PRIOR_PROB": "prior_prob"}),
     "SeesawLoss": ("SEESAW", {"P": "p", "Q": "q", "EPS": "eps"}),
     "FederatedLoss": ("FEDERATED", {"NUM_SAMPLED": "num_sampled", "FREQ_POWER": "freq_power"}),
     "BAGSLoss": ("BAGS", {"BIN_EDGES": "bin_edges", "OTHERS_SAMPLE_RATIO": "others_sample_ratio"}),

@@ -15,7 +15,7 @@ loss                            statistic          statistics argument    hyper-
 ``WeightedCrossEntropyLoss``    class weights      ``class_weight``       denominator
 ``ClassBalancedFocalLoss``      instance counts    ``samples_per_class``  beta, gamma, background_weight
 ``EqualizationLoss``            image frequencies  ``class_freq``         lambda_
-``EQLv2Loss``                   trained            none                   mu, gamma, alpha
+``EQLv2Loss``                   trained            none                   mu, gamma, alpha, prior_prob
 ``SeesawLoss``                  trained            none                   p, q, eps
 ``FederatedLoss``               image counts       ``image_counts``       num_sampled, freq_power
 ``BAGSLoss``                    instance counts    ``samples_per_class``  bin_edges, others_sample_ratio
@@ -26,9 +26,9 @@ loss                            statistic          statistics argument    hyper-
 Example:
     >>> spec = LOSS_TABLE["EQLv2Loss"]
     >>> spec.defaults()
-    {'mu': 0.8, 'gamma': 12.0, 'alpha': 4.0}
+    {'mu': 0.8, 'gamma': 12.0, 'alpha': 4.0, 'prior_prob': None}
     >>> spec.config_keys()
-    {'MU': 'mu', 'GAMMA': 'gamma', 'ALPHA': 'alpha'}
+    {'MU': 'mu', 'GAMMA': 'gamma', 'ALPHA': 'alpha', 'PRIOR_PROB': 'prior_prob'}
     >>> spec.needs_statistics, LOSS_TABLE["SeesawLoss"].stats_arg
     (False, None)
 """
@@ -123,7 +123,7 @@ LOSS_TABLE: dict[str, LossSpec] = {
             ("beta", "gamma", "background_weight"),
         ),
         LossSpec(EqualizationLoss, "EQUALIZATION", "image frequencies", "class_freq", ("lambda_",)),
-        LossSpec(EQLv2Loss, "EQLV2", "trained", None, ("mu", "gamma", "alpha")),
+        LossSpec(EQLv2Loss, "EQLV2", "trained", None, ("mu", "gamma", "alpha", "prior_prob")),
         LossSpec(SeesawLoss, "SEESAW", "trained", None, ("p", "q", "eps")),
         LossSpec(FederatedLoss, "FEDERATED", "image counts", "image_counts", ("num_sampled", "freq_power")),
         LossSpec(BAGSLoss, "BAGS", "instance counts", "samples_per_class", ("bin_edges", "others_sample_ratio")),
