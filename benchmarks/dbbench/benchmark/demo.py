@@ -24,7 +24,7 @@ from .methods import BASELINE, ORACLE, get_method
 from .render import plot_primary, results_markdown
 from .runner import run_matrix
 from .runs import BenchmarkSettings
-from .summary import load_summary
+from .summary import load_summary, runs_by_method
 
 __all__ = [
     "PRIMARY_REGIME",
@@ -45,14 +45,6 @@ QUICK_NOTICE = (
 )
 
 
-def _rows(summary: dict, regime: str, framework: str | None = None) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for run in summary["runs"]:
-        if run.get("regime", "scratch") == regime and framework in (None, run["framework"]):
-            out.setdefault(run["method"], []).append(run)
-    return out
-
-
 def best_recipe(summary: dict, regime: str = PRIMARY_REGIME) -> str:
     """The key of the trained detbalance row of the demo's model with the best APr in ``regime``: the mean over
     the frameworks of each framework's mean over seeds; a row must have runs in every framework of the regime."""
@@ -65,7 +57,7 @@ def best_recipe(summary: dict, regime: str = PRIMARY_REGIME) -> str:
             continue  # a row no longer in the method table
         if method in (BASELINE, ORACLE) or row.mmdet_loss or row.calibrate or row.model != "faster_rcnn":
             continue
-        per_framework = [_rows(summary, regime, fw).get(method, []) for fw in frameworks]
+        per_framework = [runs_by_method(summary, regime, fw).get(method, []) for fw in frameworks]
         if frameworks and all(per_framework):
             means = [sum(r["metrics"]["APr"] for r in runs) / len(runs) for runs in per_framework]
             scores[method] = sum(means) / len(means)
@@ -145,8 +137,8 @@ def run_short_demo(
     summary = load_summary(settings.results_dir, spec)
     if reference is not None and recipe is not None:
         for framework in frameworks:
-            runs = {m: rs[0] for m, rs in _rows(summary, regime, framework).items() if m in (BASELINE, recipe)}
-            oracle = _rows(reference, regime, framework).get(ORACLE, [])
+            runs = {m: rs[0] for m, rs in runs_by_method(summary, regime, framework).items() if m in (BASELINE, recipe)}
+            oracle = runs_by_method(reference, regime, framework).get(ORACLE, [])
             oracle_apr = sum(r["metrics"]["APr"] for r in oracle) / len(oracle) if oracle else None
             log(
                 f"\n**{framework}**, {regime}, LVIS protocol, seed {seeds[0]}:\n\n"

@@ -14,16 +14,9 @@ import numpy as np
 from detbalance.losses import LOSS_TABLE
 
 from .methods import BASELINE, METHODS, ORACLE, Method, get_method, method_loss
+from .summary import runs_by_method
 
 __all__ = ["config_lines", "recommendation_markdown"]
-
-
-def _rows(summary: dict, regime: str, framework: str) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for run in summary["runs"]:
-        if run.get("regime", "scratch") == regime and run["framework"] == framework:
-            out.setdefault(run["method"], []).append(run)
-    return out
 
 
 def _mean(runs: list[dict], key: str = "APr") -> float:
@@ -104,7 +97,7 @@ def recommendation_markdown(summary: dict, regime: str) -> str:
         return f"No run of the {regime} regime yet: no recommendation.\n"
     out = [f"From the {regime} regime of the benchmark (APr, LVIS protocol; seeds in brackets):", ""]
     for framework in frameworks:
-        rows = _rows(summary, regime, framework)
+        rows = runs_by_method(summary, regime, framework)
         if BASELINE not in rows:
             continue
         ce, ce_time = _mean(rows[BASELINE]), float(np.mean([r["seconds"] for r in rows[BASELINE]]))
@@ -144,7 +137,7 @@ def recommendation_markdown(summary: dict, regime: str) -> str:
         if worse:
             out += [
                 f"Avoid ({framework}, below CE's APr): "
-                + ", ".join(get_method(k).label for k in worse if k in _labels())
+                + ", ".join(get_method(k).label for k in worse if k in METHODS)
                 + ".",
                 "",
             ]
@@ -156,7 +149,3 @@ def recommendation_markdown(summary: dict, regime: str) -> str:
                 "",
             ]
     return "\n".join(out).rstrip("\n") + "\n"
-
-
-def _labels() -> set[str]:
-    return set(METHODS)

@@ -229,11 +229,15 @@ def _verdict(runs, method: str, ratio: float, goal: float) -> str:
     return "met"
 
 
-def _closest(runs, goal: float) -> str:
-    """Which row closes the largest fraction of CE's APr gap to the oracle (ratio of the means), against ``goal``:
-    met only when that ratio reaches it over :data:`GOAL_SEEDS` seeds."""
+def _gaps(runs) -> dict[str, tuple[float, float, float]]:
+    """:func:`_gap` of every row but CE and the oracle that has one (computed once per table)."""
     gaps = {m: _gap(runs, m) for m in runs if m not in (BASELINE, ORACLE)}
-    gaps = {m: g for m, g in gaps.items() if g is not None}
+    return {m: g for m, g in gaps.items() if g is not None}
+
+
+def _closest(runs, gaps, goal: float) -> str:
+    """Which row closes the largest fraction of CE's APr gap to the oracle (ratio of the means, ``gaps``: of
+    :func:`_gaps`), against ``goal``: met only when that ratio reaches it over :data:`GOAL_SEEDS` seeds."""
     if not gaps:
         return "Goal: no row has runs of it, CE and the oracle yet."
     best = max(gaps, key=lambda m: gaps[m][0])
@@ -244,15 +248,15 @@ def _closest(runs, goal: float) -> str:
     )
 
 
-def _decoupled_goal(runs) -> str | None:
+def _decoupled_goal(runs, gaps) -> str | None:
     """Classifier re-training against :data:`DECOUPLE_GOAL`: the decoupled row closing the largest fraction of the
-    gap, and its stage 2's time as a fraction of CE's training (None without a decoupled row with a gap)."""
+    gap (``gaps``: of :func:`_gaps`), and its stage 2's time as a fraction of CE's training (None without a
+    decoupled row with a gap)."""
     gaps = {
-        m: _gap(runs, m)
-        for m in runs
+        m: g
+        for m, g in gaps.items()
         if m in METHODS and METHODS[m].decouple is not None and METHODS[m].base == BASELINE
     }
-    gaps = {m: g for m, g in gaps.items() if g is not None}
     if not gaps:
         return None
     goal, time_goal = DECOUPLE_GOAL
@@ -269,12 +273,12 @@ def _decoupled_goal(runs) -> str | None:
     )
 
 
-def _versus_framework_losses(runs) -> list[str]:
-    """The best detbalance row against each of MMDetection's own losses: the difference of the mean APr and
-    whether it exceeds the seed spread (the larger of the two rows' standard deviations over seeds)."""
+def _versus_framework_losses(runs, gaps) -> list[str]:
+    """The best detbalance row (by ``gaps``, of :func:`_gaps`) against each of MMDetection's own losses: the
+    difference of the mean APr and whether it exceeds the seed spread (the larger of the two rows' standard
+    deviations over seeds)."""
     own = [m for m in runs if m in METHODS and METHODS[m].mmdet_loss is not None]
-    ours = {m: _gap(runs, m) for m in runs if m not in (BASELINE, ORACLE, *own)}
-    ours = {m: g for m, g in ours.items() if g is not None}
+    ours = {m: g for m, g in gaps.items() if m not in own}
     if not own or not ours:
         return []
     best = max(ours, key=lambda m: ours[m][0])
@@ -341,14 +345,15 @@ def results_markdown(summary: dict, regime: str = "scratch") -> str:
     for framework in frameworks:
         runs = _by(summary, framework, regime=regime)
         if runs:
+            gaps = _gaps(runs)
             out += [
                 f"**{framework}**, LVIS protocol (primary: APr):",
                 "",
                 *_primary_table(runs),
                 "",
                 _regime(runs),
-                _closest(runs, GOAL_GAP_CLOSED[regime]),
-                *_paragraphs([_decoupled_goal(runs), *_versus_framework_losses(runs)]),
+                _closest(runs, gaps, GOAL_GAP_CLOSED[regime]),
+                *_paragraphs([_decoupled_goal(runs, gaps), *_versus_framework_losses(runs, gaps)]),
                 "",
                 f"{framework}, secondary views (ECE in percent, LVIS-protocol detections):",
                 "",

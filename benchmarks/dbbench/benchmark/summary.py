@@ -35,7 +35,7 @@ from ..demo.models import REGIMES
 from .schedule_tuning import schedule_path
 from .tuning import tuning_path
 
-__all__ = ["PRIMARY_METRIC", "record_path", "load_records", "build_summary", "load_summary"]
+__all__ = ["PRIMARY_METRIC", "record_path", "load_records", "build_summary", "load_summary", "runs_by_method"]
 
 #: Pre-registered before any result: the one number the benchmark is judged by; every other view is secondary.
 PRIMARY_METRIC = (
@@ -135,3 +135,12 @@ def load_summary(results_dir, spec: LongTailSpec) -> dict:
             if chosen.get("data_version") == version:
                 tuning[key] = chosen
     return build_summary(load_records(results_dir, version), spec, tuning)
+
+
+def runs_by_method(summary: dict, regime: str, framework: str | None = None) -> dict[str, list[dict]]:
+    """``{method: [run, ...]}`` of ``summary``'s runs in ``regime`` (of ``framework`` only, unless None)."""
+    out: dict[str, list[dict]] = {}
+    for run in summary["runs"]:
+        if run.get("regime", "scratch") == regime and framework in (None, run["framework"]):
+            out.setdefault(run["method"], []).append(run)
+    return out
