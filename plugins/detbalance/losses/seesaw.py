@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ._base import (
@@ -112,13 +111,12 @@ def _loss(batch: Batch, *, cum_samples: Tensor, p: float, q: float, eps: float) 
     foreground = batch.classes < num_classes  # ignored rows have class K
     fg_rows = foreground.nonzero().flatten()
     fg_labels = batch.classes[fg_rows]
-    objectness_loss = F.cross_entropy(x[:, num_classes:], (~foreground).long(), reduction="none")
+    class_logits = x.detach().index_select(0, fg_rows)[:, :num_classes]
 
-    # class term on the foreground rows only, with log S_ij added to the logits: log S_ii = 0 by construction
-    class_logits = x.index_select(0, fg_rows)[:, :num_classes]
+    # log S_ij of the foreground rows, a constant of the loss (no gradient); log S_ii = 0 by construction
     log_factor = None
     if q > 0:
-        log_scores = torch.log_softmax(class_logits.detach(), dim=1)
+        log_scores = torch.log_softmax(class_logits, dim=1)
         self_score = log_scores.gather(1, fg_labels[:, None]).clamp(min=math.log(eps))
         log_factor = log_scores.sub_(self_score).clamp_(min=0.0).mul_(q)
     if p > 0:
@@ -127,8 +125,44 @@ def _loss(batch: Batch, *, cum_samples: Tensor, p: float, q: float, eps: float) 
         log_factor = mitigation if log_factor is None else log_factor.add_(mitigation)
     if log_factor is not None:
         class_logits = class_logits + log_factor
-    class_loss = F.cross_entropy(class_logits, fg_labels, reduction="none")
-    return reduce_rows(objectness_loss.index_add(0, fg_rows, class_loss), batch)
+    rows = _SeesawRows.apply(x, class_logits, fg_rows, fg_labels, (~foreground).long())
+    return reduce_rows(rows, batch)
+
+
+class _SeesawRows(torch.autograd.Function):
+    """Per-row ``CE(z^obj, [y = K]) + [y < K] CE(z_{:K} + log S, y)`` of ``x[R, K + 2]``, with one gradient tensor.
+
+    ``class_logits[F, K]`` are the class columns of the F foreground rows ``fg_rows`` plus ``log S`` (a copy
+    without gradient: the gradient of the class term with respect to those columns of ``x`` is that of the
+    cross-entropy of the shifted logits, ``log S`` being a constant). The same values and gradient as the
+    composition of slices, ``index_select`` and two ``F.cross_entropy`` calls, whose backward materialises a zero
+    ``[R, K + 2]`` tensor per slice; here the backward writes the objectness columns of every row and the class
+    columns of the foreground rows into one.
+    """
+
+    @staticmethod
+    def forward(ctx, x, class_logits, fg_rows, fg_labels, objectness_target):
+        num_classes = x.shape[1] - 2
+        objectness = torch.log_softmax(x[:, num_classes:], dim=1)
+        log_probs = torch.log_softmax(class_logits, dim=1)
+        rows = -objectness.gather(1, objectness_target[:, None]).squeeze(1)
+        rows.index_add_(0, fg_rows, -log_probs.gather(1, fg_labels[:, None]).squeeze(1))
+        ctx.save_for_backward(objectness, log_probs, fg_rows, fg_labels, objectness_target)
+        return rows
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_rows):
+        objectness, log_probs, fg_rows, fg_labels, objectness_target = ctx.saved_tensors
+        num_classes = log_probs.shape[1]
+        grad = grad_rows.new_zeros(grad_rows.shape[0], num_classes + 2)
+        grad_objectness = objectness.exp().scatter_add_(
+            1, objectness_target[:, None], objectness.new_full((objectness.shape[0], 1), -1.0)
+        )
+        grad[:, num_classes:] = grad_objectness.mul_(grad_rows[:, None])
+        grad_classes = log_probs.exp_().scatter_add_(1, fg_labels[:, None], log_probs.new_full((len(fg_rows), 1), -1.0))
+        grad[:, :num_classes].index_copy_(0, fg_rows, grad_classes.mul_(grad_rows.index_select(0, fg_rows)[:, None]))
+        return grad, None, None, None, None
 
 
 def seesaw_scores(logits: Tensor) -> Tensor:
