@@ -115,7 +115,7 @@ def write_results(results_dir: Path, readme: Path, results_md: Path, docs: Path 
     )
     from dbbench.benchmark.summary import load_summary
     from dbbench.data.longtail import LongTailSpec
-    from dbbench.demo.files import write_json, write_text
+    from dbbench.training.files import write_json, write_text
 
     spec = LongTailSpec()
     summary = load_summary(results_dir, spec)

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""Long-tailed detection demo: CE baseline vs detbalance losses, per-class AP with APr/APc/APf and deltas.
+"""Long-tailed detection demo: CE baseline vs rows of the method table, per-class AP with APr/APc/APf and deltas.
 
 Examples:
     python tools/demo.py                                   # default: Detectron2, CE / weighted CE / seesaw
     python tools/demo.py --quick --framework mmdet         # about 2 minutes
     python tools/demo.py --framework both --seeds 0 1 2 --oracle
     python tools/demo.py --data ../shared/data/bccd --iters 3000 --losses ce,wce,seesaw
+    python tools/demo.py --methods ce,rfs,rfs-seesaw       # the benchmark's rows: repeat-factor sampling
 
 Outputs in --out: <framework>_table.txt, <framework>_ap.png, results.json, weights.json/.png/.txt, runs/.
 The logic lives in dbbench.demo.cli (benchmarks/, next to the package: not installed with it).

@@ -2,7 +2,7 @@
 
 from dbbench.benchmark.runs import BenchmarkSettings
 from dbbench.data.longtail import LongTailSpec
-from dbbench.demo import Schedule
+from dbbench.training import Schedule
 
 TINY = LongTailSpec(counts=(12, 11, 4, 1), test_per_class=2, val_per_class=1, image_size=96, max_size=24, max_objects=2)
 

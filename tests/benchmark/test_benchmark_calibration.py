@@ -15,8 +15,8 @@ from dbbench.benchmark.runner import run_matrix
 from dbbench.benchmark.runs import run_definition, run_spec
 from dbbench.benchmark.summary import record_path
 from dbbench.data.longtail import get_longtail_dataset
-from dbbench.demo import DEMO_LOSSES
-from dbbench.demo.runners import get_runner
+from dbbench.training import LOSS_SETTINGS
+from dbbench.training.runners import get_runner
 from detbalance.evaluation.lvis_protocol import evaluate_large_vocabulary
 from helpers import write_weights_file
 
@@ -123,7 +123,7 @@ def test_calibration_rows_and_hashes(tmp_path):
     for key in ("ce", "seesaw", "rfs"):
         m = METHODS[key]
         row = {f: getattr(m, f) for f in fields}
-        extra = {"schedule": vars(settings.schedule), "loss": vars(DEMO_LOSSES[m.loss]), "protocol": [300, 1e-4]}
+        extra = {"schedule": vars(settings.schedule), "loss": vars(LOSS_SETTINGS[m.loss]), "protocol": [300, 1e-4]}
         text = json.dumps({"method": row, **extra}, sort_keys=True, default=str)
         assert run_definition(m, settings, weights) == hashlib.sha256(text.encode()).hexdigest()[:12]
     assert run_definition(METHODS["ce-norcal"], settings, weights) != definition_hash(METHODS["ce-norcal"], {})

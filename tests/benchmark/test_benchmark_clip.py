@@ -36,13 +36,13 @@ def test_rows_without_the_new_fields_keep_their_hash():
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), True, "35"])
 def test_runspec_refuses_a_bad_clip_grad_norm(tmp_path, bad):
-    from dbbench.demo import DEMO_LOSSES, Schedule
-    from dbbench.demo.run import RunSpec
+    from dbbench.training import LOSS_SETTINGS, Schedule
+    from dbbench.training.run import RunSpec
 
     with pytest.raises(ValueError, match=r"clip_grad_norm=.*expected None or a number > 0"):
         RunSpec(
             framework="detectron2",
-            loss=DEMO_LOSSES["ce"],
+            loss=LOSS_SETTINGS["ce"],
             seed=0,
             data=None,
             schedule=Schedule(iters=1),

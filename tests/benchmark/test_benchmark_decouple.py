@@ -14,7 +14,7 @@ from dbbench.benchmark import get_method, pending
 from dbbench.benchmark.methods import DECOUPLE_FRACTION, Method, decouple_schedule
 from dbbench.benchmark.runner import run_matrix
 from dbbench.benchmark.runs import prepare_version, run_definition, run_spec
-from dbbench.demo import Schedule
+from dbbench.training import Schedule
 
 
 def test_decoupled_rows_name_their_stage1_and_wait_for_it():

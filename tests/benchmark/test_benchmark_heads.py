@@ -17,9 +17,9 @@ from dbbench.benchmark.models import HEAD_ROWS
 from dbbench.benchmark.render import results_markdown
 from dbbench.benchmark.runner import run_matrix
 from dbbench.data.longtail import LongTailSpec
-from dbbench.demo import DEMO_LOSSES, Schedule
-from dbbench.demo.models import HEAD_LOSSES
-from dbbench.demo.run import RunSpec
+from dbbench.training import LOSS_SETTINGS, Schedule
+from dbbench.training.models import HEAD_LOSSES
+from dbbench.training.run import RunSpec
 
 HEAD_KEYS = ("retinanet-focal", "retinanet-efl", "cascade-ce", "cascade-wce", "cascade-seesaw", "cascade-eqlv2")
 MMDET_ONLY = ("fcos-focal", "fcos-efl", "atss-focal", "atss-efl")  # no Detectron2 config of FCOS / ATSS here
@@ -102,7 +102,7 @@ def test_a_loss_the_models_head_cannot_train_is_refused(tmp_path, model, loss, m
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         RunSpec(
             framework="mmdet",
-            loss={**DEMO_LOSSES, **HEAD_LOSSES}[loss],
+            loss={**LOSS_SETTINGS, **HEAD_LOSSES}[loss],
             seed=0,
             data=None,
             schedule=Schedule(iters=1),

@@ -10,8 +10,8 @@ from bench_helpers import TINY, tiny_settings
 
 from dbbench.benchmark import get_method, pending
 from dbbench.benchmark.runner import run_matrix
-from dbbench.demo import DEMO_LOSSES, Schedule
-from dbbench.demo.run import RunSpec
+from dbbench.training import LOSS_SETTINGS, Schedule
+from dbbench.training.run import RunSpec
 
 
 def test_rows_run_in_mmdet_only():
@@ -23,9 +23,9 @@ def test_rows_run_in_mmdet_only():
 def test_runspec_refuses_mmdet_loss_elsewhere(tmp_path):
     common = dict(seed=0, data=None, schedule=Schedule(iters=1), weights_file=tmp_path, work_dir=tmp_path)
     with pytest.raises(ValueError, match="mmdet_loss='SeesawLoss' with framework='detectron2'"):
-        RunSpec(framework="detectron2", loss=DEMO_LOSSES["ce"], mmdet_loss="SeesawLoss", **common)
+        RunSpec(framework="detectron2", loss=LOSS_SETTINGS["ce"], mmdet_loss="SeesawLoss", **common)
     with pytest.raises(ValueError, match="and loss 'seesaw'; expected framework='mmdet' and the baseline"):
-        RunSpec(framework="mmdet", loss=DEMO_LOSSES["seesaw"], mmdet_loss="SeesawLoss", **common)
+        RunSpec(framework="mmdet", loss=LOSS_SETTINGS["seesaw"], mmdet_loss="SeesawLoss", **common)
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from bench_helpers import TINY, tiny_settings
 from dbbench.benchmark import METHODS, build_summary
 from dbbench.benchmark.methods import RFS_THRESHOLD_GRID, RFS_TUNED_BASE, RFS_TUNED_THRESHOLD, rfs_variant
 from dbbench.benchmark.plan import BEST, SEEDS, plan_jobs, run_plan, screened_best
-from dbbench.demo.models import DEFAULT_MODEL
+from dbbench.training.models import DEFAULT_MODEL
 
 SCREENED = {  # APr of a made-up screen of the demo model's trained rows
     "ce": 2.0,

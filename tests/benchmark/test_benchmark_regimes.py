@@ -18,7 +18,7 @@ from dbbench.benchmark.runner import run_matrix
 from dbbench.benchmark.runs import PRETRAINED_SCHEDULE, REGIME_SCHEDULES, BenchmarkSettings, run_definition
 from dbbench.benchmark.schedule_tuning import SCHEDULE_GRID, choose_schedule, schedule_tag
 from dbbench.data.longtail import data_version
-from dbbench.demo.models import config_path
+from dbbench.training.models import config_path
 from detbalance.evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESHOLD
 
 

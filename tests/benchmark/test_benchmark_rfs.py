@@ -45,13 +45,13 @@ def test_rfs_trains_with_each_frameworks_sampler(tmp_path):
     ],
 )
 def test_runspec_sampler_settings_are_checked(tmp_path, sampler, threshold, message):
-    from dbbench.demo import DEMO_LOSSES, Schedule
-    from dbbench.demo.run import RunSpec
+    from dbbench.training import LOSS_SETTINGS, Schedule
+    from dbbench.training.run import RunSpec
 
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         RunSpec(
             framework="detectron2",
-            loss=DEMO_LOSSES["ce"],
+            loss=LOSS_SETTINGS["ce"],
             seed=0,
             data=None,
             schedule=Schedule(iters=1),

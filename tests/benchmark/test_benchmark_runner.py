@@ -9,7 +9,8 @@ from bench_helpers import TINY
 from dbbench.benchmark import METHODS, get_method, pending
 from dbbench.benchmark.runner import run_matrix
 from dbbench.benchmark.runs import BenchmarkSettings
-from dbbench.demo import Schedule
+from dbbench.training import LOSS_SETTINGS, Schedule
+from dbbench.training.models import HEAD_LOSSES
 
 
 @pytest.mark.slow
@@ -46,6 +47,8 @@ def test_detectron2_run_is_recorded_then_cached(tmp_path):
 
 def test_method_table_and_bad_arguments(tmp_path):
     assert {"ce", "oracle", "seesaw", "eqlv2", "rfs-seesaw", "mmdet-seesaw", "mmdet-eqlv2"} <= set(METHODS)
+    # the loss settings are the layer below the method table: each is some row's loss
+    assert {m.loss for m in METHODS.values()} == set(LOSS_SETTINGS) | set(HEAD_LOSSES)
     assert pending(get_method("seesaw"), "mmdet") is None
     assert "only in" in pending(get_method("mmdet-seesaw"), "detectron2")
     with pytest.raises(ValueError, match="unknown method 'focal'"):

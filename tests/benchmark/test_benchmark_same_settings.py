@@ -7,8 +7,8 @@ from bench_helpers import tiny_settings
 from dbbench.benchmark.methods import METHODS, method_loss
 from dbbench.benchmark.runs import run_spec
 from dbbench.data.longtail import get_longtail_dataset
-from dbbench.demo import detectron2_runner, mmdet_runner
-from dbbench.demo.models import DEFAULT_MODEL
+from dbbench.training import detectron2_runner, mmdet_runner
+from dbbench.training.models import DEFAULT_MODEL
 from detbalance.losses import LOSS_TABLE
 
 ROWS = sorted(

@@ -77,7 +77,7 @@ def test_the_table_names_the_committed_choice(repo_root):
 
 @pytest.mark.slow
 def test_tuning_trains_each_candidate_once_and_validates_it(tmp_path, monkeypatch):
-    import dbbench.demo.detectron2_runner as runner
+    import dbbench.training.detectron2_runner as runner
 
     settings = tiny_settings(tmp_path)
     out = tune_rfs_threshold(settings, ["detectron2"], log=lambda line: None)

@@ -149,7 +149,7 @@ def test_the_experiments_import_detbalance_as_a_user_would():
     assert "dbbench.benchmark.runner" in modules and "dbbench.demo.pipeline" in modules
     bad = []
     for module, tree in modules.items():
-        depth = module.count(".")  # dbbench.demo.run: 2 (level 2 reaches dbbench, level 3 would leave it)
+        depth = module.count(".")  # dbbench.training.run: 2 (level 2 reaches dbbench, level 3 would leave it)
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level > depth:
                 bad.append(f"{module}: relative import of level {node.level} leaves dbbench")
@@ -216,3 +216,23 @@ def test_the_experiments_import_no_private_name_and_no_module_imports_itself_bac
         if module not in done:
             visit(module, [module])
     assert cycles == []
+
+
+#: The experiments' layers in import order (``dbbench/__init__.py``): a module imports its own layer and the ones
+#: before it (and ``dbbench.checks``).
+EXPERIMENT_LAYERS = ("data", "training", "benchmark", "demo")
+
+
+def test_each_experiment_layer_imports_only_the_layers_before_it():
+    """A module's package ``__init__`` runs before the module: a layer importing a later one would close an import
+    circle at run time through the packages even where the modules form none."""
+    graph = _experiment_imports()
+    packages = {m.split(".")[1] for m in graph if m.count(".") and (EXPERIMENTS / m.split(".")[1]).is_dir()}
+    assert packages == set(EXPERIMENT_LAYERS)
+
+    def rank(module: str) -> int:
+        parts = module.split(".")
+        return EXPERIMENT_LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in EXPERIMENT_LAYERS else -1
+
+    bad = sorted(f"{m} imports {t}" for m, targets in graph.items() for t in targets if rank(t) > rank(m))
+    assert bad == []

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from dbbench.data import SyntheticSpec
-from dbbench.demo import DemoSettings, Schedule, parse_losses, run_demo
+from dbbench.demo import DemoSettings, parse_methods, run_demo
 from dbbench.demo.pipeline import DEFAULT_SCORE_THRESHOLD
+from dbbench.training import Schedule
 from detbalance.evaluation import compare
 
 TINY = SyntheticSpec(
@@ -25,11 +26,11 @@ TINY = SyntheticSpec(
 )
 
 
-def _run(tmp_path: Path, framework: str, *, oracle: bool) -> tuple[dict, Path]:
+def _run(tmp_path: Path, framework: str, methods: str, *, oracle: bool) -> tuple[dict, Path, str]:
     out = tmp_path / "out"
     settings = DemoSettings(
         frameworks=(framework,),
-        losses=tuple(parse_losses("ce,wce")),
+        methods=tuple(parse_methods(methods, (framework,))),
         seeds=(0,),
         schedule=Schedule(iters=6, warmup_iters=2),
         out_dir=out,
@@ -48,6 +49,13 @@ def _check_outputs(summary: dict, out: Path, log: str, framework: str, methods: 
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(summary))
     assert [r["method"] for r in summary["runs"]] == methods
+    assert list(summary["methods"]) == methods and summary["methods"]["wce"]["loss_setting"]["loss"] == (
+        "WeightedCrossEntropyLoss"
+    )
+    assert all(
+        json.loads((Path(r["results"]).parent / "trained.json").read_text())["train"]["iterations"] == 6
+        for r in summary["runs"]
+    )
     results = {}
     for run in summary["runs"]:
         assert run["iterations"] == 6 and math.isfinite(run["final_loss"]) and math.isfinite(run["first_loss"])
@@ -83,7 +91,7 @@ def _check_outputs(summary: dict, out: Path, log: str, framework: str, methods: 
 
 @pytest.mark.slow
 def test_detectron2_demo_end_to_end(tmp_path):
-    summary, out, log = _run(tmp_path, "detectron2", oracle=True)
+    summary, out, log = _run(tmp_path, "detectron2", "ce,wce", oracle=True)
     _check_outputs(summary, out, log, "detectron2", ["ce", "wce", "oracle"])
     assert "rare_gap_closed" in summary["reports"]["detectron2"]["methods"]["wce"]
     config = (out / "runs/detectron2/wce/seed0/config.yaml").read_text()
@@ -92,7 +100,11 @@ def test_detectron2_demo_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_mmdet_demo_end_to_end(tmp_path):
-    summary, out, log = _run(tmp_path, "mmdet", oracle=False)
-    _check_outputs(summary, out, log, "mmdet", ["ce", "wce"])
+    summary, out, log = _run(tmp_path, "mmdet", "ce,wce,rfs", oracle=False)
+    _check_outputs(summary, out, log, "mmdet", ["ce", "wce", "rfs"])
     config = (out / "runs/mmdet/wce/seed0/config.py").read_text()
     assert "DBWeightedCrossEntropyLoss" in config and "weights.json" in config
+    # a method row with repeat-factor sampling, as the benchmark trains it
+    rfs = (out / "runs/mmdet/rfs/seed0/config.py").read_text()
+    assert "DBRepeatFactorSampler" in rfs and "threshold=0.01" in rfs
+    assert summary["methods"]["rfs"]["sampler"] == "rfs" and summary["methods"]["rfs"]["rfs_threshold"] == 0.01

@@ -103,7 +103,7 @@ def test_console_scripts_and_imports_from_the_installed_wheel(installed, tmp_pat
     env["PYTHONPATH"] = os.pathsep.join([str(site), str(REPO / "benchmarks")])
     code = (
         "import detbalance, detbalance.losses, detbalance.weights, detbalance.evaluation, detbalance.stats\n"
-        "from dbbench.demo.config_files import D2_TINY_CONFIG, MMDET_TINY_DIR\n"
+        "from dbbench.training.config_files import D2_TINY_CONFIG, MMDET_TINY_DIR\n"
         f"assert detbalance.__file__.startswith({str(site)!r}), detbalance.__file__\n"
         "assert D2_TINY_CONFIG.is_file() and (MMDET_TINY_DIR / 'faster-rcnn_r18_fpn_tiny.py').is_file()\n"
         f"assert {str(REPO)!r} not in str(D2_TINY_CONFIG.resolve())\n"

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 from ..data.longtail import LongTailSpec
-from ..demo import Schedule
+from ..training.schedule import Schedule
 from .methods import BASELINE, ORACLE, get_method
 from .render import plot_primary, results_markdown
 from .runner import run_matrix

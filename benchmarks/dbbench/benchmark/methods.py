@@ -1,17 +1,19 @@
-"""The methods of the benchmark matrix: one table (:data:`METHODS`); a method added later is one more row.
+"""The method table of the experiments (:data:`METHODS`): the rows the benchmark matrix runs and the demo
+(:mod:`dbbench.demo`) lets a user name; a method added later is one more row.
 
 A method says what one training run changes with respect to the framework's own softmax cross-entropy
-(``ce``) on the demo's Faster R-CNN: the model (``model``, a key of :data:`dbbench.demo.models.MODELS`: the
+(``ce``) on the default Faster R-CNN: the model (``model``, a key of :data:`dbbench.training.models.MODELS`: the
 head rows train RetinaNet, and in MMDetection FCOS and ATSS, with their own focal loss or Equalized Focal Loss
 and Cascade R-CNN with CE or the balanced losses), the classification loss (a key of
-:func:`dbbench.demo.models.demo_loss`, trained through the demo's runners; a loss the model's head cannot
-train is refused when the row is made), the train split (``train_balanced`` for the oracle), the sampler
-(``rfs``: repeat-factor sampling; the row :func:`rfs_variant` makes of :data:`RFS_TUNED_BASE` at the threshold
-chosen on the validation split, :mod:`dbbench.benchmark.tuning`), MMDetection's own loss (``mmdet-*``) or a
+:func:`dbbench.training.models.loss_setting`, trained through the runners of :mod:`dbbench.training`; a loss the
+model's head cannot train is refused when the row is made), the train split (``train_balanced`` for the oracle),
+the sampler (``rfs``: repeat-factor sampling; the row :func:`rfs_variant` makes of :data:`RFS_TUNED_BASE` at the
+threshold chosen on the validation split, :mod:`dbbench.benchmark.tuning`), MMDetection's own loss (``mmdet-*``) or a
 post-hoc calibration of another method's trained model (``calibrate``, ``base``: no training of its own;
 :func:`calibrated` makes such a row for any base, with NorCal for softmax heads and logit adjustment for the
-others, as :func:`calibration_method` decides). :func:`pending` says, for a (method, framework), what the runners still lack; the runner refuses such
-runs with that reason instead of running something else under the method's name.
+others, as :func:`calibration_method` decides). :func:`pending` says, for a (method, framework), what the runners
+still lack; the runner refuses such runs with that reason instead of running something else under the method's
+name. :mod:`.jobs` turns a row into a run (:func:`~.jobs.method_spec`) and trains the runs (:func:`~.jobs.run_jobs`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-from ..demo.catalog import BASELINE, ORACLE, DemoLoss
-from ..demo.models import DEFAULT_MODEL, REGIMES, check_model_loss, demo_loss, get_model
-from ..demo.runners import FRAMEWORKS
+from ..training.losses import BASELINE, LossSetting
+from ..training.models import DEFAULT_MODEL, REGIMES, check_model_loss, get_model, loss_setting
+from ..training.runners import FRAMEWORKS
 
 __all__ = [
     "Method",
@@ -48,6 +50,11 @@ __all__ = [
 ]
 
 
+#: The oracle row's key: the framework's cross-entropy trained on the class-balanced train set (the ceiling a
+#: method's rare-class gains are compared to).
+ORACLE = "oracle"
+
+
 @dataclass(frozen=True)
 class Method:
     """One row of the matrix.
@@ -55,7 +62,7 @@ class Method:
     Attributes:
         key: name in results and tables.
         label: readable name.
-        loss: key of :func:`dbbench.demo.models.demo_loss` (``"ce"``: the framework's own cross-entropy;
+        loss: key of :func:`dbbench.training.models.loss_setting` (``"ce"``: the framework's own cross-entropy;
             ``"focal"``: a dense model's own sigmoid focal loss).
         train_split: split of :mod:`dbbench.data.longtail` it trains on.
         sampler: ``None`` (uniform over images) or ``"rfs"`` (repeat-factor sampling, threshold ``rfs_threshold``).
@@ -64,7 +71,7 @@ class Method:
         calibrate: post-hoc calibration (``"norcal"`` or ``"logit_adjust"``) of the trained model of method
             ``base``, which it re-predicts (no training of its own; :mod:`dbbench.benchmark.posthoc`).
         base: the method whose trained model a post-hoc calibration reuses (same framework and seed).
-        model: the detector (key of :data:`dbbench.demo.models.MODELS`); its head must take ``loss``.
+        model: the detector (key of :data:`dbbench.training.models.MODELS`); its head must take ``loss``.
         classifier: the box classifier layer, ``"linear"`` or ``"normed"`` (the cosine classifier of the Seesaw
             paper, :class:`detbalance.layers.NormedLinear` / MMDetection's ``NormedLinear``, temperature 20).
         decouple: stage 2 of decoupled training (cRT, :mod:`detbalance.decouple`): the part re-trained
@@ -91,7 +98,7 @@ class Method:
     regimes: tuple[str, ...] = REGIMES
 
     def __post_init__(self):
-        check_model_loss(self.model, demo_loss(self.loss))
+        check_model_loss(self.model, loss_setting(self.loss))
         if not self.regimes or any(r not in REGIMES for r in self.regimes):
             raise ValueError(f"regimes={self.regimes!r}; expected a non-empty subset of {REGIMES}")
         if self.classifier not in ("linear", "normed"):
@@ -103,10 +110,10 @@ class Method:
             )
 
 
-def method_loss(method: Method) -> DemoLoss:
-    """The loss ``method`` trains (an entry of :data:`dbbench.demo.DEMO_LOSSES` or of
-    :data:`dbbench.demo.models.HEAD_LOSSES`)."""
-    return demo_loss(method.loss)
+def method_loss(method: Method) -> LossSetting:
+    """The loss ``method`` trains (an entry of :data:`dbbench.training.LOSS_SETTINGS` or of
+    :data:`dbbench.training.models.HEAD_LOSSES`)."""
+    return loss_setting(method.loss)
 
 
 def calibration_method(base: Method) -> str:

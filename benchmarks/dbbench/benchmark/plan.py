@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..data.longtail import data_version
-from ..demo.models import DEFAULT_MODEL
+from ..training.models import DEFAULT_MODEL
 from .methods import BASELINE, FRAMEWORKS, METHODS, ORACLE, RFS_TUNED_THRESHOLD, Method, pending
 from .runner import run_matrix
 from .runs import REGIME_SCHEDULES, BenchmarkSettings

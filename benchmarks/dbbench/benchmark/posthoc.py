@@ -23,10 +23,11 @@ from pathlib import Path
 from detbalance.evaluation.calibration_fit import fit_calibration
 from detbalance.weights import load_weights
 
-from ..demo.files import write_json
-from ..demo.runners import get_runner
+from ..training.files import write_json
+from ..training.runners import get_runner
+from .jobs import machine_info
 from .methods import GAMMA_FIT_METRIC, GAMMA_GRID, get_method
-from .runs import machine_info, run_definition, run_spec, train_once, work_root
+from .runs import run_definition, run_spec, train_once, work_root
 
 __all__ = ["calibrate_row"]
 

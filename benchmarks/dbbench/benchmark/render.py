@@ -26,7 +26,7 @@ import numpy as np
 
 from detbalance.evaluation.gap import bootstrap_gap_interval, gap_closed
 
-from ..demo.models import DEFAULT_MODEL, MODELS, REGIMES, demo_loss
+from ..training.models import DEFAULT_MODEL, MODELS, REGIMES, loss_setting
 from .methods import BASELINE, METHODS, ORACLE, model_baseline
 
 __all__ = [
@@ -148,7 +148,7 @@ def _primary_table(runs, baseline: str = BASELINE) -> list[str]:
 def _baseline_name(baseline: str) -> str:
     """What the deltas are against: ``CE`` or the baseline row's loss (e.g. ``sigmoid focal loss``)."""
     loss = METHODS[baseline].loss
-    return "CE" if loss == BASELINE else demo_loss(loss).label.split(" (")[0]
+    return "CE" if loss == BASELINE else loss_setting(loss).label.split(" (")[0]
 
 
 def _head_rows(summary: dict, framework: str) -> list[str]:

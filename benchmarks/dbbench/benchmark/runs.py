@@ -1,6 +1,7 @@
 """The building blocks of the benchmark's runs: settings, the data set and its weights file, one run's definition
-hash, its :class:`~dbbench.demo.run.RunSpec` and work folder, training once (cached in ``trained.json``) and the
-validation metrics of a trained model (cached in ``val_results.json``).
+hash, its :class:`~dbbench.training.run.RunSpec` and work folder (:func:`~.jobs.method_spec` with the benchmark's
+:class:`~.jobs.JobSetup`), training once (cached in ``trained.json``) and the validation metrics of a trained model
+(cached in ``val_results.json``).
 
 :mod:`.runner` runs the matrix with them; :mod:`.posthoc`, :mod:`.tuning` and :mod:`.schedule_tuning` train and
 re-predict their candidates with them. A run's framework is imported only when the run starts.
@@ -9,9 +10,6 @@ re-predict their candidates with them. A run's framework is imported only when t
 from __future__ import annotations
 
 import json
-import os
-import platform
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,13 +17,14 @@ from detbalance.evaluation.lvis_protocol import LVIS_MAX_DETS, LVIS_SCORE_THRESH
 
 from ..checks import check_int
 from ..data.longtail import LongTailDataset, LongTailSpec, get_longtail_dataset
-from ..demo.data import DemoData
-from ..demo.files import write_json
-from ..demo.models import REGIMES
-from ..demo.run import RunSpec
-from ..demo.runners import get_runner
-from ..demo.schedule import Schedule
-from ..demo.weights_file import write_weights_file
+from ..training.data import RunData
+from ..training.files import write_json
+from ..training.models import REGIMES
+from ..training.run import RunSpec
+from ..training.runners import get_runner
+from ..training.schedule import Schedule
+from ..training.weights_file import write_weights_file
+from .jobs import JobSetup, fresh_marker, method_spec, train
 from .methods import GAMMA_FIT_METRIC, GAMMA_GRID, Method, decouple_schedule, definition_hash, get_method, method_loss
 
 __all__ = [
@@ -33,11 +32,11 @@ __all__ = [
     "BENCHMARK_SCHEDULE",
     "PRETRAINED_SCHEDULE",
     "REGIME_SCHEDULES",
-    "demo_data",
-    "machine_info",
+    "split_data",
     "run_definition",
     "prepare_version",
     "work_root",
+    "job_setup",
     "run_spec",
     "train_once",
     "validate",
@@ -45,7 +44,7 @@ __all__ = [
 
 #: The schedule of every benchmark run from scratch (the many-class probe's: about 6 minutes on 2 idle cores).
 BENCHMARK_SCHEDULE = Schedule(iters=2000)
-#: The schedule of each regime (:data:`~dbbench.demo.models.REGIMES`): from scratch :data:`BENCHMARK_SCHEDULE`;
+#: The schedule of each regime (:data:`~dbbench.training.models.REGIMES`): from scratch :data:`BENCHMARK_SCHEDULE`;
 #: fine-tuning the ImageNet-pretrained backbone :data:`PRETRAINED_SCHEDULE` (chosen on the validation split,
 #: ``results/tuning/pretrained_schedule.json``).
 PRETRAINED_SCHEDULE = Schedule(iters=2000)
@@ -55,7 +54,7 @@ REGIME_SCHEDULES = {"scratch": BENCHMARK_SCHEDULE, "pretrained": PRETRAINED_SCHE
 @dataclass(frozen=True)
 class BenchmarkSettings:
     """Where and how the matrix runs. ``regime``: how the detectors' backbones start (one of
-    :data:`~dbbench.demo.models.REGIMES`); ``schedule``: by default the regime's (:data:`REGIME_SCHEDULES`)."""
+    :data:`~dbbench.training.models.REGIMES`); ``schedule``: by default the regime's (:data:`REGIME_SCHEDULES`)."""
 
     results_dir: Path = Path("results")
     work_dir: Path = Path("work_dirs/benchmark")
@@ -77,12 +76,12 @@ class BenchmarkSettings:
         check_int("threads", self.threads, minimum=1)
 
 
-def demo_data(dataset: LongTailDataset, train_split: str) -> DemoData:
-    """The demo runners' view of ``dataset``: ``train_split`` to train on, the test split to report on."""
+def split_data(dataset: LongTailDataset, train_split: str) -> RunData:
+    """The runners' view of ``dataset``: ``train_split`` to train on, the test split to report on."""
     train_json, train_images = dataset.split(train_split)
     test_json, test_images = dataset.split("test")
     cats = dataset.categories
-    return DemoData(
+    return RunData(
         name=f"{dataset.version}/{train_split}",
         train_json=train_json,
         train_images=train_images,
@@ -95,23 +94,6 @@ def demo_data(dataset: LongTailDataset, train_split: str) -> DemoData:
         max_size=dataset.spec.image_size,
         stats_source=("--coco", str(train_json)),
     )
-
-
-def machine_info(device: str, threads: int) -> dict:
-    """The machine a run ran on: platform, CPUs, Python and torch versions, device, threads (and the GPU's name)."""
-    import torch
-
-    info = {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "device": device,
-        "torch_threads": threads,
-    }
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def run_definition(method: Method, settings: BenchmarkSettings, weights_file: Path) -> str:
@@ -151,7 +133,7 @@ def prepare_version(settings: BenchmarkSettings) -> tuple[LongTailDataset, Path]
     dataset = get_longtail_dataset(settings.spec, cache_dir=settings.cache_dir)
     version_dir = Path(settings.work_dir) / dataset.version
     version_dir.mkdir(parents=True, exist_ok=True)
-    write_weights_file(demo_data(dataset, "train"), version_dir)
+    write_weights_file(split_data(dataset, "train"), version_dir)
     return dataset, version_dir / "weights.json"
 
 
@@ -162,61 +144,38 @@ def work_root(settings: BenchmarkSettings, dataset: LongTailDataset) -> Path:
     return root if settings.regime == "scratch" else root / settings.regime
 
 
-def run_spec(
-    settings: BenchmarkSettings, dataset: LongTailDataset, weights_file: Path, framework: str, method: Method, seed: int
-) -> RunSpec:
-    """The run of ``method`` (seed ``seed``) in ``framework``: its work folder
-    ``<work_root>/<framework>/<method>/seed<n>``, its data split, schedule, loss and protocol; a decoupled row starts
-    from its base's checkpoint with the stage-2 schedule."""
-    work = work_root(settings, dataset) / framework / method.key / f"seed{seed}"
-    stage1 = None
-    if method.decouple is not None:
-        stage1 = run_spec(settings, dataset, weights_file, framework, get_method(method.base), seed).checkpoint
-    return RunSpec(
-        framework=framework,
-        loss=method_loss(method),
-        seed=seed,
-        model=method.model,
-        data=demo_data(dataset, method.train_split),
-        schedule=settings.schedule if stage1 is None else decouple_schedule(settings.schedule),
+def job_setup(settings: BenchmarkSettings, dataset: LongTailDataset, weights_file: Path) -> JobSetup:
+    """What the runs of ``settings`` on ``dataset`` share: its train splits (``train``, ``train_balanced``) with its
+    test split, the schedule, ``weights_file``, :func:`work_root`, the LVIS protocol's detections, the regime, device
+    and threads."""
+    return JobSetup(
+        splits={split: split_data(dataset, split) for split in ("train", "train_balanced")},
+        schedule=settings.schedule,
         weights_file=weights_file,
-        work_dir=work,
+        work_root=work_root(settings, dataset),
+        regime=settings.regime,
         score_threshold=LVIS_SCORE_THRESHOLD,
         max_detections=LVIS_MAX_DETS,
         device=settings.device,
         num_threads=settings.threads,
-        sampler=method.sampler,
-        rfs_threshold=method.rfs_threshold,
-        mmdet_loss=method.mmdet_loss,
-        regime=settings.regime,
-        classifier=method.classifier,
-        init_checkpoint=stage1,
-        decouple=method.decouple,
-        clip_grad_norm=method.clip_grad_norm,
     )
 
 
+def run_spec(
+    settings: BenchmarkSettings, dataset: LongTailDataset, weights_file: Path, framework: str, method: Method, seed: int
+) -> RunSpec:
+    """The run of ``method`` (seed ``seed``) in ``framework`` (:func:`~.jobs.method_spec` of :func:`job_setup`): its
+    work folder ``<work_root>/<framework>/<method>/seed<n>``, its data split, schedule, loss and protocol; a decoupled
+    row starts from its base's checkpoint with the stage-2 schedule."""
+    return method_spec(job_setup(settings, dataset, weights_file), framework, method, seed)
+
+
 def train_once(settings: BenchmarkSettings, spec: RunSpec, definition: str, *, need_checkpoint: bool = False) -> dict:
-    """The training marker of ``spec`` (``trained.json``), training first where it is missing or stale (another
-    definition, no detections, or no checkpoint when ``need_checkpoint``)."""
-    marker = spec.work_dir / "trained.json"
-    trained = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
-    if (
-        trained is None
-        or trained.get("definition") != definition
-        or not spec.results_json.is_file()
-        or (need_checkpoint and not spec.checkpoint.is_file())
-    ):
-        start = time.perf_counter()
-        summary = get_runner(spec.framework).train_and_predict(spec, progress=settings.progress)
-        trained = {
-            "definition": definition,
-            "seconds": round(time.perf_counter() - start, 1),
-            "train": summary,
-            "machine": machine_info(settings.device, settings.threads),
-        }
-        write_json(marker, trained, indent=1)
-    return trained
+    """The training marker of ``spec`` (``trained.json``, :func:`~.jobs.fresh_marker`), training first
+    (:func:`~.jobs.train`) where it is missing or stale (another definition, no detections, or no checkpoint when
+    ``need_checkpoint``)."""
+    trained = fresh_marker(spec, definition, need_checkpoint=need_checkpoint)
+    return trained if trained is not None else train(spec, definition, progress=settings.progress)
 
 
 def validate(settings: BenchmarkSettings, dataset: LongTailDataset, spec: RunSpec, definition: str) -> dict:

@@ -17,8 +17,8 @@ import dataclasses
 import math
 from pathlib import Path
 
-from ..demo import Schedule
-from ..demo.files import write_json
+from ..training.files import write_json
+from ..training.schedule import Schedule
 from .methods import BASELINE, get_method
 from .runs import PRETRAINED_SCHEDULE, prepare_version, run_definition, run_spec, train_once, validate
 from .tuning import TUNING_SEED

@@ -31,7 +31,7 @@ from detbalance.evaluation.lvis_protocol import (
 from detbalance.weights import frequency_groups
 
 from ..data.longtail import LongTailSpec, data_version
-from ..demo.models import REGIMES
+from ..training.models import REGIMES
 from .schedule_tuning import schedule_path
 from .tuning import tuning_path
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ..demo.files import write_json
+from ..training.files import write_json
 from .methods import RFS_THRESHOLD_GRID, RFS_TUNED_BASE, get_method, rfs_variant
 from .runs import prepare_version, run_definition, run_spec, train_once, validate
 

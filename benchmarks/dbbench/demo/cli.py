@@ -1,10 +1,11 @@
-"""Long-tailed detection demo: CE baseline vs detbalance losses, per-class AP with APr/APc/APf and deltas.
+"""Long-tailed detection demo: CE baseline vs rows of the method table, per-class AP with APr/APc/APf and deltas.
 
 Examples:
     python tools/demo.py                                   # default: Detectron2, CE / weighted CE / seesaw
     python tools/demo.py --quick --framework mmdet         # about 2 minutes
     python tools/demo.py --framework both --seeds 0 1 2 --oracle
     python tools/demo.py --data ../shared/data/bccd --iters 3000 --losses ce,wce,seesaw
+    python tools/demo.py --methods ce,rfs,rfs-seesaw       # the benchmark's rows: repeat-factor sampling
 
 Outputs in --out: <framework>_table.txt, <framework>_ap.png, results.json, weights.json/.png/.txt, runs/.
 Entry point of ``tools/demo.py``.
@@ -19,15 +20,29 @@ from pathlib import Path
 from detbalance.cli_warnings import quiet_third_party_warnings
 
 from ..data import SyntheticSpec
-from .catalog import DEMO_LOSSES, parse_losses
+from ..training.runners import FRAMEWORKS
+from ..training.schedule import Schedule
+from .methods import demo_methods, parse_methods
 from .pipeline import DemoSettings, run_demo
-from .runners import FRAMEWORKS
-from .schedule import Schedule
 
 __all__ = ["build_parser", "settings_from_args", "main"]
 
-DEFAULT_LOSSES = "ce,wce,seesaw"
-QUICK = {"iters": 150, "losses": "ce,wce"}
+DEFAULT_METHODS = "ce,wce,seesaw"
+QUICK = {"iters": 150, "methods": "ce,wce"}
+
+
+def _methods_help() -> str:
+    everywhere = demo_methods(FRAMEWORKS)
+    only = "".join(
+        f"; with --framework {f} also {','.join(k for k in demo_methods((f,)) if k not in everywhere)}"
+        for f in FRAMEWORKS
+        if set(demo_methods((f,))) - set(everywhere)
+    )
+    return (
+        f"comma-separated rows of the method table (tools/benchmark.py list), those trained end to end from scratch: "
+        f"{','.join(everywhere)}{only}; 'ce' (baseline) is always run (default: {DEFAULT_METHODS}; --quick: "
+        f"{QUICK['methods']})"
+    )
 
 
 def build_parser(prog: str = "demo.py") -> argparse.ArgumentParser:
@@ -38,12 +53,7 @@ def build_parser(prog: str = "demo.py") -> argparse.ArgumentParser:
         default="detectron2",
         help="framework(s) to train in (default: detectron2; 'both' doubles the time)",
     )
-    p.add_argument(
-        "--losses",
-        default=None,
-        help=f"comma-separated from {sorted(DEMO_LOSSES)}; 'ce' (baseline) is always run "
-        f"(default: {DEFAULT_LOSSES}; --quick: {QUICK['losses']})",
-    )
+    p.add_argument("--methods", "--losses", dest="methods", default=None, help=_methods_help())
     p.add_argument("--iters", type=int, default=None, help="training iterations per run (default 1200; --quick 150)")
     p.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0], help="one run per seed (default: 0)")
     p.add_argument("--quick", action="store_true", help="a short smoke run (~2 minutes on 2 cores)")
@@ -81,11 +91,12 @@ def build_parser(prog: str = "demo.py") -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> DemoSettings:
-    losses = args.losses or (QUICK["losses"] if args.quick else DEFAULT_LOSSES)
+    methods = args.methods or (QUICK["methods"] if args.quick else DEFAULT_METHODS)
     iters = args.iters if args.iters is not None else (QUICK["iters"] if args.quick else Schedule.iters)
+    frameworks = FRAMEWORKS if args.framework == "both" else (args.framework,)
     return DemoSettings(
-        frameworks=FRAMEWORKS if args.framework == "both" else (args.framework,),
-        losses=tuple(parse_losses(losses)),
+        frameworks=frameworks,
+        methods=tuple(parse_methods(methods, frameworks)),
         seeds=tuple(dict.fromkeys(args.seeds)),
         schedule=Schedule(iters=iters, batch_size=args.batch_size, base_lr=args.lr),
         out_dir=args.out,

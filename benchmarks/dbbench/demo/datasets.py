@@ -18,8 +18,8 @@ from detbalance.stats.voc import voc_split_ids
 from detbalance.weights import frequency_groups
 
 from ..data import SyntheticSpec, get_synthetic_dataset
-from .data import DemoData, coco_categories
-from .files import write_json
+from ..training.data import RunData, coco_categories
+from ..training.files import write_json
 
 __all__ = ["synthetic_data", "folder_data", "voc_to_coco"]
 
@@ -28,7 +28,7 @@ VOC_TRAIN_SPLIT, VOC_TEST_SPLIT = "trainval", "test"
 REAL_IMAGE_SIZE, REAL_MAX_SIZE = 256, 384
 
 
-def synthetic_data(spec: SyntheticSpec, cache_dir: str | Path | None = None) -> DemoData:
+def synthetic_data(spec: SyntheticSpec, cache_dir: str | Path | None = None) -> RunData:
     """The synthetic set of ``spec`` (generated into the cache on first use)."""
     ds = get_synthetic_dataset(spec, cache_dir=cache_dir)
     return _from_coco(
@@ -43,7 +43,7 @@ def synthetic_data(spec: SyntheticSpec, cache_dir: str | Path | None = None) -> 
     )
 
 
-def folder_data(path: str | Path, out_dir: Path) -> DemoData:
+def folder_data(path: str | Path, out_dir: Path) -> RunData:
     """A COCO folder or a Pascal VOC folder (see the module docstring)."""
     root = Path(path)
     if not root.is_dir():
@@ -90,7 +90,7 @@ def folder_data(path: str | Path, out_dir: Path) -> DemoData:
     )
 
 
-def _from_coco(name, train_json, train_images, test_json, test_images, image_size, max_size, stats_source) -> DemoData:
+def _from_coco(name, train_json, train_images, test_json, test_images, image_size, max_size, stats_source) -> RunData:
     from detbalance.evaluation import load_json, train_statistics
 
     categories = coco_categories(train_json)
@@ -101,7 +101,7 @@ def _from_coco(name, train_json, train_images, test_json, test_images, image_siz
     train = load_json(train_json, "train")
     _, images, declared = train_statistics(train, ids)
     groups = declared if declared is not None else frequency_groups(images)
-    return DemoData(
+    return RunData(
         name=name,
         train_json=Path(train_json),
         train_images=Path(train_images),

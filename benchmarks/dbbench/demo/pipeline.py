@@ -1,4 +1,9 @@
-"""The demo from data to table: data set, weights file, one training run per (framework, loss, seed), report.
+"""The demo from data to table: data set, weights file, one training run per (framework, method, seed), report.
+
+The methods are rows of the experiments' method table (:data:`dbbench.benchmark.methods.METHODS`, the ones
+:mod:`.methods` accepts); their runs are made and trained as the benchmark's are, by
+:func:`~dbbench.benchmark.jobs.method_spec` and :func:`~dbbench.benchmark.jobs.run_jobs`, here on the demo's data
+with the demo's schedule and test detections.
 
 Every number printed or written comes from the runs of this invocation: each run writes its COCO results json,
 the report evaluates those files against the test split (``detbalance.evaluation.compare``).
@@ -21,16 +26,19 @@ from pathlib import Path
 
 import torch
 
+from ..benchmark.jobs import Job, JobSetup, method_spec, run_jobs
+from ..benchmark.methods import BASELINE, ORACLE, Method, get_method, method_loss
 from ..data import SyntheticSpec
-from .catalog import BASELINE, DEMO_LOSSES, ORACLE, DemoLoss
+from ..training.data import RunData
+from ..training.files import write_json, write_text
+from ..training.run import NUM_THREADS, PREDICT_SCORE_THRESHOLD
+from ..training.runners import FRAMEWORKS
+from ..training.schedule import Schedule
+from ..training.weights_file import WEIGHT_SCHEME, write_weights_file
 from .datasets import folder_data, synthetic_data
-from .files import write_json, write_text
-from .run import NUM_THREADS, PREDICT_SCORE_THRESHOLD, RunSpec
-from .runners import FRAMEWORKS, get_runner
-from .schedule import Schedule
-from .weights_file import WEIGHT_SCHEME, write_weights_file
+from .methods import REGIME, check_demo_method
 
-__all__ = ["DemoSettings", "DEFAULT_SCORE_THRESHOLD", "run_demo"]
+__all__ = ["DemoSettings", "DEFAULT_SCORE_THRESHOLD", "demo_jobs", "run_demo"]
 
 #: test score threshold of the main table: detectron2's ``ROI_HEADS.SCORE_THRESH_TEST`` and MMDetection's
 #: ``test_cfg.rcnn.score_thr`` default.
@@ -39,10 +47,14 @@ DEFAULT_SCORE_THRESHOLD = 0.05
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """Everything one demo invocation does (the command line maps onto this)."""
+    """Everything one demo invocation does (the command line maps onto this).
+
+    ``methods``: rows of the method table the demo runs (:func:`~.methods.check_demo_method`), the baseline
+    first; ``oracle``: also the oracle row, CE on the class-balanced synthetic train set of the same size.
+    """
 
     frameworks: tuple[str, ...]
-    losses: tuple[DemoLoss, ...]
+    methods: tuple[Method, ...]
     seeds: tuple[int, ...]
     schedule: Schedule
     out_dir: Path
@@ -56,10 +68,12 @@ class DemoSettings:
         bad = [f for f in self.frameworks if f not in FRAMEWORKS]
         if bad or not self.frameworks:
             raise ValueError(f"framework {bad[0] if bad else '(none)'!r}; expected one or more of {FRAMEWORKS}")
-        if not self.losses or self.losses[0].key != BASELINE:
+        if not self.methods or self.methods[0].key != BASELINE:
             raise ValueError(
-                f"losses must start with the baseline {BASELINE!r}, got {[loss.key for loss in self.losses]}"
+                f"methods {[m.key for m in self.methods]}; expected a list starting with the baseline {BASELINE!r}"
             )
+        for method in self.methods:
+            check_demo_method(method, self.frameworks)
         if not self.seeds:
             raise ValueError("seeds is empty; expected at least one seed")
         if self.oracle and self.data_path is not None:
@@ -67,6 +81,26 @@ class DemoSettings:
                 "--oracle needs the synthetic data (a balanced train set of the same size is generated); "
                 f"it cannot be combined with --data {self.data_path}"
             )
+
+
+def demo_jobs(settings: DemoSettings, splits: dict[str, RunData], weights_file: Path) -> list[Job]:
+    """The runs of ``settings``, per framework its methods then the oracle (with ``settings.oracle``), each for
+    every seed: their data from ``splits`` (train split -> data: ``"train"``, and ``"train_balanced"`` for the
+    oracle), their files under ``<out_dir>/runs``."""
+    setup = JobSetup(
+        splits=splits,
+        schedule=settings.schedule,
+        weights_file=weights_file,
+        work_root=Path(settings.out_dir) / "runs",
+        regime=REGIME,
+    )
+    methods = [*settings.methods, get_method(ORACLE)] if settings.oracle else list(settings.methods)
+    return [
+        Job(method, method_spec(setup, framework, method, seed))
+        for framework in settings.frameworks
+        for method in methods
+        for seed in settings.seeds
+    ]
 
 
 def run_demo(settings: DemoSettings, log=print) -> dict:
@@ -81,52 +115,30 @@ def run_demo(settings: DemoSettings, log=print) -> dict:
         data = synthetic_data(settings.synthetic, settings.cache_dir)
     else:
         data = folder_data(settings.data_path, out)
-    oracle_data = None
-    if settings.oracle:
+    splits = {"train": data}
+    if settings.oracle:  # the oracle row's train split: the class-balanced set of the same size, same test split
         balanced = SyntheticSpec(**{**asdict(settings.synthetic), "balanced": True})
-        oracle_data = synthetic_data(balanced, settings.cache_dir)
+        splits["train_balanced"] = synthetic_data(balanced, settings.cache_dir)
     log(f"data: {data.name}: {data.num_classes} classes, train {data.train_json}, test {data.test_json}")
     weights_file = write_weights_file(data, out)
     log((out / "weights.txt").read_text().rstrip())
     log(f"weights file: {weights_file}")
 
-    jobs = []
-    for framework in settings.frameworks:
-        for loss in settings.losses:
-            for seed in settings.seeds:
-                jobs.append((framework, loss.key, loss, seed, data))
-        if oracle_data is not None:
-            for seed in settings.seeds:
-                jobs.append((framework, ORACLE, DEMO_LOSSES[BASELINE], seed, oracle_data))
+    jobs = demo_jobs(settings, splits, weights_file)
     runs, results = [], {}
-    for i, (framework, method, loss, seed, run_data) in enumerate(jobs, start=1):
-        spec = RunSpec(
-            framework=framework,
-            loss=loss,
-            seed=seed,
-            data=run_data,
-            schedule=settings.schedule,
-            weights_file=weights_file,
-            work_dir=out / "runs" / framework / method / f"seed{seed}",
-        )
-        t0 = time.perf_counter()
-        summary = get_runner(framework).train_and_predict(spec, progress=settings.progress)
-        seconds = time.perf_counter() - t0
-        log(
-            f"[{i}/{len(jobs)}] {framework} {method} seed {seed}: {seconds:.0f} s, "
-            f"loss {summary['first_loss']:.2f} -> {summary['final_loss']:.2f}, {summary['num_detections']} detections"
-        )
+    for job, trained in zip(jobs, run_jobs(jobs, progress=settings.progress, log=log), strict=True):
+        framework, method = job.spec.framework, job.method.key
         runs.append(
             {
                 "framework": framework,
                 "method": method,
-                "seed": seed,
-                "seconds": round(seconds, 1),
-                "results": str(spec.results_json),
-                **summary,
+                "seed": job.spec.seed,
+                "seconds": trained["seconds"],
+                "results": str(job.spec.results_json),
+                **trained["train"],
             }
         )
-        results.setdefault(framework, {}).setdefault(method, []).append(spec.results_json)
+        results.setdefault(framework, {}).setdefault(method, []).append(job.spec.results_json)
 
     reports, all_detection_reports = {}, {}
     for framework, by_method in results.items():
@@ -177,7 +189,9 @@ def run_demo(settings: DemoSettings, log=print) -> dict:
             "steps": list(settings.schedule.steps),
             "warmup": settings.schedule.effective_warmup,
         },
-        "losses": {loss.key: {"label": loss.label, "loss": loss.loss, "hyper": loss.hyper} for loss in settings.losses},
+        "methods": {
+            job.method.key: {**asdict(job.method), "loss_setting": asdict(method_loss(job.method))} for job in jobs
+        },
         "seeds": list(settings.seeds),
         "frameworks": list(settings.frameworks),
         "oracle": settings.oracle,

@@ -160,7 +160,7 @@ class _SeesawRows(torch.autograd.Function):
             1, objectness_target[:, None], objectness.new_full((objectness.shape[0], 1), -1.0)
         )
         grad[:, num_classes:] = grad_objectness.mul_(grad_rows[:, None])
-        grad_classes = log_probs.exp_().scatter_add_(1, fg_labels[:, None], log_probs.new_full((len(fg_rows), 1), -1.0))
+        grad_classes = log_probs.exp().scatter_add_(1, fg_labels[:, None], log_probs.new_full((len(fg_rows), 1), -1.0))
         grad[:, :num_classes].index_copy_(0, fg_rows, grad_classes.mul_(grad_rows.index_select(0, fg_rows)[:, None]))
         return grad, None, None, None, None
 

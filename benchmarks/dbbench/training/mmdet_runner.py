@@ -1,15 +1,15 @@
-"""Train and test one demo run with MMDetection 3.x: the same small Faster R-CNN as the Detectron2 runner.
+"""Train and test one run with MMDetection 3.x: the same small Faster R-CNN as the Detectron2 runner.
 
 The config is the repository's tiny CPU config for the loss (``configs/mmdet/tiny/``; the plain one for the
-cross-entropy baseline), pointed at the demo's data with :func:`detbalance.mmdet.config.use_dataset` and given the
-demo's model size and schedule: ResNet-18 + FPN on C3-C5 with 128 channels, anchors 16-128 px, 500/100 RPN
+cross-entropy baseline), pointed at the run's data with :func:`detbalance.mmdet.config.use_dataset` and given the
+runs' model size and the run's schedule: ResNet-18 + FPN on C3-C5 with 128 channels, anchors 16-128 px, 500/100 RPN
 proposals, 128 RPN and 64 RoI samples per image, 256-d box head, SGD with linear warm-up and steps at 75 %/92 %.
 Training runs through mmengine's ``Runner`` (iteration-based loop) with mmengine's ``InfiniteSampler`` or, for
 ``sampler="rfs"``, :class:`detbalance.mmdet.DBRepeatFactorSampler` (detectron2's repeat factors, seeded with the
 run's seed); the trained weights go to ``model_final.pth``; the detections of the test split are written
 as a COCO results json by a loop over the test data loader.
 
-Another model (``RunSpec.model``) starts from its own tiny config (:func:`dbbench.demo.models.config_path`)
+Another model (``RunSpec.model``) starts from its own tiny config (:func:`dbbench.training.models.config_path`)
 with the same data, schedule, seed, sampler, prediction settings and the Detectron2 runner's sizes: Cascade
 R-CNN (``cascade-rcnn_r18_fpn_tiny_seesaw.py`` with MMDetection's own ``CascadeRoIHead``; every stage's
 ``loss_cls`` is the one of the Faster R-CNN config of the loss, above) and RetinaNet

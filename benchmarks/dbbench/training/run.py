@@ -1,4 +1,4 @@
-"""What one training run of the demo needs and produces, independent of the framework."""
+"""What one training run needs and produces, independent of the framework."""
 
 from __future__ import annotations
 
@@ -15,14 +15,14 @@ import torch
 from detbalance.decouple import check_trained_part
 
 from ..checks import check_int
-from .catalog import DemoLoss
-from .data import DemoData
+from .data import RunData
+from .losses import LossSetting
 from .models import DEFAULT_MODEL, REGIMES, check_model_loss, get_model
 from .schedule import Schedule
 
 __all__ = ["RunSpec", "seed_everything", "NUM_THREADS", "PREDICT_SCORE_THRESHOLD", "SAMPLERS", "save_checkpoint"]
 
-#: torch intra-op threads of every run (the demo is sized for 2 CPU cores).
+#: torch intra-op threads of a run by default (the runs are sized for 2 CPU cores).
 NUM_THREADS = 2
 #: every run keeps test detections down to this score (at most 100 per image), in both frameworks; the report
 #: evaluates them at the frameworks' default threshold and with all of them.
@@ -42,11 +42,11 @@ class RunSpec:
     ``num_threads``: torch intra-op threads (1 runs faster than 2 on a machine busy with other jobs).
     ``sampler``: one of :data:`SAMPLERS`; ``rfs_threshold``: the repeat threshold ``t`` > 0, given exactly when
     ``sampler="rfs"``. ``mmdet_loss``: MMDetection's own registered box-classifier loss instead of its
-    cross-entropy (a key of :data:`dbbench.demo.mmdet_runner.MMDET_LOSSES`; MMDetection runs with ``loss``
+    cross-entropy (a key of :data:`dbbench.training.mmdet_runner.MMDET_LOSSES`; MMDetection runs with ``loss``
     the baseline only). The trained weights are saved to ``checkpoint`` (``work_dir/model_final.pth``).
-    ``model``: the detector, a key of :data:`dbbench.demo.models.MODELS` whose head takes ``loss``
-    (:func:`~dbbench.demo.models.check_model_loss`); ``mmdet_loss`` needs a box head. ``regime``: how its
-    backbone starts, one of :data:`~dbbench.demo.models.REGIMES` (``"pretrained"``: the model's ImageNet-
+    ``model``: the detector, a key of :data:`dbbench.training.models.MODELS` whose head takes ``loss``
+    (:func:`~dbbench.training.models.check_model_loss`); ``mmdet_loss`` needs a box head. ``regime``: how its
+    backbone starts, one of :data:`~dbbench.training.models.REGIMES` (``"pretrained"``: the model's ImageNet-
     pretrained config, fine-tuned). ``classifier``: the box classifier layer, one of :data:`CLASSIFIERS`
     (``"normed"``: the normalised linear classifier at temperature 20 the Seesaw paper trains with).
     ``decouple``: stage 2 of decoupled training (:mod:`detbalance.decouple`): ``"classifier"`` or
@@ -57,9 +57,9 @@ class RunSpec:
     """
 
     framework: str
-    loss: DemoLoss
+    loss: LossSetting
     seed: int
-    data: DemoData
+    data: RunData
     schedule: Schedule
     weights_file: Path
     work_dir: Path

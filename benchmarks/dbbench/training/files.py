@@ -1,4 +1,4 @@
-"""Atomic file writes for the demo's outputs (a file that exists is complete), through the package's one writer."""
+"""Atomic file writes for the experiments' outputs (a file that exists is complete), through detbalance's writer."""
 
 from __future__ import annotations
 

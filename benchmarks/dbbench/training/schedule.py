@@ -1,4 +1,4 @@
-"""The training schedule shared by every run of one demo, so that losses and frameworks are compared fairly.
+"""The training schedule shared by the runs of one comparison, so that methods and frameworks are compared fairly.
 
 SGD with momentum 0.9 and weight decay 1e-4, ``batch_size`` images per iteration, a linear warm-up over
 ``warmup_iters`` iterations from ``base_lr * 0.001``, and the learning rate divided by 10 at 75 % and 92 % of

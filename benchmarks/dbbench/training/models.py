@@ -1,18 +1,18 @@
-"""The detectors a demo or benchmark run can train: one tiny CPU config per framework, and which losses each head
+"""The detectors a run can train: one tiny CPU config per framework, and which losses each head
 takes.
 
 A model names its head kind (``"box"``: Faster/Mask/Cascade R-CNN, the box classifier takes the losses of
 ``detbalance.losses.LOSSES``; ``"dense"``: RetinaNet/FCOS/ATSS, K sigmoid logits per anchor, the losses of
 :func:`detbalance.losses.dense_head_losses`) and its config in each framework, relative to the shipped
-``configs/`` folder (:data:`~dbbench.demo.config_files.CONFIG_ROOT`; ``None`` where the framework has no such
+``configs/`` folder (:data:`~dbbench.training.config_files.CONFIG_ROOT`; ``None`` where the framework has no such
 config here). A run selects the loss as users do: ``DETBALANCE.LOSS`` (with ``BalancedROIHeads``,
 ``BalancedCascadeROIHeads`` or ``MODEL.META_ARCHITECTURE: BalancedRetinaNet``) in Detectron2, the ``loss_cls`` of
 each box/dense head in MMDetection. A run without a detbalance loss trains the model's own loss as the framework
-implements it (:attr:`DemoModel.own_loss`): softmax cross-entropy for a box head, the sigmoid focal loss
+implements it (:attr:`Detector.own_loss`): softmax cross-entropy for a box head, the sigmoid focal loss
 (Lin et al. 2017) for a dense head.
 
-:data:`HEAD_LOSSES` adds the dense heads' entries to the demo's losses (:data:`dbbench.demo.DEMO_LOSSES`);
-:func:`demo_loss` looks a key up in both, :func:`check_model_loss` refuses a loss the model's head cannot train.
+:data:`HEAD_LOSSES` adds the dense heads' entries to the box heads' (:data:`~.losses.LOSS_SETTINGS`);
+:func:`loss_setting` looks a key up in both, :func:`check_model_loss` refuses a loss the model's head cannot train.
 """
 
 from __future__ import annotations
@@ -20,31 +20,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import BASELINE, DEMO_LOSSES, DemoLoss
 from .config_files import CONFIG_ROOT
+from .losses import BASELINE, LOSS_SETTINGS, LossSetting
 
 __all__ = [
-    "DemoModel",
+    "Detector",
     "MODELS",
     "DEFAULT_MODEL",
     "HEAD_LOSSES",
     "get_model",
     "config_path",
-    "demo_loss",
+    "loss_setting",
     "check_model_loss",
     "REGIMES",
 ]
 
 #: How the detector's backbone starts: ``"scratch"`` (random initialisation, the tiny ResNet-18 configs) or
-#: ``"pretrained"`` (ImageNet-pretrained EfficientNet-Lite0, fine-tuned: ``DemoModel.pretrained``).
+#: ``"pretrained"`` (ImageNet-pretrained EfficientNet-Lite0, fine-tuned: ``Detector.pretrained``).
 REGIMES = ("scratch", "pretrained")
 
-#: The demo's model: every run trains it unless it names another.
+#: The default detector: every run trains it unless it names another.
 DEFAULT_MODEL = "faster_rcnn"
 
 
 @dataclass(frozen=True)
-class DemoModel:
+class Detector:
     """One detector: ``key``, readable ``label``, head kind, tiny config per framework, whether it needs masks, and
     per framework the config of its ImageNet-pretrained variant (``pretrained``: framework -> config; regime
     ``"pretrained"``)."""
@@ -65,14 +65,14 @@ class DemoModel:
 
     @property
     def own_loss_key(self) -> str:
-        """The key of :func:`demo_loss` that trains :attr:`own_loss` (``"ce"`` or ``"focal"``)."""
+        """The key of :func:`loss_setting` that trains :attr:`own_loss` (``"ce"`` or ``"focal"``)."""
         return BASELINE if self.head == "box" else "focal"
 
 
-MODELS: dict[str, DemoModel] = {
+MODELS: dict[str, Detector] = {
     m.key: m
     for m in (
-        DemoModel(
+        Detector(
             "faster_rcnn",
             "Faster R-CNN R18-FPN",
             "box",
@@ -83,7 +83,7 @@ MODELS: dict[str, DemoModel] = {
                 ("mmdet", "mmdet/tiny/faster-rcnn_efficientnet-lite0_fpn_tiny.py"),
             ),
         ),
-        DemoModel(
+        Detector(
             "mask_rcnn",
             "Mask R-CNN R18-FPN",
             "box",
@@ -91,37 +91,37 @@ MODELS: dict[str, DemoModel] = {
             "mmdet/tiny/mask-rcnn_r18_fpn_tiny_eqlv2.py",
             masks=True,
         ),
-        DemoModel(
+        Detector(
             "cascade_rcnn",
             "Cascade R-CNN R18-FPN",
             "box",
             "detectron2/heads/cascade_rcnn_R_18_FPN_tiny_cpu.yaml",
             "mmdet/tiny/cascade-rcnn_r18_fpn_tiny_seesaw.py",
         ),
-        DemoModel(
+        Detector(
             "retinanet",
             "RetinaNet R18-FPN",
             "dense",
             "detectron2/heads/retinanet_R_18_FPN_tiny_cpu.yaml",
             "mmdet/tiny/retinanet_r18_fpn_tiny_efl.py",
         ),
-        DemoModel("fcos", "FCOS R18-FPN", "dense", None, "mmdet/tiny/fcos_r18_fpn_tiny_efl.py"),
-        DemoModel("atss", "ATSS R18-FPN", "dense", None, "mmdet/tiny/atss_r18_fpn_tiny_efl.py"),
+        Detector("fcos", "FCOS R18-FPN", "dense", None, "mmdet/tiny/fcos_r18_fpn_tiny_efl.py"),
+        Detector("atss", "ATSS R18-FPN", "dense", None, "mmdet/tiny/atss_r18_fpn_tiny_efl.py"),
     )
 }
 
 #: The dense heads' losses: their own sigmoid focal loss (the framework's: detectron2's RetinaNet,
 #: MMDetection's ``FocalLoss``) and Equalized Focal Loss (Li et al. 2022).
-HEAD_LOSSES: dict[str, DemoLoss] = {
+HEAD_LOSSES: dict[str, LossSetting] = {
     d.key: d
     for d in (
-        DemoLoss("focal", "sigmoid focal loss (framework default)", None),
-        DemoLoss("efl", "equalized focal loss", "EqualizedFocalLoss"),
+        LossSetting("focal", "sigmoid focal loss (framework default)", None),
+        LossSetting("efl", "equalized focal loss", "EqualizedFocalLoss"),
     )
 }
 
 
-def get_model(key: str) -> DemoModel:
+def get_model(key: str) -> Detector:
     if key not in MODELS:
         raise ValueError(f"unknown model {key!r}; expected one of {list(MODELS)}")
     return MODELS[key]
@@ -143,17 +143,17 @@ def config_path(key: str, framework: str, root: Path = CONFIG_ROOT, regime: str 
     return root / relative
 
 
-def demo_loss(key: str) -> DemoLoss:
-    """The entry ``key`` of :data:`dbbench.demo.DEMO_LOSSES` or :data:`HEAD_LOSSES`."""
-    losses = {**DEMO_LOSSES, **HEAD_LOSSES}
+def loss_setting(key: str) -> LossSetting:
+    """The entry ``key`` of :data:`~.losses.LOSS_SETTINGS` or :data:`HEAD_LOSSES`."""
+    losses = {**LOSS_SETTINGS, **HEAD_LOSSES}
     if key not in losses:
         raise ValueError(f"unknown loss {key!r}; expected one of {sorted(losses)}")
     return losses[key]
 
 
-def check_model_loss(model: str, loss: DemoLoss) -> None:
+def check_model_loss(model: str, loss: LossSetting) -> None:
     """Raise ``ValueError`` naming the loss, the model and the losses it takes unless ``model``'s head trains
-    ``loss``: the model's own loss (:attr:`DemoModel.own_loss_key`), or a detbalance loss its head takes."""
+    ``loss``: the model's own loss (:attr:`Detector.own_loss_key`), or a detbalance loss its head takes."""
     from detbalance.losses import LOSSES, dense_head_losses
 
     found = get_model(model)
@@ -162,6 +162,6 @@ def check_model_loss(model: str, loss: DemoLoss) -> None:
         return
     raise ValueError(
         f"loss {loss.key!r} ({loss.loss or 'a framework default'}) cannot train the {found.head} head of model "
-        f"{model!r} ({found.label}); expected {found.own_loss_key!r} ({demo_loss(found.own_loss_key).label}) or a "
+        f"{model!r} ({found.label}); expected {found.own_loss_key!r} ({loss_setting(found.own_loss_key).label}) or a "
         f"detbalance loss of {takes}"
     )

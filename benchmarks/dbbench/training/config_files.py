@@ -1,7 +1,7 @@
 """Where the configs shipped with detbalance are: ``detbalance/configs`` inside the installed package.
 
 In a wheel the repository's ``configs/`` folder is package data under that name; in a checkout (editable install)
-``plugins/detbalance/configs`` is a link to ``configs/``. Either way the demo finds its tiny configs through the
+``plugins/detbalance/configs`` is a link to ``configs/``. Either way the runners find their tiny configs through the
 installed package, without knowing where the checkout is.
 """
 

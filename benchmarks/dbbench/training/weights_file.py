@@ -1,19 +1,19 @@
-"""The class weights file of a demo data set's train split, written with ``tools/compute_weights.py``'s function."""
+"""The class weights file of a run's train split, written with ``tools/compute_weights.py``'s function."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .data import DemoData
+from .data import RunData
 from .files import write_text
 
 __all__ = ["WEIGHT_SCHEME", "write_weights_file"]
 
-#: the weighting scheme of the demo's and the benchmark's weights files
+#: the weighting scheme of every run's weights file (the demo's and the benchmark's)
 WEIGHT_SCHEME = "sqrt_inverse"
 
 
-def write_weights_file(data: DemoData, out_dir: Path) -> Path:
+def write_weights_file(data: RunData, out_dir: Path) -> Path:
     """Write ``out_dir/weights.json`` (scheme :data:`WEIGHT_SCHEME`) of ``data``'s train split, its plot in
     weights.png and its report in weights.txt; returns the weights file."""
     from detbalance.cli.compute_weights import compute_weights_file

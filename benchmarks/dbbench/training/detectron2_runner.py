@@ -1,16 +1,16 @@
-"""Train and test one demo run with Detectron2: a small ResNet-18 detector from random initialisation.
+"""Train and test one run with Detectron2: a small ResNet-18 detector from random initialisation.
 
 The data sets are registered with ``register_coco_instances``; the model is ``configs/detectron2/
 faster_rcnn_R_18_FPN_tiny_cpu.yaml``: detectron2's model-zoo Faster R-CNN R50-FPN config shrunk for 2 CPU cores
 (ResNet-18 with BatchNorm, FPN on res3-res5 with 128 channels, anchors 16-128 px, 500/100 RPN proposals, 64 RoIs
-per image, 256-d box head), given the data set's classes and image size and the demo's schedule. A run with a detbalance loss differs from the
-baseline only by ``MODEL.ROI_HEADS.NAME: BalancedROIHeads`` and the ``DETBALANCE`` node. Training is a plain
-loop over ``build_detection_train_loader`` (SGD, warm-up, steps at 75 %/92 %) with detectron2's ``TrainingSampler``
-or, for ``sampler="rfs"``, its ``RepeatFactorTrainingSampler`` (factors from
+per image, 256-d box head), given the data set's classes and image size and the run's schedule. A run with a
+detbalance loss differs from the baseline only by ``MODEL.ROI_HEADS.NAME: BalancedROIHeads`` and the ``DETBALANCE``
+node. Training is a plain loop over ``build_detection_train_loader`` (SGD, warm-up, steps at 75 %/92 %) with
+detectron2's ``TrainingSampler`` or, for ``sampler="rfs"``, its ``RepeatFactorTrainingSampler`` (factors from
 ``repeat_factors_from_category_frequency`` on the loader's filtered dataset dicts, seeded with the run's seed); the
 trained weights go to ``model_final.pth``; testing writes the detections on the test split as a COCO results json.
 
-Another model (``RunSpec.model``) starts from its own tiny config (:func:`dbbench.demo.models.config_path`)
+Another model (``RunSpec.model``) starts from its own tiny config (:func:`dbbench.training.models.config_path`)
 and gets the same data, schedule, seed, sampler and prediction settings: Cascade R-CNN
 (``configs/detectron2/heads/cascade_rcnn_R_18_FPN_tiny_cpu.yaml``, the tiny Faster R-CNN with three stages:
 detectron2's ``CascadeROIHeads``, or ``BalancedCascadeROIHeads`` with a detbalance loss in every stage) and
@@ -300,7 +300,7 @@ def _predict(cfg, model, *, progress: bool, name: str) -> list[dict]:
 
 @contextlib.contextmanager
 def _quiet():
-    """Silence detectron2's info logging and prints while building (the demo shows its own progress)."""
+    """Silence detectron2's info logging and prints while building (the runs show their own progress)."""
     logger = logging.getLogger("detectron2")
     level = logger.level
     logger.setLevel(logging.WARNING)

@@ -1,4 +1,4 @@
-"""The data set one demo trains and tests on: paths, class order, frequency groups and input size."""
+"""The data set one run trains and tests on: paths, class order, frequency groups and input size."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DemoData", "coco_categories"]
+__all__ = ["RunData", "coco_categories"]
 
 
 @dataclass(frozen=True)
-class DemoData:
+class RunData:
     """A train and a test split in COCO json form.
 
     ``class_names`` follow the contiguous label order both frameworks use: categories sorted by id. ``groups`` is
