@@ -10,6 +10,7 @@ re-predict their candidates with them. A run's framework is imported only when t
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,8 @@ __all__ = [
     "run_spec",
     "train_once",
     "validate",
+    "train_and_validate",
+    "format_metric",
 ]
 
 #: The schedule of every benchmark run from scratch (the many-class probe's: about 6 minutes on 2 idle cores).
@@ -191,3 +194,19 @@ def validate(settings: BenchmarkSettings, dataset: LongTailDataset, spec: RunSpe
         write_json(cache, marker)
     val_gt = json.loads(val_json.read_text(encoding="utf-8"))
     return evaluate_large_vocabulary(val_gt, marker["detections"], [c["frequency"] for c in dataset.categories])["lvis"]
+
+
+def train_and_validate(
+    settings: BenchmarkSettings, dataset: LongTailDataset, spec: RunSpec, definition: str
+) -> tuple[float, dict]:
+    """Train ``spec`` once (:func:`train_once`, keeping its checkpoint) and return its training seconds and its
+    ``AP``, ``APr``, ``APc``, ``APf`` on the validation split (:func:`validate`; ``None`` for a group without AP):
+    a candidate of a tuning grid."""
+    trained = train_once(settings, spec, definition, need_checkpoint=True)
+    lvis = validate(settings, dataset, spec, definition)
+    return trained["seconds"], {k: None if math.isnan(lvis[k]) else lvis[k] for k in ("AP", "APr", "APc", "APf")}
+
+
+def format_metric(value: float | None) -> str:
+    """A metric of :func:`train_and_validate` for a log line: one decimal, ``n/a`` for ``None``."""
+    return "n/a" if value is None else f"{value:.1f}"

@@ -20,7 +20,14 @@ from pathlib import Path
 from ..training.files import write_json
 from ..training.schedule import Schedule
 from .methods import BASELINE, get_method
-from .runs import PRETRAINED_SCHEDULE, prepare_version, run_definition, run_spec, train_once, validate
+from .runs import (
+    PRETRAINED_SCHEDULE,
+    format_metric,
+    prepare_version,
+    run_definition,
+    run_spec,
+    train_and_validate,
+)
 from .tuning import TUNING_SEED
 
 __all__ = [
@@ -77,15 +84,12 @@ def tune_pretrained_schedule(settings, frameworks, log=print) -> dict:
             if schedule != PRETRAINED_SCHEDULE:  # a candidate that is not the matrix's schedule trains aside
                 spec = dataclasses.replace(spec, work_dir=spec.work_dir.parent / f"seed{TUNING_SEED}-{tag}")
             definition = run_definition(method, candidate, weights_file)
-            trained = train_once(candidate, spec, definition, need_checkpoint=True)
-            lvis = validate(settings, dataset, spec, definition)
-            seconds.setdefault(framework, {})[tag] = trained["seconds"]
-            val.setdefault(framework, {})[tag] = {
-                k: None if math.isnan(lvis[k]) else lvis[k] for k in ("AP", "APr", "APc", "APf")
-            }
+            train_seconds, metrics = train_and_validate(candidate, dataset, spec, definition)
+            seconds.setdefault(framework, {})[tag] = train_seconds
+            val.setdefault(framework, {})[tag] = metrics
             log(
-                f"tune {framework} {method.key} ({tag}, {trained['seconds']:.0f} s training): val AP {lvis['AP']:.1f} "
-                f"APr {lvis['APr']:.1f}"
+                f"tune {framework} {method.key} ({tag}, {train_seconds:.0f} s training): val AP "
+                f"{format_metric(metrics['AP'])} APr {format_metric(metrics['APr'])}"
             )
     chosen = choose_schedule({fw: {t: m[SCHEDULE_METRIC] for t, m in by.items()} for fw, by in val.items()})
     out = {

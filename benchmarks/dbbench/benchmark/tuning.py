@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..training.files import write_json
 from .methods import RFS_THRESHOLD_GRID, RFS_TUNED_BASE, get_method, rfs_variant
-from .runs import prepare_version, run_definition, run_spec, train_once, validate
+from .runs import format_metric, prepare_version, run_definition, run_spec, train_and_validate
 
 __all__ = ["TUNING_SEED", "choose_threshold", "tuning_path", "tune_rfs_threshold"]
 
@@ -63,15 +63,12 @@ def tune_rfs_threshold(settings, frameworks, log=print) -> dict:
             method = rfs_variant(base, threshold)
             spec = run_spec(settings, dataset, weights_file, framework, method, TUNING_SEED)
             definition = run_definition(method, settings, weights_file)
-            trained = train_once(settings, spec, definition, need_checkpoint=True)
-            lvis = validate(settings, dataset, spec, definition)
-            seconds.setdefault(framework, {})[f"{threshold:g}"] = trained["seconds"]
-            val.setdefault(framework, {})[threshold] = {
-                k: None if math.isnan(lvis[k]) else lvis[k] for k in ("AP", "APr", "APc", "APf")
-            }
+            train_seconds, metrics = train_and_validate(settings, dataset, spec, definition)
+            seconds.setdefault(framework, {})[f"{threshold:g}"] = train_seconds
+            val.setdefault(framework, {})[threshold] = metrics
             log(
-                f"tune {framework} {method.key} (threshold {threshold:g}, {trained['seconds']:.0f} s training): "
-                f"val APr {lvis['APr']:.1f} AP {lvis['AP']:.1f}"
+                f"tune {framework} {method.key} (threshold {threshold:g}, {train_seconds:.0f} s training): "
+                f"val APr {format_metric(metrics['APr'])} AP {format_metric(metrics['AP'])}"
             )
     chosen = choose_threshold({fw: {t: m[TUNING_METRIC] for t, m in by_t.items()} for fw, by_t in val.items()})
     out = {

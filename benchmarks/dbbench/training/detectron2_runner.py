@@ -55,7 +55,7 @@ from detbalance.stats.progress import progress_bar
 from .config_files import D2_TINY_CONFIG
 from .files import write_json
 from .models import DEFAULT_MODEL, config_path, get_model
-from .run import RunSpec, save_checkpoint, seed_everything
+from .run import RunSpec, save_checkpoint, seed_everything, training_summary
 
 __all__ = ["build_cfg", "train_and_predict", "predict"]
 
@@ -200,12 +200,7 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     save_checkpoint(spec.checkpoint, {"model": model.state_dict(), "iteration": cfg.SOLVER.MAX_ITER})
     detections = _predict(cfg, model, progress=progress, name=spec.name)
     write_json(spec.results_json, detections)
-    return {
-        "final_loss": sum(losses_log[-50:]) / len(losses_log[-50:]),
-        "first_loss": losses_log[0],
-        "iterations": len(losses_log),
-        "num_detections": len(detections),
-    }
+    return training_summary(losses_log, len(detections))
 
 
 def predict(

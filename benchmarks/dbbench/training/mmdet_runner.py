@@ -37,7 +37,7 @@ from detbalance.stats.progress import progress_bar
 from .config_files import MMDET_TINY_DIR
 from .files import write_json
 from .models import DEFAULT_MODEL, config_path, get_model
-from .run import RunSpec, save_checkpoint, seed_everything
+from .run import RunSpec, save_checkpoint, seed_everything, training_summary
 
 __all__ = ["CONFIG_DIR", "CONFIG_FILES", "MMDET_LOSSES", "build_cfg", "train_and_predict", "predict"]
 
@@ -289,13 +289,7 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
     save_checkpoint(spec.checkpoint, {"state_dict": runner.model.state_dict(), "meta": {"iter": runner.iter}})
     detections = _predict(runner.model, test_loader_cfg, progress=progress, name=spec.name)
     write_json(spec.results_json, detections)
-    recent = hook.losses[-50:]
-    return {
-        "final_loss": sum(recent) / len(recent),
-        "first_loss": hook.losses[0],
-        "iterations": len(hook.losses),
-        "num_detections": len(detections),
-    }
+    return training_summary(hook.losses, len(detections))
 
 
 def predict(

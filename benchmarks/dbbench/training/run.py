@@ -20,7 +20,15 @@ from .losses import LossSetting
 from .models import DEFAULT_MODEL, REGIMES, check_model_loss, get_model
 from .schedule import Schedule
 
-__all__ = ["RunSpec", "seed_everything", "NUM_THREADS", "PREDICT_SCORE_THRESHOLD", "SAMPLERS", "save_checkpoint"]
+__all__ = [
+    "RunSpec",
+    "seed_everything",
+    "NUM_THREADS",
+    "PREDICT_SCORE_THRESHOLD",
+    "SAMPLERS",
+    "save_checkpoint",
+    "training_summary",
+]
 
 #: torch intra-op threads of a run by default (the runs are sized for 2 CPU cores).
 NUM_THREADS = 2
@@ -177,3 +185,15 @@ def save_checkpoint(path: Path, checkpoint: dict) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def training_summary(losses: list[float], num_detections: int) -> dict:
+    """What a runner returns for a run: the first loss, the mean of the last 50 (``final_loss``), the iterations
+    and the number of test detections kept."""
+    recent = losses[-50:]
+    return {
+        "final_loss": sum(recent) / len(recent),
+        "first_loss": losses[0],
+        "iterations": len(losses),
+        "num_detections": num_detections,
+    }
