@@ -67,3 +67,25 @@ def test_crt_trains_only_the_classifier_of_the_saved_ce_model(framework, tmp_pat
     assert changed == [f"{classifier}.bias", f"{classifier}.weight"]
     log.clear()
     assert run_matrix(settings, [framework], ["crt"], [0], log=log.append) == []  # cached, stage 1 not retrained
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["detectron2", "mmdet"])
+def test_crt_with_seesaw_puts_a_normed_classifier_of_k_plus_2_outputs_on_the_ce_model(framework, tmp_path):
+    """Stage 2 may change the classifier's layer and width: CE's ``[K + 1]`` linear classifier of the pretrained
+    CE model becomes Seesaw's ``[K + 2]`` normalised linear one, trained alone; the rest is the CE model's."""
+    settings = dataclasses.replace(tiny_settings(tmp_path, iters=4), regime="pretrained")
+    records = run_matrix(settings, [framework], ["crt-seesaw-normed"], [0], log=lambda _: None)
+    assert [r["method"] for r in records] == ["ce", "crt-seesaw-normed"]
+    assert records[1]["decouple"]["base"] == "ce" and records[1]["num_detections"] > 0
+    dataset, weights = prepare_version(settings)
+    stage1 = run_spec(settings, dataset, weights, framework, get_method("ce"), 0).checkpoint
+    stage2 = run_spec(settings, dataset, weights, framework, get_method("crt-seesaw-normed"), 0).checkpoint
+    key = "model" if framework == "detectron2" else "state_dict"
+    before = torch.load(stage1, map_location="cpu", weights_only=True)[key]
+    after = torch.load(stage2, map_location="cpu", weights_only=True)[key]
+    classifier = "roi_heads.box_predictor.cls_score" if framework == "detectron2" else "roi_head.bbox_head.fc_cls"
+    k = len(dataset.categories)
+    assert before[f"{classifier}.weight"].shape[0] == k + 1 and after[f"{classifier}.weight"].shape[0] == k + 2
+    unchanged = [n for n in after if n in before and not n.startswith(classifier) and "cls_loss" not in n]
+    assert unchanged and all(torch.equal(before[n], after[n]) for n in unchanged)

@@ -256,6 +256,17 @@ METHODS: dict[str, Method] = {
             base=BASELINE,
         ),
         Method(
+            "crt-seesaw-normed",
+            "cRT: CE model, classifier re-trained with RFS + Seesaw, normalised linear classifier",
+            loss="seesaw",
+            sampler="rfs",
+            rfs_threshold=RFS_TUNED_THRESHOLD,
+            classifier="normed",
+            decouple="classifier",
+            base=BASELINE,
+            regimes=_FT,
+        ),
+        Method(
             "seesaw-logit-adjust",
             "Seesaw + post-hoc logit adjustment",
             loss="seesaw",
