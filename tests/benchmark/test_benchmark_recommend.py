@@ -71,7 +71,7 @@ def test_detectron2_lines_load_as_a_config(tmp_path):
     from detbalance.detectron2 import get_config
     from helpers import D2_TINY_CONFIG
 
-    for key in ("rfs-eqlv2-t0.1", "seesaw-normed", "cbfocal", "crt", "eqlv2-clip"):
+    for key in ("rfs-eqlv2-t0.1", "seesaw-normed", "rfs-seesaw-normed", "cbfocal", "crt", "eqlv2-clip"):
         lines = [line.split("#")[0].rstrip() for line in config_lines(get_method(key), "detectron2")]
         opts = []
         for line in filter(None, lines):
@@ -88,7 +88,7 @@ def test_mmdet_lines_merge_into_a_config(tmp_path):
 
     from helpers import MMDET_TINY_CONFIG
 
-    for key in ("rfs-eqlv2-t0.1", "seesaw-normed", "cbfocal", "mmdet-eqlv2", "eqlv2-clip"):
+    for key in ("rfs-eqlv2-t0.1", "seesaw-normed", "rfs-seesaw-normed", "cbfocal", "mmdet-eqlv2", "eqlv2-clip"):
         body = "\n".join(config_lines(get_method(key), "mmdet")).replace("num_classes=K", "num_classes=8")
         path = tmp_path / f"{key}.py"
         path.write_text(f"_base_ = '{MMDET_TINY_CONFIG}'\n{body}\n")
@@ -97,4 +97,40 @@ def test_mmdet_lines_merge_into_a_config(tmp_path):
         head = cfg.model.roi_head.bbox_head
         row = get_method(key)
         assert head.loss_cls.type == (row.mmdet_loss or "DB" + method_loss(row).loss)
-        assert (head.get("cls_predictor_cfg") or {}).get("type") == ("NormedLinear" if key == "seesaw-normed" else None)
+        assert (head.get("cls_predictor_cfg") or {}).get("type") == ("NormedLinear" if key.endswith("seesaw-normed") else None)
+
+
+def test_recommended_seesaw_normed_lines_build_the_model_they_describe(tmp_path):
+    """The lines of the normalised-classifier Seesaw recipe build, in each framework, a box head whose classifier is
+    a normalised linear layer of K + 2 outputs trained with detbalance's SeesawLoss."""
+    pytest.importorskip("detectron2")
+    pytest.importorskip("mmdet")
+    from detectron2.modeling import build_model
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import detbalance.mmdet  # noqa: F401  (registers the DB* classes, as custom_imports does)
+    from detbalance.detectron2 import get_config
+    from detbalance.layers import NormedLinear
+    from detbalance.losses import SeesawLoss
+    from helpers import D2_TINY_CONFIG, MMDET_TINY_CONFIG
+    from mmdet.registry import MODELS
+
+    row = get_method("rfs-seesaw-normed")
+    opts = []
+    for line in filter(None, (line.split("#")[0].rstrip() for line in config_lines(row, "detectron2"))):
+        k, v = line.split(": ", 1)
+        opts += [k, v.strip('"')]
+    cfg = get_config(D2_TINY_CONFIG, opts)
+    cfg.MODEL.DEVICE = "cpu"
+    k = cfg.MODEL.ROI_HEADS.NUM_CLASSES
+    predictor = build_model(cfg).roi_heads.box_predictor
+    assert isinstance(predictor.cls_score, NormedLinear) and predictor.cls_score.out_features == k + 2
+
+    body = "\n".join(config_lines(row, "mmdet")).replace("num_classes=K", "num_classes=8")
+    path = tmp_path / "recipe.py"
+    path.write_text(f"_base_ = '{MMDET_TINY_CONFIG}'\n{body}\n")
+    init_default_scope("mmdet")
+    head = MODELS.build(Config.fromfile(str(path)).model).roi_head.bbox_head
+    assert type(head.fc_cls).__name__ == "NormedLinear" and head.fc_cls.out_features == 8 + 2
+    assert isinstance(head.loss_cls.core, SeesawLoss)
