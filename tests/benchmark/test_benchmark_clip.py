@@ -31,7 +31,11 @@ def test_rows_without_the_new_fields_keep_their_hash():
     with_defaults = dataclasses.replace(row, clip_grad_norm=None)
     assert definition_hash(row, {}) == definition_hash(with_defaults, {})
     assert definition_hash(get_method("eqlv2-clip"), {}) != definition_hash(row, {})
-    assert all(m.regimes == ("scratch", "pretrained") for k, m in METHODS.items() if k not in {*CLIPPED, "eqlv2-prior", "crt-seesaw-normed"})
+    assert all(
+        m.regimes == ("scratch", "pretrained")
+        for k, m in METHODS.items()
+        if k not in {*CLIPPED, "eqlv2-prior", "crt-seesaw-normed"}
+    )
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), True, "35"])

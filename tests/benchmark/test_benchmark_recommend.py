@@ -97,7 +97,9 @@ def test_mmdet_lines_merge_into_a_config(tmp_path):
         head = cfg.model.roi_head.bbox_head
         row = get_method(key)
         assert head.loss_cls.type == (row.mmdet_loss or "DB" + method_loss(row).loss)
-        assert (head.get("cls_predictor_cfg") or {}).get("type") == ("NormedLinear" if key.endswith("seesaw-normed") else None)
+        assert (head.get("cls_predictor_cfg") or {}).get("type") == (
+            "NormedLinear" if key.endswith("seesaw-normed") else None
+        )
 
 
 def test_recommended_seesaw_normed_lines_build_the_model_they_describe(tmp_path):
@@ -106,6 +108,7 @@ def test_recommended_seesaw_normed_lines_build_the_model_they_describe(tmp_path)
     pytest.importorskip("detectron2")
     pytest.importorskip("mmdet")
     from detectron2.modeling import build_model
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -114,7 +117,6 @@ def test_recommended_seesaw_normed_lines_build_the_model_they_describe(tmp_path)
     from detbalance.layers import NormedLinear
     from detbalance.losses import SeesawLoss
     from helpers import D2_TINY_CONFIG, MMDET_TINY_CONFIG
-    from mmdet.registry import MODELS
 
     row = get_method("rfs-seesaw-normed")
     opts = []
