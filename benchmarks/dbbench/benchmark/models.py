@@ -1,4 +1,4 @@
-"""The detectors of the benchmark beyond the demo's Faster R-CNN, and the head comparisons it runs with them.
+"""The detectors of the benchmark beyond the default Faster R-CNN, and the head comparisons it runs with them.
 
 The models (tiny CPU config per framework, head kind) are those of :mod:`dbbench.training.models`: the runners
 build them. The comparisons are rows of the method table (:data:`dbbench.benchmark.methods.METHODS`, field

@@ -4,7 +4,7 @@
   of every method with its seed spread, the regime ratio CE / oracle, the fraction of CE's rare gap to the
   oracle each method closes and its paired APr delta vs CE (per seed, then mean +- std over seeds), then the
   secondary views (cap 100, AP-fixed, AP-pool, ECE). A post-hoc calibration row names the gamma each seed chose
-  on the validation split. The head rows (another model than the demo's Faster R-CNN) follow per model, their
+  on the validation split. The head rows (another model than the default Faster R-CNN) follow per model, their
   deltas paired with the model's own-loss row (``model_baseline``: softmax CE, RetinaNet's focal loss).
 - :func:`calibration_markdown`: the measured effect of post-hoc calibration (README's calibration section): per
   framework and calibration row, the gamma each seed chose on the validation split, the validation APr at

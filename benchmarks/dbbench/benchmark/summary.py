@@ -9,7 +9,7 @@ Schema::
      "runs": [{"regime", "framework", "method", "seed", "metrics": {"AP", "APr", "APc", "APf"},   # LVIS protocol
                "AP50", "cap100": {...}, "ap_fixed": {..., "k"}, "ap_pool", "ece": {"all", "r", "c", "f"},
                "seconds", "machine", "calibration" (calibration rows only), "model" (records of the head rows
-               and later; a record without it trained the demo's Faster R-CNN)}, ...],
+               and later; a record without it trained the default Faster R-CNN)}, ...],
      "tuning": {"rfs_threshold": {...},          # choices made on the validation split (benchmark.tuning)
                 "pretrained_schedule": {...}}}   # (benchmark.schedule_tuning)
 
@@ -56,7 +56,7 @@ _RUN_KEYS = (
     "machine",
 )
 #: Keys only some records have: a post-hoc calibration row's ``calibration`` (method, base, gamma, grid, curve);
-#: ``model`` (the detector; records made before the head rows lack it: they trained the demo's Faster R-CNN); a decoupled
+#: ``model`` (the detector; records made before the head rows lack it: they trained the default Faster R-CNN); a decoupled
 #: row's ``decouple`` (base, trained part, stage-2 and stage-1 iterations, stage-1 seconds).
 _OPTIONAL_KEYS = ("calibration", "model", "decouple")
 

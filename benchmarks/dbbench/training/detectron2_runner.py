@@ -74,7 +74,7 @@ HEADS = {
 def _register(data) -> tuple[str, str]:
     """Register the train and test splits (once per process); names carry a hash of the paths."""
     key = hashlib.sha1(f"{data.train_json}|{data.test_json}".encode()).hexdigest()[:10]
-    names = (f"detbalance_demo_{key}_train", f"detbalance_demo_{key}_test")
+    names = (f"dbbench_{key}_train", f"dbbench_{key}_test")
     for name, json_file, image_root in zip(
         names, (data.train_json, data.test_json), (data.train_images, data.test_images)
     ):

@@ -182,7 +182,7 @@ def build_cfg(spec: RunSpec) -> Config:
     )
     cfg.randomness = dict(seed=spec.seed)
     # mmengine keeps one visualizer per name per process; each run of a demo gets its own.
-    cfg.visualizer = dict(type="DetLocalVisualizer", name=f"detbalance_demo_{spec.work_dir}")
+    cfg.visualizer = dict(type="DetLocalVisualizer", name=f"dbbench_{spec.work_dir}")
     cfg.log_level = "WARNING"
     cfg.work_dir = str(spec.work_dir)
     cfg.load_from = None
