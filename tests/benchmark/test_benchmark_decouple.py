@@ -42,6 +42,25 @@ def test_definition_follows_stage1(tmp_path):
     assert run_definition(crt, settings, weights) != run_definition(crt, longer, weights)
 
 
+#: the box classifier's parameter prefix in each framework's state dict
+CLASSIFIER = {"detectron2": "roi_heads.box_predictor.cls_score", "mmdet": "roi_head.bbox_head.fc_cls"}
+
+
+def _stage_weights(settings, framework: str, row: str) -> tuple[dict, dict, int]:
+    """The saved weights of the CE model (stage 1) and of row ``row``'s stage 2, and the data's class count."""
+    dataset, weights = prepare_version(settings)
+    key = "model" if framework == "detectron2" else "state_dict"
+    before, after = (
+        torch.load(
+            run_spec(settings, dataset, weights, framework, get_method(m), 0).checkpoint,
+            map_location="cpu",
+            weights_only=True,
+        )[key]
+        for m in ("ce", row)
+    )
+    return before, after, len(dataset.categories)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["detectron2", "mmdet"])
 def test_crt_trains_only_the_classifier_of_the_saved_ce_model(framework, tmp_path):
@@ -54,16 +73,11 @@ def test_crt_trains_only_the_classifier_of_the_saved_ce_model(framework, tmp_pat
         record["decouple"]["base"] == "ce" and record["decouple"]["iters"] == decouple_schedule(settings.schedule).iters
     )
     assert record["decouple"]["stage1_seconds"] == records[0]["seconds"]
-    dataset, weights = prepare_version(settings)
-    stage1 = run_spec(settings, dataset, weights, framework, get_method("ce"), 0).checkpoint
-    stage2 = run_spec(settings, dataset, weights, framework, get_method("crt"), 0).checkpoint
-    key = "model" if framework == "detectron2" else "state_dict"
-    before = torch.load(stage1, map_location="cpu", weights_only=True)[key]
-    after = torch.load(stage2, map_location="cpu", weights_only=True)[key]
+    before, after, _ = _stage_weights(settings, framework, "crt")
     # Detectron2's frozen BatchNorm keeps no num_batches_tracked; every other entry is in both
     assert all(k.endswith("num_batches_tracked") for k in set(before) - set(after)) and set(after) <= set(before)
     changed = sorted(k for k in after if not torch.equal(before[k], after[k]))
-    classifier = "roi_heads.box_predictor.cls_score" if framework == "detectron2" else "roi_head.bbox_head.fc_cls"
+    classifier = CLASSIFIER[framework]
     assert changed == [f"{classifier}.bias", f"{classifier}.weight"]
     log.clear()
     assert run_matrix(settings, [framework], ["crt"], [0], log=log.append) == []  # cached, stage 1 not retrained
@@ -78,14 +92,8 @@ def test_crt_with_seesaw_puts_a_normed_classifier_of_k_plus_2_outputs_on_the_ce_
     records = run_matrix(settings, [framework], ["crt-seesaw-normed"], [0], log=lambda _: None)
     assert [r["method"] for r in records] == ["ce", "crt-seesaw-normed"]
     assert records[1]["decouple"]["base"] == "ce" and records[1]["num_detections"] > 0
-    dataset, weights = prepare_version(settings)
-    stage1 = run_spec(settings, dataset, weights, framework, get_method("ce"), 0).checkpoint
-    stage2 = run_spec(settings, dataset, weights, framework, get_method("crt-seesaw-normed"), 0).checkpoint
-    key = "model" if framework == "detectron2" else "state_dict"
-    before = torch.load(stage1, map_location="cpu", weights_only=True)[key]
-    after = torch.load(stage2, map_location="cpu", weights_only=True)[key]
-    classifier = "roi_heads.box_predictor.cls_score" if framework == "detectron2" else "roi_head.bbox_head.fc_cls"
-    k = len(dataset.categories)
+    before, after, k = _stage_weights(settings, framework, "crt-seesaw-normed")
+    classifier = CLASSIFIER[framework]
     assert before[f"{classifier}.weight"].shape[0] == k + 1 and after[f"{classifier}.weight"].shape[0] == k + 2
     unchanged = [n for n in after if n in before and not n.startswith(classifier) and "cls_loss" not in n]
     assert unchanged and all(torch.equal(before[n], after[n]) for n in unchanged)

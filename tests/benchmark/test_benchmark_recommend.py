@@ -105,8 +105,6 @@ def test_mmdet_lines_merge_into_a_config(tmp_path):
 def test_recommended_seesaw_normed_lines_build_the_model_they_describe(tmp_path):
     """The lines of the normalised-classifier Seesaw recipe build, in each framework, a box head whose classifier is
     a normalised linear layer of K + 2 outputs trained with detbalance's SeesawLoss."""
-    pytest.importorskip("detectron2")
-    pytest.importorskip("mmdet")
     from detectron2.modeling import build_model
     from mmdet.registry import MODELS
     from mmengine.config import Config
