@@ -73,6 +73,10 @@ def test_crt_trains_only_the_classifier_of_the_saved_ce_model(framework, tmp_pat
         record["decouple"]["base"] == "ce" and record["decouple"]["iters"] == decouple_schedule(settings.schedule).iters
     )
     assert record["decouple"]["stage1_seconds"] == records[0]["seconds"]
+    # the test prediction's share of each stage's time, so that training alone can be compared
+    stage1_predict = records[0]["train"]["predict_seconds"]
+    assert record["decouple"]["stage1_predict_seconds"] == stage1_predict and 0 < stage1_predict < records[0]["seconds"]
+    assert 0 < record["train"]["predict_seconds"] < record["seconds"]
     before, after, _ = _stage_weights(settings, framework, "crt")
     # Detectron2's frozen BatchNorm keeps no num_batches_tracked; every other entry is in both
     assert all(k.endswith("num_batches_tracked") for k in set(before) - set(after)) and set(after) <= set(before)

@@ -130,6 +130,8 @@ def _run_one(settings, dataset, weights_file, test_gt, groups, framework, method
                     "iters": spec.schedule.iters,
                     "stage1_iters": settings.schedule.iters,
                     "stage1_seconds": stage1["seconds"],
+                    # absent from markers written before the runners timed their test prediction
+                    "stage1_predict_seconds": stage1["train"].get("predict_seconds"),
                 }
             }
     views = evaluate_large_vocabulary(test_gt, results, groups)

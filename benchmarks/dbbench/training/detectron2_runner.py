@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import io
 import logging
+import time
 from pathlib import Path
 
 import torch
@@ -198,9 +199,10 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
                 bar.set_postfix(loss=f"{sum(losses_log[-20:]) / len(losses_log[-20:]):.3f}")
     bar.close()
     save_checkpoint(spec.checkpoint, {"model": model.state_dict(), "iteration": cfg.SOLVER.MAX_ITER})
+    start = time.perf_counter()
     detections = _predict(cfg, model, progress=progress, name=spec.name)
     write_json(spec.results_json, detections)
-    return training_summary(losses_log, len(detections))
+    return training_summary(losses_log, len(detections), time.perf_counter() - start)
 
 
 def predict(

@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import io
 import logging
+import time
 from pathlib import Path
 
 import torch
@@ -287,9 +288,10 @@ def train_and_predict(spec: RunSpec, *, progress: bool = True) -> dict:
         runner.train()
     torch.set_num_threads(spec.num_threads)
     save_checkpoint(spec.checkpoint, {"state_dict": runner.model.state_dict(), "meta": {"iter": runner.iter}})
+    start = time.perf_counter()
     detections = _predict(runner.model, test_loader_cfg, progress=progress, name=spec.name)
     write_json(spec.results_json, detections)
-    return training_summary(hook.losses, len(detections))
+    return training_summary(hook.losses, len(detections), time.perf_counter() - start)
 
 
 def predict(
