@@ -6,6 +6,7 @@ Examples:
     python tools/benchmark.py run --regime pretrained --methods ce   # ImageNet-pretrained backbone, fine-tuned
     python tools/benchmark.py run --plan                          # make benchmark: the protocol's pending jobs
     python tools/benchmark.py run --tune                          # the repeat threshold, chosen on the val split
+    python tools/benchmark.py run --tune stage2 --regime pretrained  # the length of cRT's stage 2, on the val split
     python tools/benchmark.py plan                                # what --plan would run now, one job a line
     python tools/benchmark.py run --device cuda                   # every runnable method, seed 0, on a GPU
     python tools/benchmark.py results                             # README/RESULTS.md blocks + plot, from results/
@@ -47,11 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--tune",
-        action="store_true",
-        help="train and validate the repeat-threshold candidates instead (dbbench.benchmark.tuning) and write "
-        "results/tuning/rfs_threshold.json; with --regime pretrained the fine-tuning schedule's candidates "
-        "(dbbench.benchmark.schedule_tuning, results/tuning/pretrained_schedule.json); not with "
-        "--methods/--seeds/--plan",
+        nargs="?",
+        const="",
+        choices=("", "rfs", "schedule", "stage2"),
+        default=None,
+        help="train and validate a tuning grid's candidates instead: 'rfs' the repeat threshold "
+        "(dbbench.benchmark.tuning, results/tuning/rfs_threshold.json; scratch); 'schedule' the fine-tuning "
+        "schedule (dbbench.benchmark.schedule_tuning, results/tuning/pretrained_schedule.json; pretrained); "
+        "'stage2' the length of the tuned decoupled row's stage 2 (dbbench.benchmark.decouple_tuning, "
+        "results/tuning/decouple_fraction.json; pretrained); alone, the regime's first ('rfs' or 'schedule'); "
+        "not with --methods/--seeds/--plan",
     )
     run.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     run.add_argument(
@@ -198,7 +204,10 @@ def main(argv=None) -> int:
     from dbbench.benchmark.runner import run_matrix
     from dbbench.benchmark.runs import BenchmarkSettings
 
-    if (args.plan or args.tune) and (args.methods is not None or args.seeds is not None or args.plan == args.tune):
+    tune = args.tune
+    if tune == "":
+        tune = "schedule" if args.regime == "pretrained" else "rfs"
+    if (args.plan or tune) and (args.methods is not None or args.seeds is not None or args.plan == bool(tune)):
         print(
             "error: --plan and --tune choose the methods and seeds themselves; expected one of them, and no "
             "--methods/--seeds",
@@ -217,11 +226,15 @@ def main(argv=None) -> int:
             threads=args.threads,
             regime=args.regime,
         )
-        if args.tune and args.regime == "pretrained":
+        if tune == "schedule":
             from dbbench.benchmark.schedule_tuning import tune_pretrained_schedule
 
             tune_pretrained_schedule(settings, args.frameworks)
-        elif args.tune:
+        elif tune == "stage2":
+            from dbbench.benchmark.decouple_tuning import tune_decouple_fraction
+
+            tune_decouple_fraction(settings, args.frameworks)
+        elif tune == "rfs":
             from dbbench.benchmark.tuning import tune_rfs_threshold
 
             tune_rfs_threshold(settings, args.frameworks)

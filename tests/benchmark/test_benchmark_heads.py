@@ -52,11 +52,11 @@ def test_head_rows_are_the_head_comparisons_and_run_in_both_frameworks():
 
 def _old_hash(method: Method, extra: dict) -> str:
     """The definition hash as computed before ``Method`` had its ``model``, ``classifier``, ``decouple``,
-    ``clip_grad_norm`` and ``regimes`` fields (the row without them)."""
+    ``decouple_fraction``, ``clip_grad_norm`` and ``regimes`` fields (the row without them)."""
     row = {
         f.name: getattr(method, f.name)
         for f in dataclasses.fields(method)
-        if f.name not in ("model", "classifier", "decouple", "clip_grad_norm", "regimes")
+        if f.name not in ("model", "classifier", "decouple", "decouple_fraction", "clip_grad_norm", "regimes")
     }
     row = json.loads(json.dumps(row, default=str))
     text = json.dumps({"method": row, **extra}, sort_keys=True, default=str)

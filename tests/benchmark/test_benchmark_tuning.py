@@ -34,7 +34,7 @@ def test_choose_threshold_is_the_best_mean_over_frameworks_ties_the_smaller():
         ({"detectron2": {}}, "expected the same non-empty thresholds"),
         ({"detectron2": {0.01: 1.0}, "mmdet": {0.03: 1.0}}, "expected the same non-empty thresholds"),
         ({"detectron2": {0.01: 1.0, 0.03: None}}, r"no number at \{'detectron2': \[0.03\]\}"),
-        ({"detectron2": {0.01: float("nan")}}, "expected one at every threshold"),
+        ({"detectron2": {0.01: float("nan")}}, "expected one at every candidate"),
     ],
 )
 def test_choose_threshold_refuses_mismatched_grids(val, message):

@@ -58,7 +58,8 @@ class JobSetup:
 
 def method_spec(setup: JobSetup, framework: str, method: Method, seed: int) -> RunSpec:
     """The run of row ``method`` with seed ``seed`` in ``framework``; a decoupled row starts from its base's
-    checkpoint (the base's run in the same setup) with :func:`~.methods.decouple_schedule` of the schedule."""
+    checkpoint (the base's run in the same setup) with :func:`~.methods.decouple_schedule` of the schedule at
+    the row's :attr:`~.methods.Method.stage2_fraction`."""
     if method.train_split not in setup.splits:
         raise ValueError(
             f"method {method.key!r} trains on split {method.train_split!r}; expected one of {sorted(setup.splits)}"
@@ -72,7 +73,7 @@ def method_spec(setup: JobSetup, framework: str, method: Method, seed: int) -> R
         seed=seed,
         model=method.model,
         data=setup.splits[method.train_split],
-        schedule=setup.schedule if stage1 is None else decouple_schedule(setup.schedule),
+        schedule=setup.schedule if stage1 is None else decouple_schedule(setup.schedule, method.stage2_fraction),
         weights_file=setup.weights_file,
         work_dir=Path(setup.work_root) / framework / method.key / f"seed{seed}",
         score_threshold=setup.score_threshold,

@@ -46,7 +46,11 @@ __all__ = [
     "RFS_TUNED_BASE",
     "RFS_TUNED_THRESHOLD",
     "DECOUPLE_FRACTION",
+    "DECOUPLE_FRACTION_GRID",
+    "DECOUPLE_TUNED_BASE",
+    "DECOUPLE_TUNED_FRACTION",
     "decouple_schedule",
+    "decouple_variant",
 ]
 
 
@@ -77,6 +81,8 @@ class Method:
         decouple: stage 2 of decoupled training (cRT, :mod:`detbalance.decouple`): the part re-trained
             (``"classifier"``) on top of the saved model of ``base`` (same framework, regime and seed), with this
             row's loss and sampler, for :func:`decouple_schedule` of the regime's schedule.
+        decouple_fraction: the fraction of the regime's iterations stage 2 trains (:attr:`stage2_fraction`);
+            None: :data:`DECOUPLE_FRACTION`.
         clip_grad_norm: the largest L2 norm of the whole model's gradient before each step; None: not clipped.
         regimes: the regimes the row exists in.
     """
@@ -94,6 +100,7 @@ class Method:
     model: str = DEFAULT_MODEL
     classifier: str = "linear"
     decouple: str | None = None
+    decouple_fraction: float | None = None
     clip_grad_norm: float | None = None
     regimes: tuple[str, ...] = REGIMES
 
@@ -108,6 +115,21 @@ class Method:
                 f"decouple={self.decouple!r} with base={self.base!r}, calibrate={self.calibrate!r}; expected the "
                 "stage-1 row as base and no calibration"
             )
+        if self.decouple_fraction is not None and (
+            self.decouple is None
+            or isinstance(self.decouple_fraction, bool)
+            or not isinstance(self.decouple_fraction, float)
+            or not 0 < self.decouple_fraction <= 1
+        ):
+            raise ValueError(
+                f"decouple_fraction={self.decouple_fraction!r} with decouple={self.decouple!r}; expected a float in "
+                "(0, 1] on a decoupled row"
+            )
+
+    @property
+    def stage2_fraction(self) -> float:
+        """The fraction of the regime's iterations that stage 2 of a decoupled row trains."""
+        return DECOUPLE_FRACTION if self.decouple_fraction is None else self.decouple_fraction
 
 
 def method_loss(method: Method) -> LossSetting:
@@ -169,17 +191,45 @@ RFS_TUNED_THRESHOLD = 0.1
 
 
 #: Stage 2 of a decoupled row trains this fraction of the regime's iterations (its forward pass is a full
-#: training's, its backward pass the classifier's alone), at the regime's learning rate.
+#: training's, its backward pass the classifier's alone), at the regime's learning rate, unless the row says
+#: another (``Method.decouple_fraction``).
 DECOUPLE_FRACTION = 0.3
+#: The stage-2 lengths (fractions of the regime's iterations) :mod:`dbbench.benchmark.decouple_tuning` trains the
+#: row :data:`DECOUPLE_TUNED_BASE` with on the saved CE model (seed 0, pretrained regime), choosing the one with the
+#: best validation APr (mean over both frameworks); :data:`DECOUPLE_TUNED_FRACTION` is its choice, recorded in
+#: ``results/tuning/decouple_fraction.json`` (a test checks the two agree).
+DECOUPLE_FRACTION_GRID = (0.3, 0.6, 1.0)
+DECOUPLE_TUNED_BASE = "crt-seesaw-normed"
+DECOUPLE_TUNED_FRACTION = 1.0
 
 
-def decouple_schedule(schedule):
-    """The stage-2 schedule of a decoupled row: :data:`DECOUPLE_FRACTION` of ``schedule``'s iterations, its
-    learning rate and warm-up (at most a quarter of the stage)."""
+def decouple_schedule(schedule, fraction: float = DECOUPLE_FRACTION):
+    """The stage-2 schedule of a decoupled row: ``fraction`` of ``schedule``'s iterations, its learning rate and
+    warm-up (at most a quarter of the stage)."""
     import dataclasses as dc
 
-    iters = max(1, round(DECOUPLE_FRACTION * schedule.iters))
+    if isinstance(fraction, bool) or not isinstance(fraction, float) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction!r}; expected a float in (0, 1]")
+    iters = max(1, round(fraction * schedule.iters))
     return dc.replace(schedule, iters=iters, warmup_iters=min(schedule.warmup_iters, max(1, iters // 4)))
+
+
+def decouple_variant(base: Method, fraction: float) -> Method:
+    """``base`` (a decoupled row) with stage 2 training ``fraction`` of the regime's iterations: ``base`` itself at
+    its own fraction, else the row ``<base>-f<fraction>``."""
+    if base.decouple is None:
+        raise ValueError(f"base={base.key!r}; expected a decoupled row")
+    if isinstance(fraction, bool) or not isinstance(fraction, float) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction={fraction!r}; expected a float in (0, 1]")
+    if fraction == base.stage2_fraction:
+        return base
+    return dataclasses.replace(
+        base,
+        key=f"{base.key}-f{fraction:g}",
+        label=f"{base.label}; stage 2 "
+        + ("as long as stage 1" if fraction == 1 else f"{fraction:.0%} of stage 1's iterations"),
+        decouple_fraction=fraction,
+    )
 
 
 def rfs_variant(base: Method, threshold: float) -> Method:
@@ -204,6 +254,18 @@ CLIP_GRAD_NORM = 35.0
 _FT = ("pretrained",)
 
 _RFS_EQLV2 = Method(RFS_TUNED_BASE, "RFS + EQLv2", loss="eqlv2", sampler="rfs", rfs_threshold=RFS_THRESHOLD)
+
+_CRT_SEESAW_NORMED = Method(
+    DECOUPLE_TUNED_BASE,
+    "cRT: CE model, classifier re-trained with RFS + Seesaw, normalised linear classifier",
+    loss="seesaw",
+    sampler="rfs",
+    rfs_threshold=RFS_TUNED_THRESHOLD,
+    classifier="normed",
+    decouple="classifier",
+    base=BASELINE,
+    regimes=_FT,
+)
 
 METHODS: dict[str, Method] = {
     m.key: m
@@ -255,17 +317,8 @@ METHODS: dict[str, Method] = {
             decouple="classifier",
             base=BASELINE,
         ),
-        Method(
-            "crt-seesaw-normed",
-            "cRT: CE model, classifier re-trained with RFS + Seesaw, normalised linear classifier",
-            loss="seesaw",
-            sampler="rfs",
-            rfs_threshold=RFS_TUNED_THRESHOLD,
-            classifier="normed",
-            decouple="classifier",
-            base=BASELINE,
-            regimes=_FT,
-        ),
+        _CRT_SEESAW_NORMED,
+        decouple_variant(_CRT_SEESAW_NORMED, DECOUPLE_TUNED_FRACTION),
         Method(
             "seesaw-logit-adjust",
             "Seesaw + post-hoc logit adjustment",
@@ -376,7 +429,7 @@ def pending(method: Method, framework: str, regime: str = "scratch") -> str | No
 
 #: Fields added to :class:`Method` after runs were recorded: they enter :func:`definition_hash` only when they
 #: differ from their default, so that the rows that existed before keep their hash (and their cached runs).
-_HASHED_WHEN_SET = ("model", "classifier", "decouple", "clip_grad_norm", "regimes")
+_HASHED_WHEN_SET = ("model", "classifier", "decouple", "decouple_fraction", "clip_grad_norm", "regimes")
 
 
 def model_baseline(model: str) -> str:

@@ -1,6 +1,8 @@
 """The matrix's protocol as a list of jobs: screen every method, then more seeds where they decide the result.
 
-First the repeat threshold of the tuned RFS row is chosen on the validation split (:mod:`.tuning`, cached). Then
+First the repeat threshold of the tuned RFS row is chosen on the validation split (:mod:`.tuning`, cached; in the
+pretrained regime then the fine-tuning schedule, :mod:`.schedule_tuning`, and the length of the tuned decoupled
+row's stage 2, :mod:`.decouple_tuning`). Then
 phases, per framework, in this order (each job a ``(framework, method key, seed)``):
 
 1. **Screen**: every loss and sampling row of the demo's model (:data:`~.methods.METHODS` without a post-hoc
@@ -23,7 +25,17 @@ import dataclasses
 
 from ..data.longtail import data_version
 from ..training.models import DEFAULT_MODEL
-from .methods import BASELINE, FRAMEWORKS, METHODS, ORACLE, RFS_TUNED_THRESHOLD, Method, pending
+from .decouple_tuning import tune_decouple_fraction
+from .methods import (
+    BASELINE,
+    DECOUPLE_TUNED_FRACTION,
+    FRAMEWORKS,
+    METHODS,
+    ORACLE,
+    RFS_TUNED_THRESHOLD,
+    Method,
+    pending,
+)
 from .runner import run_matrix
 from .runs import REGIME_SCHEDULES, BenchmarkSettings
 from .schedule_tuning import tune_pretrained_schedule
@@ -94,7 +106,8 @@ def plan_jobs(summary: dict, frameworks=FRAMEWORKS, regime: str = "scratch") -> 
 
 
 def run_plan(settings: BenchmarkSettings, frameworks=FRAMEWORKS, log=print) -> int:
-    """Tune the repeat threshold (:func:`~.tuning.tune_rfs_threshold`, both frameworks, from scratch; cached), then
+    """Tune the repeat threshold (:func:`~.tuning.tune_rfs_threshold`, both frameworks, from scratch; cached; in
+    the pretrained regime also its schedule and the tuned decoupled row's stage 2, both checked against the tables), then
     run :func:`plan_jobs` of ``settings.regime`` one job at a time, planning again from the records after each;
     returns the number of jobs run. Resumable like :func:`~.runner.run_matrix`: an interrupted plan continues
     where it stopped."""
@@ -111,6 +124,12 @@ def run_plan(settings: BenchmarkSettings, frameworks=FRAMEWORKS, log=print) -> i
             raise ValueError(
                 f"the validation split chose the pretrained schedule {tuned['chosen']}, the runner has "
                 f"PRETRAINED_SCHEDULE={REGIME_SCHEDULES['pretrained']}; expected them equal"
+            )
+        fraction = tune_decouple_fraction(settings, FRAMEWORKS, log=log)["chosen"]
+        if fraction != DECOUPLE_TUNED_FRACTION:
+            raise ValueError(
+                f"the validation split chose stage 2 of {fraction:g} of the schedule, the method table has "
+                f"DECOUPLE_TUNED_FRACTION={DECOUPLE_TUNED_FRACTION:g}; expected them equal"
             )
     ran = 0
     while True:

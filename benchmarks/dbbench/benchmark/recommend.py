@@ -23,6 +23,10 @@ def _mean(runs: list[dict], key: str = "APr") -> float:
     return float(np.mean([r["metrics"][key] for r in runs]))
 
 
+def _stage2_length(method: Method) -> str:
+    return f"stage 2 trains {method.stage2_fraction:.0%} of stage 1's iterations"
+
+
 def config_lines(method: Method, framework: str) -> list[str]:
     """The lines a user adds to a Faster R-CNN config of ``framework`` for ``method`` (K: the number of classes)."""
     loss = method_loss(method).loss
@@ -50,7 +54,10 @@ def config_lines(method: Method, framework: str) -> list[str]:
                 f"SOLVER.CLIP_GRADIENTS.CLIP_VALUE: {float(method.clip_grad_norm)!r}",
             ]
         if method.decouple is not None:
-            lines.append("# stage 2 of a trained model: tools/train_net.py --decouple model_final.pth ...")
+            lines.append(
+                "# stage 2 of a trained model: tools/train_net.py --decouple model_final.pth ... "
+                f"({_stage2_length(method)})"
+            )
         return lines
     lines = ["custom_imports = dict(imports=['detbalance.mmdet'], allow_failed_imports=False)"]
     head = []  # the arguments of model.roi_head.bbox_head, in one assignment
@@ -74,7 +81,9 @@ def config_lines(method: Method, framework: str) -> list[str]:
     if method.clip_grad_norm is not None:
         lines.append(f"optim_wrapper = dict(clip_grad=dict(max_norm={method.clip_grad_norm:g}, norm_type=2))")
     if method.decouple is not None:
-        lines.append("# stage 2 of a trained model: tools/train.py CONFIG --decouple model_final.pth")
+        lines.append(
+            f"# stage 2 of a trained model: tools/train.py CONFIG --decouple model_final.pth ({_stage2_length(method)})"
+        )
     return lines
 
 
@@ -115,7 +124,9 @@ def recommendation_markdown(summary: dict, regime: str) -> str:
         )
         time = float(np.mean([r["seconds"] for r in runs]))
         if get_method(best).decouple is not None:  # stage 1 is CE's training, the row's own time its stage 2
-            cost = f"CE's training ({ce_time / 60:.1f} min) then {time / 60:.1f} min re-training the classifier"
+            stage1 = [r["decouple"]["stage1_seconds"] for r in runs if "decouple" in r]
+            stage1_time = float(np.mean(stage1)) if stage1 else ce_time  # its stage 1 on the same machine
+            cost = f"CE's training ({stage1_time / 60:.1f} min) then {time / 60:.1f} min re-training the classifier"
         else:
             cost = f"training {time / 60:.1f} min against CE's {ce_time / 60:.1f} min per run"
         out += [

@@ -119,7 +119,7 @@ def run_definition(method: Method, settings: BenchmarkSettings, weights_file: Pa
     if method.decouple is not None:  # stale with its stage 1's training or another stage-2 schedule
         extra["decouple"] = {
             "base": run_definition(get_method(method.base), settings, weights_file),
-            "schedule": asdict(decouple_schedule(settings.schedule)),
+            "schedule": asdict(decouple_schedule(settings.schedule, method.stage2_fraction)),
         }
     if method.calibrate is not None:  # stale with its base's training or another grid / fit metric
         extra["calibration"] = {

@@ -9,9 +9,11 @@ Schema::
      "runs": [{"regime", "framework", "method", "seed", "metrics": {"AP", "APr", "APc", "APf"},   # LVIS protocol
                "AP50", "cap100": {...}, "ap_fixed": {..., "k"}, "ap_pool", "ece": {"all", "r", "c", "f"},
                "seconds", "machine", "calibration" (calibration rows only), "model" (records of the head rows
-               and later; a record without it trained the default Faster R-CNN)}, ...],
+               and later; a record without it trained the default Faster R-CNN), "decouple" (decoupled rows),
+               "train" (the runner's summary)}, ...],
      "tuning": {"rfs_threshold": {...},          # choices made on the validation split (benchmark.tuning)
-                "pretrained_schedule": {...}}}   # (benchmark.schedule_tuning)
+                "pretrained_schedule": {...},    # (benchmark.schedule_tuning)
+                "decouple_fraction": {...}}}     # (benchmark.decouple_tuning)
 
 ``regime``: ``"scratch"`` (random initialisation) or ``"pretrained"`` (ImageNet-pretrained backbone, fine-tuned).
 Runs are sorted by (regime, framework, method, seed); only records of the current data version are included.
@@ -32,6 +34,7 @@ from detbalance.weights import frequency_groups
 
 from ..data.longtail import LongTailSpec, data_version
 from ..training.models import REGIMES
+from .decouple_tuning import decouple_tuning_path
 from .schedule_tuning import schedule_path
 from .tuning import tuning_path
 
@@ -57,8 +60,10 @@ _RUN_KEYS = (
 )
 #: Keys only some records have: a post-hoc calibration row's ``calibration`` (method, base, gamma, grid, curve);
 #: ``model`` (the detector; records made before the head rows lack it: they trained the default Faster R-CNN); a decoupled
-#: row's ``decouple`` (base, trained part, stage-2 and stage-1 iterations, stage-1 seconds).
-_OPTIONAL_KEYS = ("calibration", "model", "decouple")
+#: row's ``decouple`` (base, trained part, stage-2 and stage-1 iterations, stage-1 seconds and test-prediction
+#: seconds); ``train`` (first and final loss, iterations, detections, and since the runners time it the seconds of
+#: the test prediction, ``predict_seconds``).
+_OPTIONAL_KEYS = ("calibration", "model", "decouple", "train")
 
 
 def record_path(results_dir, version: str, framework: str, method: str, seed: int, regime: str = "scratch") -> Path:
@@ -126,10 +131,15 @@ def build_summary(records: list[dict], spec: LongTailSpec, tuning: dict | None =
 def load_summary(results_dir, spec: LongTailSpec) -> dict:
     """The summary of the records of ``spec``'s data version under ``results_dir``, with the choices made on the
     validation split where ``results_dir`` holds them for that version: the repeat threshold
-    (``tuning.rfs_threshold``) and the pretrained regime's schedule (``tuning.pretrained_schedule``)."""
+    (``tuning.rfs_threshold``), the pretrained regime's schedule (``tuning.pretrained_schedule``) and the length of
+    the tuned decoupled row's stage 2 (``tuning.decouple_fraction``)."""
     version = data_version(spec)
     tuning = {}
-    for key, path in (("rfs_threshold", tuning_path(results_dir)), ("pretrained_schedule", schedule_path(results_dir))):
+    for key, path in (
+        ("rfs_threshold", tuning_path(results_dir)),
+        ("pretrained_schedule", schedule_path(results_dir)),
+        ("decouple_fraction", decouple_tuning_path(results_dir)),
+    ):
         if path.is_file():
             chosen = json.loads(path.read_text(encoding="utf-8"))
             if chosen.get("data_version") == version:

@@ -19,7 +19,7 @@ from ..training.files import write_json
 from .methods import RFS_THRESHOLD_GRID, RFS_TUNED_BASE, get_method, rfs_variant
 from .runs import format_metric, prepare_version, run_definition, run_spec, train_and_validate
 
-__all__ = ["TUNING_SEED", "choose_threshold", "tuning_path", "tune_rfs_threshold"]
+__all__ = ["TUNING_SEED", "choose_best", "choose_threshold", "tuning_path", "tune_rfs_threshold"]
 
 TUNING_SEED = 0
 #: The validation metric the threshold maximises: the benchmark's primary metric.
@@ -31,19 +31,24 @@ def tuning_path(results_dir: str | Path) -> Path:
     return Path(results_dir) / "tuning" / "rfs_threshold.json"
 
 
-def choose_threshold(val_metric: dict[str, dict[float, float]]) -> float:
-    """The threshold with the best mean of ``val_metric[framework][threshold]`` over the frameworks (ties: the
-    smaller). Every framework must have the same thresholds and a number for each (``None``: the split has no
-    class of the metric's group)."""
+def choose_best(val_metric: dict[str, dict[float, float]], name: str = "thresholds") -> float:
+    """The candidate (a number: a threshold, a fraction) with the best mean of ``val_metric[framework][candidate]``
+    over the frameworks (ties: the smaller). Every framework must have the same candidates, ``name`` in the errors,
+    and a number for each (``None``: the split has no class of the metric's group)."""
     grids = {fw: sorted(by_t) for fw, by_t in val_metric.items()}
     if not grids or len({tuple(g) for g in grids.values()}) != 1 or not next(iter(grids.values())):
-        raise ValueError(f"val_metric thresholds={grids}; expected the same non-empty thresholds in every framework")
+        raise ValueError(f"val_metric {name}={grids}; expected the same non-empty {name} in every framework")
     missing = {fw: [t for t, v in by_t.items() if v is None or math.isnan(v)] for fw, by_t in val_metric.items()}
     if any(missing.values()):
-        raise ValueError(f"val_metric has no number at {missing}; expected one at every threshold")
-    thresholds = next(iter(grids.values()))
-    mean = {t: sum(val_metric[fw][t] for fw in val_metric) / len(val_metric) for t in thresholds}
-    return max(thresholds, key=lambda t: (mean[t], -t))
+        raise ValueError(f"val_metric has no number at {missing}; expected one at every candidate")
+    candidates = next(iter(grids.values()))
+    mean = {t: sum(val_metric[fw][t] for fw in val_metric) / len(val_metric) for t in candidates}
+    return max(candidates, key=lambda t: (mean[t], -t))
+
+
+def choose_threshold(val_metric: dict[str, dict[float, float]]) -> float:
+    """The repeat threshold of :func:`choose_best`."""
+    return choose_best(val_metric, "thresholds")
 
 
 def tune_rfs_threshold(settings, frameworks, log=print) -> dict:
