@@ -115,16 +115,13 @@ class Method:
                 f"decouple={self.decouple!r} with base={self.base!r}, calibrate={self.calibrate!r}; expected the "
                 "stage-1 row as base and no calibration"
             )
-        if self.decouple_fraction is not None and (
-            self.decouple is None
-            or isinstance(self.decouple_fraction, bool)
-            or not isinstance(self.decouple_fraction, float)
-            or not 0 < self.decouple_fraction <= 1
-        ):
-            raise ValueError(
-                f"decouple_fraction={self.decouple_fraction!r} with decouple={self.decouple!r}; expected a float in "
-                "(0, 1] on a decoupled row"
-            )
+        if self.decouple_fraction is not None:
+            if self.decouple is None:
+                raise ValueError(
+                    f"decouple_fraction={self.decouple_fraction!r} with decouple=None; expected a float in (0, 1] on "
+                    "a decoupled row"
+                )
+            _check_fraction("decouple_fraction", self.decouple_fraction)
 
     @property
     def stage2_fraction(self) -> float:
@@ -203,13 +200,18 @@ DECOUPLE_TUNED_BASE = "crt-seesaw-normed"
 DECOUPLE_TUNED_FRACTION = 1.0
 
 
+def _check_fraction(name: str, fraction) -> None:
+    """Refuse a stage-2 fraction that is not a float in (0, 1], naming it ``name``."""
+    if isinstance(fraction, bool) or not isinstance(fraction, float) or not 0 < fraction <= 1:
+        raise ValueError(f"{name}={fraction!r}; expected a float in (0, 1]")
+
+
 def decouple_schedule(schedule, fraction: float = DECOUPLE_FRACTION):
     """The stage-2 schedule of a decoupled row: ``fraction`` of ``schedule``'s iterations, its learning rate and
     warm-up (at most a quarter of the stage)."""
     import dataclasses as dc
 
-    if isinstance(fraction, bool) or not isinstance(fraction, float) or not 0 < fraction <= 1:
-        raise ValueError(f"fraction={fraction!r}; expected a float in (0, 1]")
+    _check_fraction("fraction", fraction)
     iters = max(1, round(fraction * schedule.iters))
     return dc.replace(schedule, iters=iters, warmup_iters=min(schedule.warmup_iters, max(1, iters // 4)))
 
@@ -219,8 +221,7 @@ def decouple_variant(base: Method, fraction: float) -> Method:
     its own fraction, else the row ``<base>-f<fraction>``."""
     if base.decouple is None:
         raise ValueError(f"base={base.key!r}; expected a decoupled row")
-    if isinstance(fraction, bool) or not isinstance(fraction, float) or not 0 < fraction <= 1:
-        raise ValueError(f"fraction={fraction!r}; expected a float in (0, 1]")
+    _check_fraction("fraction", fraction)
     if fraction == base.stage2_fraction:
         return base
     return dataclasses.replace(

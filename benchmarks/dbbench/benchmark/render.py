@@ -323,12 +323,17 @@ def _versus_framework_losses(runs, gaps) -> list[str]:
     return lines
 
 
+def _tried(val: dict, candidates, metric: str) -> str:
+    """The validation ``metric`` of each of a tuning's ``candidates`` per framework (``val``: framework ->
+    candidate -> metrics), as ``"<candidate>: <framework> <value>, ...; ..."``."""
+    return "; ".join(
+        f"{c}: " + ", ".join(f"{fw} {_fmt([by[c][metric]])}" for fw, by in sorted(val.items())) for c in candidates
+    )
+
+
 def _rfs_tuning(tuning: dict) -> str:
     """One sentence: the repeat thresholds tried, their validation APr per framework, the one kept."""
-    tried = "; ".join(
-        f"{t}: " + ", ".join(f"{fw} {_fmt([by_t[t]['APr']])}" for fw, by_t in sorted(tuning["val"].items()))
-        for t in next(iter(tuning["val"].values()))
-    )
+    tried = _tried(tuning["val"], next(iter(tuning["val"].values())), "APr")
     return (
         f"Repeat threshold of `{tuning['row']}`, chosen on the validation split ({_label(tuning['base'])}, seed "
         f"{tuning['seed']}, {tuning['metric']}): validation APr at {tried}; kept {tuning['chosen']:g}."
@@ -337,10 +342,7 @@ def _rfs_tuning(tuning: dict) -> str:
 
 def _schedule_tuning(tuning: dict) -> str:
     """One sentence: the fine-tuning schedules tried, their validation AP per framework, the one kept."""
-    tried = "; ".join(
-        f"{tag}: " + ", ".join(f"{fw} {_fmt([by[tag]['AP']])}" for fw, by in sorted(tuning["val"].items()))
-        for tag in tuning["grid"]
-    )
+    tried = _tried(tuning["val"], tuning["grid"], "AP")
     return (
         f"Fine-tuning schedule (SGD, batch 2), chosen on the validation split ({_label(tuning['base'])}, seed "
         f"{tuning['seed']}, {tuning['metric']}): validation AP at {tried}; kept {tuning['chosen']}."
@@ -349,10 +351,7 @@ def _schedule_tuning(tuning: dict) -> str:
 
 def _decouple_tuning(tuning: dict) -> str:
     """One sentence: the stage-2 lengths tried, their validation APr per framework, the one kept."""
-    tried = "; ".join(
-        f"{f}: " + ", ".join(f"{fw} {_fmt([by[f]['APr']])}" for fw, by in sorted(tuning["val"].items()))
-        for f in next(iter(tuning["val"].values()))
-    )
+    tried = _tried(tuning["val"], next(iter(tuning["val"].values())), "APr")
     return (
         f"Length of stage 2 of `{tuning['row']}` (fraction of the schedule's iterations), chosen on the validation "
         f"split ({_label(tuning['base'])} on the saved {tuning['stage1']} model, seed {tuning['seed']}, "
